@@ -1,0 +1,3 @@
+from prose_sim.cli import main
+
+raise SystemExit(main())

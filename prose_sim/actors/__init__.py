@@ -1,0 +1,1 @@
+"""The actors of an episode: simulated user, writing agent, inferrer, judge."""

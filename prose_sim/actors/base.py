@@ -1,0 +1,68 @@
+"""An actor: one inbox, its own state, reacting to events one at a time.
+
+Actors never call each other; they publish events on their episode's bus.
+A failure while handling an event becomes a ``StepFailed`` event for that
+task instance (the episode moves on), never a crash of the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import ClassVar, Protocol
+
+from anyio.abc import ObjectReceiveStream
+
+from prose_sim.events import Event, StepFailed
+from prose_sim.models.gateway import ModelClient, describe_error
+from prose_sim.world.personas import Persona
+from prose_sim.world.tasks import Task
+
+
+class Bus(Protocol):
+    def subscribe(self, kinds: Iterable[type[Event]]) -> ObjectReceiveStream[Event]: ...
+
+    async def publish(self, kind: type[Event], **fields: object) -> Event: ...
+
+
+@dataclass(frozen=True)
+class ActorContext:
+    """What an actor of an episode is given: its bus, its models, the world facts."""
+
+    bus: Bus
+    models: ModelClient
+    task: Task
+    framework: str
+    seed: int  # the scenario seed this episode runs under
+    personas: Mapping[str, Persona]  # the simulated users of this episode, by name
+
+
+class Actor:
+    name: ClassVar[str]
+    subscribes: ClassVar[tuple[type[Event], ...]]
+    # the protocol stage each handled event kind starts (for StepFailed)
+    stages: ClassVar[dict[type[Event], str]] = {}
+
+    def __init__(self, ctx: ActorContext):
+        self.ctx = ctx
+        self._inbox = ctx.bus.subscribe(self.subscribes)
+
+    async def run(self) -> None:
+        async with self._inbox:
+            async for event in self._inbox:
+                try:
+                    await self.handle(event)
+                except Exception as exc:  # recorded as a failed step, the run goes on
+                    stage = self.stages.get(type(event))
+                    if stage is None:
+                        raise
+                    await self.ctx.bus.publish(
+                        StepFailed,
+                        instance=getattr(event, "instance", -1),
+                        actor=self.name,
+                        stage=stage,
+                        error=describe_error(exc),
+                    )
+
+    async def handle(self, event: Event) -> None:
+        raise NotImplementedError

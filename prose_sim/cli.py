@@ -1,0 +1,243 @@
+"""Command line: ``python -m prose_sim <command>`` (also installed as ``prose-sim``).
+
+Exit codes: 0 success, 1 a run that could not finish, 2 bad input (one line
+on stderr, no traceback), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import anyio
+import structlog
+from rich.console import Console
+from rich.table import Table
+
+from prose_sim import __version__
+from prose_sim.errors import UsageError
+
+EXIT_OK, EXIT_RUN_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="prose-sim",
+        description="Simulate learning users' writing preferences from their writing samples.",
+    )
+    parser.add_argument("--version", action="version", version=f"prose_sim {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = commands.add_parser("run", help="run a scenario", description="Run a scenario file.")
+    run.add_argument("scenario", type=Path, help="scenario TOML file")
+    run.add_argument("--out", type=Path, help="run folder (default: runs/<name>-<timestamp>)")
+    run.add_argument("--concurrency", type=int, help="episodes in flight at once (default: all)")
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a scenario key, e.g. --set seeds=[1,2] --set models.user.latency_s=0.1",
+    )
+    run.add_argument(
+        "--progress",
+        choices=["auto", "bar", "log", "off"],
+        default="auto",
+        help="progress display (auto: a bar on a terminal, log lines otherwise)",
+    )
+    run.set_defaults(handler=_cmd_run)
+
+    personas = commands.add_parser("personas", help="the simulated users")
+    persona_cmds = personas.add_subparsers(dest="personas_command", metavar="ACTION", required=True)
+    p_list = persona_cmds.add_parser("list", help="list the built-in personas")
+    p_list.set_defaults(handler=_cmd_personas_list)
+    p_show = persona_cmds.add_parser("show", help="show one persona's preferences")
+    p_show.add_argument("name", help="persona name, e.g. cnn_dailymail")
+    p_show.add_argument("--task", help="summarization or email_writing")
+    p_show.add_argument("--framework", help="plume or prelude")
+    p_show.set_defaults(handler=_cmd_personas_show)
+
+    corpus = commands.add_parser("corpus", help="the bundled documents")
+    corpus_cmds = corpus.add_subparsers(dest="corpus_command", metavar="ACTION", required=True)
+    c_list = corpus_cmds.add_parser("list", help="documents per source, with word-length ranges")
+    c_list.set_defaults(handler=_cmd_corpus_list)
+    c_show = corpus_cmds.add_parser("show", help="list a source's documents, or print one")
+    c_show.add_argument("source")
+    c_show.add_argument("id", nargs="?", help="document id (default: list the source's ids)")
+    c_show.set_defaults(handler=_cmd_corpus_show)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _configure_logging()
+    try:
+        return args.handler(args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _configure_logging() -> None:
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso"),
+            structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+
+
+def _console() -> Console:
+    """Rich console; wide enough for the tables when output is not a terminal."""
+    return Console(width=None if sys.stdout.isatty() else 160)
+
+
+# --- run ----------------------------------------------------------------------
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from prose_sim.runtime.runner import default_run_dir, execute
+    from prose_sim.scenario import load_scenario
+
+    if args.concurrency is not None and args.concurrency < 1:
+        raise UsageError("--concurrency must be at least 1")
+    scenario = load_scenario(args.scenario, args.overrides)
+    run_dir = args.out or default_run_dir(scenario)
+    outcome = anyio.run(
+        lambda: execute(scenario, run_dir, concurrency=args.concurrency, progress=args.progress)
+    )
+    _print_summary(outcome)
+    if outcome.status != "completed":
+        print(
+            f"error: {outcome.episodes_failed} of {outcome.episodes} episodes failed; see {run_dir}/events.jsonl",
+            file=sys.stderr,
+        )
+        return EXIT_RUN_FAILED
+    return EXIT_OK
+
+
+def _fmt(value: float, err: float | None = None) -> str:
+    if value != value:  # nan
+        return "-"
+    text = f"{value:.3f}"
+    if err is not None and err == err:
+        text += f" ± {err:.3f}"
+    return text
+
+
+def _print_summary(outcome) -> None:
+    console = _console()
+    metric_names = list(outcome.methods[0].metrics) if outcome.methods else []
+    table = Table(title=f"prose_sim results ({outcome.run_dir})")
+    for column in ["task", "framework", "method", "instances", "failed"]:
+        table.add_column(column)
+    for name in metric_names:
+        table.add_column(name, justify="right")
+    table.add_column("calls/inst", justify="right")
+    table.add_column("tokens/inst", justify="right")
+    for m in outcome.methods:
+        table.add_row(
+            m.task,
+            m.framework,
+            m.method,
+            str(m.instances),
+            str(m.failed),
+            *[_fmt(m.metrics[n], m.stderr[n]) for n in metric_names],
+            f"{m.calls_per_instance:.1f}",
+            f"{m.tokens_per_instance:.0f}",
+        )
+    console.print(table)
+    console.print(
+        f"{outcome.episodes_completed}/{outcome.episodes} episodes, {outcome.instances} instances "
+        f"({outcome.instances_failed} failed), {outcome.model_calls:,} model calls "
+        f"({outcome.model_failures} failed), {outcome.input_tokens + outcome.output_tokens:,} tokens, "
+        f"{outcome.events:,} events in {outcome.wall_s:.1f} s "
+        f"({outcome.model_calls_per_s:,.0f} calls/s, peak RSS {outcome.peak_rss_mb:.0f} MB)"
+    )
+    console.print(f"results: {outcome.run_dir}/results.csv  log: {outcome.run_dir}/events.jsonl")
+
+
+# --- personas -------------------------------------------------------------------
+
+
+def _cmd_personas_list(args: argparse.Namespace) -> int:
+    from prose_sim.world.personas import builtin_catalog
+
+    table = Table(title="built-in personas")
+    for column in ["framework", "task", "name", "source", "preferences"]:
+        table.add_column(column)
+    for p in builtin_catalog():
+        table.add_row(p.framework, p.task, p.name, p.source, p.preferences)
+    _console().print(table)
+    return EXIT_OK
+
+
+def _cmd_personas_show(args: argparse.Namespace) -> int:
+    from prose_sim.world.personas import builtin_catalog
+
+    found = [
+        p
+        for p in builtin_catalog()
+        if p.name == args.name
+        and (args.task is None or p.task == args.task)
+        and (args.framework is None or p.framework == args.framework)
+    ]
+    if not found:
+        raise UsageError(f"no persona named {args.name!r} (see `prose-sim personas list`)")
+    for p in found:
+        print(f"{p.framework} / {p.task} / {p.name}  (documents: {p.source})")
+        for component in p.components:
+            print(f"  - {component}")
+    return EXIT_OK
+
+
+# --- corpus ---------------------------------------------------------------------
+
+
+def _cmd_corpus_list(args: argparse.Namespace) -> int:
+    from prose_sim.world.corpus import SOURCES, bundled_corpus
+
+    corpus = bundled_corpus()
+    table = Table(title="bundled corpus")
+    for column in ["source", "genre", "documents", "words (min-max)", "paper's dataset"]:
+        table.add_column(column)
+    for name in corpus.sources():
+        docs = corpus.documents(name)
+        words = [d.words for d in docs]
+        info = SOURCES.get(name)
+        table.add_row(
+            name,
+            info.genre if info else "",
+            str(len(docs)),
+            f"{min(words)}-{max(words)}",
+            info.hf_dataset if info else "",
+        )
+    _console().print(table)
+    return EXIT_OK
+
+
+def _cmd_corpus_show(args: argparse.Namespace) -> int:
+    from prose_sim.world.corpus import bundled_corpus
+
+    corpus = bundled_corpus()
+    if args.source not in corpus.sources():
+        raise UsageError(f"unknown source {args.source!r} (known: {', '.join(corpus.sources())})")
+    if args.id is None:
+        for doc in corpus.documents(args.source):
+            first = doc.text.strip().splitlines()[0]
+            print(f"{doc.id}\t{doc.words} words\t{first[:70]}")
+        return EXIT_OK
+    doc = corpus.get(args.source, args.id)
+    print(f"# {doc.id} ({doc.source}, {doc.words} words)\n")
+    print(doc.text)
+    return EXIT_OK

@@ -1,0 +1,170 @@
+"""The event union: every state change of a simulation is one of these.
+
+Events are immutable msgspec Structs tagged by ``kind``. The log of a run
+(``events.jsonl``) is a sequence of them, and it is enough to rebuild the
+run's results: nothing that matters lives only in memory.
+
+Every event carries the run id, the episode id (empty for run-level events),
+a per-episode sequence number and a wall-clock timestamp. ``instance`` is the
+index of the task instance inside its episode.
+"""
+
+from __future__ import annotations
+
+from typing import Union
+
+import msgspec
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
+    run_id: str
+    episode_id: str
+    seq: int
+    ts: float
+
+
+# --- run and episode life -------------------------------------------------
+
+
+class RunStarted(Event, frozen=True, tag="run_started"):
+    scenario_name: str
+    scenario_digest: str
+    episodes: int
+    version: str
+
+
+class RunFinished(Event, frozen=True, tag="run_finished"):
+    status: str  # completed | interrupted | failed
+    wall_s: float
+    episodes_completed: int
+    episodes_failed: int
+
+
+class EpisodeStarted(Event, frozen=True, tag="episode_started"):
+    task: str
+    framework: str
+    method: str
+    seed: int
+    personas: list[str]
+    instances: int
+    models: dict[str, str]  # role -> model name
+
+
+class EpisodeFinished(Event, frozen=True, tag="episode_finished"):
+    status: str  # completed | failed
+    instances_completed: int
+    instances_failed: int
+    error: str = ""
+
+
+# --- one task instance (the paper's Algorithm 1) --------------------------
+
+
+class InstanceStarted(Event, frozen=True, tag="instance_started"):
+    instance: int
+    persona: str
+    document_id: str
+    document: str
+
+
+class PreferencesRetrieved(Event, frozen=True, tag="preferences_retrieved"):
+    """The inferrer's 'complete' step: what the writing agent drafts with."""
+
+    instance: int
+    preferences: str
+    examples: list[tuple[str, str]] = []  # (document, user text) pairs for ICL
+
+
+class DraftProduced(Event, frozen=True, tag="draft_produced"):
+    instance: int
+    text: str
+    preferences: str
+
+
+class DemonstrationProduced(Event, frozen=True, tag="demonstration_produced"):
+    instance: int
+    text: str
+    accepted: bool = False  # PRELUDE: the user accepted the draft unchanged
+
+
+class PreferencesInferred(Event, frozen=True, tag="preferences_inferred"):
+    """The inferrer's 'learn' step is done for this instance."""
+
+    instance: int
+    preferences: str
+    components: list[str] = []
+
+
+class MetricsComputed(Event, frozen=True, tag="metrics_computed"):
+    instance: int
+    metrics: dict[str, float]
+
+
+class InstanceFinished(Event, frozen=True, tag="instance_finished"):
+    instance: int
+    status: str  # ok | failed
+
+
+class StepFailed(Event, frozen=True, tag="step_failed"):
+    """A protocol step could not be done; the instance is recorded as failed."""
+
+    instance: int
+    actor: str
+    stage: str
+    error: str
+
+
+# --- model traffic ----------------------------------------------------------
+
+
+class ModelRequested(Event, frozen=True, tag="model_requested"):
+    request_id: str
+    instance: int
+    role: str
+    purpose: str
+    model: str
+    request_hash: str
+    messages: list[dict[str, str]]
+
+
+class ModelResponded(Event, frozen=True, tag="model_responded"):
+    request_id: str
+    instance: int
+    role: str
+    purpose: str
+    text: str
+    input_tokens: int
+    output_tokens: int
+    latency_s: float
+    cached: bool = False
+    attempts: int = 1
+
+
+class ModelFailed(Event, frozen=True, tag="model_failed"):
+    request_id: str
+    instance: int
+    role: str
+    purpose: str
+    error: str
+    attempts: int = 1
+
+
+AnyEvent = Union[
+    RunStarted,
+    RunFinished,
+    EpisodeStarted,
+    EpisodeFinished,
+    InstanceStarted,
+    PreferencesRetrieved,
+    DraftProduced,
+    DemonstrationProduced,
+    PreferencesInferred,
+    MetricsComputed,
+    InstanceFinished,
+    StepFailed,
+    ModelRequested,
+    ModelResponded,
+    ModelFailed,
+]
+
+EVENT_TYPES: tuple[type[Event], ...] = AnyEvent.__args__  # type: ignore[attr-defined]

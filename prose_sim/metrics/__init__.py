@@ -1,0 +1,1 @@
+"""Metrics: text distances, judge scores, verifiable-preference checks."""

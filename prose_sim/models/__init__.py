@@ -1,0 +1,1 @@
+"""The only door to models: requests, backends, and the gateway around them."""

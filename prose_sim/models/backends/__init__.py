@@ -1,0 +1,1 @@
+"""Model backends, one file each; ``build_backend`` picks one for a model spec."""

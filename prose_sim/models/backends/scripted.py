@@ -1,0 +1,109 @@
+"""The scripted backend: a deterministic, seeded test double.
+
+It answers every purpose in the format the real prompts ask for, with
+simulated latency and token counts, so the whole machinery can be tested and
+benchmarked without a model. Its outputs are word salad drawn from the prompt:
+nothing it produces is a research result.
+
+Every answer depends only on (seed, request content), never on call order.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+
+import anyio
+import anyio.lowlevel
+import msgspec
+
+from prose_sim.models.protocol import Completion, ModelRequest
+from prose_sim.scales import FPM_SCALE, PPCM_SCALE, SIMILARITY_RANGE, VALIDATION_SCALE
+from prose_sim.seeding import derive_seed
+
+STYLE_PHRASES = (
+    "use short sentences",
+    "adopt a playful tone",
+    "include a rhetorical question",
+    "write in the second person",
+    "use bullet points",
+    "include emojis",
+    "keep it brief",
+    "use vivid imagery",
+    "open with a question",
+    "use formal language",
+    "include a simile",
+    "end with a call to action",
+)
+
+_VERDICT_SCALES = {
+    "validate": VALIDATION_SCALE,
+    "judge_ppcm": PPCM_SCALE,
+    "judge_fpm": FPM_SCALE,
+}
+_PREFERENCE_PURPOSES = {"infer", "refine", "coalesce", "merge"}
+_WRITING_PURPOSES = {"draft", "demonstrate", "edit", "candidate"}
+
+
+class ScriptedSettings(msgspec.Struct, frozen=True, kw_only=True):
+    seed: int = 0
+    latency_s: float = 0.0  # mean simulated latency per request
+    latency_jitter: float = 0.0  # +- fraction of the mean, uniform
+    min_words: int = 30
+    max_words: int = 90
+
+
+def estimate_tokens(text: str) -> int:
+    """A rough token count (about 4 tokens per 3 words) for simulated usage."""
+    return (len(text.split()) * 4 + 2) // 3
+
+
+class ScriptedBackend:
+    def __init__(self, settings: ScriptedSettings = ScriptedSettings()):
+        self.settings = settings
+
+    async def complete(self, request: ModelRequest) -> Completion:
+        s = self.settings
+        rng = random.Random(derive_seed(s.seed, request.content_hash()))
+        latency = s.latency_s * (1.0 + s.latency_jitter * rng.uniform(-1.0, 1.0))
+        if latency > 0:
+            await anyio.sleep(latency)
+        else:
+            await anyio.lowlevel.checkpoint()
+        text = self._answer(request, rng)
+        prompt = " ".join(m["content"] for m in request.messages)
+        return Completion(
+            text=text,
+            input_tokens=estimate_tokens(prompt),
+            output_tokens=estimate_tokens(text),
+        )
+
+    def _answer(self, request: ModelRequest, rng: random.Random) -> str:
+        purpose = request.purpose
+        if purpose in _VERDICT_SCALES:
+            keyword = rng.choice(list(_VERDICT_SCALES[purpose]))
+            return f"The text was compared with the description.\nVerdict: {keyword}"
+        if purpose == "judge_similarity":
+            return f"Score: {rng.randint(*SIMILARITY_RANGE)}"
+        if purpose in _PREFERENCE_PURPOSES:
+            picks = rng.sample(STYLE_PHRASES, rng.randint(1, 4))
+            return "Preferences: " + "; ".join(picks)
+        if purpose == "breakdown":
+            picks = rng.sample(STYLE_PHRASES, rng.randint(1, 4))
+            return "Preferences: " + json.dumps(picks)
+        if purpose == "edit" and rng.random() < 0.2:
+            return "ACCEPT"
+        return self._writing(request, rng)
+
+    def _writing(self, request: ModelRequest, rng: random.Random) -> str:
+        """Words drawn in short runs from the last message: overlapping prompts
+        give overlapping texts, as real writers of the same document would."""
+        words = request.messages[-1]["content"].split() if request.messages else []
+        if not words:
+            return "Nothing to write about."
+        n = rng.randint(self.settings.min_words, max(self.settings.min_words, self.settings.max_words))
+        out: list[str] = []
+        while len(out) < n:
+            start = rng.randrange(len(words))
+            out.extend(words[start : start + rng.randint(3, 8)])
+        return " ".join(out[:n])

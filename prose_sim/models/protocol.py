@@ -1,0 +1,68 @@
+"""What a model request and completion are, and the one-method backend protocol.
+
+A backend turns one request into one completion. Everything else (retries,
+accounting, later caching and rate limits) wraps backends once, in the gateway.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Protocol
+
+import msgspec
+
+ROLES: tuple[str, ...] = ("user", "agent", "judge")
+
+
+class SamplingParams(msgspec.Struct, frozen=True, kw_only=True):
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = 0
+    repetition_penalty: float = 1.0
+    max_new_tokens: int = 512
+    seed: int = 0
+
+
+class ModelRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """One chat completion asked for by an actor.
+
+    ``role`` is who asks (user, agent, judge) and ``purpose`` why (draft,
+    demonstrate, infer, validate, judge_ppcm, ...): accounting, replay and the
+    scripted backend all key on them.
+    """
+
+    role: str
+    purpose: str
+    episode_id: str
+    instance: int
+    model: str
+    messages: list[dict[str, str]]
+    params: SamplingParams = SamplingParams()
+    # text the answer must start with (e.g. "Preferences:"), for backends that allow it
+    response_prefix: str = ""
+
+    def content_hash(self) -> str:
+        """Hash of what the model sees: model, messages, sampling, prefix.
+
+        Independent of who asked, so identical prompts share cache entries.
+        """
+        payload = msgspec.json.encode(
+            (self.model, self.messages, self.params, self.response_prefix)
+        )
+        return hashlib.blake2b(payload, digest_size=12).hexdigest()
+
+
+class Completion(msgspec.Struct, frozen=True, kw_only=True):
+    text: str
+    input_tokens: int
+    output_tokens: int
+
+
+class Backend(Protocol):
+    async def complete(self, request: ModelRequest) -> Completion:
+        """Answer one request. Raise on failure; the gateway retries."""
+        ...
+
+
+class ModelCallFailed(Exception):
+    """A request failed after every retry. The caller records a failed step."""

@@ -1,0 +1,1 @@
+"""Running simulations: the bus, the event log, the runner."""

@@ -1,0 +1,76 @@
+"""The event bus of one episode.
+
+Actors subscribe to event kinds and receive them in their own bounded inbox
+(an anyio memory stream). Publishing stamps the event with the run id,
+episode id, a per-episode sequence number and the time, forwards it to the
+run's sink (the single writer of the event log) and then to every subscriber.
+Bounded buffers give back-pressure: a slow log writer slows the episodes down
+instead of letting memory grow.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from prose_sim.events import Event
+
+INBOX_SIZE = 16
+
+
+async def _deliver(stream: MemoryObjectSendStream[Event], event: Event) -> None:
+    """Deliver without yielding while there is room.
+
+    An event therefore reaches all its subscribers before any of them can
+    react to it, so causes precede their effects in every inbox. Only a full
+    buffer makes the publisher wait.
+    """
+    try:
+        stream.send_nowait(event)
+    except anyio.WouldBlock:
+        await stream.send(event)
+
+
+class EpisodeBus:
+    def __init__(self, run_id: str, episode_id: str, sink: MemoryObjectSendStream[Event]):
+        self.run_id = run_id
+        self.episode_id = episode_id
+        self._sink = sink
+        self._seq = 0
+        self._subscribers: dict[type[Event], list[MemoryObjectSendStream[Event]]] = {}
+        self._inboxes: list[MemoryObjectSendStream[Event]] = []
+        self.closed = False
+
+    def subscribe(self, kinds: Iterable[type[Event]]) -> MemoryObjectReceiveStream[Event]:
+        """A new inbox receiving every later event of the given kinds."""
+        send, receive = anyio.create_memory_object_stream[Event](INBOX_SIZE)
+        self._inboxes.append(send)
+        for kind in kinds:
+            self._subscribers.setdefault(kind, []).append(send)
+        return receive
+
+    async def publish(self, kind: type[Event], **fields: object) -> Event:
+        event = kind(
+            run_id=self.run_id,
+            episode_id=self.episode_id,
+            seq=self._seq,
+            ts=time.time(),
+            **fields,
+        )
+        self._seq += 1
+        await _deliver(self._sink, event)
+        for inbox in self._subscribers.get(kind, ()):
+            await _deliver(inbox, event)
+        return event
+
+    async def aclose(self) -> None:
+        """End every inbox (their actors finish) and release the sink."""
+        if self.closed:
+            return
+        self.closed = True
+        for inbox in self._inboxes:
+            await inbox.aclose()
+        await self._sink.aclose()

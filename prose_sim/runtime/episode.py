@@ -1,0 +1,153 @@
+"""One episode: an inferring agent's life over a sequence of task instances.
+
+The director drives the paper's Algorithm 1 for each instance by publishing
+``InstanceStarted`` and waiting until the instance is both learned from and
+scored (or a step failed); the actors do the rest by reacting to events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import anyio
+from anyio.streams.memory import MemoryObjectSendStream
+
+from prose_sim.actors.agent import WritingAgent
+from prose_sim.actors.base import ActorContext
+from prose_sim.actors.inferrers import METHODS
+from prose_sim.actors.judge import Judge
+from prose_sim.actors.user import SimulatedUser
+from prose_sim.events import (
+    EpisodeFinished,
+    EpisodeStarted,
+    Event,
+    InstanceFinished,
+    InstanceStarted,
+    MetricsComputed,
+    PreferencesInferred,
+    StepFailed,
+)
+from prose_sim.models.gateway import Gateway, ModelClient, RoleModel, describe_error
+from prose_sim.runtime.bus import EpisodeBus
+from prose_sim.runtime.plan import EpisodePlan
+from prose_sim.world.corpus import Corpus, Document
+from prose_sim.world.personas import PersonaCatalog
+from prose_sim.world.tasks import TASKS
+
+# Each instance ends once both branches after the demonstration are done.
+_BRANCH_OF = {PreferencesInferred: "learn", MetricsComputed: "score"}
+
+
+class EpisodeWorld:
+    """The run-wide things an episode needs: world data, gateway, role models."""
+
+    def __init__(
+        self,
+        run_id: str,
+        catalog: PersonaCatalog,
+        corpus: Corpus,
+        gateway: Gateway,
+        roles: Mapping[str, RoleModel],
+        demonstrations_per_user: int,
+    ):
+        self.run_id = run_id
+        self.catalog = catalog
+        self.corpus = corpus
+        self.gateway = gateway
+        self.roles = roles
+        self.demonstrations_per_user = demonstrations_per_user
+
+    def instances(self, plan: EpisodePlan) -> list[tuple[str, Document]]:
+        """The (persona, document) sequence of an episode, fixed by seed and user."""
+        out = []
+        for name in plan.personas:
+            persona = self.catalog.get(plan.framework, plan.task, name)
+            key = f"{plan.framework}/{plan.task}/{name}"
+            for doc in self.corpus.draw(persona.source, self.demonstrations_per_user, plan.seed, key):
+                out.append((name, doc))
+        return out
+
+
+async def run_episode(plan: EpisodePlan, world: EpisodeWorld, sink: MemoryObjectSendStream[Event]) -> str:
+    """Run one episode to its end; returns its status. Never raises for its own failures."""
+    bus = EpisodeBus(world.run_id, plan.episode_id, sink)
+    instances = world.instances(plan)
+    try:
+        ctx = ActorContext(
+            bus=bus,
+            models=ModelClient(world.gateway, bus.publish, world.roles, plan.episode_id, plan.seed),
+            task=TASKS[plan.task],
+            framework=plan.framework,
+            seed=plan.seed,
+            personas={n: world.catalog.get(plan.framework, plan.task, n) for n in plan.personas},
+        )
+        director_inbox = bus.subscribe((PreferencesInferred, MetricsComputed, StepFailed))
+        actors = [
+            SimulatedUser(ctx),
+            WritingAgent(ctx),
+            METHODS[plan.method](ctx),
+            Judge(ctx),
+        ]
+        await bus.publish(
+            EpisodeStarted,
+            task=plan.task,
+            framework=plan.framework,
+            method=plan.method_label,
+            seed=plan.seed,
+            personas=list(plan.personas),
+            instances=len(instances),
+            models={role: served.model for role, served in world.roles.items()},
+        )
+        completed = failed = 0
+        async with anyio.create_task_group() as tg:
+            for actor in actors:
+                tg.start_soon(actor.run)
+            async with director_inbox:
+                for index, (persona, doc) in enumerate(instances):
+                    await bus.publish(
+                        InstanceStarted,
+                        instance=index,
+                        persona=persona,
+                        document_id=doc.id,
+                        document=doc.text,
+                    )
+                    ok = await _await_instance(director_inbox, index)
+                    await bus.publish(InstanceFinished, instance=index, status="ok" if ok else "failed")
+                    completed, failed = completed + ok, failed + (not ok)
+            await bus.publish(
+                EpisodeFinished, status="completed", instances_completed=completed, instances_failed=failed
+            )
+            await bus.aclose()  # ends the actors' inboxes
+        return "completed"
+    except Exception as exc:  # a bug in an actor: the episode fails, the run goes on
+        with anyio.CancelScope(shield=True):
+            if bus.closed:
+                return "failed"
+            await bus.publish(
+                EpisodeFinished,
+                status="failed",
+                instances_completed=0,
+                instances_failed=len(instances),
+                error=describe_error(exc),
+            )
+            await bus.aclose()
+        return "failed"
+
+
+async def _await_instance(inbox, index: int) -> bool:
+    pending = {"learn", "score"}
+    ok = True
+    async for event in inbox:
+        if getattr(event, "instance", None) != index:
+            continue
+        if isinstance(event, StepFailed):
+            ok = False
+            if event.stage in pending:
+                pending.discard(event.stage)
+            else:  # an upstream step failed: nothing downstream will happen
+                pending.clear()
+        else:
+            pending.discard(_BRANCH_OF[type(event)])
+        if not pending:
+            return ok
+    raise RuntimeError("episode bus closed while an instance was in flight")

@@ -1,0 +1,237 @@
+"""Results built from the event stream: per-instance rows and run accounting.
+
+The collector only observes events, so the same code builds results during a
+run and later from a recorded log. ``results.csv`` holds only values that do
+not depend on timing (so runs at any concurrency give identical bytes);
+timings go to the summary.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+
+import msgspec
+
+from prose_sim.events import (
+    EpisodeFinished,
+    EpisodeStarted,
+    Event,
+    InstanceFinished,
+    InstanceStarted,
+    MetricsComputed,
+    ModelFailed,
+    ModelResponded,
+)
+
+ID_COLUMNS = [
+    "task",
+    "framework",
+    "method",
+    "agent_model",
+    "user_model",
+    "judge_model",
+    "seed",
+    "user",
+    "instance",
+    "document_id",
+    "status",
+]
+ACCOUNT_COLUMNS = [
+    "calls",
+    "failed_calls",
+    "input_tokens",
+    "output_tokens",
+    "agent_calls",
+    "agent_input_tokens",
+    "agent_output_tokens",
+]
+
+
+class Usage(msgspec.Struct):
+    calls: int = 0
+    failed: int = 0
+    attempts: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    latency_s: float = 0.0
+
+    def add(self, event: ModelResponded | ModelFailed) -> None:
+        self.attempts += event.attempts
+        if isinstance(event, ModelFailed):
+            self.failed += 1
+            return
+        self.calls += 1
+        self.input_tokens += event.input_tokens
+        self.output_tokens += event.output_tokens
+        self.latency_s += event.latency_s
+
+
+class ResultsCollector:
+    def __init__(self) -> None:
+        self._episodes: dict[str, EpisodeStarted] = {}
+        self._rows: dict[tuple[str, int], dict[str, object]] = {}
+        self._instance_usage: dict[tuple[str, int], dict[str, Usage]] = defaultdict(
+            lambda: defaultdict(Usage)
+        )
+        self.usage_by_role_purpose: dict[tuple[str, str], Usage] = defaultdict(Usage)
+        self.episodes_finished: dict[str, str] = {}
+        self.instances_finished = 0
+        self.events = 0
+
+    def observe(self, event: Event) -> None:
+        self.events += 1
+        kind = type(event)
+        if kind is ModelResponded or kind is ModelFailed:
+            self.usage_by_role_purpose[(event.role, event.purpose)].add(event)
+            self._instance_usage[(event.episode_id, event.instance)][event.role].add(event)
+        elif kind is InstanceStarted:
+            ep = self._episodes[event.episode_id]
+            self._rows[(event.episode_id, event.instance)] = {
+                "task": ep.task,
+                "framework": ep.framework,
+                "method": ep.method,
+                "agent_model": ep.models.get("agent", ""),
+                "user_model": ep.models.get("user", ""),
+                "judge_model": ep.models.get("judge", ""),
+                "seed": ep.seed,
+                "user": event.persona,
+                "instance": event.instance,
+                "document_id": event.document_id,
+                "status": "unfinished",
+            }
+        elif kind is MetricsComputed:
+            self._rows[(event.episode_id, event.instance)].update(event.metrics)
+        elif kind is InstanceFinished:
+            self._rows[(event.episode_id, event.instance)]["status"] = event.status
+            self.instances_finished += 1
+        elif kind is EpisodeStarted:
+            self._episodes[event.episode_id] = event
+        elif kind is EpisodeFinished:
+            self.episodes_finished[event.episode_id] = event.status
+
+    def observe_all(self, events: Iterable[Event]) -> ResultsCollector:
+        for event in events:
+            self.observe(event)
+        return self
+
+    def rows(self) -> list[dict[str, object]]:
+        """One row per task instance, in a fixed order, with its model accounting."""
+        out = []
+        for key in sorted(self._rows, key=_row_order(self._rows)):
+            row = dict(self._rows[key])
+            usage = self._instance_usage.get(key, {})
+            total = Usage()
+            for role_usage in usage.values():
+                total.calls += role_usage.calls
+                total.failed += role_usage.failed
+                total.input_tokens += role_usage.input_tokens
+                total.output_tokens += role_usage.output_tokens
+            agent = usage.get("agent", Usage())
+            row.update(
+                calls=total.calls,
+                failed_calls=total.failed,
+                input_tokens=total.input_tokens,
+                output_tokens=total.output_tokens,
+                agent_calls=agent.calls,
+                agent_input_tokens=agent.input_tokens,
+                agent_output_tokens=agent.output_tokens,
+            )
+            out.append(row)
+        return out
+
+    def results_csv(self) -> str:
+        rows = self.rows()
+        metric_names = sorted(
+            {k for row in rows for k in row} - set(ID_COLUMNS) - set(ACCOUNT_COLUMNS)
+        )
+        columns = ID_COLUMNS + metric_names + ACCOUNT_COLUMNS
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: _cell(row.get(k, "")) for k in columns})
+        return buffer.getvalue()
+
+
+def _row_order(rows):
+    def key(k):
+        row = rows[k]
+        return (row["task"], row["framework"], row["method"], row["seed"], k[0], k[1])
+
+    return key
+
+
+def _cell(value: object) -> object:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ""
+        return repr(value)
+    return value
+
+
+# --- summaries -----------------------------------------------------------------
+
+
+def mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else math.nan
+
+
+def stderr(values: list[float]) -> float:
+    """Standard error of the mean (sample standard deviation / sqrt(n))."""
+    n = len(values)
+    if n < 2:
+        return math.nan
+    m = mean(values)
+    return math.sqrt(sum((v - m) ** 2 for v in values) / (n - 1)) / math.sqrt(n)
+
+
+class MethodSummary(msgspec.Struct):
+    task: str
+    framework: str
+    method: str
+    instances: int
+    failed: int
+    metrics: dict[str, float]  # per-seed means, averaged over seeds
+    stderr: dict[str, float]  # standard error over seeds
+    calls_per_instance: float
+    tokens_per_instance: float
+
+
+def summarize_methods(rows: list[dict[str, object]], metric_names: list[str]) -> list[MethodSummary]:
+    """Mean over seeds of per-seed means, with standard error over seeds (as the paper reports)."""
+    groups: dict[tuple[str, str, str], list[dict[str, object]]] = defaultdict(list)
+    for row in rows:
+        groups[(row["task"], row["framework"], row["method"])].append(row)
+    out = []
+    for (task, framework, method), group in sorted(groups.items()):
+        ok = [r for r in group if r["status"] == "ok"]
+        by_seed: dict[object, list[dict[str, object]]] = defaultdict(list)
+        for r in ok:
+            by_seed[r["seed"]].append(r)
+        means, errors = {}, {}
+        for name in metric_names:
+            per_seed = [
+                mean([float(r[name]) for r in seed_rows if name in r]) for seed_rows in by_seed.values()
+            ]
+            per_seed = [v for v in per_seed if not math.isnan(v)]
+            means[name], errors[name] = mean(per_seed), stderr(per_seed)
+        out.append(
+            MethodSummary(
+                task=task,
+                framework=framework,
+                method=method,
+                instances=len(group),
+                failed=len(group) - len(ok),
+                metrics=means,
+                stderr=errors,
+                calls_per_instance=mean([float(r["calls"]) for r in group]),
+                tokens_per_instance=mean(
+                    [float(r["input_tokens"]) + float(r["output_tokens"]) for r in group]
+                ),
+            )
+        )
+    return out

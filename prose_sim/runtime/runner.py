@@ -1,0 +1,231 @@
+"""The runner: a scenario in, a run folder out.
+
+It expands the scenario into episodes, runs them concurrently (at most
+``concurrency`` at once) against one shared model gateway, streams every
+event into one sink whose single consumer writes the event log and feeds the
+results collector, and finally writes ``results.csv`` and ``summary.json``.
+
+Run folder: ``scenario.toml`` (resolved), ``events.jsonl``, ``results.csv``,
+``summary.json``.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import anyio
+import msgspec
+from anyio.streams.memory import MemoryObjectReceiveStream
+
+from prose_sim import __version__
+from prose_sim.errors import UsageError
+from prose_sim.events import Event, RunFinished, RunStarted
+from prose_sim.models.backends.scripted import ScriptedBackend, ScriptedSettings
+from prose_sim.models.gateway import Gateway, RetryPolicy, RoleModel
+from prose_sim.models.protocol import ROLES, Backend, SamplingParams
+from prose_sim.runtime.bus import EpisodeBus
+from prose_sim.runtime.episode import EpisodeWorld, run_episode
+from prose_sim.runtime.eventlog import EventLogWriter
+from prose_sim.runtime.plan import expand
+from prose_sim.runtime.progress import show_progress
+from prose_sim.runtime.results import MethodSummary, ResultsCollector, Usage, summarize_methods
+from prose_sim.scenario import ModelSpec, Scenario, dump_scenario
+from prose_sim.world.corpus import bundled_corpus
+from prose_sim.world.personas import builtin_catalog
+
+SINK_BUFFER = 8192
+SUMMARY_METRICS = ["levenshtein_norm", "levenshtein", "preference_length"]
+
+
+class RunOutcome(msgspec.Struct, kw_only=True):
+    run_dir: str
+    status: str  # completed | failed
+    episodes: int
+    episodes_completed: int
+    episodes_failed: int
+    instances: int
+    instances_failed: int
+    events: int
+    model_calls: int
+    model_failures: int
+    input_tokens: int
+    output_tokens: int
+    wall_s: float
+    model_calls_per_s: float
+    peak_rss_mb: float
+    concurrency: int
+    methods: list[MethodSummary]
+    usage: list[dict[str, object]]  # by role and purpose
+
+
+def build_models(scenario: Scenario) -> tuple[dict[str, Backend], dict[str, RoleModel]]:
+    """One backend per role from the scenario's model table."""
+    backends: dict[str, Backend] = {}
+    roles: dict[str, RoleModel] = {}
+    for role in ROLES:
+        spec: ModelSpec = getattr(scenario.models, role)
+        backends[role] = ScriptedBackend(
+            ScriptedSettings(
+                latency_s=spec.latency_s,
+                latency_jitter=spec.latency_jitter,
+                min_words=spec.min_words,
+                max_words=spec.max_words,
+            )
+        )
+        roles[role] = RoleModel(
+            backend=role,
+            model=spec.model or spec.backend,
+            params=SamplingParams(
+                temperature=spec.temperature,
+                top_p=spec.top_p,
+                top_k=spec.top_k,
+                repetition_penalty=spec.repetition_penalty,
+                max_new_tokens=spec.max_new_tokens,
+            ),
+        )
+    return backends, roles
+
+
+def default_run_dir(scenario: Scenario, root: Path = Path("runs")) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    candidate = root / f"{scenario.name}-{stamp}"
+    n = 1
+    while candidate.exists():
+        n += 1
+        candidate = root / f"{scenario.name}-{stamp}-{n}"
+    return candidate
+
+
+def prepare_run_dir(run_dir: Path) -> None:
+    if (run_dir / "events.jsonl").exists():
+        raise UsageError(f"{run_dir}: already holds a run (events.jsonl); choose another --out")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{run_dir}: cannot create the run folder: {exc}") from None
+
+
+async def execute(
+    scenario: Scenario,
+    run_dir: Path,
+    *,
+    concurrency: int | None = None,
+    backends: Mapping[str, Backend] | None = None,
+    progress: str = "auto",
+) -> RunOutcome:
+    """Run a scenario into ``run_dir``. ``backends`` (by role) replaces the scenario's, for tests."""
+    prepare_run_dir(run_dir)
+    (run_dir / "scenario.toml").write_text(dump_scenario(scenario), encoding="utf-8")
+    plans = expand(scenario)
+    limit = concurrency or scenario.concurrency or max(1, len(plans))
+    built_backends, roles = build_models(scenario)
+    retry = RetryPolicy(**msgspec.structs.asdict(scenario.retry))
+    gateway = Gateway(backends if backends is not None else built_backends, retry)
+    run_id = run_dir.name
+    world = EpisodeWorld(
+        run_id, builtin_catalog(), bundled_corpus(), gateway, roles, scenario.demonstrations_per_user
+    )
+    collector = ResultsCollector()
+    writer = EventLogWriter(run_dir / "events.jsonl")
+    statuses: list[str] = []
+    started = time.perf_counter()
+    send, receive = anyio.create_memory_object_stream[Event](SINK_BUFFER)
+    try:
+        async with anyio.create_task_group() as outer:
+            outer.start_soon(_consume, receive, writer, collector)
+            async with send, anyio.create_task_group() as inner:
+                inner.start_soon(show_progress, collector, len(plans), progress)
+                run_bus = EpisodeBus(run_id, "", send.clone())
+                await run_bus.publish(
+                    RunStarted,
+                    scenario_name=scenario.name,
+                    scenario_digest=scenario.digest(),
+                    episodes=len(plans),
+                    version=__version__,
+                )
+                limiter = anyio.CapacityLimiter(limit)
+
+                async def one(plan) -> None:
+                    async with limiter:
+                        statuses.append(await run_episode(plan, world, send.clone()))
+
+                async with anyio.create_task_group() as episodes:
+                    for plan in plans:
+                        episodes.start_soon(one, plan)
+                failed = statuses.count("failed")
+                await run_bus.publish(
+                    RunFinished,
+                    status="completed" if not failed else "failed",
+                    wall_s=time.perf_counter() - started,
+                    episodes_completed=statuses.count("completed"),
+                    episodes_failed=failed,
+                )
+                await run_bus.aclose()
+                inner.cancel_scope.cancel()  # stops the progress display
+            # the sink is closed: the consumer drains what is left, then ends
+    finally:
+        writer.close()
+    wall = time.perf_counter() - started
+    (run_dir / "results.csv").write_text(collector.results_csv(), encoding="utf-8")
+    outcome = _outcome(run_dir, collector, len(plans), statuses, wall, limit)
+    (run_dir / "summary.json").write_bytes(msgspec.json.format(msgspec.json.encode(outcome)))
+    return outcome
+
+
+async def _consume(
+    receive: MemoryObjectReceiveStream[Event], writer: EventLogWriter, collector: ResultsCollector
+) -> None:
+    """The single writer: log every event, feed the collector, flush when idle."""
+    async with receive:
+        while True:
+            try:
+                event = receive.receive_nowait()
+            except anyio.WouldBlock:
+                writer.flush()
+                try:
+                    event = await receive.receive()
+                except anyio.EndOfStream:
+                    break
+            except anyio.EndOfStream:
+                break
+            writer.write(event)
+            collector.observe(event)
+    writer.flush()
+
+
+def _outcome(
+    run_dir: Path, collector: ResultsCollector, episodes: int, statuses: list[str], wall: float, limit: int
+) -> RunOutcome:
+    rows = collector.rows()
+    total = Usage()
+    usage = []
+    for (role, purpose), u in sorted(collector.usage_by_role_purpose.items()):
+        total.calls += u.calls
+        total.failed += u.failed
+        total.input_tokens += u.input_tokens
+        total.output_tokens += u.output_tokens
+        usage.append({"role": role, "purpose": purpose, **msgspec.structs.asdict(u)})
+    metric_names = [m for m in SUMMARY_METRICS if any(m in r for r in rows)]
+    return RunOutcome(
+        run_dir=str(run_dir),
+        status="completed" if statuses.count("completed") == episodes else "failed",
+        episodes=episodes,
+        episodes_completed=statuses.count("completed"),
+        episodes_failed=statuses.count("failed"),
+        instances=len(rows),
+        instances_failed=sum(r["status"] != "ok" for r in rows),
+        events=collector.events,
+        model_calls=total.calls,
+        model_failures=total.failed,
+        input_tokens=total.input_tokens,
+        output_tokens=total.output_tokens,
+        wall_s=round(wall, 3),
+        model_calls_per_s=round(total.calls / wall, 1) if wall > 0 else 0.0,
+        peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        concurrency=limit,
+        methods=summarize_methods(rows, metric_names),
+        usage=usage,
+    )

@@ -1,0 +1,253 @@
+"""Scenario files: TOML decoded into msgspec Structs, with errors that name the key.
+
+A scenario says which tasks, simulated users, methods, seeds and models a run
+covers. Loading checks everything that can be checked before the run starts:
+unknown keys, wrong types, unknown tasks, personas and methods, and whether the
+corpus holds enough documents. Every error names the file, the key path and
+the reason, and the CLI prints it as one line with exit code 2.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+import tomli_w
+
+from prose_sim.actors.inferrers import METHODS
+from prose_sim.errors import UsageError
+from prose_sim.world.corpus import Corpus, bundled_corpus
+from prose_sim.world.personas import PersonaCatalog, builtin_catalog
+from prose_sim.world.tasks import FRAMEWORKS, TASKS
+
+Framework = Literal["plume", "prelude"]
+Positive = Annotated[int, msgspec.Meta(ge=1)]
+NonNegative = Annotated[float, msgspec.Meta(ge=0)]
+
+
+class Strict(msgspec.Struct, forbid_unknown_fields=True):
+    """Base for scenario tables: unknown keys are errors."""
+
+
+class TaskSpec(Strict):
+    # one framework or several; each gives its own episodes
+    framework: Framework | list[Framework] = "plume"
+    # persona names (see `prose-sim personas list`); default: all users of the task
+    personas: list[str] | None = None
+
+    @property
+    def frameworks(self) -> list[str]:
+        return [self.framework] if isinstance(self.framework, str) else list(self.framework)
+
+
+class MethodSpec(Strict):
+    # the inference method; default: the table's own name
+    method: str | None = None
+
+
+class ModelSpec(Strict):
+    backend: Literal["scripted"] = "scripted"
+    model: str = ""
+    temperature: NonNegative = 0.0
+    top_p: Annotated[float, msgspec.Meta(gt=0, le=1)] = 1.0
+    top_k: Annotated[int, msgspec.Meta(ge=0)] = 0
+    repetition_penalty: Annotated[float, msgspec.Meta(gt=0)] = 1.0
+    max_new_tokens: Positive = 512
+    # scripted backend only: simulated latency (seconds) and answer length (words)
+    latency_s: NonNegative = 0.0
+    latency_jitter: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.0
+    min_words: Positive = 30
+    max_words: Positive = 90
+
+
+class Models(Strict):
+    user: ModelSpec = msgspec.field(default_factory=ModelSpec)
+    agent: ModelSpec = msgspec.field(default_factory=ModelSpec)
+    judge: ModelSpec = msgspec.field(default_factory=ModelSpec)
+
+
+class RetrySpec(Strict):
+    attempts: Positive = 3
+    backoff_s: NonNegative = 0.5
+    max_backoff_s: NonNegative = 30.0
+    timeout_s: Annotated[float, msgspec.Meta(gt=0)] | None = None
+
+
+class Scenario(Strict, kw_only=True):
+    name: Annotated[str, msgspec.Meta(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
+    seeds: Annotated[list[int], msgspec.Meta(min_length=1)] = msgspec.field(
+        default_factory=lambda: [1235]
+    )
+    demonstrations_per_user: Positive = 5
+    corpus: Literal["bundled"] = "bundled"
+    # episodes in flight at once; default: all of them
+    concurrency: Positive | None = None
+    tasks: dict[str, TaskSpec]
+    methods: dict[str, MethodSpec]
+    models: Models = msgspec.field(default_factory=Models)
+    retry: RetrySpec = msgspec.field(default_factory=RetrySpec)
+
+    def method_of(self, label: str) -> str:
+        return self.methods[label].method or label
+
+    def digest(self) -> str:
+        return hashlib.blake2b(msgspec.json.encode(self), digest_size=8).hexdigest()
+
+
+class ScenarioError(UsageError):
+    def __init__(self, origin: str, key: str, reason: str):
+        self.origin, self.key, self.reason = origin, key, reason
+        where = f"{origin}: {key}" if key else origin
+        super().__init__(f"{where}: {reason}")
+
+
+# --- loading -----------------------------------------------------------------
+
+
+def load_scenario(
+    path: str | Path,
+    overrides: list[str] = (),  # type: ignore[assignment]
+    catalog: PersonaCatalog | None = None,
+    corpus: Corpus | None = None,
+) -> Scenario:
+    path = Path(path)
+    origin = str(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"{origin}: no such scenario file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{origin}: cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(origin, "", f"invalid TOML: {exc}") from None
+    return scenario_from_dict(raw, origin, overrides, catalog, corpus)
+
+
+def scenario_from_dict(
+    raw: dict[str, Any],
+    origin: str,
+    overrides: list[str] = (),  # type: ignore[assignment]
+    catalog: PersonaCatalog | None = None,
+    corpus: Corpus | None = None,
+) -> Scenario:
+    for item in overrides:
+        apply_override(raw, item)
+    try:
+        scenario = msgspec.convert(raw, Scenario)
+    except msgspec.ValidationError as exc:
+        key, reason = _explain(str(exc))
+        raise ScenarioError(origin, key, reason) from None
+    return _check(scenario, origin, catalog or builtin_catalog(), corpus or bundled_corpus())
+
+
+def apply_override(raw: dict[str, Any], item: str) -> None:
+    """Apply one ``--set KEY=VALUE``: a dotted key, a TOML value (bare words are strings)."""
+    key, sep, text = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise UsageError(f"--set {item!r}: expected KEY=VALUE")
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text
+    parts = key.split(".")
+    node = raw
+    for depth, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise UsageError(f"--set {key}: {'.'.join(parts[: depth + 1])} is not a table")
+        node = child
+    node[parts[-1]] = value
+
+
+_AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+_UNKNOWN = re.compile(r"Object contains unknown field `(?P<field>[^`]+)`")
+_MISSING = re.compile(r"Object missing required field `(?P<field>[^`]+)`")
+
+
+def _explain(message: str) -> tuple[str, str]:
+    """Turn msgspec's message into (key path, reason)."""
+    match = _AT.match(message)
+    msg, path = match["msg"], (match["path"] or "")
+    key = re.sub(r"^\.", "", path)
+    for pattern, reason in ((_UNKNOWN, "unknown key"), (_MISSING, "required key is missing")):
+        found = pattern.match(msg)
+        if found:
+            return _join(key, found["field"]), reason
+    return key or "(top level)", msg[0].lower() + msg[1:]
+
+
+def _join(key: str, field: str) -> str:
+    return f"{key}.{field}" if key else field
+
+
+def _check(scenario: Scenario, origin: str, catalog: PersonaCatalog, corpus: Corpus) -> Scenario:
+    """Checks that need the world: tasks, personas, methods, document counts.
+
+    Returns the scenario with defaults resolved (each task's persona list).
+    """
+    if not scenario.tasks:
+        raise ScenarioError(origin, "tasks", "at least one task is required")
+    if not scenario.methods:
+        raise ScenarioError(origin, "methods", "at least one method is required")
+    if len(set(scenario.seeds)) != len(scenario.seeds):
+        raise ScenarioError(origin, "seeds", "seeds must be distinct")
+    tasks: dict[str, TaskSpec] = {}
+    for task_name, spec in scenario.tasks.items():
+        key = f"tasks.{task_name}"
+        if task_name not in TASKS:
+            raise ScenarioError(origin, key, f"unknown task {task_name!r} (known: {', '.join(TASKS)})")
+        personas = spec.personas
+        for framework in spec.frameworks:
+            known = catalog.names(framework, task_name)
+            chosen = known if personas is None else personas
+            for i, name in enumerate(chosen):
+                if name not in known:
+                    raise ScenarioError(
+                        origin,
+                        f"{key}.personas[{i}]",
+                        f"unknown persona {name!r} for {framework} {task_name} (known: {', '.join(known)})",
+                    )
+                source = catalog.get(framework, task_name, name).source
+                available = corpus.count(source)
+                if scenario.demonstrations_per_user > available:
+                    raise ScenarioError(
+                        origin,
+                        "demonstrations_per_user",
+                        f"{scenario.demonstrations_per_user} demonstrations per user, but source "
+                        f"{source!r} (persona {name!r}) has only {available} documents",
+                    )
+        if personas is None:
+            personas = catalog.names(spec.frameworks[0], task_name)
+        if len(set(personas)) != len(personas):
+            raise ScenarioError(origin, f"{key}.personas", "personas must be distinct")
+        if not personas:
+            raise ScenarioError(origin, f"{key}.personas", "at least one persona is required")
+        tasks[task_name] = msgspec.structs.replace(spec, personas=list(personas))
+    for label, spec in scenario.methods.items():
+        method = spec.method or label
+        if method not in METHODS:
+            raise ScenarioError(
+                origin,
+                f"methods.{label}" + (".method" if spec.method else ""),
+                f"unknown method {method!r} (known: {', '.join(sorted(METHODS))})",
+            )
+    assert all(f in FRAMEWORKS for t in tasks.values() for f in t.frameworks)
+    return msgspec.structs.replace(scenario, tasks=tasks)
+
+
+def dump_scenario(scenario: Scenario) -> str:
+    """The resolved scenario as TOML (defaults written out; unset options left out)."""
+    return tomli_w.dumps(_drop_none(msgspec.to_builtins(scenario)))
+
+
+def _drop_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_none(v) for v in value]
+    return value

@@ -1,0 +1,38 @@
+"""Prompt templates: jinja2 files in the top-level ``prompts/`` folder.
+
+An installed wheel carries them as ``prose_sim/prompts/``; a source checkout
+(editable install) reads them from the repository's ``prompts/``.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import jinja2
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def template_dir() -> Path:
+    for candidate in (_PACKAGE / "prompts", _PACKAGE.parent / "prompts"):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError("prompt templates not found (expected prose_sim/prompts or ./prompts)")
+
+
+@functools.cache
+def environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(template_dir())),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+        autoescape=False,
+    )
+
+
+def render(name: str, **context: object) -> str:
+    """Render ``prompts/<name>.j2`` with the given context."""
+    return environment().get_template(f"{name}.j2").render(**context).strip()

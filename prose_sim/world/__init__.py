@@ -1,0 +1,1 @@
+"""What is simulated: tasks, personas (simulated users) and documents."""
