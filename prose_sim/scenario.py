@@ -136,11 +136,14 @@ def scenario_from_dict(
 ) -> Scenario:
     for item in overrides:
         apply_override(raw, item)
-    try:
-        scenario = msgspec.convert(raw, Scenario)
-    except msgspec.ValidationError as exc:
-        key, reason = _explain(str(exc))
-        raise ScenarioError(origin, key, reason) from None
+    # Tables keyed by name are converted entry by entry first, because
+    # msgspec reports a dict key in a path as "[...]" and we want its name.
+    for field, spec_type in (("tasks", TaskSpec), ("methods", MethodSpec)):
+        table = raw.get(field)
+        if isinstance(table, dict):
+            for name, entry in table.items():
+                _convert(entry, spec_type, origin, f"{field}.{name}")
+    scenario = _convert(raw, Scenario, origin, "")
     return _check(scenario, origin, catalog or builtin_catalog(), corpus or bundled_corpus())
 
 
@@ -162,6 +165,14 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
             raise UsageError(f"--set {key}: {'.'.join(parts[: depth + 1])} is not a table")
         node = child
     node[parts[-1]] = value
+
+
+def _convert(value: Any, type_: type, origin: str, prefix: str) -> Any:
+    try:
+        return msgspec.convert(value, type_)
+    except msgspec.ValidationError as exc:
+        key, reason = _explain(str(exc))
+        raise ScenarioError(origin, _join(prefix, key) if key != "(top level)" else prefix or key, reason) from None
 
 
 _AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)

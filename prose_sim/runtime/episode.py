@@ -128,10 +128,17 @@ async def run_episode(plan: EpisodePlan, world: EpisodeWorld, sink: MemoryObject
                 status="failed",
                 instances_completed=0,
                 instances_failed=len(instances),
-                error=describe_error(exc),
+                error=describe_error(_first_leaf(exc)),
             )
             await bus.aclose()
         return "failed"
+
+
+def _first_leaf(exc: BaseException) -> BaseException:
+    """The first real error inside (nested) exception groups."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
 
 
 async def _await_instance(inbox, index: int) -> bool:

@@ -1,0 +1,76 @@
+"""The episode bus: subscriptions, stamping, causal order, closing."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from prose_sim.events import DraftProduced, InstanceStarted, MetricsComputed
+from prose_sim.runtime.bus import EpisodeBus
+
+pytestmark = pytest.mark.anyio
+
+
+def make_bus(buffer=100):
+    send, receive = anyio.create_memory_object_stream(buffer)
+    return EpisodeBus("run", "ep", send), receive
+
+
+async def test_subscribers_get_only_their_kinds_and_the_sink_gets_all():
+    bus, sink = make_bus()
+    drafts = bus.subscribe([DraftProduced])
+    both = bus.subscribe([DraftProduced, MetricsComputed])
+    await bus.publish(DraftProduced, instance=0, text="d", preferences="")
+    await bus.publish(MetricsComputed, instance=0, metrics={"x": 1.0})
+    assert [type(e) for e in (drafts.receive_nowait(),)] == [DraftProduced]
+    with pytest.raises(anyio.WouldBlock):
+        drafts.receive_nowait()
+    assert [type(both.receive_nowait()), type(both.receive_nowait())] == [DraftProduced, MetricsComputed]
+    assert [type(sink.receive_nowait()) for _ in range(2)] == [DraftProduced, MetricsComputed]
+
+
+async def test_events_are_stamped_with_run_episode_and_sequence():
+    bus, sink = make_bus()
+    first = await bus.publish(DraftProduced, instance=0, text="a", preferences="")
+    second = await bus.publish(DraftProduced, instance=1, text="b", preferences="")
+    assert (first.run_id, first.episode_id, first.seq) == ("run", "ep", 0)
+    assert second.seq == 1 and second.ts >= first.ts
+
+
+async def test_an_event_reaches_every_subscriber_before_anyone_reacts():
+    """Causes precede effects in every inbox: a reaction published by the first
+    subscriber lands after the cause in the second subscriber's inbox."""
+    bus, _ = make_bus()
+    reactor_inbox = bus.subscribe([InstanceStarted])
+    observer_inbox = bus.subscribe([InstanceStarted, DraftProduced])
+
+    async def reactor():
+        event = await reactor_inbox.receive()
+        await bus.publish(DraftProduced, instance=event.instance, text="x", preferences="")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(reactor)
+        await anyio.sleep(0)
+        await bus.publish(InstanceStarted, instance=0, persona="p", document_id="d", document="t")
+    seen = [type(observer_inbox.receive_nowait()), type(observer_inbox.receive_nowait())]
+    assert seen == [InstanceStarted, DraftProduced]
+
+
+async def test_closing_ends_every_inbox():
+    bus, sink = make_bus()
+    inbox = bus.subscribe([DraftProduced])
+    await bus.aclose()
+    with pytest.raises(anyio.EndOfStream):
+        await inbox.receive()
+    with pytest.raises(anyio.EndOfStream):
+        await sink.receive()
+    await bus.aclose()  # idempotent
+
+
+async def test_bounded_inbox_applies_back_pressure():
+    bus, _ = make_bus()
+    bus.subscribe([DraftProduced])  # nobody reads it
+    with pytest.raises(TimeoutError):
+        with anyio.fail_after(0.2):
+            for i in range(1000):
+                await bus.publish(DraftProduced, instance=i, text="", preferences="")

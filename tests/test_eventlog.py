@@ -1,0 +1,74 @@
+"""The event log round trip: what is written reads back as the same Structs."""
+
+from __future__ import annotations
+
+import pytest
+
+from prose_sim.errors import UsageError
+from prose_sim.events import (
+    EVENT_TYPES,
+    DemonstrationProduced,
+    EpisodeStarted,
+    MetricsComputed,
+    ModelRequested,
+    ModelResponded,
+    PreferencesRetrieved,
+    RunStarted,
+)
+from prose_sim.runtime.eventlog import EventLogWriter, read_events
+
+BASE = dict(run_id="r", episode_id="e", seq=3, ts=1.5)
+
+SAMPLES = [
+    RunStarted(**BASE, scenario_name="s", scenario_digest="d", episodes=2, version="0"),
+    EpisodeStarted(
+        **BASE, task="t", framework="plume", method="m", seed=1, personas=["a"], instances=2, models={"user": "x"}
+    ),
+    PreferencesRetrieved(**BASE, instance=0, preferences="p", examples=[("doc", "text")]),
+    DemonstrationProduced(**BASE, instance=0, text="ünïcode \n line", accepted=True),
+    MetricsComputed(**BASE, instance=1, metrics={"a": 0.5, "b": -2.0}),
+    ModelRequested(
+        **BASE, request_id="q", instance=0, role="agent", purpose="draft", model="m", request_hash="h",
+        messages=[{"role": "user", "content": "hi"}],
+    ),
+    ModelResponded(
+        **BASE, request_id="q", instance=0, role="agent", purpose="draft", text="ok", input_tokens=3,
+        output_tokens=1, latency_s=0.01,
+    ),
+]
+
+
+def test_round_trip(tmp_path):
+    path = tmp_path / "events.jsonl"
+    writer = EventLogWriter(path)
+    for event in SAMPLES:
+        writer.write(event)
+    writer.close()
+    assert list(read_events(path)) == SAMPLES
+    assert path.read_bytes().count(b"\n") == len(SAMPLES)
+
+
+def test_every_event_kind_has_a_distinct_tag():
+    tags = [t.__struct_config__.tag for t in EVENT_TYPES]
+    assert len(set(tags)) == len(tags)
+
+
+def test_appending_writer_keeps_earlier_events(tmp_path):
+    path = tmp_path / "events.jsonl"
+    for event in SAMPLES[:2]:
+        writer = EventLogWriter(path)
+        writer.write(event)
+        writer.close()
+    assert list(read_events(path)) == SAMPLES[:2]
+
+
+def test_a_foreign_line_is_a_clear_error(tmp_path):
+    path = tmp_path / "events.jsonl"
+    path.write_text('{"kind": "nonsense"}\n')
+    with pytest.raises(UsageError, match=r"events.jsonl:1: not a prose_sim event"):
+        list(read_events(path))
+
+
+def test_missing_log_is_a_clear_error(tmp_path):
+    with pytest.raises(UsageError, match="no event log"):
+        list(read_events(tmp_path / "events.jsonl"))

@@ -1,0 +1,54 @@
+"""The scripted backend answers every purpose well-formed and deterministically."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from prose_sim.models.backends.scripted import ScriptedBackend, ScriptedSettings
+from prose_sim.models.protocol import ModelRequest, SamplingParams
+from prose_sim.scales import PPCM_SCALE, VALIDATION_SCALE
+
+pytestmark = pytest.mark.anyio
+
+
+def request(purpose, content="Summarize this document about rivers and boats.", seed=0):
+    return ModelRequest(
+        role="agent", purpose=purpose, episode_id="e", instance=0, model="m",
+        messages=[{"role": "user", "content": content}], params=SamplingParams(seed=seed),
+    )
+
+
+async def test_same_request_same_answer_and_seed_changes_it():
+    backend = ScriptedBackend()
+    a = await backend.complete(request("draft"))
+    assert a == await backend.complete(request("draft"))
+    assert a.text != (await backend.complete(request("draft", seed=1))).text
+
+
+async def test_answers_follow_each_purposes_format():
+    backend = ScriptedBackend()
+    verdict = (await backend.complete(request("validate"))).text
+    assert verdict.splitlines()[-1].removeprefix("Verdict: ") in VALIDATION_SCALE
+    ppcm = (await backend.complete(request("judge_ppcm"))).text
+    assert ppcm.splitlines()[-1].removeprefix("Verdict: ") in PPCM_SCALE
+    prefs = (await backend.complete(request("infer"))).text
+    assert prefs.startswith("Preferences: ") and len(prefs) > len("Preferences: ")
+    listed = (await backend.complete(request("breakdown"))).text
+    assert isinstance(json.loads(listed.removeprefix("Preferences: ")), list)
+
+
+async def test_written_text_has_the_configured_length_and_token_counts():
+    backend = ScriptedBackend(ScriptedSettings(min_words=5, max_words=5))
+    done = await backend.complete(request("draft"))
+    assert len(done.text.split()) == 5
+    assert done.output_tokens > 0 and done.input_tokens > 0
+
+
+async def test_simulated_latency():
+    backend = ScriptedBackend(ScriptedSettings(latency_s=0.05))
+    started = time.perf_counter()
+    await backend.complete(request("draft"))
+    assert time.perf_counter() - started >= 0.04
