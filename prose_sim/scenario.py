@@ -20,7 +20,7 @@ import tomli_w
 
 from prose_sim.actors.inferrers import METHODS
 from prose_sim.errors import UsageError
-from prose_sim.world.corpus import Corpus, bundled_corpus
+from prose_sim.world.corpus import Corpus, load_corpus
 from prose_sim.world.personas import PersonaCatalog, builtin_catalog
 from prose_sim.world.tasks import FRAMEWORKS, TASKS
 
@@ -83,7 +83,10 @@ class Scenario(Strict, kw_only=True):
         default_factory=lambda: [1235]
     )
     demonstrations_per_user: Positive = 5
-    corpus: Literal["bundled"] = "bundled"
+    # "bundled": documents shipped with prose_sim; "huggingface": the paper's datasets
+    corpus: Literal["bundled", "huggingface"] = "bundled"
+    # huggingface corpus only: documents kept per source (the first that pass the filters)
+    corpus_max_per_source: Positive = 200
     # episodes in flight at once; default: all of them
     concurrency: Positive | None = None
     tasks: dict[str, TaskSpec]
@@ -144,7 +147,8 @@ def scenario_from_dict(
             for name, entry in table.items():
                 _convert(entry, spec_type, origin, f"{field}.{name}")
     scenario = _convert(raw, Scenario, origin, "")
-    return _check(scenario, origin, catalog or builtin_catalog(), corpus or bundled_corpus())
+    catalog = catalog or builtin_catalog()
+    return _check(scenario, origin, catalog, corpus or scenario_corpus(scenario, catalog))
 
 
 def apply_override(raw: dict[str, Any], item: str) -> None:
@@ -194,6 +198,26 @@ def _explain(message: str) -> tuple[str, str]:
 
 def _join(key: str, field: str) -> str:
     return f"{key}.{field}" if key else field
+
+
+def persona_sources(scenario: Scenario, catalog: PersonaCatalog) -> tuple[str, ...]:
+    """The document sources of every persona a scenario may use (sorted)."""
+    sources = set()
+    for task_name, spec in scenario.tasks.items():
+        for framework in spec.frameworks:
+            known = catalog.names(framework, task_name)
+            for name in spec.personas if spec.personas is not None else known:
+                if name in known:
+                    sources.add(catalog.get(framework, task_name, name).source)
+    return tuple(sorted(sources))
+
+
+def scenario_corpus(scenario: Scenario, catalog: PersonaCatalog | None = None) -> Corpus:
+    return load_corpus(
+        scenario.corpus,
+        persona_sources(scenario, catalog or builtin_catalog()),
+        scenario.corpus_max_per_source,
+    )
 
 
 def _check(scenario: Scenario, origin: str, catalog: PersonaCatalog, corpus: Corpus) -> Scenario:

@@ -135,3 +135,15 @@ def test_both_frameworks(write_scenario):
         "inline",
     )
     assert scenario.tasks["summarization"].frameworks == ["plume", "prelude"]
+
+
+def test_unreachable_huggingface_corpus_stops_at_load_naming_the_dataset(write_scenario, monkeypatch):
+    pytest.importorskip("datasets")
+    from prose_sim.world import hf_datasets
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(hf_datasets, "_default_load_dataset", lambda: offline)
+    err = error_of(write_scenario, 'corpus = "huggingface"\n' + MINIMAL)
+    assert "cnn_dailymail" in str(err) and 'corpus = "bundled"' in str(err)

@@ -32,8 +32,7 @@ from prose_sim.runtime.eventlog import EventLogWriter
 from prose_sim.runtime.plan import expand
 from prose_sim.runtime.progress import show_progress
 from prose_sim.runtime.results import MethodSummary, ResultsCollector, Usage, summarize_methods
-from prose_sim.scenario import ModelSpec, Scenario, dump_scenario
-from prose_sim.world.corpus import bundled_corpus
+from prose_sim.scenario import ModelSpec, Scenario, dump_scenario, scenario_corpus
 from prose_sim.world.personas import builtin_catalog
 
 SINK_BUFFER = 8192
@@ -126,7 +125,7 @@ async def execute(
     gateway = Gateway(backends if backends is not None else built_backends, retry)
     run_id = run_dir.name
     world = EpisodeWorld(
-        run_id, builtin_catalog(), bundled_corpus(), gateway, roles, scenario.demonstrations_per_user
+        run_id, builtin_catalog(), scenario_corpus(scenario), gateway, roles, scenario.demonstrations_per_user
     )
     collector = ResultsCollector()
     writer = EventLogWriter(run_dir / "events.jsonl")

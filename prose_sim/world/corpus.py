@@ -110,3 +110,18 @@ def bundled_corpus() -> Corpus:
         if entry.name.endswith(".jsonl"):
             docs.extend(parse_jsonl(entry.read_bytes(), f"corpus/{entry.name}"))
     return Corpus(docs)
+
+
+@functools.cache
+def load_corpus(kind: str, sources: tuple[str, ...] = (), max_per_source: int = 200) -> Corpus:
+    """The corpus a scenario names: "bundled", or "huggingface" (the paper's datasets).
+
+    Loaded once per process, so the scenario check and the runner share it.
+    """
+    if kind == "bundled":
+        return bundled_corpus()
+    if kind == "huggingface":
+        from prose_sim.world.hf_datasets import load_hf_corpus
+
+        return load_hf_corpus(sources, max_per_source)
+    raise UsageError(f"unknown corpus {kind!r} (known: bundled, huggingface)")

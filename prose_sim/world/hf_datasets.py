@@ -69,7 +69,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from prose_sim.errors import UsageError
-from prose_sim.world.corpus import SOURCES, Corpus, Document
+from prose_sim.world.corpus import Corpus, Document
 
 Row = Mapping[str, Any]
 
