@@ -60,6 +60,24 @@ def _parser() -> argparse.ArgumentParser:
     p_show.add_argument("--framework", help="plume or prelude")
     p_show.set_defaults(handler=_cmd_personas_show)
 
+    prompts = commands.add_parser("prompts", help="inspect the prompts and answers of an episode")
+    prompt_cmds = prompts.add_subparsers(dest="prompts_command", metavar="ACTION", required=True)
+    pr_show = prompt_cmds.add_parser(
+        "show",
+        help="print every prompt and answer of one episode",
+        description="From a finished run (--run, --episode) or from a fresh scripted episode of a method (--method).",
+    )
+    source = pr_show.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", type=Path, help="a run folder")
+    source.add_argument("--method", help="run one scripted episode of this method (e.g. prose, cipherN, icl)")
+    pr_show.add_argument("--episode", help="episode id in the run (default: list them)")
+    pr_show.add_argument("--variant", help="PROSE variant for --method prose")
+    pr_show.add_argument("--task", default="summarization", choices=["summarization", "email_writing"])
+    pr_show.add_argument("--framework", default="plume", choices=["plume", "prelude"])
+    pr_show.add_argument("--persona", help="simulated user (default: the task's first)")
+    pr_show.add_argument("--demonstrations", type=int, default=2, help="task instances (default 2)")
+    pr_show.set_defaults(handler=_cmd_prompts_show)
+
     corpus = commands.add_parser("corpus", help="the bundled documents")
     corpus_cmds = corpus.add_subparsers(dest="corpus_command", metavar="ACTION", required=True)
     c_list = corpus_cmds.add_parser("list", help="documents per source, with word-length ranges")
@@ -82,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # output piped into e.g. `head`
+        sys.stderr.close()
+        return EXIT_OK
 
 
 def _configure_logging() -> None:
@@ -165,6 +186,53 @@ def _print_summary(outcome) -> None:
         f"({outcome.model_calls_per_s:,.0f} calls/s, peak RSS {outcome.peak_rss_mb:.0f} MB)"
     )
     console.print(f"results: {outcome.run_dir}/results.csv  log: {outcome.run_dir}/events.jsonl")
+
+
+# --- prompts ------------------------------------------------------------------
+
+
+def _cmd_prompts_show(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from prose_sim.report.transcript import episode_ids, transcript
+    from prose_sim.runtime.eventlog import read_events
+
+    if args.run is not None:
+        log = args.run / "events.jsonl"
+        ids = episode_ids(read_events(log))
+        if args.episode is None:
+            print("episodes in this run (pass one with --episode):")
+            print("\n".join(f"  {i}" for i in ids))
+            return EXIT_OK
+        if args.episode not in ids:
+            raise UsageError(f"{log}: no episode {args.episode!r} (run without --episode to list them)")
+        for line in transcript(read_events(log), args.episode):
+            print(line)
+        return EXIT_OK
+    from prose_sim.runtime.runner import execute
+    from prose_sim.scenario import scenario_from_dict
+
+    method: dict[str, object] = {"method": args.method}
+    if args.variant:
+        method["variant"] = args.variant
+    task: dict[str, object] = {"framework": args.framework}
+    if args.persona:
+        task["personas"] = [args.persona]
+    raw = {
+        "name": "prompts",
+        "demonstrations_per_user": args.demonstrations,
+        "tasks": {args.task: task},
+        "methods": {"shown": method},
+    }
+    scenario = scenario_from_dict(raw, "prompts show")
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = Path(tmp) / "run"
+        anyio.run(lambda: execute(scenario, run_dir, progress="off"))
+        events = list(read_events(run_dir / "events.jsonl"))
+    print("(scripted backend: the answers are word salad in the right format)")
+    for line in transcript(events, episode_ids(events)[0]):
+        print(line)
+    return EXIT_OK
 
 
 # --- personas -------------------------------------------------------------------

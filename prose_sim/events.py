@@ -73,6 +73,7 @@ class PreferencesRetrieved(Event, frozen=True, tag="preferences_retrieved"):
     instance: int
     preferences: str
     examples: list[tuple[str, str]] = []  # (document, user text) pairs for ICL
+    retrieved: list[str] = []  # the persona of each earlier instance drawn on
 
 
 class DraftProduced(Event, frozen=True, tag="draft_produced"):
@@ -103,6 +104,15 @@ class MetricsComputed(Event, frozen=True, tag="metrics_computed"):
 class InstanceFinished(Event, frozen=True, tag="instance_finished"):
     instance: int
     status: str  # ok | failed
+
+
+class ParseFailed(Event, frozen=True, tag="parse_failed"):
+    """A model answer could not be parsed; the step goes on with a fallback."""
+
+    instance: int
+    role: str
+    purpose: str
+    excerpt: str
 
 
 class StepFailed(Event, frozen=True, tag="step_failed"):
@@ -162,6 +172,7 @@ AnyEvent = Union[
     MetricsComputed,
     InstanceFinished,
     StepFailed,
+    ParseFailed,
     ModelRequested,
     ModelResponded,
     ModelFailed,

@@ -18,7 +18,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 import tomli_w
 
-from prose_sim.actors.inferrers import METHODS
+from prose_sim.actors.inferrers import METHODS, check_settings
+from prose_sim.actors.inferrers.settings import MethodSettings
 from prose_sim.errors import UsageError
 from prose_sim.world.corpus import Corpus, load_corpus
 from prose_sim.world.personas import PersonaCatalog, builtin_catalog
@@ -44,9 +45,8 @@ class TaskSpec(Strict):
         return [self.framework] if isinstance(self.framework, str) else list(self.framework)
 
 
-class MethodSpec(Strict):
-    # the inference method; default: the table's own name
-    method: str | None = None
+# A method table: `method` (default: the table's name) and that method's knobs.
+MethodSpec = MethodSettings
 
 
 class ModelSpec(Strict):
@@ -271,6 +271,9 @@ def _check(scenario: Scenario, origin: str, catalog: PersonaCatalog, corpus: Cor
                 f"methods.{label}" + (".method" if spec.method else ""),
                 f"unknown method {method!r} (known: {', '.join(sorted(METHODS))})",
             )
+        problem = check_settings(method, spec)
+        if problem:
+            raise ScenarioError(origin, f"methods.{label}.{problem[0]}", problem[1])
     assert all(f in FRAMEWORKS for t in tasks.values() for f in t.frameworks)
     return msgspec.structs.replace(scenario, tasks=tasks)
 

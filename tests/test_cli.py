@@ -74,3 +74,24 @@ def test_personas_and_corpus_commands(capsys):
     assert "imdb-01" in capsys.readouterr().out
     assert main(["corpus", "show", "nope"]) == 2
     assert main(["personas", "show", "nobody"]) == 2
+
+
+def test_prompts_show_from_a_fresh_scripted_episode(capsys):
+    assert main(["prompts", "show", "--method", "prose", "--variant", "1sc", "--demonstrations", "2"]) == 0
+    out = capsys.readouterr().out
+    for purpose in ("agent/draft", "user/demonstrate", "agent/refine", "agent/validate", "agent/coalesce"):
+        assert f"[{purpose}]" in out
+    assert "scripted backend" in out
+
+
+def test_prompts_show_from_a_run(write_scenario, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    assert main(["run", str(write_scenario(MINIMAL)), "--out", str(run_dir), "--progress", "off"]) == 0
+    capsys.readouterr()
+    assert main(["prompts", "show", "--run", str(run_dir)]) == 0
+    listed = capsys.readouterr().out
+    assert "summarization/plume/oracle/1235/imdb" in listed
+    assert main(["prompts", "show", "--run", str(run_dir), "--episode", "summarization/plume/oracle/1235/imdb"]) == 0
+    out = capsys.readouterr().out
+    assert "instance 1: user imdb" in out and "[agent/draft]" in out
+    assert main(["prompts", "show", "--run", str(run_dir), "--episode", "nope"]) == 2

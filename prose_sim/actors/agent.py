@@ -24,6 +24,7 @@ class WritingAgent(Actor):
             prompt = render(
                 "draft",
                 task=self.ctx.task,
+                framework=self.ctx.framework,
                 document=document,
                 preferences=event.preferences,
                 examples=event.examples,

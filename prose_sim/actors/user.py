@@ -41,6 +41,7 @@ class SimulatedUser(Actor):
                 prompt = render(
                     "prelude_edit",
                     task=self.ctx.task,
+                    framework=self.ctx.framework,
                     document=instance.document,
                     preferences=persona.preferences,
                     draft=event.text,
@@ -51,6 +52,7 @@ class SimulatedUser(Actor):
                 prompt = render(
                     "demonstrate",
                     task=self.ctx.task,
+                    framework=self.ctx.framework,
                     document=instance.document,
                     preferences=persona.preferences,
                 )

@@ -38,7 +38,8 @@ class ModelRequest(msgspec.Struct, frozen=True, kw_only=True):
     model: str
     messages: list[dict[str, str]]
     params: SamplingParams = SamplingParams()
-    # text the answer must start with (e.g. "Preferences:"), for backends that allow it
+    # text the answer must start with (e.g. "Preferences: ["), for backends that allow
+    # it; a backend that honours it returns the prefix and its continuation together
     response_prefix: str = ""
 
     def content_hash(self) -> str:

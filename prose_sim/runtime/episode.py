@@ -27,9 +27,11 @@ from prose_sim.events import (
     PreferencesInferred,
     StepFailed,
 )
+from prose_sim.models.embeddings import Embedder
 from prose_sim.models.gateway import Gateway, ModelClient, RoleModel, describe_error
 from prose_sim.runtime.bus import EpisodeBus
 from prose_sim.runtime.plan import EpisodePlan
+from prose_sim.seeding import rng_for
 from prose_sim.world.corpus import Corpus, Document
 from prose_sim.world.personas import PersonaCatalog
 from prose_sim.world.tasks import TASKS
@@ -49,7 +51,9 @@ class EpisodeWorld:
         gateway: Gateway,
         roles: Mapping[str, RoleModel],
         demonstrations_per_user: int,
+        embedder: Embedder | None = None,
     ):
+        self.embedder = embedder
         self.run_id = run_id
         self.catalog = catalog
         self.corpus = corpus
@@ -58,13 +62,19 @@ class EpisodeWorld:
         self.demonstrations_per_user = demonstrations_per_user
 
     def instances(self, plan: EpisodePlan) -> list[tuple[str, Document]]:
-        """The (persona, document) sequence of an episode, fixed by seed and user."""
+        """The (persona, document) sequence of an episode, fixed by seed and user.
+
+        An episode over several users interleaves their instances in an order
+        fixed by the seed (the same for every method).
+        """
         out = []
         for name in plan.personas:
             persona = self.catalog.get(plan.framework, plan.task, name)
             key = f"{plan.framework}/{plan.task}/{name}"
             for doc in self.corpus.draw(persona.source, self.demonstrations_per_user, plan.seed, key):
                 out.append((name, doc))
+        if len(plan.personas) > 1:
+            rng_for(plan.seed, "order", plan.framework, plan.task, *plan.personas).shuffle(out)
         return out
 
 
@@ -80,12 +90,14 @@ async def run_episode(plan: EpisodePlan, world: EpisodeWorld, sink: MemoryObject
             framework=plan.framework,
             seed=plan.seed,
             personas={n: world.catalog.get(plan.framework, plan.task, n) for n in plan.personas},
+            agent_model=world.roles["agent"].model,
+            embedder=world.embedder,
         )
         director_inbox = bus.subscribe((PreferencesInferred, MetricsComputed, StepFailed))
         actors = [
             SimulatedUser(ctx),
             WritingAgent(ctx),
-            METHODS[plan.method](ctx),
+            METHODS[plan.method](ctx, plan.settings),
             Judge(ctx),
         ]
         await bus.publish(

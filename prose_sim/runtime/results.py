@@ -25,6 +25,7 @@ from prose_sim.events import (
     MetricsComputed,
     ModelFailed,
     ModelResponded,
+    ParseFailed,
 )
 
 ID_COLUMNS = [
@@ -41,6 +42,7 @@ ID_COLUMNS = [
     "status",
 ]
 ACCOUNT_COLUMNS = [
+    "parse_failures",
     "calls",
     "failed_calls",
     "input_tokens",
@@ -58,6 +60,7 @@ class Usage(msgspec.Struct):
     input_tokens: int = 0
     output_tokens: int = 0
     latency_s: float = 0.0
+    parse_failures: int = 0
 
     def add(self, event: ModelResponded | ModelFailed) -> None:
         self.attempts += event.attempts
@@ -78,6 +81,9 @@ class ResultsCollector:
             lambda: defaultdict(Usage)
         )
         self.usage_by_role_purpose: dict[tuple[str, str], Usage] = defaultdict(Usage)
+        # (method, role, purpose) -> usage, for calls per demonstration by purpose
+        self.usage_by_method: dict[tuple[str, str, str], Usage] = defaultdict(Usage)
+        self._parse_failures: dict[tuple[str, int], int] = defaultdict(int)
         self.episodes_finished: dict[str, str] = {}
         self.instances_finished = 0
         self.events = 0
@@ -88,6 +94,13 @@ class ResultsCollector:
         if kind is ModelResponded or kind is ModelFailed:
             self.usage_by_role_purpose[(event.role, event.purpose)].add(event)
             self._instance_usage[(event.episode_id, event.instance)][event.role].add(event)
+            method = self._episodes[event.episode_id].method
+            self.usage_by_method[(method, event.role, event.purpose)].add(event)
+        elif kind is ParseFailed:
+            self.usage_by_role_purpose[(event.role, event.purpose)].parse_failures += 1
+            method = self._episodes[event.episode_id].method
+            self.usage_by_method[(method, event.role, event.purpose)].parse_failures += 1
+            self._parse_failures[(event.episode_id, event.instance)] += 1
         elif kind is InstanceStarted:
             ep = self._episodes[event.episode_id]
             self._rows[(event.episode_id, event.instance)] = {
@@ -132,6 +145,7 @@ class ResultsCollector:
                 total.output_tokens += role_usage.output_tokens
             agent = usage.get("agent", Usage())
             row.update(
+                parse_failures=self._parse_failures.get(key, 0),
                 calls=total.calls,
                 failed_calls=total.failed,
                 input_tokens=total.input_tokens,

@@ -24,6 +24,7 @@ from prose_sim import __version__
 from prose_sim.errors import UsageError
 from prose_sim.events import Event, RunFinished, RunStarted
 from prose_sim.models.backends.scripted import ScriptedBackend, ScriptedSettings
+from prose_sim.models.embeddings import CachedEmbedder, Embedder, MiniLMEmbedder
 from prose_sim.models.gateway import Gateway, RetryPolicy, RoleModel
 from prose_sim.models.protocol import ROLES, Backend, SamplingParams
 from prose_sim.runtime.bus import EpisodeBus
@@ -36,7 +37,13 @@ from prose_sim.scenario import ModelSpec, Scenario, dump_scenario, scenario_corp
 from prose_sim.world.personas import builtin_catalog
 
 SINK_BUFFER = 8192
-SUMMARY_METRICS = ["levenshtein_norm", "levenshtein", "preference_length"]
+SUMMARY_METRICS = [
+    "levenshtein_norm",
+    "levenshtein",
+    "preference_length",
+    "retrieval_accuracy",
+    "parse_failures",
+]
 
 
 class RunOutcome(msgspec.Struct, kw_only=True):
@@ -58,6 +65,8 @@ class RunOutcome(msgspec.Struct, kw_only=True):
     concurrency: int
     methods: list[MethodSummary]
     usage: list[dict[str, object]]  # by role and purpose
+    # by method, role and purpose, with calls and tokens per task instance
+    method_usage: list[dict[str, object]] = []
 
 
 def build_models(scenario: Scenario) -> tuple[dict[str, Backend], dict[str, RoleModel]]:
@@ -88,6 +97,15 @@ def build_models(scenario: Scenario) -> tuple[dict[str, Backend], dict[str, Role
     return backends, roles
 
 
+def default_embedder(scenario: Scenario) -> Embedder | None:
+    """The document embedder, loaded only when a method retrieves by similarity."""
+    if not any(m.retrieval_mode == "cosine_sim" for m in scenario.methods.values()):
+        return None
+    model = MiniLMEmbedder()
+    model.check_available()
+    return CachedEmbedder(model)
+
+
 def default_run_dir(scenario: Scenario, root: Path = Path("runs")) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     candidate = root / f"{scenario.name}-{stamp}"
@@ -114,6 +132,7 @@ async def execute(
     concurrency: int | None = None,
     backends: Mapping[str, Backend] | None = None,
     progress: str = "auto",
+    embedder: Embedder | None = None,
 ) -> RunOutcome:
     """Run a scenario into ``run_dir``. ``backends`` (by role) replaces the scenario's, for tests."""
     prepare_run_dir(run_dir)
@@ -125,7 +144,13 @@ async def execute(
     gateway = Gateway(backends if backends is not None else built_backends, retry)
     run_id = run_dir.name
     world = EpisodeWorld(
-        run_id, builtin_catalog(), scenario_corpus(scenario), gateway, roles, scenario.demonstrations_per_user
+        run_id,
+        builtin_catalog(),
+        scenario_corpus(scenario),
+        gateway,
+        roles,
+        scenario.demonstrations_per_user,
+        embedder if embedder is not None else default_embedder(scenario),
     )
     collector = ResultsCollector()
     writer = EventLogWriter(run_dir / "events.jsonl")
@@ -207,6 +232,22 @@ def _outcome(
         total.input_tokens += u.input_tokens
         total.output_tokens += u.output_tokens
         usage.append({"role": role, "purpose": purpose, **msgspec.structs.asdict(u)})
+    instances_of: dict[str, int] = {}
+    for r in rows:
+        instances_of[r["method"]] = instances_of.get(r["method"], 0) + 1
+    method_usage = []
+    for (method, role, purpose), u in sorted(collector.usage_by_method.items()):
+        n = max(1, instances_of.get(method, 0))
+        method_usage.append(
+            {
+                "method": method,
+                "role": role,
+                "purpose": purpose,
+                **msgspec.structs.asdict(u),
+                "calls_per_instance": round(u.calls / n, 3),
+                "tokens_per_instance": round((u.input_tokens + u.output_tokens) / n, 1),
+            }
+        )
     metric_names = [m for m in SUMMARY_METRICS if any(m in r for r in rows)]
     return RunOutcome(
         run_dir=str(run_dir),
@@ -227,4 +268,5 @@ def _outcome(
         concurrency=limit,
         methods=summarize_methods(rows, metric_names),
         usage=usage,
+        method_usage=method_usage,
     )

@@ -7,22 +7,33 @@ draft with) and ``learn`` (after the user's text: update the memory).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import ClassVar, TypeVar
+
 import msgspec
 
-from prose_sim.actors.base import Actor
+from prose_sim.actors.base import Actor, ActorContext
+from prose_sim.actors.inferrers.memory import Memory, MemoryItem
+from prose_sim.actors.inferrers.settings import MethodSettings
 from prose_sim.events import (
     DemonstrationProduced,
     DraftProduced,
     Event,
     InstanceStarted,
+    ParseFailed,
     PreferencesInferred,
     PreferencesRetrieved,
 )
+from prose_sim.templating import render
+
+T = TypeVar("T")
+EXCERPT_CHARS = 300
 
 
 class Retrieved(msgspec.Struct, frozen=True):
     preferences: str
     examples: list[tuple[str, str]] = []
+    retrieved: list[str] = []  # personas of the earlier instances drawn on
 
 
 class Learned(msgspec.Struct, frozen=True):
@@ -34,11 +45,21 @@ class Inferrer(Actor):
     name = "inferrer"
     subscribes = (InstanceStarted, DraftProduced, DemonstrationProduced)
     stages = {InstanceStarted: "retrieve", DemonstrationProduced: "learn"}
+    # the MethodSettings knobs this method takes (others are errors at load)
+    knobs: ClassVar[frozenset[str]] = frozenset()
+    # the retrieval mode is a knob of every method that learns
+    learns: ClassVar[bool] = True
 
-    def __init__(self, ctx):
+    def __init__(self, ctx: ActorContext, settings: MethodSettings = MethodSettings()):
         super().__init__(ctx)
+        self.settings = settings
+        self.memory = Memory(ctx.embedder)
         self._instances: dict[int, InstanceStarted] = {}
         self._drafts: dict[int, DraftProduced] = {}
+
+    @classmethod
+    def allowed_knobs(cls) -> frozenset[str]:
+        return cls.knobs | ({"retrieval_mode"} if cls.learns else frozenset())
 
     async def handle(self, event: Event) -> None:
         if isinstance(event, InstanceStarted):
@@ -49,6 +70,7 @@ class Inferrer(Actor):
                 instance=event.instance,
                 preferences=got.preferences,
                 examples=got.examples,
+                retrieved=got.retrieved,
             )
         elif isinstance(event, DraftProduced):
             self._drafts[event.instance] = event
@@ -70,3 +92,50 @@ class Inferrer(Actor):
         self, instance: InstanceStarted, draft: DraftProduced, demonstration: DemonstrationProduced
     ) -> Learned:
         raise NotImplementedError
+
+    # --- helpers for methods ------------------------------------------------------
+
+    async def recall(self, instance: InstanceStarted, k: int) -> list[MemoryItem]:
+        return await self.memory.retrieve(
+            instance.persona, instance.document_id, instance.document, k, self.settings.retrieval_mode
+        )
+
+    def remember(
+        self, instance: InstanceStarted, user_text: str, preferences: str = "", components: list[str] = ()
+    ) -> None:
+        self.memory.add(
+            MemoryItem(
+                instance=instance.instance,
+                persona=instance.persona,
+                document_id=instance.document_id,
+                document=instance.document,
+                user_text=user_text,
+                preferences=preferences,
+                components=list(components),
+            )
+        )
+
+    async def ask(
+        self,
+        purpose: str,
+        instance: int,
+        template: str,
+        parse: Callable[[str], T | None],
+        response_prefix: str = "",
+        **context: object,
+    ) -> T | None:
+        """Ask the agent's model; parse its answer, recording a parse failure as an event."""
+        prompt = render(template, task=self.ctx.task, framework=self.ctx.framework, **context)
+        completion = await self.ctx.models.complete(
+            "agent", purpose, instance, prompt, response_prefix=response_prefix
+        )
+        parsed = parse(completion.text)
+        if parsed is None:
+            await self.ctx.bus.publish(
+                ParseFailed,
+                instance=instance,
+                role="agent",
+                purpose=purpose,
+                excerpt=completion.text[:EXCERPT_CHARS],
+            )
+        return parsed

@@ -8,6 +8,8 @@ from prose_sim.actors.inferrers.base import Inferrer, Learned, Retrieved
 class NoLearning(Inferrer):
     """Drafts with no preferences and learns nothing: the floor."""
 
+    learns = False
+
     async def retrieve(self, instance):
         return Retrieved(preferences="")
 
@@ -17,6 +19,8 @@ class NoLearning(Inferrer):
 
 class Oracle(Inferrer):
     """Drafts with the user's true preferences: the ceiling."""
+
+    learns = False
 
     async def retrieve(self, instance):
         return Retrieved(preferences=self.ctx.personas[instance.persona].preferences)

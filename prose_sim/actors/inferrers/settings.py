@@ -1,0 +1,49 @@
+"""Method settings: one flat table per method in a scenario.
+
+Every knob of every method lives here, unset (None) by default; each method
+declares which knobs it takes, so a knob given to the wrong method is an error
+at load. Unset knobs take the method's (or the named variant's, or the agent
+model's) default when the inferrer starts.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+RetrievalMode = Literal["exact_match", "most_recent", "cosine_sim"]
+CandidateType = Literal["iterate", "single", "none"]
+Breakdown = Literal["after_refinement", "each_iteration", "never"]
+Count = Annotated[int, msgspec.Meta(ge=1)]
+
+
+class MethodSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    # the inference method; default: the scenario table's own name
+    method: str | None = None
+    # which earlier instances a method may draw on (the paper's default: exact_match,
+    # i.e. only this user's, most recent first)
+    retrieval_mode: RetrievalMode = "exact_match"
+    # icl: number of (document, user text) examples shown (default 5)
+    num_examples: Count | None = None
+    # cipher: number of retrieved preferences merged (cipher1: 1, cipherN: 3)
+    num_merged: Count | None = None
+    # prose: a named variant of the paper (full, nv, sc, 1sc, 1nc, 1sc_ap_nv, full+icl)
+    variant: str | None = None
+    candidate_type: CandidateType | None = None
+    num_refinement_steps: Count | None = None
+    do_validate: bool | None = None
+    breakdown: Breakdown | None = None
+    validation_threshold: float | None = None
+    num_other_sequences: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    include_preferences_in_validate: bool | None = None
+    use_icl: bool | None = None
+
+    def given(self) -> set[str]:
+        """Knobs set in the scenario (besides ``method``)."""
+        defaults = MethodSettings()
+        return {
+            f
+            for f in self.__struct_fields__
+            if f != "method" and getattr(self, f) != getattr(defaults, f)
+        }

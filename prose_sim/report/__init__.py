@@ -1,0 +1,1 @@
+"""Reading runs back: transcripts, tables and plots, computed from the event log."""

@@ -1,0 +1,99 @@
+"""Drive one inferrer directly, with a programmable fake model behind the real gateway."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+
+import anyio
+
+from prose_sim.actors.base import ActorContext
+from prose_sim.actors.inferrers.settings import MethodSettings
+from prose_sim.events import DemonstrationProduced, DraftProduced, InstanceStarted
+from prose_sim.models.gateway import Gateway, ModelClient, RetryPolicy, RoleModel
+from prose_sim.models.protocol import ROLES, Completion, ModelRequest
+from prose_sim.runtime.bus import EpisodeBus
+from prose_sim.world.personas import builtin_catalog
+from prose_sim.world.tasks import TASKS
+
+BASE = dict(run_id="r", episode_id="e", seq=0, ts=0.0)
+
+
+class FakeModel:
+    """Answers with ``answer(request)``; records every request."""
+
+    def __init__(self, answer: Callable[[ModelRequest], str]):
+        self.answer = answer
+        self.requests: list[ModelRequest] = []
+
+    async def complete(self, request: ModelRequest) -> Completion:
+        self.requests.append(request)
+        return Completion(text=self.answer(request), input_tokens=1, output_tokens=1)
+
+    def by_purpose(self, purpose: str) -> list[ModelRequest]:
+        return [r for r in self.requests if r.purpose == purpose]
+
+    def prompts(self, purpose: str) -> list[str]:
+        return [r.messages[-1]["content"] for r in self.by_purpose(purpose)]
+
+
+def by_purpose(**answers: str | Callable[[ModelRequest], str]) -> Callable[[ModelRequest], str]:
+    def answer(request: ModelRequest) -> str:
+        given = answers.get(request.purpose, "some text")
+        return given(request) if callable(given) else given
+
+    return answer
+
+
+def make(method_cls, model: FakeModel, agent_model: str = "gpt-4o", embedder=None, **settings):
+    """An inferrer of the given class on a fresh bus; returns (inferrer, sink)."""
+    send, receive = anyio.create_memory_object_stream(100_000)
+    bus = EpisodeBus("r", "e", send)
+    gateway = Gateway({"m": model}, RetryPolicy(attempts=1))
+    roles = {role: RoleModel(backend="m", model=agent_model) for role in ROLES}
+    catalog = builtin_catalog()
+    ctx = ActorContext(
+        bus=bus,
+        models=ModelClient(gateway, bus.publish, roles, "e", 1),
+        task=TASKS["summarization"],
+        framework="plume",
+        seed=1,
+        personas={n: catalog.get("plume", "summarization", n) for n in catalog.names("plume", "summarization")},
+        agent_model=agent_model,
+        embedder=embedder,
+    )
+    return method_cls(ctx, MethodSettings(**settings)), receive
+
+
+_counter = itertools.count()
+
+
+def instance(i: int, persona: str = "cnn_dailymail", document: str | None = None) -> InstanceStarted:
+    return InstanceStarted(
+        **BASE, instance=i, persona=persona, document_id=f"doc-{persona}-{i}", document=document or f"document number {i}"
+    )
+
+
+def draft(i: int, text: str, preferences: str = "") -> DraftProduced:
+    return DraftProduced(**BASE, instance=i, text=text, preferences=preferences)
+
+
+def demo(i: int, text: str) -> DemonstrationProduced:
+    return DemonstrationProduced(**BASE, instance=i, text=text)
+
+
+async def step(inferrer, i: int, draft_text: str, user_text: str, persona: str = "cnn_dailymail", document=None):
+    """One full instance: retrieve, then learn from (draft, user text). Returns (retrieved, learned)."""
+    inst = instance(i, persona, document)
+    got = await inferrer.retrieve(inst)
+    learned = await inferrer.learn(inst, draft(i, draft_text, got.preferences), demo(i, user_text))
+    return got, learned
+
+
+def drain(receive) -> list:
+    events = []
+    while True:
+        try:
+            events.append(receive.receive_nowait())
+        except (anyio.WouldBlock, anyio.EndOfStream):
+            return events

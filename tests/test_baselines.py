@@ -1,0 +1,96 @@
+"""CIPHER and ICL, one test per rule; retrieval modes and retrieval accuracy."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness import FakeModel, by_purpose, make, step
+from prose_sim.actors.inferrers.cipher import Cipher1, CipherN
+from prose_sim.actors.inferrers.icl import Icl
+
+pytestmark = pytest.mark.anyio
+
+
+def counting_infer():
+    counter = iter(range(1000))
+    return lambda r: f"Preferences: learned-{next(counter)}"
+
+
+async def test_cipher_learns_nothing_new_when_the_user_keeps_the_draft():
+    m = FakeModel(by_purpose(infer=counting_infer()))
+    cipher, _ = make(Cipher1, m)
+    _, learned = await step(cipher, 0, draft_text="same text", user_text="same text")
+    assert m.by_purpose("infer") == [] and learned.preferences == ""
+
+
+async def test_cipher_infers_a_preference_from_the_difference():
+    m = FakeModel(by_purpose(infer=counting_infer()))
+    cipher, _ = make(Cipher1, m)
+    _, learned = await step(cipher, 0, draft_text="DRAFT-MARKER", user_text="USER-MARKER")
+    prompt = m.prompts("infer")[0]
+    assert "DRAFT-MARKER" in prompt and "USER-MARKER" in prompt
+    assert learned.preferences == "learned-0"
+
+
+async def test_cipher1_reuses_the_single_best_preference_without_a_model_call():
+    m = FakeModel(by_purpose(infer=counting_infer()))
+    cipher, _ = make(Cipher1, m)
+    for i in range(3):
+        await step(cipher, i, draft_text=f"d{i}", user_text=f"u{i}")
+    got, _ = await step(cipher, 3, draft_text="d", user_text="u")
+    assert got.preferences == "learned-2" and m.by_purpose("merge") == []
+
+
+async def test_cipherN_merges_exactly_three():
+    m = FakeModel(by_purpose(infer=counting_infer(), merge="Preferences: merged"))
+    cipher, _ = make(CipherN, m)
+    for i in range(4):
+        await step(cipher, i, draft_text=f"d{i}", user_text=f"u{i}")
+    got, _ = await step(cipher, 4, draft_text="d", user_text="u")
+    assert got.preferences == "merged"
+    last_merge = m.prompts("merge")[-1]
+    shown = [f"learned-{i}" for i in range(4) if f"learned-{i}" in last_merge]
+    assert shown == ["learned-1", "learned-2", "learned-3"]
+
+
+async def test_icl_shows_the_examples_own_documents():
+    m = FakeModel(by_purpose())
+    icl, _ = make(Icl, m)
+    for i in range(3):
+        await step(icl, i, draft_text="d", user_text=f"USER-{i}", document=f"DOC-{i}")
+    got, _ = await step(icl, 3, draft_text="d", user_text="u", document="CURRENT-DOC")
+    assert got.examples == [("DOC-2", "USER-2"), ("DOC-1", "USER-1"), ("DOC-0", "USER-0")]
+    assert all(doc != "CURRENT-DOC" for doc, _ in got.examples)
+    assert m.requests == []  # ICL learns without model calls
+
+
+async def test_icl_keeps_at_most_k_examples():
+    icl, _ = make(Icl, FakeModel(by_purpose()), num_examples=2)
+    for i in range(4):
+        await step(icl, i, draft_text="d", user_text=f"u{i}")
+    got, _ = await step(icl, 4, draft_text="d", user_text="u")
+    assert len(got.examples) == 2
+
+
+async def test_most_recent_retrieval_crosses_users_and_reports_whose():
+    icl, _ = make(Icl, FakeModel(by_purpose()), retrieval_mode="most_recent", num_examples=3)
+    await step(icl, 0, draft_text="d", user_text="u", persona="imdb")
+    await step(icl, 1, draft_text="d", user_text="u", persona="cnn_dailymail")
+    got, _ = await step(icl, 2, draft_text="d", user_text="u", persona="cnn_dailymail")
+    assert got.retrieved == ["cnn_dailymail", "imdb"]
+
+
+class WordEmbedder:
+    """A test double: documents sharing their first word are identical vectors."""
+
+    async def embed(self, key, text):
+        first = text.split()[0]
+        return [1.0, 0.0] if first == "apples" else [0.0, 1.0]
+
+
+async def test_cosine_retrieval_ranks_by_document_similarity():
+    icl, _ = make(Icl, FakeModel(by_purpose()), retrieval_mode="cosine_sim", num_examples=1, embedder=WordEmbedder())
+    await step(icl, 0, draft_text="d", user_text="about apples", persona="imdb", document="apples are red")
+    await step(icl, 1, draft_text="d", user_text="about pears", persona="cnn_dailymail", document="pears are green")
+    got, _ = await step(icl, 2, draft_text="d", user_text="u", persona="imdb", document="apples again")
+    assert got.examples == [("apples are red", "about apples")] and got.retrieved == ["imdb"]

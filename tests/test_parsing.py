@@ -1,0 +1,349 @@
+"""Parsers of model output: what models really print, and never an exception."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from prose_sim.parsing import parse_json_list, parse_preferences, parse_score, parse_verdict
+from prose_sim.scales import FPM_SCALE, PPCM_SCALE, SIMILARITY_RANGE, VALIDATION_SCALE
+
+# ---------------------------------------------------------------- parse_preferences
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Preferences: use emojis; be brief", "use emojis; be brief"),
+        ("preferences: lower case label", "lower case label"),
+        ("Some reasoning first.\n\n**Preferences:** use emojis; be brief", "use emojis; be brief"),
+        ("**Preferences**: use emojis", "use emojis"),
+        ("## Preferences: headline style", "headline style"),
+        ("> - Preferences: quoted bullet", "quoted bullet"),
+        ("1. Preferences: numbered", "numbered"),
+        ("Final Preferences: the final one", "the final one"),
+        ('Preferences: "be brief; use emojis"', "be brief; use emojis"),
+        ("Preferences: `be brief`", "be brief"),
+        ("Preferences: **be brief**", "be brief"),
+        ("Preferences: “be brief”", "be brief"),
+    ],
+)
+def test_preferences_on_the_label_line(text, expected):
+    assert parse_preferences(text) == expected
+
+
+def test_preferences_takes_the_last_label():
+    text = "Preferences: an early draft\nthinking more...\nPreferences: the answer"
+    assert parse_preferences(text) == "the answer"
+
+
+def test_preferences_on_the_next_lines():
+    text = "Reasoning.\n\n**Preferences:**\n- use emojis\n- **be brief**;\n\nHope this helps!"
+    assert parse_preferences(text) == "use emojis; be brief"
+
+
+def test_preferences_after_a_blank_line():
+    assert parse_preferences("Preferences:\n\nwrite like a tweet\n\nbye") == "write like a tweet"
+
+
+def test_preferences_next_lines_stop_at_blank_line():
+    assert parse_preferences("Preferences:\nbe brief\nuse emojis\n\nunrelated") == (
+        "be brief; use emojis"
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'Preferences: ["be brief", "use emojis"]',
+        "Preferences: ['be brief', 'use emojis']",
+        'Preferences: ["be brief", "use emojis",]',
+        'Preferences:\n```json\n["be brief", "use emojis"]\n```',
+        'Preferences: [\n  "be brief",\n  "use emojis"\n]',
+        'Preferences: "be brief", "use emojis"',
+        'Preferences: `["be brief", "use emojis"]`',
+    ],
+)
+def test_preferences_json_list_is_joined(text):
+    assert parse_preferences(text) == "be brief; use emojis"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "no label at all",
+        "Preferences:",
+        "Preferences:   \n\n",
+        "**Preferences:** **",
+        "Preferences: []",
+    ],
+)
+def test_preferences_none_when_missing_or_empty(text):
+    assert parse_preferences(text) is None
+
+
+def test_preferences_label_must_start_the_line():
+    assert parse_preferences("I will list my Preferences: later") is None
+
+
+# ---------------------------------------------------------------- parse_json_list
+
+
+def test_json_list_plain():
+    assert parse_json_list('["a", "b"]') == ["a", "b"]
+
+
+def test_json_list_inside_prose():
+    text = 'Splitting it up, I get ["use emojis", "be brief"] as the components.'
+    assert parse_json_list(text) == ["use emojis", "be brief"]
+
+
+def test_json_list_fenced():
+    text = 'Here you go:\n```json\n[\n  "use emojis",\n  "be brief"\n]\n```\n'
+    assert parse_json_list(text) == ["use emojis", "be brief"]
+
+
+def test_json_list_single_quoted():
+    assert parse_json_list("Preferences: ['use emojis', \"don't ramble\"]") == [
+        "use emojis",
+        "don't ramble",
+    ]
+
+
+def test_json_list_trailing_comma():
+    assert parse_json_list('["a", "b",\n]') == ["a", "b"]
+
+
+def test_json_list_curly_quotes():
+    assert parse_json_list("[“a”, “b”]") == ["a", "b"]
+
+
+def test_json_list_prefers_the_labelled_one():
+    text = 'Preferences: ["x", "y"]\nFor comparison, the old list was ["old"].'
+    assert parse_json_list(text) == ["x", "y"]
+
+
+def test_json_list_else_the_last_one():
+    assert parse_json_list('First ["a"], then ["b", "c"].') == ["b", "c"]
+
+
+def test_json_list_brackets_inside_items():
+    assert parse_json_list('["use [square] brackets", "end ] here"]') == [
+        "use [square] brackets",
+        "end ] here",
+    ]
+
+
+def test_json_list_ignores_citations():
+    assert parse_json_list('As in [1], the list is ["a", "b"] [2].') == ["a", "b"]
+
+
+def test_json_list_items_cleaned():
+    assert parse_json_list('["  a ", "", "   ", 3, null, "b"]') == ["a", "3", "b"]
+
+
+def test_json_list_nested_read_as_whole():
+    assert parse_json_list('[["a", "b"]]') == ["a", "b"]
+
+
+def test_json_list_continuation_of_a_prefilled_bracket():
+    assert parse_json_list(' "a", "b"]') == ["a", "b"]
+
+
+def test_json_list_labelled_empty_list():
+    assert parse_json_list("Nothing stands out.\nPreferences: []") == []
+
+
+@pytest.mark.parametrize("text", ["", "no list", "[not, a list", "[1, 2]", "[]", "['unclosed]"])
+def test_json_list_none_when_absent(text):
+    assert parse_json_list(text) is None
+
+
+# ---------------------------------------------------------------- parse_verdict
+
+
+def test_verdict_line():
+    assert parse_verdict("It fits well.\nVerdict: strongly confirms", VALIDATION_SCALE) == 2
+
+
+def test_verdict_line_with_markdown():
+    assert parse_verdict("**Verdict:** *Somewhat Contradicts*", VALIDATION_SCALE) == -1
+
+
+def test_verdict_line_wins_over_reasoning():
+    text = (
+        "One might say it strongly confirms, strongly confirms even, but no.\n"
+        "Verdict: neutral"
+    )
+    assert parse_verdict(text, VALIDATION_SCALE) == 0
+
+
+def test_verdict_answer_on_the_next_line():
+    assert parse_verdict("Verdict:\n\nclearly exhibits", PPCM_SCALE) == 2
+
+
+def test_verdict_line_without_keyword_falls_back_to_text():
+    text = "The text somewhat contradicts the preference.\nVerdict: unclear"
+    assert parse_verdict(text, VALIDATION_SCALE) == -1
+
+
+def test_verdict_keyword_only_in_reasoning():
+    text = "Looking at the summary, it clearly exhibits the preference throughout."
+    assert parse_verdict(text, PPCM_SCALE) == 2
+
+
+def test_verdict_longest_keyword_wins():
+    scale = {"confirms": 5, "somewhat confirms": 1}
+    assert parse_verdict("Verdict: somewhat confirms", scale) == 1
+    assert parse_verdict("I think it somewhat confirms it.", scale) == 1
+    assert parse_verdict("Verdict: confirms", scale) == 5
+
+
+def test_verdict_tolerates_hyphens_and_spacing():
+    assert parse_verdict("Verdict: somewhat-confirms", VALIDATION_SCALE) == 1
+    assert parse_verdict("Verdict: strongly   contradicts", VALIDATION_SCALE) == -2
+
+
+def test_verdict_most_frequent_keyword():
+    text = "Some see neutral, but it somewhat confirms. It somewhat confirms, really."
+    assert parse_verdict(text, VALIDATION_SCALE) == 1
+
+
+def test_verdict_tie_goes_to_the_later_keyword():
+    text = "strongly confirms? strongly contradicts? strongly contradicts... strongly confirms"
+    assert parse_verdict(text, VALIDATION_SCALE) == 2
+
+
+def test_verdict_fpm_whole_words():
+    assert parse_verdict("Overall, nonetheless, it was handsome.", FPM_SCALE) is None
+    assert parse_verdict("Overall the email shows most of them.\nVerdict: Most", FPM_SCALE) == 1
+    assert parse_verdict("Verdict: none of them", FPM_SCALE) == -2
+    assert parse_verdict("Verdict: **all**", FPM_SCALE) == 2
+
+
+def test_verdict_none_without_keyword():
+    assert parse_verdict("I cannot tell.\nVerdict: ???", VALIDATION_SCALE) is None
+    assert parse_verdict("anything", {}) is None
+
+
+# ---------------------------------------------------------------- parse_score
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Score: 3", 3),
+        ("**Score:** 4", 4),
+        ("Score: **2**/4", 2),
+        ("Final score: 1", 1),
+        ("Score: 4.0", 4),
+        ("They are very close. I would give 3 out of 4.", 3),
+        ("On the 0-4 scale this is a 2.", 2),
+        ("Score: 9\nOn reflection, 1", 1),
+        ("Score: 0", 0),
+        ("Score: 3\nlater text mentions 2", 3),
+    ],
+)
+def test_score(text, expected):
+    assert parse_score(text, *SIMILARITY_RANGE) == expected
+
+
+@pytest.mark.parametrize("text", ["", "no numbers", "Score: 7", "Score: 3.5", "version v2"])
+def test_score_none(text):
+    assert parse_score(text, *SIMILARITY_RANGE) is None
+
+
+def test_score_negative_range():
+    assert parse_score("Score: -2", -2, 2) == -2
+
+
+# ---------------------------------------------------------------- never raise
+
+FRAGMENTS = [
+    "Preferences:",
+    "**Preferences:**",
+    "preferences :",
+    "Verdict:",
+    "**Verdict**:",
+    "Score:",
+    "[",
+    "]",
+    "[[",
+    "]]",
+    '"',
+    "'",
+    "`",
+    "```",
+    "```json",
+    "“",
+    "”",
+    ",",
+    ";",
+    "-",
+    "*",
+    "#",
+    ">",
+    "\n",
+    "\n\n",
+    " ",
+    "\\",
+    "null",
+    "1",
+    "-3",
+    "4.0",
+    "3.5",
+    "99999999999999999999999999",
+    "/",
+    "out of",
+    *VALIDATION_SCALE,
+    *PPCM_SCALE,
+    *FPM_SCALE,
+    "use emojis",
+]
+
+fragment_texts = st.lists(
+    st.sampled_from(FRAGMENTS) | st.text(max_size=5), max_size=40
+).map("".join)
+any_text = st.text() | fragment_texts
+scales = st.sampled_from([VALIDATION_SCALE, PPCM_SCALE, FPM_SCALE]) | st.dictionaries(
+    st.text(max_size=12), st.integers(-3, 3), max_size=5
+)
+
+
+@given(any_text)
+@settings(max_examples=300)
+def test_parse_preferences_never_raises(text):
+    result = parse_preferences(text)
+    assert result is None or (isinstance(result, str) and result)
+
+
+@given(any_text)
+@settings(max_examples=300)
+def test_parse_json_list_never_raises(text):
+    result = parse_json_list(text)
+    assert result is None or (
+        isinstance(result, list) and all(isinstance(item, str) and item for item in result)
+    )
+
+
+@given(any_text, scales)
+@settings(max_examples=300)
+def test_parse_verdict_never_raises(text, scale):
+    result = parse_verdict(text, scale)
+    assert result is None or result in scale.values()
+
+
+@given(any_text, st.integers(-5, 5), st.integers(0, 10))
+@settings(max_examples=300)
+def test_parse_score_never_raises(text, low, width):
+    result = parse_score(text, low, low + width)
+    assert result is None or (isinstance(result, int) and low <= result <= low + width)
+
+
+@given(st.lists(st.text(min_size=1).filter(str.strip), min_size=1, max_size=5))
+def test_json_list_round_trip(items):
+    import json
+
+    assert parse_json_list("Preferences: " + json.dumps(items)) == [item.strip() for item in items]

@@ -1,0 +1,222 @@
+"""PROSE, one test per rule of the algorithm (design brief, section 3)."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness import FakeModel, by_purpose, drain, make, step
+from prose_sim.actors.inferrers.prose import IclProse, Prose, model_defaults, resolve_config
+from prose_sim.actors.inferrers.settings import MethodSettings
+from prose_sim.events import ParseFailed
+
+pytestmark = pytest.mark.anyio
+
+CONFIRM = "Reasoning.\nVerdict: strongly confirms"
+LIST = 'Preferences: ["use short sentences", "include a simile"]'
+
+
+def model(**answers):
+    defaults = dict(refine="Preferences: use short sentences; include a simile", breakdown=LIST, validate=CONFIRM,
+                    candidate="a new candidate", coalesce="Preferences: merged preferences")
+    defaults.update(answers)
+    return FakeModel(by_purpose(**defaults))
+
+
+async def test_refinement_stops_when_the_candidate_equals_the_users_text():
+    m = model()
+    prose, _ = make(Prose, m, num_refinement_steps=3)
+    await step(prose, 0, draft_text="the same words", user_text="the  same words")
+    assert m.by_purpose("refine") == [] and m.by_purpose("candidate") == []
+
+
+async def test_refinement_stops_once_a_redrafted_candidate_equals_the_users_text():
+    m = model(candidate="the user text")
+    prose, _ = make(Prose, m, num_refinement_steps=5, candidate_type="iterate")
+    await step(prose, 0, draft_text="a draft", user_text="the user text")
+    assert len(m.by_purpose("refine")) == 1 and len(m.by_purpose("candidate")) == 1
+
+
+async def test_none_puts_no_candidate_in_the_refine_prompt():
+    m = model()
+    prose, _ = make(Prose, m, candidate_type="none", num_refinement_steps=2)
+    await step(prose, 0, draft_text="DRAFTED-TEXT-MARKER", user_text="user words")
+    prompts = m.prompts("refine")
+    assert len(prompts) == 2 and all("DRAFTED-TEXT-MARKER" not in p for p in prompts)
+    assert all("user words" in p for p in prompts)
+
+
+async def test_single_never_redrafts():
+    m = model()
+    prose, _ = make(Prose, m, candidate_type="single", num_refinement_steps=3)
+    await step(prose, 0, draft_text="DRAFTED-TEXT-MARKER", user_text="user words")
+    assert m.by_purpose("candidate") == []
+    prompts = m.prompts("refine")
+    assert len(prompts) == 3 and all("DRAFTED-TEXT-MARKER" in p for p in prompts)
+
+
+async def test_iterate_redrafts_on_every_step_but_the_last():
+    m = model(candidate=lambda r: f"candidate {len(m.requests)}")
+    prose, _ = make(Prose, m, candidate_type="iterate", num_refinement_steps=3)
+    await step(prose, 0, draft_text="first draft", user_text="user words")
+    assert len(m.by_purpose("refine")) == 3 and len(m.by_purpose("candidate")) == 2
+    refine = m.prompts("refine")
+    assert "first draft" in refine[0] and "first draft" not in refine[1]
+
+
+async def test_the_refined_preferences_are_what_the_candidate_is_drafted_with():
+    m = model(refine="Preferences: WRITE-IN-ALLCAPS")
+    prose, _ = make(Prose, m, candidate_type="iterate", num_refinement_steps=2)
+    await step(prose, 0, draft_text="d", user_text="u")
+    assert "WRITE-IN-ALLCAPS" in m.prompts("candidate")[0]
+
+
+async def test_breakdown_is_skipped_when_the_answer_already_is_a_json_list():
+    m = model(refine=LIST)
+    prose, _ = make(Prose, m, num_refinement_steps=1)
+    _, learned = await step(prose, 0, draft_text="d", user_text="u")
+    assert m.by_purpose("breakdown") == []
+    assert learned.components == ["use short sentences", "include a simile"]
+
+
+async def test_breakdown_asks_the_model_for_a_list_otherwise():
+    m = model()
+    prose, _ = make(Prose, m, num_refinement_steps=1, do_validate=False)
+    _, learned = await step(prose, 0, draft_text="d", user_text="u")
+    assert len(m.by_purpose("breakdown")) == 1
+    assert learned.components == ["use short sentences", "include a simile"]
+
+
+async def test_breakdown_each_iteration_breaks_down_after_every_refinement():
+    m = model()
+    prose, _ = make(Prose, m, num_refinement_steps=3, breakdown="each_iteration", candidate_type="single", do_validate=False)
+    await step(prose, 0, draft_text="d", user_text="u")
+    assert len(m.by_purpose("breakdown")) == 3
+
+
+async def test_breakdown_never_keeps_the_description_whole():
+    m = model()
+    prose, _ = make(Prose, m, num_refinement_steps=1, breakdown="never", do_validate=False)
+    _, learned = await step(prose, 0, draft_text="d", user_text="u")
+    assert m.by_purpose("breakdown") == []
+    assert learned.components == ["use short sentences; include a simile"]
+
+
+async def test_an_unparseable_breakdown_falls_back_to_splitting_and_is_counted():
+    m = model(breakdown="I cannot do that.")
+    prose, sink = make(Prose, m, num_refinement_steps=1, do_validate=False)
+    _, learned = await step(prose, 0, draft_text="d", user_text="u")
+    assert learned.components == ["use short sentences", "include a simile"]
+    failures = [e for e in drain(sink) if isinstance(e, ParseFailed)]
+    assert [f.purpose for f in failures] == ["breakdown"]
+
+
+async def test_a_verdict_is_never_asked_twice_for_the_same_component_and_demonstration():
+    m = model(validate="Verdict: somewhat confirms")  # mean 1: never stops early
+    prose, _ = make(Prose, m, num_refinement_steps=1, num_other_sequences=5)
+    for i in range(3):
+        await step(prose, i, draft_text=f"d{i}", user_text=f"u{i}")
+    asked = m.prompts("validate")
+    # the same 2 components each time: only the new demonstration is asked about
+    assert len(asked) == 2 * 3 and len(set(asked)) == len(asked)
+
+
+def fresh_components():
+    counter = iter(range(1000))
+    return lambda r: f'Preferences: ["component {next(counter)}"]'
+
+
+async def test_validation_of_a_component_stops_after_two_verdicts_with_mean_magnitude_above_1_5():
+    m = model(refine=fresh_components(), validate=CONFIRM, coalesce="Preferences: x")
+    prose, _ = make(Prose, m, num_refinement_steps=1, num_other_sequences=5)
+    for i in range(3):
+        await step(prose, i, draft_text=f"d{i}", user_text=f"u{i}")
+    # a new component each instance, validated against 1, 2, 3 demonstrations: the
+    # third instance stops after two verdicts (mean 2 > 1.5)
+    assert len(m.by_purpose("validate")) == 1 + 2 + 2
+
+
+async def test_validation_goes_on_while_the_mean_magnitude_is_at_most_1_5():
+    verdicts = iter(["Verdict: strongly confirms", "Verdict: somewhat confirms"] * 50)
+    m = model(refine=fresh_components(), validate=lambda r: next(verdicts), coalesce="Preferences: x")
+    prose, _ = make(Prose, m, num_refinement_steps=1, num_other_sequences=5)
+    for i in range(3):
+        await step(prose, i, draft_text=f"d{i}", user_text=f"u{i}")
+    assert len(m.by_purpose("validate")) == 1 + 2 + 3
+
+
+@pytest.mark.parametrize("on_earlier, kept", [("neutral", False), ("somewhat confirms", True)])
+async def test_a_component_whose_mean_equals_the_threshold_is_dropped(on_earlier, kept):
+    """Verdicts (somewhat confirms, neutral) have mean 0.5 = threshold: dropped."""
+
+    def verdict(request):
+        prompt = request.messages[-1]["content"]
+        return "Verdict: somewhat confirms" if "NEW-TEXT" in prompt else f"Verdict: {on_earlier}"
+
+    m = model(refine=fresh_components(), validate=verdict, coalesce="Preferences: x")
+    prose, _ = make(Prose, m, num_refinement_steps=1, validation_threshold=0.5)
+    await step(prose, 0, draft_text="d0", user_text="EARLIER-TEXT")
+    _, learned = await step(prose, 1, draft_text="d1", user_text="NEW-TEXT")
+    assert (learned.components == ["component 1"]) is kept
+
+
+async def test_an_unparseable_verdict_scores_zero():
+    m = model(refine='Preferences: ["only one"]', validate="I am not sure.")
+    prose, _ = make(Prose, m, num_refinement_steps=1, validation_threshold=-0.5)
+    _, learned = await step(prose, 0, draft_text="d", user_text="u")
+    assert learned.components == ["only one"]  # 0 > -0.5
+    assert list(prose.verdicts.values()) == [0]
+
+
+async def test_no_validation_keeps_every_component():
+    m = model(validate="Verdict: strongly contradicts")
+    prose, _ = make(Prose, m, num_refinement_steps=1, do_validate=False)
+    _, learned = await step(prose, 0, draft_text="d", user_text="u")
+    assert m.by_purpose("validate") == [] and len(learned.components) == 2
+
+
+async def test_include_preferences_in_validate_shows_the_whole_set():
+    m = model(validate=CONFIRM)
+    prose, _ = make(Prose, m, num_refinement_steps=1, include_preferences_in_validate=True)
+    await step(prose, 0, draft_text="d", user_text="u")
+    assert all("use short sentences; include a simile" in p for p in m.prompts("validate"))
+
+
+async def test_coalescing_happens_only_when_earlier_preferences_exist():
+    m = model()
+    prose, _ = make(Prose, m, num_refinement_steps=1)
+    first, _ = await step(prose, 0, draft_text="d", user_text="u")
+    assert m.by_purpose("coalesce") == [] and first.preferences == ""
+    second, _ = await step(prose, 1, draft_text="d", user_text="u")
+    assert len(m.by_purpose("coalesce")) == 1 and second.preferences == "merged preferences"
+    assert "include a simile" in m.prompts("coalesce")[0]
+
+
+async def test_retrieval_is_per_user_with_exact_match():
+    m = model()
+    prose, _ = make(Prose, m, num_refinement_steps=1)
+    await step(prose, 0, draft_text="d", user_text="u", persona="imdb")
+    got, _ = await step(prose, 1, draft_text="d", user_text="u", persona="cnn_dailymail")
+    assert m.by_purpose("coalesce") == [] and got.retrieved == []
+
+
+async def test_icl_prose_drafts_with_examples_and_preferences():
+    m = model()
+    prose, _ = make(IclProse, m, num_refinement_steps=1)
+    await step(prose, 0, draft_text="d", user_text="FIRST-USER-TEXT", document="FIRST-DOCUMENT")
+    got, _ = await step(prose, 1, draft_text="d", user_text="u")
+    assert got.examples == [("FIRST-DOCUMENT", "FIRST-USER-TEXT")] and got.preferences
+
+
+def test_variants_and_model_defaults():
+    assert model_defaults("gpt-4o") == (5, 0.5)
+    assert model_defaults("gpt-4o-mini-2024-07-18") == (3, 0.5)
+    assert model_defaults("Qwen/Qwen2.5-7B-Instruct") == (5, 0.25)
+    assert model_defaults("qwen-2_5-72b") == (5, 0.75)
+    full = resolve_config(MethodSettings(variant="full"), "gpt-4o")
+    assert (full.candidate_type, full.num_refinement_steps, full.do_validate) == ("iterate", 5, True)
+    one = resolve_config(MethodSettings(variant="1sc_ap_nv"), "gpt-4o")
+    assert (one.candidate_type, one.num_refinement_steps, one.do_validate) == ("single", 1, False)
+    assert resolve_config(MethodSettings(variant="1nc"), "x").candidate_type == "none"
+    assert resolve_config(MethodSettings(variant="full+icl"), "x").use_icl
+    explicit = resolve_config(MethodSettings(variant="1sc", num_refinement_steps=4), "gpt-4o")
+    assert explicit.num_refinement_steps == 4
