@@ -159,6 +159,21 @@ class ModelFailed(Event, frozen=True, tag="model_failed"):
     attempts: int = 1
 
 
+class BatchServed(Event, frozen=True, tag="batch_served"):
+    """The local model server decoded one batch (run-level; timing, not results)."""
+
+    model: str
+    size: int
+    prompt_tokens: int
+    padded_tokens: int
+    generated_tokens: int
+    steps: int
+    idle_row_steps: int
+    wall_s: float
+    mean_queue_wait_s: float
+    max_queue_wait_s: float
+
+
 AnyEvent = Union[
     RunStarted,
     RunFinished,
@@ -176,6 +191,7 @@ AnyEvent = Union[
     ModelRequested,
     ModelResponded,
     ModelFailed,
+    BatchServed,
 ]
 
 EVENT_TYPES: tuple[type[Event], ...] = AnyEvent.__args__  # type: ignore[attr-defined]

@@ -50,13 +50,22 @@ MethodSpec = MethodSettings
 
 
 class ModelSpec(Strict):
-    backend: Literal["scripted"] = "scripted"
+    # scripted: the deterministic test double; local: a transformers model served in-process
+    backend: Literal["scripted", "local"] = "scripted"
+    # local: a Hugging Face name, a local folder, a .gguf file, or the embedded
+    # "smollm2-135m-instruct" (the default); scripted: a label
     model: str = ""
     temperature: NonNegative = 0.0
     top_p: Annotated[float, msgspec.Meta(gt=0, le=1)] = 1.0
     top_k: Annotated[int, msgspec.Meta(ge=0)] = 0
     repetition_penalty: Annotated[float, msgspec.Meta(gt=0)] = 1.0
     max_new_tokens: Positive = 512
+    # local backend only: weights dtype (auto: bfloat16 on CUDA, float32 on CPU), device,
+    # and the server's dynamic batching (largest batch, longest wait for more requests)
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    device: str = "auto"
+    max_batch_size: Positive = 32
+    max_wait_s: NonNegative = 0.02
     # scripted backend only: simulated latency (seconds) and answer length (words)
     latency_s: NonNegative = 0.0
     latency_jitter: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.0

@@ -11,6 +11,7 @@ Run folder: ``scenario.toml`` (resolved), ``events.jsonl``, ``results.csv``,
 
 from __future__ import annotations
 
+import contextlib
 import resource
 import time
 from collections.abc import Mapping
@@ -22,18 +23,18 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 
 from prose_sim import __version__
 from prose_sim.errors import UsageError
-from prose_sim.events import Event, RunFinished, RunStarted
-from prose_sim.models.backends.scripted import ScriptedBackend, ScriptedSettings
+from prose_sim.events import BatchServed, Event, RunFinished, RunStarted
 from prose_sim.models.embeddings import CachedEmbedder, Embedder, MiniLMEmbedder
-from prose_sim.models.gateway import Gateway, RetryPolicy, RoleModel
-from prose_sim.models.protocol import ROLES, Backend, SamplingParams
+from prose_sim.models.gateway import Gateway, RetryPolicy
+from prose_sim.models.protocol import Backend
 from prose_sim.runtime.bus import EpisodeBus
 from prose_sim.runtime.episode import EpisodeWorld, run_episode
 from prose_sim.runtime.eventlog import EventLogWriter
 from prose_sim.runtime.plan import expand
 from prose_sim.runtime.progress import show_progress
 from prose_sim.runtime.results import MethodSummary, ResultsCollector, Usage, summarize_methods
-from prose_sim.scenario import ModelSpec, Scenario, dump_scenario, scenario_corpus
+from prose_sim.runtime.backends import build_models
+from prose_sim.scenario import Scenario, dump_scenario, scenario_corpus
 from prose_sim.world.personas import builtin_catalog
 
 SINK_BUFFER = 8192
@@ -67,34 +68,8 @@ class RunOutcome(msgspec.Struct, kw_only=True):
     usage: list[dict[str, object]]  # by role and purpose
     # by method, role and purpose, with calls and tokens per task instance
     method_usage: list[dict[str, object]] = []
-
-
-def build_models(scenario: Scenario) -> tuple[dict[str, Backend], dict[str, RoleModel]]:
-    """One backend per role from the scenario's model table."""
-    backends: dict[str, Backend] = {}
-    roles: dict[str, RoleModel] = {}
-    for role in ROLES:
-        spec: ModelSpec = getattr(scenario.models, role)
-        backends[role] = ScriptedBackend(
-            ScriptedSettings(
-                latency_s=spec.latency_s,
-                latency_jitter=spec.latency_jitter,
-                min_words=spec.min_words,
-                max_words=spec.max_words,
-            )
-        )
-        roles[role] = RoleModel(
-            backend=role,
-            model=spec.model or spec.backend,
-            params=SamplingParams(
-                temperature=spec.temperature,
-                top_p=spec.top_p,
-                top_k=spec.top_k,
-                repetition_penalty=spec.repetition_penalty,
-                max_new_tokens=spec.max_new_tokens,
-            ),
-        )
-    return backends, roles
+    # local model servers: batches, tokens/s, queue wait, padding and idle waste
+    servers: list[dict[str, object]] = []
 
 
 def default_embedder(scenario: Scenario) -> Embedder | None:
@@ -139,9 +114,12 @@ async def execute(
     (run_dir / "scenario.toml").write_text(dump_scenario(scenario), encoding="utf-8")
     plans = expand(scenario)
     limit = concurrency or scenario.concurrency or max(1, len(plans))
-    built_backends, roles = build_models(scenario)
+    built_backends, roles, servers = build_models(scenario)
     retry = RetryPolicy(**msgspec.structs.asdict(scenario.retry))
-    gateway = Gateway(backends if backends is not None else built_backends, retry)
+    for role, backend in (backends or {}).items():  # test doubles, by role
+        built_backends[f"given:{role}"] = backend
+        roles[role] = msgspec.structs.replace(roles[role], backend=f"given:{role}")
+    gateway = Gateway(built_backends, retry)
     run_id = run_dir.name
     world = EpisodeWorld(
         run_id,
@@ -160,9 +138,12 @@ async def execute(
     try:
         async with anyio.create_task_group() as outer:
             outer.start_soon(_consume, receive, writer, collector)
-            async with send, anyio.create_task_group() as inner:
+            async with send, contextlib.AsyncExitStack() as stack, anyio.create_task_group() as inner:
                 inner.start_soon(show_progress, collector, len(plans), progress)
                 run_bus = EpisodeBus(run_id, "", send.clone())
+                for server in servers:
+                    server.on_batch = _batch_reporter(run_bus, server.stats.model)
+                    await stack.enter_async_context(server)
                 await run_bus.publish(
                     RunStarted,
                     scenario_name=scenario.name,
@@ -195,8 +176,28 @@ async def execute(
     wall = time.perf_counter() - started
     (run_dir / "results.csv").write_text(collector.results_csv(), encoding="utf-8")
     outcome = _outcome(run_dir, collector, len(plans), statuses, wall, limit)
+    outcome.servers = [server.stats.summary() for server in servers]
     (run_dir / "summary.json").write_bytes(msgspec.json.format(msgspec.json.encode(outcome)))
     return outcome
+
+
+def _batch_reporter(run_bus: EpisodeBus, model: str):
+    async def report(stats, waits: list[float]) -> None:
+        await run_bus.publish(
+            BatchServed,
+            model=model,
+            size=stats.size,
+            prompt_tokens=stats.prompt_tokens,
+            padded_tokens=stats.padded_tokens,
+            generated_tokens=stats.generated_tokens,
+            steps=stats.steps,
+            idle_row_steps=stats.idle_row_steps,
+            wall_s=stats.wall_s,
+            mean_queue_wait_s=sum(waits) / len(waits),
+            max_queue_wait_s=max(waits),
+        )
+
+    return report
 
 
 async def _consume(
