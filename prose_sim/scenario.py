@@ -66,6 +66,9 @@ class ModelSpec(Strict):
     device: str = "auto"
     max_batch_size: Positive = 32
     max_wait_s: NonNegative = 0.02
+    # start answers with the format keyword a prompt asks for ("Preferences:", "Verdict:"),
+    # where the backend can (local); it keeps small models to the expected format
+    response_prefix: bool = True
     # scripted backend only: simulated latency (seconds) and answer length (words)
     latency_s: NonNegative = 0.0
     latency_jitter: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.0

@@ -137,8 +137,9 @@ def test_a_crashing_actor_fails_its_episode_not_the_run(write_scenario, tmp_path
     assert all(e.status == "completed" for e in episodes)
 
 
-def test_quickstart_runs(tmp_path):
-    outcome = run(load_scenario(SCENARIOS / "quickstart.toml"), tmp_path / "qs")
+def test_quickstart_runs_on_the_scripted_backend_too(tmp_path):
+    scripted = [f"models.{role}.backend=scripted" for role in ("user", "agent", "judge")]
+    outcome = run(load_scenario(SCENARIOS / "quickstart.toml", scripted), tmp_path / "qs")
     assert outcome.status == "completed" and outcome.instances == 16
 
 

@@ -39,6 +39,8 @@ class RoleModel(msgspec.Struct, frozen=True, kw_only=True):
     backend: str
     model: str
     params: SamplingParams = SamplingParams()
+    # start answers with the format keyword the prompt asks for (where the backend can)
+    use_response_prefix: bool = True
 
 
 def describe_error(exc: BaseException) -> str:
@@ -134,8 +136,16 @@ class ModelClient:
         instance: int,
         prompt: str,
         response_prefix: str = "",
+        prefixed_max_tokens: int | None = None,
     ) -> Completion:
+        """``prefixed_max_tokens`` caps the answer when the prefix is used (a keyword answer)."""
         served = self._roles[role]
+        use_prefix = bool(response_prefix) and served.use_response_prefix
+        params = served.params
+        if use_prefix and prefixed_max_tokens:
+            params = msgspec.structs.replace(
+                params, max_new_tokens=min(params.max_new_tokens, prefixed_max_tokens)
+            )
         messages = [{"role": "user", "content": prompt}]
         seed = derive_seed(self._seed, role, purpose, prompt) % (2**31)
         request = ModelRequest(
@@ -145,7 +155,7 @@ class ModelClient:
             instance=instance,
             model=served.model,
             messages=messages,
-            params=msgspec.structs.replace(served.params, seed=seed),
-            response_prefix=response_prefix,
+            params=msgspec.structs.replace(params, seed=seed),
+            response_prefix=response_prefix if use_prefix else "",
         )
         return await self._gateway.complete(served.backend, request, self._emit)

@@ -46,6 +46,7 @@ def build_models(scenario: Scenario) -> tuple[dict[str, Backend], dict[str, Role
         roles[role] = RoleModel(
             backend=key,
             model=name,
+            use_response_prefix=spec.response_prefix,
             params=SamplingParams(
                 temperature=spec.temperature,
                 top_p=spec.top_p,

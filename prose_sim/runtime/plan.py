@@ -38,33 +38,24 @@ def expand(scenario: Scenario) -> list[EpisodePlan]:
     plans = []
     for task, spec in scenario.tasks.items():
         for framework in spec.frameworks:
-            for label in scenario.methods:
+            for label, settings in scenario.methods.items():
+                users = list(spec.personas or [])
+                exact = settings.retrieval_mode == "exact_match"
+                # exact match: one episode per user; otherwise one over all users
+                groups = [[u] for u in users] if exact else [users]
                 for seed in scenario.seeds:
-                    if scenario.methods[label].retrieval_mode != "exact_match":
+                    for personas in groups:
+                        who = personas[0] if exact else ALL_USERS
                         plans.append(
                             EpisodePlan(
-                                episode_id=episode_id(task, framework, label, seed, ALL_USERS),
+                                episode_id=episode_id(task, framework, label, seed, who),
                                 task=task,
                                 framework=framework,
                                 method_label=label,
                                 method=scenario.method_of(label),
-                                settings=scenario.methods[label],
+                                settings=settings,
                                 seed=seed,
-                                personas=list(spec.personas or []),
-                            )
-                        )
-                        continue
-                    for persona in spec.personas or []:
-                        plans.append(
-                            EpisodePlan(
-                                episode_id=episode_id(task, framework, label, seed, persona),
-                                task=task,
-                                framework=framework,
-                                method_label=label,
-                                method=scenario.method_of(label),
-                                settings=scenario.methods[label],
-                                seed=seed,
-                                personas=[persona],
+                                personas=personas,
                             )
                         )
     return plans

@@ -62,6 +62,15 @@ class Usage(msgspec.Struct):
     latency_s: float = 0.0
     parse_failures: int = 0
 
+    def merge(self, other: Usage) -> None:
+        self.calls += other.calls
+        self.failed += other.failed
+        self.attempts += other.attempts
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.latency_s += other.latency_s
+        self.parse_failures += other.parse_failures
+
     def add(self, event: ModelResponded | ModelFailed) -> None:
         self.attempts += event.attempts
         if isinstance(event, ModelFailed):
@@ -139,10 +148,7 @@ class ResultsCollector:
             usage = self._instance_usage.get(key, {})
             total = Usage()
             for role_usage in usage.values():
-                total.calls += role_usage.calls
-                total.failed += role_usage.failed
-                total.input_tokens += role_usage.input_tokens
-                total.output_tokens += role_usage.output_tokens
+                total.merge(role_usage)
             agent = usage.get("agent", Usage())
             row.update(
                 parse_failures=self._parse_failures.get(key, 0),

@@ -138,12 +138,13 @@ async def execute(
     try:
         async with anyio.create_task_group() as outer:
             outer.start_soon(_consume, receive, writer, collector)
-            async with send, contextlib.AsyncExitStack() as stack, anyio.create_task_group() as inner:
-                inner.start_soon(show_progress, collector, len(plans), progress)
-                run_bus = EpisodeBus(run_id, "", send.clone())
-                for server in servers:
+            run_bus = EpisodeBus(run_id, "", send.clone())
+            async with send, contextlib.AsyncExitStack() as stack:
+                for server in servers:  # local model servers run for the whole run
                     server.on_batch = _batch_reporter(run_bus, server.stats.model)
                     await stack.enter_async_context(server)
+                inner = await stack.enter_async_context(anyio.create_task_group())
+                inner.start_soon(show_progress, collector, len(plans), progress)
                 await run_bus.publish(
                     RunStarted,
                     scenario_name=scenario.name,
@@ -228,10 +229,7 @@ def _outcome(
     total = Usage()
     usage = []
     for (role, purpose), u in sorted(collector.usage_by_role_purpose.items()):
-        total.calls += u.calls
-        total.failed += u.failed
-        total.input_tokens += u.input_tokens
-        total.output_tokens += u.output_tokens
+        total.merge(u)
         usage.append({"role": role, "purpose": purpose, **msgspec.structs.asdict(u)})
     instances_of: dict[str, int] = {}
     for r in rows:

@@ -29,6 +29,19 @@ from prose_sim.templating import render
 T = TypeVar("T")
 EXCERPT_CHARS = 300
 
+# The answer format each purpose's prompt asks for; backends that can (local
+# models) start the answer with it, which keeps small models to the format.
+FORMAT_PREFIX: dict[str, str] = {
+    "refine": "Preferences:",
+    "coalesce": "Preferences:",
+    "infer": "Preferences:",
+    "merge": "Preferences:",
+    "breakdown": 'Preferences: ["',  # the list's first string is opened too
+    "validate": "Verdict:",
+}
+# Once the answer starts with its keyword, a verdict needs only a few tokens.
+PREFIXED_ANSWER_TOKENS: dict[str, int] = {"validate": 16}
+
 
 class Retrieved(msgspec.Struct, frozen=True):
     preferences: str
@@ -121,13 +134,17 @@ class Inferrer(Actor):
         instance: int,
         template: str,
         parse: Callable[[str], T | None],
-        response_prefix: str = "",
         **context: object,
     ) -> T | None:
         """Ask the agent's model; parse its answer, recording a parse failure as an event."""
         prompt = render(template, task=self.ctx.task, framework=self.ctx.framework, **context)
         completion = await self.ctx.models.complete(
-            "agent", purpose, instance, prompt, response_prefix=response_prefix
+            "agent",
+            purpose,
+            instance,
+            prompt,
+            response_prefix=FORMAT_PREFIX.get(purpose, ""),
+            prefixed_max_tokens=PREFIXED_ANSWER_TOKENS.get(purpose),
         )
         parsed = parse(completion.text)
         if parsed is None:

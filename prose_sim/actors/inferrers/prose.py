@@ -238,7 +238,6 @@ class Prose(Inferrer):
             instance,
             "prose_breakdown",
             parse_json_list,
-            response_prefix="Preferences: [",
             preferences=preferences,
         )
         if answer is None:

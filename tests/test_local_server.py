@@ -1,0 +1,166 @@
+"""The local model server: batching that changes nothing but speed."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from prose_sim.models.backends.local import LocalModelServer  # noqa: E402
+from prose_sim.models.local_loading import load_local_model, tiny_test_model  # noqa: E402
+from prose_sim.models.protocol import ModelRequest, SamplingParams  # noqa: E402
+
+pytestmark = pytest.mark.anyio
+
+PROMPTS = [
+    "Summarize: the river rose overnight.",
+    "Write an email about the broken heater in flat four, which nobody has fixed for a month.",
+    "Hi",
+    "Describe the library, the park, the harbour and the old mill in a few words each, please.",
+    "Tell me about octopus colours.",
+    "One more prompt of middling length for the batch.",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    path = tiny_test_model(tmp_path_factory.mktemp("tiny"))
+    model, tokenizer, device, dtype = load_local_model(str(path), dtype="float32", device="cpu")
+    return model, tokenizer, device
+
+
+def request(i, text, **params):
+    return ModelRequest(
+        role="agent", purpose="draft", episode_id="e", instance=i, model="tiny",
+        messages=[{"role": "user", "content": text}], params=SamplingParams(**params),
+    )
+
+
+async def serve_all(tiny, requests, **kw):
+    model, tokenizer, device = tiny
+    server = LocalModelServer(model, tokenizer, device, name="tiny", **kw)
+    results = {}
+    async with server:
+
+        async def one(i, r):
+            results[i] = await server.complete(r)
+
+        async with anyio.create_task_group() as tg:
+            for i, r in enumerate(requests):
+                tg.start_soon(one, i, r)
+    return [results[i] for i in range(len(requests))], server
+
+
+def one_at_a_time_greedy(tiny, server, req):
+    model, tokenizer, _ = tiny
+    ids = server.encode(req)
+    out = model.generate(
+        torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+        max_new_tokens=req.params.max_new_tokens, do_sample=False,
+    )[0, len(ids):].tolist()
+    eos = tokenizer.eos_token_id
+    return out[: out.index(eos)] if eos in out else out
+
+
+async def test_greedy_outputs_equal_one_at_a_time_generate_token_for_token(tiny):
+    requests = [request(i, p, max_new_tokens=12 + i) for i, p in enumerate(PROMPTS)]
+    results, server = await serve_all(tiny, requests, max_batch_size=8, max_wait_s=0.2)
+    assert server.stats.max_batch > 1  # they really were batched
+    tokenizer = tiny[1]
+    for req, done in zip(requests, results):
+        expected = one_at_a_time_greedy(tiny, server, req)
+        assert done.output_tokens == len(expected)
+        assert done.text == tokenizer.decode(expected, skip_special_tokens=True)
+
+
+async def test_concurrent_requests_are_coalesced_into_batches(tiny):
+    requests = [request(i, p, max_new_tokens=4) for i, p in enumerate(PROMPTS)]
+    _, server = await serve_all(tiny, requests, max_batch_size=4, max_wait_s=0.2)
+    stats = server.stats.summary()
+    assert stats["requests"] == 6 and stats["batches"] == 2 and stats["max_batch"] == 4
+    assert stats["padded_tokens"] > 0 and 0 < stats["padding_share"] < 1
+    assert stats["generated_tokens"] > 0 and stats["mean_queue_wait_s"] >= 0
+
+
+async def test_a_sampled_answer_depends_on_its_seed_not_on_its_batch(tiny):
+    params = dict(temperature=0.9, top_p=0.9, top_k=20, repetition_penalty=1.1, max_new_tokens=10)
+    alone, _ = await serve_all(tiny, [request(0, PROMPTS[0], seed=7, **params)])
+    batched, _ = await serve_all(
+        tiny, [request(i, p, seed=7 if i == 0 else i, **params) for i, p in enumerate(PROMPTS)], max_wait_s=0.2
+    )
+    assert alone[0].text == batched[0].text
+    other_seed, _ = await serve_all(tiny, [request(0, PROMPTS[0], seed=8, **params)])
+    assert other_seed[0].text != alone[0].text or other_seed[0].output_tokens != alone[0].output_tokens
+
+
+async def test_the_answer_starts_with_the_response_prefix(tiny):
+    req = ModelRequest(
+        role="agent", purpose="breakdown", episode_id="e", instance=0, model="tiny",
+        messages=[{"role": "user", "content": "List them."}], params=SamplingParams(max_new_tokens=3),
+        response_prefix="Preferences: [",
+    )
+    results, server = await serve_all(tiny, [req])
+    assert results[0].text.startswith("Preferences: [")
+    assert results[0].input_tokens == len(server.encode(req))
+
+
+async def test_a_failing_batch_fails_its_requests_and_the_server_goes_on(tiny):
+    model, tokenizer, device = tiny
+    server = LocalModelServer(model, tokenizer, device, name="tiny")
+    calls = []
+    real_run = server.generator.run
+
+    def flaky(prompts, params):
+        calls.append(len(prompts))
+        if len(calls) == 1:
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return real_run(prompts, params)
+
+    server.generator.run = flaky
+    async with server:
+        with pytest.raises(RuntimeError, match="out of memory"):
+            await server.complete(request(0, "Hi", max_new_tokens=2))
+        done = await server.complete(request(1, "Hi", max_new_tokens=2))
+    assert done.output_tokens <= 2 and len(calls) == 2
+
+
+async def test_complete_outside_the_server_context_is_an_error(tiny):
+    model, tokenizer, device = tiny
+    server = LocalModelServer(model, tokenizer, device, name="tiny")
+    with pytest.raises(RuntimeError, match="not running"):
+        await server.complete(request(0, "Hi"))
+
+
+def test_a_scenario_runs_on_the_local_backend(tiny, tmp_path, write_scenario):
+    from prose_sim.events import BatchServed
+    from prose_sim.runtime.eventlog import read_events
+    from prose_sim.runtime.runner import execute
+    from prose_sim.scenario import load_scenario
+
+    model_dir = tiny_test_model(tmp_path / "model")
+    text = f"""
+name = "local"
+demonstrations_per_user = 2
+[tasks.summarization]
+personas = ["imdb"]
+[methods.no_learning]
+[methods.prose]
+variant = "1sc"
+[models.user]
+backend = "local"
+model = "{model_dir}"
+max_new_tokens = 8
+[models.agent]
+backend = "local"
+model = "{model_dir}"
+max_new_tokens = 8
+"""
+    scenario = load_scenario(write_scenario(text))
+    outcome = anyio.run(lambda: execute(scenario, tmp_path / "run", progress="off"))
+    assert outcome.status == "completed" and outcome.instances == 4
+    assert len(outcome.servers) == 1  # user and agent share one server
+    assert outcome.servers[0]["requests"] == outcome.model_calls
+    batches = [e for e in read_events(tmp_path / "run" / "events.jsonl") if isinstance(e, BatchServed)]
+    assert sum(b.size for b in batches) == outcome.model_calls
