@@ -48,6 +48,12 @@ def _parser() -> argparse.ArgumentParser:
         default="auto",
         help="progress display (auto: a bar on a terminal, log lines otherwise)",
     )
+    run.add_argument(
+        "--no-cache",
+        dest="use_cache",
+        action="store_false",
+        help="do not answer API model requests from the response cache (nor store answers in it)",
+    )
     run.set_defaults(handler=_cmd_run)
 
     personas = commands.add_parser("personas", help="the simulated users")
@@ -137,15 +143,23 @@ def _console() -> Console:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from prose_sim.runtime.backends import check_credentials
     from prose_sim.runtime.runner import default_run_dir, execute
     from prose_sim.scenario import load_scenario
 
     if args.concurrency is not None and args.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
     scenario = load_scenario(args.scenario, args.overrides)
+    check_credentials(scenario, str(args.scenario))
     run_dir = args.out or default_run_dir(scenario)
     outcome = anyio.run(
-        lambda: execute(scenario, run_dir, concurrency=args.concurrency, progress=args.progress)
+        lambda: execute(
+            scenario,
+            run_dir,
+            concurrency=args.concurrency,
+            progress=args.progress,
+            use_cache=args.use_cache,
+        )
     )
     _print_summary(outcome)
     if outcome.status != "completed":
@@ -193,8 +207,17 @@ def _print_summary(outcome) -> None:
         f"({outcome.instances_failed} failed), {outcome.model_calls:,} model calls "
         f"({outcome.model_failures} failed), {outcome.input_tokens + outcome.output_tokens:,} tokens, "
         f"{outcome.events:,} events in {outcome.wall_s:.1f} s "
-        f"({outcome.model_calls_per_s:,.0f} calls/s, peak RSS {outcome.peak_rss_mb:.0f} MB)"
+        f"({outcome.model_calls_per_s:,.1f} calls/s, peak RSS {outcome.peak_rss_mb:.0f} MB)"
     )
+    if outcome.cached_calls or outcome.cost_usd:
+        by_role: dict[str, float] = {}
+        for u in outcome.usage:
+            by_role[str(u["role"])] = by_role.get(str(u["role"]), 0.0) + float(u["cost_usd"])
+        roles = ", ".join(f"{role} ${cost:,.4f}" for role, cost in by_role.items())
+        console.print(
+            f"{outcome.cached_calls:,} calls answered from the response cache; "
+            f"cost ${outcome.cost_usd:,.4f} ({roles}; by purpose and method in summary.json)"
+        )
     console.print(f"results: {outcome.run_dir}/results.csv  log: {outcome.run_dir}/events.jsonl")
 
 

@@ -148,6 +148,8 @@ class ModelResponded(Event, frozen=True, tag="model_responded"):
     latency_s: float
     cached: bool = False
     attempts: int = 1
+    # USD at the scenario's price for the model (0 for cache hits and unpriced models)
+    cost_usd: float = 0.0
 
 
 class ModelFailed(Event, frozen=True, tag="model_failed"):

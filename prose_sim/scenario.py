@@ -50,11 +50,26 @@ MethodSpec = MethodSettings
 
 
 class ModelSpec(Strict):
-    # scripted: the deterministic test double; local: a transformers model served in-process
-    backend: Literal["scripted", "local"] = "scripted"
+    # scripted: the deterministic test double; local: a transformers model served in-process;
+    # openai: any OpenAI-compatible chat-completions endpoint (OpenAI, vLLM, SGLang, Ollama, ...)
+    backend: Literal["scripted", "local", "openai"] = "scripted"
     # local: a Hugging Face name, a local folder, a .gguf file, or the embedded
-    # "smollm2-135m-instruct" (the default); scripted: a label
+    # "smollm2-135m-instruct" (the default); openai: the served model's name; scripted: a label
     model: str = ""
+    # openai only: the endpoint ("" = OpenAI's) and the NAME of the environment variable
+    # that holds its key (the key itself never goes into a scenario)
+    base_url: str = ""
+    api_key_env: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] = "OPENAI_API_KEY"
+    # any backend, shared by every role on the same endpoint: requests and tokens per
+    # rate_window_s seconds (default: unlimited), and the adaptive concurrency cap's
+    # ceiling (default: the run's concurrency; also the HTTP connection pool's size)
+    rpm: Positive | None = None
+    tpm: Positive | None = None
+    rate_window_s: Annotated[float, msgspec.Meta(gt=0)] = 60.0
+    max_concurrency: Positive | None = None
+    # USD per million input / output tokens, for the run's cost accounting
+    input_price: NonNegative = 0.0
+    output_price: NonNegative = 0.0
     temperature: NonNegative = 0.0
     top_p: Annotated[float, msgspec.Meta(gt=0, le=1)] = 1.0
     top_k: Annotated[int, msgspec.Meta(ge=0)] = 0
@@ -286,6 +301,12 @@ def _check(scenario: Scenario, origin: str, catalog: PersonaCatalog, corpus: Cor
         problem = check_settings(method, spec)
         if problem:
             raise ScenarioError(origin, f"methods.{label}.{problem[0]}", problem[1])
+    for role in ("user", "agent", "judge"):
+        model = getattr(scenario.models, role)
+        if model.backend == "openai" and not model.model:
+            raise ScenarioError(
+                origin, f"models.{role}.model", "required for backend 'openai' (e.g. \"gpt-4o\")"
+            )
     assert all(f in FRAMEWORKS for t in tasks.values() for f in t.frameworks)
     return msgspec.structs.replace(scenario, tasks=tasks)
 

@@ -1,12 +1,17 @@
 """The model gateway: every model call of a run goes through here.
 
-It routes a request to the backend serving its role, retries failures with
-exponential backoff and jitter, and records each call as events (requested,
-responded or failed) on the asking episode's bus. Backends stay one method.
+It routes a request to the backend serving its role through layers shared by
+all backends (wrapping each backend once): the response cache, each
+endpoint's requests- and tokens-per-window limits (aiolimiter) and adaptive
+concurrency cap, retries with exponential backoff and jitter on retryable
+failures (honouring Retry-After), a per-attempt timeout; and it records each
+call as events (requested, responded or failed) on the asking episode's bus.
+Backends stay one method.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import time
 import uuid
@@ -14,9 +19,18 @@ from collections.abc import Awaitable, Callable, Mapping
 
 import anyio
 import msgspec
+from aiolimiter import AsyncLimiter
 
 from prose_sim.events import ModelFailed, ModelRequested, ModelResponded
-from prose_sim.models.protocol import Backend, Completion, ModelCallFailed, ModelRequest, SamplingParams
+from prose_sim.models.cache import ResponseCache, cache_key
+from prose_sim.models.protocol import (
+    Backend,
+    Completion,
+    ModelCallError,
+    ModelCallFailed,
+    ModelRequest,
+    SamplingParams,
+)
 from prose_sim.seeding import derive_seed
 
 Emit = Callable[..., Awaitable[object]]
@@ -41,20 +55,178 @@ class RoleModel(msgspec.Struct, frozen=True, kw_only=True):
     params: SamplingParams = SamplingParams()
     # start answers with the format keyword the prompt asks for (where the backend can)
     use_response_prefix: bool = True
+    # USD per million input / output tokens (0: not priced)
+    input_price: float = 0.0
+    output_price: float = 0.0
+
+
+class EndpointLimits(msgspec.Struct, frozen=True, kw_only=True):
+    """The limits of one endpoint, shared by every backend that calls it."""
+
+    rpm: int | None = None  # requests per window
+    tpm: int | None = None  # tokens (input + output) per window
+    window_s: float = 60.0
+    max_concurrency: int = 100  # the adaptive cap never grows past this
+    start_concurrency: int = 16
+    # share of a full window's budget sent at once from a standstill; the rest is
+    # headroom for requests that reach the provider later than they left (new
+    # connections, network jitter), so its bucket never sees more than ours did
+    burst: float = 0.9
+
+
+def _bucket(budget: int, limits: EndpointLimits) -> AsyncLimiter:
+    """A leaky bucket with the budget's sustained rate and a burst of ``burst`` of it."""
+    capacity = max(1.0, budget * limits.burst)
+    return AsyncLimiter(capacity, limits.window_s * capacity / budget)
 
 
 def describe_error(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError) and not str(exc):
+        return "TimeoutError: the attempt timed out"
     text = f"{type(exc).__name__}: {exc}"
     return text if len(text) <= 300 else text[:297] + "..."
 
 
+def estimate_request_tokens(request: ModelRequest) -> int:
+    """Tokens a request may use, before the call: prompt (4 characters a token) + max answer."""
+    prompt = sum(math.ceil(len(m.get("content", "")) / 4) for m in request.messages)
+    return prompt + request.params.max_new_tokens
+
+
+class AdaptiveConcurrency:
+    """A concurrency cap that grows while the provider keeps up and halves on 429s.
+
+    Additive growth: after ``limit`` successes in a row without a 429 the cap
+    grows by a quarter (at least one), up to ``maximum``. A 429 halves it, once
+    per generation: requests that started before the last halving do not halve
+    it again (they saw the old, higher cap).
+    """
+
+    def __init__(self, start: int, maximum: int):
+        self.maximum = max(1, maximum)
+        self.limit = max(1, min(start, self.maximum))
+        self.in_flight = 0
+        self.generation = 0
+        self.peak = self.limit
+        self.halvings = 0
+        self._successes = 0
+        self._changed = anyio.Event()
+
+    async def acquire(self) -> int:
+        while self.in_flight >= self.limit:
+            await self._changed.wait()
+        self.in_flight += 1
+        return self.generation
+
+    def release(self, generation: int, outcome: str) -> None:
+        """``outcome``: ok | throttled | failed."""
+        self.in_flight -= 1
+        if outcome == "ok":
+            self._successes += 1
+            if self._successes >= self.limit and self.limit < self.maximum:
+                self.limit = min(self.maximum, self.limit + max(1, self.limit // 4))
+                self.peak = max(self.peak, self.limit)
+                self._successes = 0
+        elif outcome == "throttled" and generation == self.generation:
+            self.limit = max(1, self.limit // 2)
+            self.generation += 1
+            self.halvings += 1
+            self._successes = 0
+        self._changed.set()
+        self._changed = anyio.Event()
+
+
+class _TokenBudget:
+    """Tokens per window: an aiolimiter bucket charged with an estimate before
+    the call and corrected with the reported usage after."""
+
+    def __init__(self, limiter: AsyncLimiter):
+        self.limiter = limiter
+
+    async def acquire(self, estimate: int) -> float:
+        amount = float(min(estimate, self.limiter.max_rate))
+        await self.limiter.acquire(amount)
+        return amount
+
+    def correct(self, charged: float, actual: int) -> None:
+        # aiolimiter has no public refund or surcharge; adjust its level directly
+        limiter = self.limiter
+        if hasattr(limiter, "_level") and hasattr(limiter, "_leak"):
+            limiter._leak()
+            limiter._level = max(0.0, limiter._level + (actual - charged))
+
+
+class EndpointLayers:
+    """Rate limits (requests and tokens per window) and the adaptive concurrency
+    cap of one endpoint; every backend on that endpoint goes through one."""
+
+    def __init__(self, limits: EndpointLimits):
+        self.limits = limits
+        self.rpm = _bucket(limits.rpm, limits) if limits.rpm else None
+        self.tpm = _TokenBudget(_bucket(limits.tpm, limits)) if limits.tpm else None
+        self.concurrency = AdaptiveConcurrency(limits.start_concurrency, limits.max_concurrency)
+        self.throttled = 0
+
+    async def enter(self, estimate: int) -> tuple[int, float]:
+        generation = await self.concurrency.acquire()
+        try:
+            if self.rpm is not None:
+                await self.rpm.acquire(1)
+            charged = await self.tpm.acquire(estimate) if self.tpm is not None else 0.0
+        except BaseException:
+            self.concurrency.release(generation, "failed")
+            raise
+        return generation, charged
+
+    def exit(self, generation: int, charged: float, outcome: str, actual: int | None) -> None:
+        if outcome == "throttled":
+            self.throttled += 1
+        self.concurrency.release(generation, outcome)
+        if self.tpm is not None and actual is not None:
+            self.tpm.correct(charged, actual)
+
+    def stats(self) -> dict[str, object]:
+        c = self.concurrency
+        return {
+            "rpm": self.limits.rpm,
+            "tpm": self.limits.tpm,
+            "window_s": self.limits.window_s,
+            "throttled": self.throttled,
+            "concurrency_limit": c.limit,
+            "concurrency_peak": c.peak,
+            "concurrency_halvings": c.halvings,
+        }
+
+
 class Gateway:
-    def __init__(self, backends: Mapping[str, Backend], retry: RetryPolicy = RetryPolicy()):
+    """Routes requests to backends through the shared layers: the response cache,
+    each endpoint's rate limits and adaptive concurrency cap, retries with
+    backoff (honouring Retry-After) and a per-attempt timeout, and accounting.
+
+    ``layers`` and ``cache_ids`` are by backend key; backends without an entry
+    skip that layer (the scripted and local backends have neither).
+    """
+
+    def __init__(
+        self,
+        backends: Mapping[str, Backend],
+        retry: RetryPolicy = RetryPolicy(),
+        *,
+        layers: Mapping[str, EndpointLayers] | None = None,
+        cache: ResponseCache | None = None,
+        cache_ids: Mapping[str, str] | None = None,
+    ):
         self._backends = dict(backends)
         self.retry = retry
+        self.layers = dict(layers or {})
+        self.cache = cache
+        self._cache_ids = dict(cache_ids or {})
+        self._in_flight: dict[str, anyio.Event] = {}  # cache keys being asked now
         self._jitter = random.Random(0)  # backoff jitter only; never affects results
 
-    async def complete(self, backend: str, request: ModelRequest, emit: Emit) -> Completion:
+    async def complete(
+        self, backend: str, request: ModelRequest, emit: Emit, price: tuple[float, float] = (0.0, 0.0)
+    ) -> Completion:
         request_id = uuid.uuid4().hex[:16]
         await emit(
             ModelRequested,
@@ -66,9 +238,57 @@ class Gateway:
             request_hash=request.content_hash(),
             messages=request.messages,
         )
+        key = None
+        identity = self._cache_ids.get(backend)
+        if self.cache is not None and identity is not None:
+            key = cache_key(identity, request)
+            while True:
+                hit = self.cache.get(key)
+                if hit is not None:
+                    await emit(
+                        ModelResponded,
+                        request_id=request_id,
+                        instance=request.instance,
+                        role=request.role,
+                        purpose=request.purpose,
+                        text=hit.text,
+                        input_tokens=hit.input_tokens,
+                        output_tokens=hit.output_tokens,
+                        latency_s=0.0,
+                        cached=True,
+                        attempts=0,
+                    )
+                    return hit
+                pending = self._in_flight.get(key)
+                if pending is None:
+                    break
+                await pending.wait()  # an identical request is being asked: wait for its answer
+            self._in_flight[key] = anyio.Event()
+        try:
+            return await self._call(backend, request, request_id, emit, price, key)
+        finally:
+            if key is not None:
+                self._in_flight.pop(key).set()
+
+    async def _call(
+        self,
+        backend: str,
+        request: ModelRequest,
+        request_id: str,
+        emit: Emit,
+        price: tuple[float, float],
+        key: str | None,
+    ) -> Completion:
         target = self._backends[backend]
+        layers = self.layers.get(backend)
+        estimate = estimate_request_tokens(request) if layers is not None else 0
         error = ""
-        for attempt in range(1, self.retry.attempts + 1):
+        attempt = 0
+        while attempt < self.retry.attempts:
+            attempt += 1
+            retry_after = None
+            generation, charged = (await layers.enter(estimate)) if layers is not None else (0, 0.0)
+            outcome, actual = "failed", None
             started = time.perf_counter()
             try:
                 if self.retry.timeout_s is None:
@@ -76,11 +296,29 @@ class Gateway:
                 else:
                     with anyio.fail_after(self.retry.timeout_s):
                         completion = await target.complete(request)
-            except Exception as exc:  # any backend failure is retried, then recorded
+                outcome = "ok"
+                actual = completion.input_tokens + completion.output_tokens
+            except Exception as exc:  # any backend failure is classified, retried, then recorded
                 error = describe_error(exc)
+                if isinstance(exc, ModelCallError):
+                    if exc.throttled:
+                        outcome = "throttled"
+                    retry_after = exc.retry_after
+                    if not exc.retryable:
+                        break
+            finally:
+                if layers is not None:
+                    layers.exit(generation, charged, outcome, actual)
+            if outcome != "ok":
                 if attempt < self.retry.attempts:
-                    await anyio.sleep(self.retry.delay(attempt, self._jitter))
+                    delay = self.retry.delay(attempt, self._jitter)
+                    if retry_after is not None:
+                        delay = max(delay, retry_after)
+                    await anyio.sleep(delay)
                 continue
+            if key is not None and self.cache is not None:
+                self.cache.put(key, completion)
+            cost = (completion.input_tokens * price[0] + completion.output_tokens * price[1]) / 1e6
             await emit(
                 ModelResponded,
                 request_id=request_id,
@@ -92,6 +330,7 @@ class Gateway:
                 output_tokens=completion.output_tokens,
                 latency_s=time.perf_counter() - started,
                 attempts=attempt,
+                cost_usd=cost,
             )
             return completion
         await emit(
@@ -101,7 +340,7 @@ class Gateway:
             role=request.role,
             purpose=request.purpose,
             error=error,
-            attempts=self.retry.attempts,
+            attempts=attempt,
         )
         raise ModelCallFailed(f"{request.role}/{request.purpose}: {error}")
 
@@ -158,4 +397,6 @@ class ModelClient:
             params=msgspec.structs.replace(params, seed=seed),
             response_prefix=response_prefix if use_prefix else "",
         )
-        return await self._gateway.complete(served.backend, request, self._emit)
+        return await self._gateway.complete(
+            served.backend, request, self._emit, (served.input_price, served.output_price)
+        )

@@ -1,7 +1,7 @@
 """What a model request and completion are, and the one-method backend protocol.
 
 A backend turns one request into one completion. Everything else (retries,
-accounting, later caching and rate limits) wraps backends once, in the gateway.
+accounting, caching, rate limits, the concurrency cap) wraps backends once, in the gateway.
 """
 
 from __future__ import annotations
@@ -67,3 +67,36 @@ class Backend(Protocol):
 
 class ModelCallFailed(Exception):
     """A request failed after every retry. The caller records a failed step."""
+
+
+class ModelCallError(Exception):
+    """A backend failure classified for the gateway's retries.
+
+    ``retryable``: worth another attempt (429, 5xx, timeouts, dropped
+    connections); ``throttled``: the provider asked us to slow down (429);
+    ``retry_after``: seconds the provider asked us to wait, if it said.
+    Other exceptions a backend raises are retried as well.
+    """
+
+    retryable = True
+    throttled = False
+
+    def __init__(self, message: str, *, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RetryableModelError(ModelCallError):
+    """5xx, a timeout or a dropped connection."""
+
+
+class RateLimitedError(ModelCallError):
+    """The provider answered 429."""
+
+    throttled = True
+
+
+class PermanentModelError(ModelCallError):
+    """Retrying cannot help (400, 401, 403, 404, ...)."""
+
+    retryable = False

@@ -1,13 +1,17 @@
 """Building the model backends a scenario names, once per run.
 
 Roles that name the same local model (and dtype, device and batching) share
-one model server, so their requests are batched together.
+one model server, so their requests are batched together; roles that name the
+same OpenAI-compatible endpoint (base_url and key variable) share one client,
+one set of rate limits and one adaptive concurrency cap.
 """
 
 from __future__ import annotations
 
+import msgspec
+
 from prose_sim.models.backends.scripted import ScriptedBackend, ScriptedSettings
-from prose_sim.models.gateway import RoleModel
+from prose_sim.models.gateway import EndpointLayers, EndpointLimits, RoleModel
 from prose_sim.models.protocol import ROLES, Backend, SamplingParams
 from prose_sim.scenario import ModelSpec, Scenario
 
@@ -20,19 +24,70 @@ def model_name(spec: ModelSpec) -> str:
     return EMBEDDED_DEFAULT if spec.backend == "local" else spec.backend
 
 
-def build_models(scenario: Scenario) -> tuple[dict[str, Backend], dict[str, RoleModel], list]:
-    """(backends by key, what serves each role, local servers to run)."""
+class BuiltModels(msgspec.Struct, kw_only=True):
+    backends: dict[str, Backend]
+    roles: dict[str, RoleModel]
+    servers: list  # local model servers to run for the whole run
+    layers: dict[str, EndpointLayers]  # by backend key; endpoints share one
+    cache_ids: dict[str, str]  # by backend key: backends whose answers may be cached
+    clients: list  # backends to close at the end (HTTP clients)
+
+
+def check_credentials(scenario: Scenario, where: str = "scenario") -> None:
+    """Raise a UsageError naming how to fix it when an openai model's key is not set."""
+    from prose_sim.models.backends.openai_compat import read_key
+
+    for role in ROLES:
+        spec: ModelSpec = getattr(scenario.models, role)
+        if spec.backend == "openai":
+            read_key(spec.api_key_env, f"{where}: models.{role}")
+
+
+def build_models(scenario: Scenario, concurrency: int | None = None) -> BuiltModels:
+    """The backends, role models and shared layers a scenario names.
+
+    ``concurrency`` (the run's episodes in flight) sizes the HTTP pools and the
+    adaptive concurrency caps where ``max_concurrency`` is not set.
+    """
     backends: dict[str, Backend] = {}
     roles: dict[str, RoleModel] = {}
     servers = []
+    limits: dict[str, EndpointLimits] = {}
+    cache_ids: dict[str, str] = {}
+    clients = []
+    default_cap = max(1, concurrency or scenario.concurrency or 100)
+    check_credentials(scenario)
     for role in ROLES:
         spec: ModelSpec = getattr(scenario.models, role)
         name = model_name(spec)
+        cap = spec.max_concurrency or default_cap
+        prefix = spec.response_prefix
         if spec.backend == "local":
             key = f"local:{name}:{spec.dtype}:{spec.device}:{spec.max_batch_size}:{spec.max_wait_s}"
             if key not in backends:
                 backends[key] = _local_server(spec, name)
                 servers.append(backends[key])
+        elif spec.backend == "openai":
+            from prose_sim.models.backends.openai_compat import (
+                OpenAIBackend,
+                OpenAISettings,
+                read_key,
+            )
+
+            key = f"openai:{spec.base_url}:{spec.api_key_env}"
+            if key not in backends:
+                backend = OpenAIBackend(
+                    OpenAISettings(
+                        base_url=spec.base_url,
+                        api_key_env=spec.api_key_env,
+                        max_connections=cap,
+                    ),
+                    read_key(spec.api_key_env, f"models.{role}"),
+                )
+                backends[key] = backend
+                cache_ids[key] = backend.cache_identity
+                clients.append(backend)
+            prefix = False  # chat completions cannot start the answer for the model
         else:
             key = f"scripted:{role}"
             backends[key] = ScriptedBackend(
@@ -43,10 +98,21 @@ def build_models(scenario: Scenario) -> tuple[dict[str, Backend], dict[str, Role
                     max_words=spec.max_words,
                 )
             )
+        if spec.backend == "openai" or spec.rpm or spec.tpm or spec.max_concurrency:
+            mine = EndpointLimits(
+                rpm=spec.rpm,
+                tpm=spec.tpm,
+                window_s=spec.rate_window_s,
+                max_concurrency=cap,
+                start_concurrency=min(16, cap),
+            )
+            limits[key] = _tighter(limits[key], mine) if key in limits else mine
         roles[role] = RoleModel(
             backend=key,
             model=name,
-            use_response_prefix=spec.response_prefix,
+            use_response_prefix=prefix,
+            input_price=spec.input_price,
+            output_price=spec.output_price,
             params=SamplingParams(
                 temperature=spec.temperature,
                 top_p=spec.top_p,
@@ -55,7 +121,30 @@ def build_models(scenario: Scenario) -> tuple[dict[str, Backend], dict[str, Role
                 max_new_tokens=spec.max_new_tokens,
             ),
         )
-    return backends, roles, servers
+    layers = {key: EndpointLayers(value) for key, value in limits.items()}
+    return BuiltModels(
+        backends=backends,
+        roles=roles,
+        servers=servers,
+        layers=layers,
+        cache_ids=cache_ids,
+        clients=clients,
+    )
+
+
+def _tighter(a: EndpointLimits, b: EndpointLimits) -> EndpointLimits:
+    """Two roles on one endpoint: the stricter of each limit."""
+
+    def low(x, y):
+        return y if x is None else x if y is None else min(x, y)
+
+    return EndpointLimits(
+        rpm=low(a.rpm, b.rpm),
+        tpm=low(a.tpm, b.tpm),
+        window_s=max(a.window_s, b.window_s),
+        max_concurrency=min(a.max_concurrency, b.max_concurrency),
+        start_concurrency=min(a.start_concurrency, b.start_concurrency),
+    )
 
 
 def _local_server(spec: ModelSpec, name: str):

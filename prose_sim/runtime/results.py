@@ -61,8 +61,12 @@ class Usage(msgspec.Struct):
     output_tokens: int = 0
     latency_s: float = 0.0
     parse_failures: int = 0
+    cached: int = 0  # calls answered from the response cache (included in calls)
+    cost_usd: float = 0.0
 
     def merge(self, other: Usage) -> None:
+        self.cached += other.cached
+        self.cost_usd += other.cost_usd
         self.calls += other.calls
         self.failed += other.failed
         self.attempts += other.attempts
@@ -80,6 +84,8 @@ class Usage(msgspec.Struct):
         self.input_tokens += event.input_tokens
         self.output_tokens += event.output_tokens
         self.latency_s += event.latency_s
+        self.cached += event.cached
+        self.cost_usd += event.cost_usd
 
 
 class ResultsCollector:

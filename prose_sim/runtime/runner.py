@@ -24,6 +24,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from prose_sim import __version__
 from prose_sim.errors import UsageError
 from prose_sim.events import BatchServed, Event, RunFinished, RunStarted
+from prose_sim.models.cache import ResponseCache, default_cache_path
 from prose_sim.models.embeddings import CachedEmbedder, Embedder, MiniLMEmbedder
 from prose_sim.models.gateway import Gateway, RetryPolicy
 from prose_sim.models.protocol import Backend
@@ -70,6 +71,11 @@ class RunOutcome(msgspec.Struct, kw_only=True):
     method_usage: list[dict[str, object]] = []
     # local model servers: batches, tokens/s, queue wait, padding and idle waste
     servers: list[dict[str, object]] = []
+    # answers from the response cache, and USD at the scenario's prices (cache hits cost 0)
+    cached_calls: int = 0
+    cost_usd: float = 0.0
+    # rate-limited endpoints: limits, 429s seen, the adaptive concurrency cap
+    endpoints: list[dict[str, object]] = []
 
 
 def default_embedder(scenario: Scenario) -> Embedder | None:
@@ -108,18 +114,30 @@ async def execute(
     backends: Mapping[str, Backend] | None = None,
     progress: str = "auto",
     embedder: Embedder | None = None,
+    use_cache: bool = True,
+    cache_path: Path | None = None,
 ) -> RunOutcome:
-    """Run a scenario into ``run_dir``. ``backends`` (by role) replaces the scenario's, for tests."""
-    prepare_run_dir(run_dir)
-    (run_dir / "scenario.toml").write_text(dump_scenario(scenario), encoding="utf-8")
+    """Run a scenario into ``run_dir``. ``backends`` (by role) replaces the scenario's, for tests.
+
+    ``use_cache``: answer requests to cacheable backends (openai) from the response
+    cache at ``cache_path`` (default: ``<cache dir>/responses.sqlite3``) when it has them.
+    """
     plans = expand(scenario)
     limit = concurrency or scenario.concurrency or max(1, len(plans))
-    built_backends, roles, servers = build_models(scenario)
+    built = build_models(scenario, limit)  # checks API keys before anything is written
+    prepare_run_dir(run_dir)
+    (run_dir / "scenario.toml").write_text(dump_scenario(scenario), encoding="utf-8")
+    built_backends, roles, servers = built.backends, built.roles, built.servers
     retry = RetryPolicy(**msgspec.structs.asdict(scenario.retry))
     for role, backend in (backends or {}).items():  # test doubles, by role
         built_backends[f"given:{role}"] = backend
         roles[role] = msgspec.structs.replace(roles[role], backend=f"given:{role}")
-    gateway = Gateway(built_backends, retry)
+    cache = None
+    if use_cache and built.cache_ids:
+        cache = ResponseCache(cache_path or default_cache_path())
+    gateway = Gateway(
+        built_backends, retry, layers=built.layers, cache=cache, cache_ids=built.cache_ids
+    )
     run_id = run_dir.name
     world = EpisodeWorld(
         run_id,
@@ -174,10 +192,16 @@ async def execute(
             # the sink is closed: the consumer drains what is left, then ends
     finally:
         writer.close()
+        for client in built.clients:
+            with contextlib.suppress(Exception):
+                await client.aclose()
+        if cache is not None:
+            cache.close()
     wall = time.perf_counter() - started
     (run_dir / "results.csv").write_text(collector.results_csv(), encoding="utf-8")
     outcome = _outcome(run_dir, collector, len(plans), statuses, wall, limit)
     outcome.servers = [server.stats.summary() for server in servers]
+    outcome.endpoints = [{"endpoint": key, **layer.stats()} for key, layer in built.layers.items()]
     (run_dir / "summary.json").write_bytes(msgspec.json.format(msgspec.json.encode(outcome)))
     return outcome
 
@@ -261,6 +285,8 @@ def _outcome(
         model_failures=total.failed,
         input_tokens=total.input_tokens,
         output_tokens=total.output_tokens,
+        cached_calls=total.cached,
+        cost_usd=round(total.cost_usd, 6),
         wall_s=round(wall, 3),
         model_calls_per_s=round(total.calls / wall, 1) if wall > 0 else 0.0,
         peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
