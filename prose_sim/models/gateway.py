@@ -198,6 +198,28 @@ class EndpointLayers:
         }
 
 
+async def _responded(
+    emit: Emit,
+    request_id: str,
+    request: ModelRequest,
+    completion: Completion,
+    latency_s: float,
+    **extra: object,
+) -> None:
+    await emit(
+        ModelResponded,
+        request_id=request_id,
+        instance=request.instance,
+        role=request.role,
+        purpose=request.purpose,
+        text=completion.text,
+        input_tokens=completion.input_tokens,
+        output_tokens=completion.output_tokens,
+        latency_s=latency_s,
+        **extra,
+    )
+
+
 class Gateway:
     """Routes requests to backends through the shared layers: the response cache,
     each endpoint's rate limits and adaptive concurrency cap, retries with
@@ -245,19 +267,7 @@ class Gateway:
             while True:
                 hit = self.cache.get(key)
                 if hit is not None:
-                    await emit(
-                        ModelResponded,
-                        request_id=request_id,
-                        instance=request.instance,
-                        role=request.role,
-                        purpose=request.purpose,
-                        text=hit.text,
-                        input_tokens=hit.input_tokens,
-                        output_tokens=hit.output_tokens,
-                        latency_s=0.0,
-                        cached=True,
-                        attempts=0,
-                    )
+                    await _responded(emit, request_id, request, hit, 0.0, attempts=0, cached=True)
                     return hit
                 pending = self._in_flight.get(key)
                 if pending is None:
@@ -319,19 +329,8 @@ class Gateway:
             if key is not None and self.cache is not None:
                 self.cache.put(key, completion)
             cost = (completion.input_tokens * price[0] + completion.output_tokens * price[1]) / 1e6
-            await emit(
-                ModelResponded,
-                request_id=request_id,
-                instance=request.instance,
-                role=request.role,
-                purpose=request.purpose,
-                text=completion.text,
-                input_tokens=completion.input_tokens,
-                output_tokens=completion.output_tokens,
-                latency_s=time.perf_counter() - started,
-                attempts=attempt,
-                cost_usd=cost,
-            )
+            latency = time.perf_counter() - started
+            await _responded(emit, request_id, request, completion, latency, attempts=attempt, cost_usd=cost)
             return completion
         await emit(
             ModelFailed,
