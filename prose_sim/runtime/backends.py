@@ -46,6 +46,9 @@ def check_credentials(scenario: Scenario, where: str = "scenario") -> None:
 def build_models(scenario: Scenario, concurrency: int | None = None) -> BuiltModels:
     """The backends, role models and shared layers a scenario names.
 
+    An openai model whose key is not set raises a UsageError here, before the
+    runner writes anything.
+
     ``concurrency`` (the run's episodes in flight) sizes the HTTP pools and the
     adaptive concurrency caps where ``max_concurrency`` is not set.
     """
@@ -56,7 +59,6 @@ def build_models(scenario: Scenario, concurrency: int | None = None) -> BuiltMod
     cache_ids: dict[str, str] = {}
     clients = []
     default_cap = max(1, concurrency or scenario.concurrency or 100)
-    check_credentials(scenario)
     for role in ROLES:
         spec: ModelSpec = getattr(scenario.models, role)
         name = model_name(spec)
