@@ -54,7 +54,23 @@ def _parser() -> argparse.ArgumentParser:
         action="store_false",
         help="do not answer API model requests from the response cache (nor store answers in it)",
     )
+    run.add_argument(
+        "--no-report",
+        dest="write_report",
+        action="store_false",
+        help="skip report.md, report.csv, judge_qa.csv and the plots (make them later with `report`)",
+    )
     run.set_defaults(handler=_cmd_run)
+
+    report = commands.add_parser(
+        "report",
+        help="tables, judge Q&A and plots from recorded runs",
+        description="Build the paper-style report from one or more run folders' event logs: "
+        "Markdown on stdout; report.md, report.csv, judge_qa.csv and PNG plots in the output folder.",
+    )
+    report.add_argument("runs", type=Path, nargs="+", metavar="RUN_DIR", help="run folders to combine")
+    report.add_argument("--out", type=Path, help="output folder (default: the run folder, when there is one)")
+    report.set_defaults(handler=_cmd_report)
 
     personas = commands.add_parser("personas", help="the simulated users")
     persona_cmds = personas.add_subparsers(dest="personas_command", metavar="ACTION", required=True)
@@ -162,6 +178,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         )
     )
     _print_summary(outcome)
+    if args.write_report:
+        from prose_sim.report.build import Report
+
+        Report([run_dir]).write(run_dir)
+        _console().print(f"report: {run_dir}/report.md (plots and judge_qa.csv beside it)")
     if outcome.status != "completed":
         print(
             f"error: {outcome.episodes_failed} of {outcome.episodes} episodes failed; see {run_dir}/events.jsonl",
@@ -180,9 +201,14 @@ def _fmt(value: float, err: float | None = None) -> str:
     return text
 
 
+# the run's closing table: headline metrics only (report.md has them all)
+HEADLINE_METRICS = ("ppcm", "fpm", "bertscore", "preference_accuracy", "levenshtein_norm")
+
+
 def _print_summary(outcome) -> None:
     console = _console()
-    metric_names = list(outcome.methods[0].metrics) if outcome.methods else []
+    shown = [n for n in HEADLINE_METRICS if outcome.methods and n in outcome.methods[0].metrics]
+    metric_names = [n for n in shown if any(m.metrics[n] == m.metrics[n] for m in outcome.methods)]
     table = Table(title=f"prose_sim results ({outcome.run_dir})")
     for column in ["task", "framework", "method", "instances", "failed"]:
         table.add_column(column)
@@ -221,6 +247,22 @@ def _print_summary(outcome) -> None:
     console.print(f"results: {outcome.run_dir}/results.csv  log: {outcome.run_dir}/events.jsonl")
 
 
+# --- report -------------------------------------------------------------------
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from prose_sim.report.build import Report
+
+    if args.out is None and len(args.runs) > 1:
+        raise UsageError("several runs: say where the combined report goes with --out DIR")
+    report = Report(args.runs)
+    sys.stdout.write(report.markdown())
+    out = args.out or args.runs[0]
+    written = report.write(out)
+    print(f"wrote {', '.join(p.name for p in written)} to {out}", file=sys.stderr)
+    return EXIT_OK
+
+
 # --- prompts ------------------------------------------------------------------
 
 
@@ -228,7 +270,7 @@ def _cmd_prompts_show(args: argparse.Namespace) -> int:
     import tempfile
 
     from prose_sim.report.transcript import episode_ids, transcript
-    from prose_sim.runtime.eventlog import read_events
+    from prose_sim.eventlog import read_events
 
     if args.run is not None:
         log = args.run / "events.jsonl"

@@ -101,6 +101,26 @@ class MetricsComputed(Event, frozen=True, tag="metrics_computed"):
     metrics: dict[str, float]
 
 
+class JudgeVerdict(Event, frozen=True, tag="judge_verdict"):
+    """One judge question about a draft, and the score read from its answer.
+
+    ``metric``: ppcm (one true component), fpm (all of them) or similarity
+    (inferred vs true preferences). An unparseable answer scores 0, as in the
+    paper, with ``parsed`` false. For PPCM, ``checker`` names the verifiable
+    check of the component (if text alone decides it) and ``checked`` its result
+    on the draft, so judge and checker can be compared.
+    """
+
+    instance: int
+    metric: str
+    score: float
+    parsed: bool
+    component: str = ""
+    request_id: str = ""  # the ModelRequested / ModelResponded holding question and answer
+    checker: str = ""
+    checked: bool | None = None
+
+
 class InstanceFinished(Event, frozen=True, tag="instance_finished"):
     instance: int
     status: str  # ok | failed
@@ -187,6 +207,7 @@ AnyEvent = Union[
     DemonstrationProduced,
     PreferencesInferred,
     MetricsComputed,
+    JudgeVerdict,
     InstanceFinished,
     StepFailed,
     ParseFailed,

@@ -21,6 +21,7 @@ import tomli_w
 from prose_sim.actors.inferrers import METHODS, check_settings
 from prose_sim.actors.inferrers.settings import MethodSettings
 from prose_sim.errors import UsageError
+from prose_sim.metrics.settings import MetricsSettings
 from prose_sim.world.corpus import Corpus, load_corpus
 from prose_sim.world.personas import PersonaCatalog, builtin_catalog
 from prose_sim.world.tasks import FRAMEWORKS, TASKS
@@ -47,6 +48,8 @@ class TaskSpec(Strict):
 
 # A method table: `method` (default: the table's name) and that method's knobs.
 MethodSpec = MethodSettings
+# The [metrics] table: judge metrics, the BERTScore model, verifiable checks.
+MetricsSpec = MetricsSettings
 
 
 class ModelSpec(Strict):
@@ -120,6 +123,7 @@ class Scenario(Strict, kw_only=True):
     methods: dict[str, MethodSpec]
     models: Models = msgspec.field(default_factory=Models)
     retry: RetrySpec = msgspec.field(default_factory=RetrySpec)
+    metrics: MetricsSpec = msgspec.field(default_factory=MetricsSpec)
 
     def method_of(self, label: str) -> str:
         return self.methods[label].method or label

@@ -47,6 +47,12 @@ def by_purpose(**answers: str | Callable[[ModelRequest], str]) -> Callable[[Mode
 
 def make(method_cls, model: FakeModel, agent_model: str = "gpt-4o", embedder=None, **settings):
     """An inferrer of the given class on a fresh bus; returns (inferrer, sink)."""
+    ctx, receive = context(model, agent_model, embedder)
+    return method_cls(ctx, MethodSettings(**settings)), receive
+
+
+def context(model: FakeModel, agent_model: str = "gpt-4o", embedder=None, task: str = "summarization"):
+    """An actor context on a fresh bus, every role served by ``model``; returns (ctx, sink)."""
     send, receive = anyio.create_memory_object_stream(100_000)
     bus = EpisodeBus("r", "e", send)
     gateway = Gateway({"m": model}, RetryPolicy(attempts=1))
@@ -55,14 +61,14 @@ def make(method_cls, model: FakeModel, agent_model: str = "gpt-4o", embedder=Non
     ctx = ActorContext(
         bus=bus,
         models=ModelClient(gateway, bus.publish, roles, "e", 1),
-        task=TASKS["summarization"],
+        task=TASKS[task],
         framework="plume",
         seed=1,
-        personas={n: catalog.get("plume", "summarization", n) for n in catalog.names("plume", "summarization")},
+        personas={n: catalog.get("plume", task, n) for n in catalog.names("plume", task)},
         agent_model=agent_model,
         embedder=embedder,
     )
-    return method_cls(ctx, MethodSettings(**settings)), receive
+    return ctx, receive
 
 
 _counter = itertools.count()

@@ -15,7 +15,7 @@ from prose_sim.events import (
     PreferencesRetrieved,
     RunStarted,
 )
-from prose_sim.runtime.eventlog import EventLogWriter, read_events
+from prose_sim.eventlog import EventLogWriter, read_events
 
 BASE = dict(run_id="r", episode_id="e", seq=3, ts=1.5)
 

@@ -135,7 +135,7 @@ async def test_complete_outside_the_server_context_is_an_error(tiny):
 
 def test_a_scenario_runs_on_the_local_backend(tiny, tmp_path, write_scenario):
     from prose_sim.events import BatchServed
-    from prose_sim.runtime.eventlog import read_events
+    from prose_sim.eventlog import read_events
     from prose_sim.runtime.runner import execute
     from prose_sim.scenario import load_scenario
 
@@ -161,6 +161,7 @@ max_new_tokens = 8
     outcome = anyio.run(lambda: execute(scenario, tmp_path / "run", progress="off"))
     assert outcome.status == "completed" and outcome.instances == 4
     assert len(outcome.servers) == 1  # user and agent share one server
-    assert outcome.servers[0]["requests"] == outcome.model_calls
+    served = sum(u["calls"] for u in outcome.usage if u["role"] in ("user", "agent"))  # judge: scripted
+    assert outcome.servers[0]["requests"] == served
     batches = [e for e in read_events(tmp_path / "run" / "events.jsonl") if isinstance(e, BatchServed)]
-    assert sum(b.size for b in batches) == outcome.model_calls
+    assert sum(b.size for b in batches) == served

@@ -8,7 +8,7 @@ import anyio
 
 from conftest import SCENARIOS
 from prose_sim.events import EpisodeStarted
-from prose_sim.runtime.eventlog import read_events
+from prose_sim.eventlog import read_events
 from prose_sim.runtime.runner import execute
 from prose_sim.scenario import load_scenario
 
@@ -24,7 +24,7 @@ def test_every_method_runs_on_both_tasks_and_frameworks(tmp_path):
         for task in ("summarization", "email_writing"):
             for framework in ("plume", "prelude"):
                 assert (task, framework, method) in seen
-    purposes = {(u["method"], u["purpose"]) for u in outcome.method_usage}
+    purposes = {(u["method"], u["purpose"]) for u in outcome.method_usage if u["role"] != "judge"}
     assert ("prose_full", "validate") in purposes and ("prose_full", "candidate") in purposes
     assert ("prose_1sc_ap_nv", "validate") not in purposes
     assert ("cipherN", "merge") in purposes and ("cipher1", "merge") not in purposes

@@ -11,9 +11,9 @@ import pytest
 from conftest import MINIMAL, SCENARIOS
 from prose_sim.events import EpisodeFinished, InstanceFinished, ModelFailed, StepFailed
 from prose_sim.models.backends.scripted import ScriptedBackend
-from prose_sim.runtime.eventlog import read_events
+from prose_sim.eventlog import read_events
 from prose_sim.runtime.plan import expand
-from prose_sim.runtime.results import ResultsCollector
+from prose_sim.report.results import ResultsCollector
 from prose_sim.runtime.runner import execute
 from prose_sim.scenario import load_scenario
 

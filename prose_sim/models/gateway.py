@@ -268,7 +268,7 @@ class Gateway:
                 hit = self.cache.get(key)
                 if hit is not None:
                     await _responded(emit, request_id, request, hit, 0.0, attempts=0, cached=True)
-                    return hit
+                    return msgspec.structs.replace(hit, request_id=request_id)
                 pending = self._in_flight.get(key)
                 if pending is None:
                     break
@@ -331,7 +331,7 @@ class Gateway:
             cost = (completion.input_tokens * price[0] + completion.output_tokens * price[1]) / 1e6
             latency = time.perf_counter() - started
             await _responded(emit, request_id, request, completion, latency, attempts=attempt, cost_usd=cost)
-            return completion
+            return msgspec.structs.replace(completion, request_id=request_id)
         await emit(
             ModelFailed,
             request_id=request_id,

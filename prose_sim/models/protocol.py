@@ -57,6 +57,8 @@ class Completion(msgspec.Struct, frozen=True, kw_only=True):
     text: str
     input_tokens: int
     output_tokens: int
+    # set by the gateway: the id of the ModelRequested / ModelResponded events of this call
+    request_id: str = ""
 
 
 class Backend(Protocol):

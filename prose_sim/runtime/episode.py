@@ -15,7 +15,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 from prose_sim.actors.agent import WritingAgent
 from prose_sim.actors.base import ActorContext
 from prose_sim.actors.inferrers import METHODS
-from prose_sim.actors.judge import Judge
+from prose_sim.actors.judge import Judge, TextScorer
 from prose_sim.actors.user import SimulatedUser
 from prose_sim.events import (
     EpisodeFinished,
@@ -27,6 +27,7 @@ from prose_sim.events import (
     PreferencesInferred,
     StepFailed,
 )
+from prose_sim.metrics.settings import MetricsSettings
 from prose_sim.models.embeddings import Embedder
 from prose_sim.models.gateway import Gateway, ModelClient, RoleModel, describe_error
 from prose_sim.runtime.bus import EpisodeBus
@@ -52,8 +53,16 @@ class EpisodeWorld:
         roles: Mapping[str, RoleModel],
         demonstrations_per_user: int,
         embedder: Embedder | None = None,
+        *,
+        metrics: MetricsSettings = MetricsSettings(judge=False, bertscore=""),
+        scorer: TextScorer | None = None,
+        populations: Mapping[tuple[str, str], list[str]] | None = None,
     ):
+        """``populations``: the users of each (framework, task) in the run, for preference accuracy."""
         self.embedder = embedder
+        self.metrics = metrics
+        self.scorer = scorer
+        self.populations = populations or {}
         self.run_id = run_id
         self.catalog = catalog
         self.corpus = corpus
@@ -98,7 +107,15 @@ async def run_episode(plan: EpisodePlan, world: EpisodeWorld, sink: MemoryObject
             SimulatedUser(ctx),
             WritingAgent(ctx),
             METHODS[plan.method](ctx, plan.settings),
-            Judge(ctx),
+            Judge(
+                ctx,
+                world.metrics,
+                world.scorer,
+                [
+                    world.catalog.get(plan.framework, plan.task, name)
+                    for name in world.populations.get((plan.framework, plan.task), plan.personas)
+                ],
+            ),
         ]
         await bus.publish(
             EpisodeStarted,

@@ -13,7 +13,7 @@ import anyio
 import structlog
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from prose_sim.runtime.results import ResultsCollector
+from prose_sim.report.results import ResultsCollector
 
 log = structlog.get_logger("prose_sim")
 

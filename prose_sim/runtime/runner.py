@@ -12,6 +12,7 @@ Run folder: ``scenario.toml`` (resolved), ``events.jsonl``, ``results.csv``,
 from __future__ import annotations
 
 import contextlib
+import functools
 import resource
 import time
 from collections.abc import Mapping
@@ -24,22 +25,29 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from prose_sim import __version__
 from prose_sim.errors import UsageError
 from prose_sim.events import BatchServed, Event, RunFinished, RunStarted
+from prose_sim.actors.judge import TextScorer
+from prose_sim.metrics.bertscore import BertScorer
 from prose_sim.models.cache import ResponseCache, default_cache_path
 from prose_sim.models.embeddings import CachedEmbedder, Embedder, MiniLMEmbedder
 from prose_sim.models.gateway import Gateway, RetryPolicy
 from prose_sim.models.protocol import Backend
 from prose_sim.runtime.bus import EpisodeBus
 from prose_sim.runtime.episode import EpisodeWorld, run_episode
-from prose_sim.runtime.eventlog import EventLogWriter
+from prose_sim.eventlog import EventLogWriter
 from prose_sim.runtime.plan import expand
 from prose_sim.runtime.progress import show_progress
-from prose_sim.runtime.results import MethodSummary, ResultsCollector, Usage, summarize_methods
+from prose_sim.report.results import MethodSummary, ResultsCollector, Usage, summarize_methods
 from prose_sim.runtime.backends import build_models
 from prose_sim.scenario import Scenario, dump_scenario, scenario_corpus
 from prose_sim.world.personas import builtin_catalog
 
 SINK_BUFFER = 8192
 SUMMARY_METRICS = [
+    "ppcm",
+    "fpm",
+    "bertscore",
+    "preference_accuracy",
+    "verifiable_share",
     "levenshtein_norm",
     "levenshtein",
     "preference_length",
@@ -87,6 +95,22 @@ def default_embedder(scenario: Scenario) -> Embedder | None:
     return CachedEmbedder(model)
 
 
+def default_scorer(scenario: Scenario) -> TextScorer | None:
+    """The BERTScore model of ``[metrics]``, loaded (and checked) before the run starts."""
+    settings = scenario.metrics
+    if not settings.bertscore:
+        return None
+    return _loaded_scorer(settings.bertscore, settings.bertscore_layers)
+
+
+@functools.cache
+def _loaded_scorer(model: str, layers: int | None) -> BertScorer:
+    """One loaded model per process: runs in one process (tests, benchmarks) share it."""
+    scorer = BertScorer(model, layers)
+    scorer.check_available()
+    return scorer
+
+
 def default_run_dir(scenario: Scenario, root: Path = Path("runs")) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     candidate = root / f"{scenario.name}-{stamp}"
@@ -114,17 +138,21 @@ async def execute(
     backends: Mapping[str, Backend] | None = None,
     progress: str = "auto",
     embedder: Embedder | None = None,
+    scorer: TextScorer | None = None,
     use_cache: bool = True,
     cache_path: Path | None = None,
 ) -> RunOutcome:
     """Run a scenario into ``run_dir``. ``backends`` (by role) replaces the scenario's, for tests.
 
+    ``scorer`` replaces the ``[metrics]`` BERTScore model (tests).
     ``use_cache``: answer requests to cacheable backends (openai) from the response
     cache at ``cache_path`` (default: ``<cache dir>/responses.sqlite3``) when it has them.
     """
     plans = expand(scenario)
     limit = concurrency or scenario.concurrency or max(1, len(plans))
     built = build_models(scenario, limit)  # checks API keys before anything is written
+    if scorer is None:
+        scorer = default_scorer(scenario)  # and the BERTScore model loads
     prepare_run_dir(run_dir)
     (run_dir / "scenario.toml").write_text(dump_scenario(scenario), encoding="utf-8")
     built_backends, roles, servers = built.backends, built.roles, built.servers
@@ -147,6 +175,13 @@ async def execute(
         roles,
         scenario.demonstrations_per_user,
         embedder if embedder is not None else default_embedder(scenario),
+        metrics=scenario.metrics,
+        scorer=scorer,
+        populations={
+            (framework, task): list(spec.personas or [])
+            for task, spec in scenario.tasks.items()
+            for framework in spec.frameworks
+        },
     )
     collector = ResultsCollector()
     writer = EventLogWriter(run_dir / "events.jsonl")

@@ -38,6 +38,7 @@ ID_COLUMNS = [
     "seed",
     "user",
     "instance",
+    "demonstration",  # the user's how-many-th task instance in the episode (0-based)
     "document_id",
     "status",
 ]
@@ -51,6 +52,8 @@ ACCOUNT_COLUMNS = [
     "agent_input_tokens",
     "agent_output_tokens",
 ]
+# in rows (for reports) but not in results.csv: USD depends on what the response cache held
+NOT_IN_CSV = {"cost_usd"}
 
 
 class Usage(msgspec.Struct):
@@ -99,6 +102,7 @@ class ResultsCollector:
         # (method, role, purpose) -> usage, for calls per demonstration by purpose
         self.usage_by_method: dict[tuple[str, str, str], Usage] = defaultdict(Usage)
         self._parse_failures: dict[tuple[str, int], int] = defaultdict(int)
+        self._seen_of_user: dict[tuple[str, str], int] = defaultdict(int)
         self.episodes_finished: dict[str, str] = {}
         self.instances_finished = 0
         self.events = 0
@@ -118,6 +122,8 @@ class ResultsCollector:
             self._parse_failures[(event.episode_id, event.instance)] += 1
         elif kind is InstanceStarted:
             ep = self._episodes[event.episode_id]
+            demonstration = self._seen_of_user[(event.episode_id, event.persona)]
+            self._seen_of_user[(event.episode_id, event.persona)] += 1
             self._rows[(event.episode_id, event.instance)] = {
                 "task": ep.task,
                 "framework": ep.framework,
@@ -128,6 +134,7 @@ class ResultsCollector:
                 "seed": ep.seed,
                 "user": event.persona,
                 "instance": event.instance,
+                "demonstration": demonstration,
                 "document_id": event.document_id,
                 "status": "unfinished",
             }
@@ -165,6 +172,7 @@ class ResultsCollector:
                 agent_calls=agent.calls,
                 agent_input_tokens=agent.input_tokens,
                 agent_output_tokens=agent.output_tokens,
+                cost_usd=round(total.cost_usd, 8),
             )
             out.append(row)
         return out
@@ -172,7 +180,7 @@ class ResultsCollector:
     def results_csv(self) -> str:
         rows = self.rows()
         metric_names = sorted(
-            {k for row in rows for k in row} - set(ID_COLUMNS) - set(ACCOUNT_COLUMNS)
+            {k for row in rows for k in row} - set(ID_COLUMNS) - set(ACCOUNT_COLUMNS) - NOT_IN_CSV
         )
         columns = ID_COLUMNS + metric_names + ACCOUNT_COLUMNS
         buffer = io.StringIO()

@@ -1,0 +1,136 @@
+"""Every judge question of a run, with its answer and score, for human checking.
+
+Built from the event log: each ``JudgeVerdict`` is joined with the model call
+that asked it (question and answer) and with its episode and instance (who,
+which method, which draft). It also measures how often the judge agrees with
+the deterministic checker of a component.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+
+import msgspec
+
+from prose_sim.events import (
+    EpisodeStarted,
+    Event,
+    InstanceStarted,
+    JudgeVerdict,
+    ModelRequested,
+    ModelResponded,
+)
+
+QA_COLUMNS = [
+    "task",
+    "framework",
+    "method",
+    "agent_model",
+    "judge_model",
+    "seed",
+    "user",
+    "instance",
+    "metric",
+    "component",
+    "score",
+    "parsed",
+    "checker",
+    "checked",
+    "question",
+    "answer",
+]
+
+
+class Agreement(msgspec.Struct, kw_only=True):
+    """Judge vs checker on one component: the judge 'agrees' when its PPCM score
+    is positive exactly when the checker passes."""
+
+    task: str
+    component: str
+    checker: str
+    judged: int = 0
+    agreed: int = 0
+    checker_passed: int = 0
+    judge_exhibits: int = 0
+
+    @property
+    def rate(self) -> float:
+        return self.agreed / self.judged if self.judged else float("nan")
+
+
+class JudgeQACollector:
+    """Observes events (in log order) and keeps one row per judge verdict."""
+
+    def __init__(self) -> None:
+        self._episodes: dict[str, EpisodeStarted] = {}
+        self._users: dict[tuple[str, int], str] = {}
+        self._questions: dict[str, str] = {}  # request id -> prompt, judge calls only
+        self._answers: dict[str, str] = {}
+        self._rows: list[tuple[tuple, dict[str, object]]] = []
+        self.agreement: dict[tuple[str, str], Agreement] = {}
+
+    def observe(self, event: Event) -> None:
+        kind = type(event)
+        if kind is ModelRequested and event.role == "judge":
+            self._questions[event.request_id] = event.messages[-1]["content"] if event.messages else ""
+        elif kind is ModelResponded and event.role == "judge":
+            self._answers[event.request_id] = event.text
+        elif kind is JudgeVerdict:
+            self._verdict(event)
+        elif kind is InstanceStarted:
+            self._users[(event.episode_id, event.instance)] = event.persona
+        elif kind is EpisodeStarted:
+            self._episodes[event.episode_id] = event
+
+    def _verdict(self, event: JudgeVerdict) -> None:
+        episode = self._episodes[event.episode_id]
+        row = {
+            "task": episode.task,
+            "framework": episode.framework,
+            "method": episode.method,
+            "agent_model": episode.models.get("agent", ""),
+            "judge_model": episode.models.get("judge", ""),
+            "seed": episode.seed,
+            "user": self._users.get((event.episode_id, event.instance), ""),
+            "instance": event.instance,
+            "metric": event.metric,
+            "component": event.component,
+            "score": event.score,
+            "parsed": event.parsed,
+            "checker": event.checker,
+            "checked": "" if event.checked is None else event.checked,
+            "question": self._questions.pop(event.request_id, ""),
+            "answer": self._answers.pop(event.request_id, ""),
+        }
+        order = (episode.task, episode.framework, episode.method, episode.seed, event.episode_id, event.seq)
+        self._rows.append((order, row))
+        if event.checker and event.checked is not None:
+            key = (episode.task, event.component)
+            stats = self.agreement.setdefault(
+                key, Agreement(task=episode.task, component=event.component, checker=event.checker)
+            )
+            exhibits = event.score > 0
+            stats.judged += 1
+            stats.agreed += exhibits == event.checked
+            stats.checker_passed += event.checked
+            stats.judge_exhibits += exhibits
+
+    def rows(self) -> list[dict[str, object]]:
+        return [row for _, row in sorted(self._rows, key=lambda item: item[0])]
+
+    def csv(self) -> str:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=QA_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self.rows())
+        return buffer.getvalue()
+
+    def parse_failures(self) -> dict[str, int]:
+        """Unparseable verdicts by metric."""
+        out: dict[str, int] = defaultdict(int)
+        for _, row in self._rows:
+            if not row["parsed"]:
+                out[str(row["metric"])] += 1
+        return dict(out)

@@ -1,0 +1,123 @@
+"""The report's plots (PNG): PPCM by method, PPCM learning curves, cost vs PPCM.
+
+Every plot has one panel per (task, framework); a method is labelled with its
+agent model when the report combines several. Plots of a metric that no
+instance has (e.g. PPCM with the judge turned off) are not drawn.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+
+from prose_sim.report.results import mean, stderr
+from prose_sim.report.tables import GroupSummary
+
+PLOTS = ("ppcm_by_method.png", "ppcm_learning_curve.png", "cost_vs_ppcm.png")
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _panels(summaries: list[GroupSummary]) -> dict[tuple[str, str], list[GroupSummary]]:
+    panels: dict[tuple[str, str], list[GroupSummary]] = defaultdict(list)
+    for s in summaries:
+        if "ppcm" in s.means:
+            panels[(s.task, s.framework)].append(s)
+    return panels
+
+
+def _label(s: GroupSummary, several_models: bool) -> str:
+    return f"{s.method} ({s.agent_model})" if several_models else s.method
+
+
+def _figure(plt, count: int):
+    fig, axes = plt.subplots(1, count, figsize=(5.5 * count, 4.2), squeeze=False)
+    return fig, axes[0]
+
+
+def write_plots(summaries: list[GroupSummary], rows: list[dict[str, object]], out_dir: Path) -> list[Path]:
+    """Draw the plots into ``out_dir``; returns the files written."""
+    panels = _panels(summaries)
+    if not panels:
+        return []
+    plt = _pyplot()
+    several = len({s.agent_model for s in summaries}) > 1
+    written = []
+    for name, draw in (
+        ("ppcm_by_method.png", _ppcm_by_method),
+        ("ppcm_learning_curve.png", _learning_curve),
+        ("cost_vs_ppcm.png", _cost_vs_ppcm),
+    ):
+        fig, axes = _figure(plt, len(panels))
+        for ax, ((task, framework), group) in zip(axes, panels.items()):
+            draw(ax, group, rows, several)
+            ax.set_title(f"{task} ({framework})")
+            ax.grid(alpha=0.3)
+        fig.tight_layout()
+        path = out_dir / name
+        fig.savefig(path, dpi=100, metadata={"Software": None})
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def _ppcm_by_method(ax, group: list[GroupSummary], rows, several: bool) -> None:
+    labels = [_label(s, several) for s in group]
+    values = [s.means["ppcm"] for s in group]
+    errors = [0.0 if math.isnan(s.errors["ppcm"]) else s.errors["ppcm"] for s in group]
+    ax.bar(range(len(group)), values, yerr=errors, capsize=4, color="#4C72B0")
+    ax.set_xticks(range(len(group)), labels, rotation=30, ha="right")
+    ax.set_ylabel("PPCM (mean ± s.e. over seeds)")
+    ax.set_ylim(-2, 2)
+    ax.axhline(0, color="black", linewidth=0.8)
+
+
+def _learning_curve(ax, group: list[GroupSummary], rows, several: bool) -> None:
+    for s in group:
+        # per demonstration index: per-seed means, then mean and s.e. over seeds
+        by_index: dict[int, dict[object, list[float]]] = defaultdict(lambda: defaultdict(list))
+        for r in rows:
+            if (r["task"], r["framework"], r["method"], r["agent_model"]) != (
+                s.task,
+                s.framework,
+                s.method,
+                s.agent_model,
+            ):
+                continue
+            if r["status"] == "ok" and r.get("ppcm", "") != "":
+                by_index[int(r["demonstration"])][r["seed"]].append(float(r["ppcm"]))
+        xs = sorted(by_index)
+        per_seed = [[mean(v) for v in by_index[x].values()] for x in xs]
+        ys = [mean(v) for v in per_seed]
+        es = [0.0 if math.isnan(stderr(v)) else stderr(v) for v in per_seed]
+        ax.errorbar([x + 1 for x in xs], ys, yerr=es, marker="o", capsize=3, label=_label(s, several))
+    ax.set_xlabel("demonstration")
+    ax.set_ylabel("PPCM")
+    ax.set_ylim(-2, 2)
+    ax.legend(fontsize=8)
+
+
+def _cost_vs_ppcm(ax, group: list[GroupSummary], rows, several: bool) -> None:
+    priced = any(s.means.get("cost_usd", 0.0) > 0 for s in group)
+    key, unit = ("cost_usd", "USD per demonstration") if priced else ("tokens", "tokens per demonstration")
+    for s in group:
+        ax.errorbar(
+            s.means.get(key, 0.0),
+            s.means["ppcm"],
+            yerr=0.0 if math.isnan(s.errors["ppcm"]) else s.errors["ppcm"],
+            marker="o",
+            capsize=3,
+            linestyle="none",
+            label=_label(s, several),
+        )
+    ax.set_xlabel(unit)
+    ax.set_ylabel("PPCM")
+    ax.legend(fontsize=8)

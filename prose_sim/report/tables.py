@@ -1,0 +1,169 @@
+"""The paper-style tables: per task, one row per method and agent model.
+
+Each cell is the mean over seeds of the per-seed mean, with the standard
+error over seeds, as the paper reports. Quality metrics average the instances
+that finished; cost columns (calls, tokens, dollars per demonstration) average
+every instance, since a failed one was paid for too.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections import defaultdict
+
+import msgspec
+
+from prose_sim.report.judge_qa import Agreement
+from prose_sim.report.results import mean, stderr
+
+# (row key, column title, decimals); quality first, then cost
+COLUMNS: list[tuple[str, str, int]] = [
+    ("ppcm", "PPCM", 3),
+    ("fpm", "FPM", 3),
+    ("levenshtein_norm", "Lev. norm", 3),
+    ("bertscore", "BERTScore", 3),
+    ("preference_accuracy", "Pref. acc.", 3),
+    ("preference_f1", "Pref. F1", 3),
+    ("preference_similarity", "Pref. sim.", 2),
+    ("verifiable_share", "Verifiable", 3),
+    ("preference_length", "Pref. len", 0),
+    ("calls", "Calls/demo", 1),
+    ("tokens", "Tokens/demo", 0),
+    ("cost_usd", "$/demo", 5),
+]
+COST_KEYS = {"calls", "tokens", "cost_usd"}
+
+
+class GroupSummary(msgspec.Struct, kw_only=True):
+    task: str
+    framework: str
+    method: str
+    agent_model: str
+    seeds: int
+    instances: int
+    failed: int
+    means: dict[str, float]
+    errors: dict[str, float]
+
+
+def summarize(rows: list[dict[str, object]]) -> list[GroupSummary]:
+    """One summary per (task, framework, method, agent model), in a fixed order."""
+    groups: dict[tuple[str, str, str, str], list[dict[str, object]]] = defaultdict(list)
+    for row in rows:
+        groups[(row["task"], row["framework"], row["method"], row["agent_model"])].append(row)
+    out = []
+    for (task, framework, method, model), group in sorted(groups.items()):
+        by_seed: dict[object, list[dict[str, object]]] = defaultdict(list)
+        for row in group:
+            by_seed[row["seed"]].append(row)
+        means, errors = {}, {}
+        for key, _, _ in COLUMNS:
+            per_seed = []
+            for seed_rows in by_seed.values():
+                values = [
+                    _value(r, key)
+                    for r in seed_rows
+                    if key in COST_KEYS or r["status"] == "ok"
+                ]
+                values = [v for v in values if v is not None]
+                if values:
+                    per_seed.append(mean(values))
+            if per_seed:
+                means[key], errors[key] = mean(per_seed), stderr(per_seed)
+        out.append(
+            GroupSummary(
+                task=task,
+                framework=framework,
+                method=method,
+                agent_model=model,
+                seeds=len(by_seed),
+                instances=len(group),
+                failed=sum(r["status"] != "ok" for r in group),
+                means=means,
+                errors=errors,
+            )
+        )
+    return out
+
+
+def _value(row: dict[str, object], key: str) -> float | None:
+    if key == "tokens":
+        return float(row["input_tokens"]) + float(row["output_tokens"])
+    value = row.get(key, "")
+    if value == "" or value is None:
+        return None
+    value = float(value)
+    return None if math.isnan(value) else value
+
+
+def cell(value: float | None, error: float | None, decimals: int) -> str:
+    if value is None or math.isnan(value):
+        return "–"
+    text = f"{value:.{decimals}f}"
+    if error is not None and not math.isnan(error):
+        text += f" ± {error:.{decimals}f}"
+    return text
+
+
+def markdown_tables(summaries: list[GroupSummary]) -> str:
+    """One table per (task, framework); columns with no value anywhere are left out."""
+    lines: list[str] = []
+    by_task: dict[tuple[str, str], list[GroupSummary]] = defaultdict(list)
+    for s in summaries:
+        by_task[(s.task, s.framework)].append(s)
+    for (task, framework), group in by_task.items():
+        columns = [c for c in COLUMNS if any(c[0] in s.means for s in group)]
+        lines += [f"## {task} ({framework})", ""]
+        header = ["method", "agent model", "seeds", "instances", *[title for _, title, _ in columns]]
+        lines.append("| " + " | ".join(header) + " |")
+        lines.append("|" + "|".join(["---"] * 2 + ["--:"] * (len(header) - 2)) + "|")
+        for s in group:
+            instances = f"{s.instances}" + (f" ({s.failed} failed)" if s.failed else "")
+            cells = [cell(s.means.get(k), s.errors.get(k), d) for k, _, d in columns]
+            lines.append("| " + " | ".join([s.method, s.agent_model, str(s.seeds), instances, *cells]) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def agreement_table(agreement: dict[tuple[str, str], Agreement]) -> str:
+    if not agreement:
+        return ""
+    lines = [
+        "## Judge vs verifiable checker (PPCM verdicts)",
+        "",
+        "The judge agrees when it scores the component positive exactly when the checker passes.",
+        "",
+        "| task | component | checker | verdicts | agreement | checker passed | judge: exhibits |",
+        "|---|---|---|--:|--:|--:|--:|",
+    ]
+    for (task, component), a in sorted(agreement.items()):
+        lines.append(
+            f"| {task} | {component} | {a.checker} | {a.judged} | {a.rate:.3f} | "
+            f"{a.checker_passed / a.judged:.3f} | {a.judge_exhibits / a.judged:.3f} |"
+        )
+    lines.append("")
+    return "\n".join(lines)
+
+
+def summary_csv(summaries: list[GroupSummary]) -> str:
+    """The tables as one CSV: a row per group, ``<metric>_mean`` and ``<metric>_se`` columns."""
+    keys = [k for k, _, _ in COLUMNS if any(k in s.means for s in summaries)]
+    header = ["task", "framework", "method", "agent_model", "seeds", "instances", "failed"]
+    header += [f"{k}_{part}" for k in keys for part in ("mean", "se")]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    for s in summaries:
+        values = []
+        for k in keys:
+            values += [_num(s.means.get(k)), _num(s.errors.get(k))]
+        writer.writerow(
+            [s.task, s.framework, s.method, s.agent_model, s.seeds, s.instances, s.failed, *values]
+        )
+    return buffer.getvalue()
+
+
+def _num(value: float | None) -> str:
+    return "" if value is None or math.isnan(value) else repr(round(value, 8))
