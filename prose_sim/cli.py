@@ -31,7 +31,14 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     run = commands.add_parser("run", help="run a scenario", description="Run a scenario file.")
-    run.add_argument("scenario", type=Path, help="scenario TOML file")
+    run.add_argument("scenario", type=Path, nargs="?", help="scenario TOML file (optional with --resume)")
+    run.add_argument(
+        "--resume",
+        type=Path,
+        metavar="RUN_DIR",
+        help="continue an interrupted run in its folder: finished episodes are kept, the others "
+        "start again with the answers they already got served from the log",
+    )
     run.add_argument("--out", type=Path, help="run folder (default: runs/<name>-<timestamp>)")
     run.add_argument("--concurrency", type=int, help="episodes in flight at once (default: all)")
     run.add_argument(
@@ -61,6 +68,23 @@ def _parser() -> argparse.ArgumentParser:
         help="skip report.md, report.csv, judge_qa.csv and the plots (make them later with `report`)",
     )
     run.set_defaults(handler=_cmd_run)
+
+    replay = commands.add_parser(
+        "replay",
+        help="re-run a recorded run from its log, calling no model, and check it reproduces",
+        description="Re-run a finished run with every model answer taken from its event log; "
+        "exit 0 when results.csv is reproduced byte for byte, 1 (naming the first diverging "
+        "event) when not.",
+    )
+    replay.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    replay.add_argument("--out", type=Path, help="folder for the replayed run (default: RUN_DIR/replay)")
+    replay.add_argument(
+        "--report-only",
+        action="store_true",
+        help="do not re-run: rebuild results.csv and the report files in RUN_DIR from its log",
+    )
+    replay.add_argument("--progress", choices=["auto", "bar", "log", "off"], default="auto")
+    replay.set_defaults(handler=_cmd_replay)
 
     report = commands.add_parser(
         "report",
@@ -165,18 +189,44 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     if args.concurrency is not None and args.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
-    scenario = load_scenario(args.scenario, args.overrides)
-    check_credentials(scenario, str(args.scenario))
-    run_dir = args.out or default_run_dir(scenario)
-    outcome = anyio.run(
-        lambda: execute(
-            scenario,
-            run_dir,
-            concurrency=args.concurrency,
-            progress=args.progress,
-            use_cache=args.use_cache,
+    prior = None
+    if args.resume is not None:
+        from prose_sim.runtime.resume import load_prior
+
+        if args.out is not None and args.out != args.resume:
+            raise UsageError("--resume continues in the run's own folder; leave out --out")
+        prior = load_prior(args.resume, args.scenario, args.overrides)
+        scenario, run_dir = prior.scenario, args.resume
+        if prior.torn is not None:
+            print(
+                f"note: {run_dir}/events.jsonl: dropped a torn last line ({prior.torn.lineno}, "
+                f"{prior.torn.length} bytes) left by the interruption",
+                file=sys.stderr,
+            )
+    elif args.scenario is None:
+        raise UsageError("run needs a scenario file (or --resume RUN_DIR)")
+    else:
+        scenario = load_scenario(args.scenario, args.overrides)
+        run_dir = args.out or default_run_dir(scenario)
+    check_credentials(scenario, str(args.scenario or run_dir / "scenario.toml"))
+    try:
+        outcome = anyio.run(
+            lambda: execute(
+                scenario,
+                run_dir,
+                concurrency=args.concurrency,
+                progress=args.progress,
+                use_cache=args.use_cache,
+                prior=prior,
+            )
         )
-    )
+    except KeyboardInterrupt:
+        print(
+            f"interrupted: the event log is flushed; continue with\n"
+            f"  python -m prose_sim run --resume {run_dir}",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
     _print_summary(outcome)
     if args.write_report:
         from prose_sim.report.build import Report
@@ -245,6 +295,36 @@ def _print_summary(outcome) -> None:
             f"cost ${outcome.cost_usd:,.4f} ({roles}; by purpose and method in summary.json)"
         )
     console.print(f"results: {outcome.run_dir}/results.csv  log: {outcome.run_dir}/events.jsonl")
+
+
+# --- replay -------------------------------------------------------------------
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    if args.report_only:
+        from prose_sim.report.build import Report
+        from prose_sim.report.results import ResultsCollector
+        from prose_sim.eventlog import read_events
+
+        collector = ResultsCollector().observe_all(read_events(args.run_dir / "events.jsonl"))
+        (args.run_dir / "results.csv").write_text(collector.results_csv(), encoding="utf-8")
+        written = Report([args.run_dir]).write(args.run_dir)
+        print(f"rebuilt results.csv, {', '.join(p.name for p in written)} in {args.run_dir}")
+        return EXIT_OK
+    from prose_sim.runtime.replay import replay_run
+
+    out = args.out or args.run_dir / "replay"
+    result = anyio.run(lambda: replay_run(args.run_dir, out, progress=args.progress))
+    run = result.run
+    print(
+        f"replayed {run.instances} task instances of {run.episodes} episodes from the log: "
+        f"{run.answers_from_log:,} answers served, {result.unrecorded_calls} requests not in the log"
+    )
+    if result.identical:
+        print(f"identical: {out}/results.csv equals {args.run_dir}/results.csv byte for byte")
+        return EXIT_OK
+    print(f"DIVERGED: {result.divergence}", file=sys.stderr)
+    return EXIT_RUN_FAILED
 
 
 # --- report -------------------------------------------------------------------

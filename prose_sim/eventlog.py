@@ -48,6 +48,14 @@ class EventLogWriter:
 _decoder = msgspec.json.Decoder(AnyEvent)
 
 
+class TornTail(msgspec.Struct, frozen=True):
+    """A last line cut short (the writer was killed mid-write): dropped on resume."""
+
+    lineno: int
+    offset: int  # where the torn line starts: the log is cut back to here
+    length: int
+
+
 def read_events(path: Path) -> Iterator[Event]:
     """Every event of a log, in file order. A malformed line is a clear error."""
     try:
@@ -62,3 +70,31 @@ def read_events(path: Path) -> Iterator[Event]:
                 yield _decoder.decode(line)
             except msgspec.DecodeError as exc:
                 raise UsageError(f"{path}:{lineno}: not a prose_sim event: {exc}") from None
+
+
+def read_log(path: Path) -> tuple[list[Event], TornTail | None]:
+    """Every event of a possibly interrupted log, and its torn last line if it has one.
+
+    Only the last line may be torn (no newline and not decodable); a bad line
+    anywhere else means the log is corrupt or not a prose_sim log: a clear error.
+    """
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no event log here") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read the event log: {exc}") from None
+    events: list[Event] = []
+    offset = 0
+    lines = data.split(b"\n")
+    for lineno, line in enumerate(lines, 1):
+        last = lineno == len(lines)
+        if line.strip():
+            try:
+                events.append(_decoder.decode(line))
+            except msgspec.DecodeError as exc:
+                if last:  # no newline after it: the writer stopped mid-line
+                    return events, TornTail(lineno=lineno, offset=offset, length=len(line))
+                raise UsageError(f"{path}:{lineno}: not a prose_sim event: {exc}") from None
+        offset += len(line) + 1
+    return events, None

@@ -33,6 +33,16 @@ class RunStarted(Event, frozen=True, tag="run_started"):
     version: str
 
 
+class RunResumed(Event, frozen=True, tag="run_resumed"):
+    """``run --resume``: finished episodes were kept, the others start again,
+    served the answers they had already been given from the log."""
+
+    episodes_done: int
+    episodes_rerun: int
+    answers_recorded: int
+    torn_line: int = 0  # the torn last line dropped from the log (0: none)
+
+
 class RunFinished(Event, frozen=True, tag="run_finished"):
     status: str  # completed | interrupted | failed
     wall_s: float
@@ -198,6 +208,7 @@ class BatchServed(Event, frozen=True, tag="batch_served"):
 
 AnyEvent = Union[
     RunStarted,
+    RunResumed,
     RunFinished,
     EpisodeStarted,
     EpisodeFinished,

@@ -16,13 +16,8 @@ from prose_sim.cli import main
 from prose_sim.events import ModelFailed, ModelResponded
 from prose_sim.models.backends.openai_compat import OpenAIBackend, OpenAISettings
 from prose_sim.models.cache import ResponseCache
-from prose_sim.models.gateway import (
-    AdaptiveConcurrency,
-    EndpointLayers,
-    EndpointLimits,
-    Gateway,
-    RetryPolicy,
-)
+from prose_sim.models.gateway import Gateway, RetryPolicy
+from prose_sim.models.limits import AdaptiveConcurrency, EndpointLayers, EndpointLimits
 from prose_sim.models.protocol import (
     ModelCallFailed,
     ModelRequest,

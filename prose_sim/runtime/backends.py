@@ -11,7 +11,9 @@ from __future__ import annotations
 import msgspec
 
 from prose_sim.models.backends.scripted import ScriptedBackend, ScriptedSettings
-from prose_sim.models.gateway import EndpointLayers, EndpointLimits, RoleModel
+from prose_sim.models.gateway import RoleModel
+from prose_sim.models.limits import EndpointLayers, EndpointLimits
+from prose_sim.models.recorded import UnrecordedBackend
 from prose_sim.models.protocol import ROLES, Backend, SamplingParams
 from prose_sim.scenario import ModelSpec, Scenario
 
@@ -43,7 +45,7 @@ def check_credentials(scenario: Scenario, where: str = "scenario") -> None:
             read_key(spec.api_key_env, f"{where}: models.{role}")
 
 
-def build_models(scenario: Scenario, concurrency: int | None = None) -> BuiltModels:
+def build_models(scenario: Scenario, concurrency: int | None = None, replay: bool = False) -> BuiltModels:
     """The backends, role models and shared layers a scenario names.
 
     An openai model whose key is not set raises a UsageError here, before the
@@ -51,6 +53,10 @@ def build_models(scenario: Scenario, concurrency: int | None = None) -> BuiltMod
 
     ``concurrency`` (the run's episodes in flight) sizes the HTTP pools and the
     adaptive concurrency caps where ``max_concurrency`` is not set.
+
+    ``replay``: the same roles (model names, sampling, prefixes: hence the same
+    requests), all served by one backend that holds nothing (answers come from
+    the recorded log); no model is loaded and no key is read.
     """
     backends: dict[str, Backend] = {}
     roles: dict[str, RoleModel] = {}
@@ -63,8 +69,11 @@ def build_models(scenario: Scenario, concurrency: int | None = None) -> BuiltMod
         spec: ModelSpec = getattr(scenario.models, role)
         name = model_name(spec)
         cap = spec.max_concurrency or default_cap
-        prefix = spec.response_prefix
-        if spec.backend == "local":
+        prefix = spec.response_prefix and spec.backend != "openai"
+        if replay:
+            key = "replay"
+            backends.setdefault(key, UnrecordedBackend())
+        elif spec.backend == "local":
             key = f"local:{name}:{spec.dtype}:{spec.device}:{spec.max_batch_size}:{spec.max_wait_s}"
             if key not in backends:
                 backends[key] = _local_server(spec, name)
@@ -89,7 +98,7 @@ def build_models(scenario: Scenario, concurrency: int | None = None) -> BuiltMod
                 backends[key] = backend
                 cache_ids[key] = backend.cache_identity
                 clients.append(backend)
-            prefix = False  # chat completions cannot start the answer for the model
+            # (prefix is off: chat completions cannot start the answer for the model)
         else:
             key = f"scripted:{role}"
             backends[key] = ScriptedBackend(
@@ -100,7 +109,7 @@ def build_models(scenario: Scenario, concurrency: int | None = None) -> BuiltMod
                     max_words=spec.max_words,
                 )
             )
-        if spec.backend == "openai" or spec.rpm or spec.tpm or spec.max_concurrency:
+        if not replay and (spec.backend == "openai" or spec.rpm or spec.tpm or spec.max_concurrency):
             mine = EndpointLimits(
                 rpm=spec.rpm,
                 tpm=spec.tpm,

@@ -24,7 +24,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 
 from prose_sim import __version__
 from prose_sim.errors import UsageError
-from prose_sim.events import BatchServed, Event, RunFinished, RunStarted
+from prose_sim.events import BatchServed, Event, RunFinished, RunResumed, RunStarted
 from prose_sim.actors.judge import TextScorer
 from prose_sim.metrics.bertscore import BertScorer
 from prose_sim.models.cache import ResponseCache, default_cache_path
@@ -35,7 +35,9 @@ from prose_sim.runtime.bus import EpisodeBus
 from prose_sim.runtime.episode import EpisodeWorld, run_episode
 from prose_sim.eventlog import EventLogWriter
 from prose_sim.runtime.plan import expand
+from prose_sim.models.recorded import RecordedResponses
 from prose_sim.runtime.progress import show_progress
+from prose_sim.runtime.resume import PriorRun, rewrite_log
 from prose_sim.report.results import MethodSummary, ResultsCollector, Usage, summarize_methods
 from prose_sim.runtime.backends import build_models
 from prose_sim.scenario import Scenario, dump_scenario, scenario_corpus
@@ -84,6 +86,9 @@ class RunOutcome(msgspec.Struct, kw_only=True):
     cost_usd: float = 0.0
     # rate-limited endpoints: limits, 429s seen, the adaptive concurrency cap
     endpoints: list[dict[str, object]] = []
+    # attempts that failed (retried or not), and answers served from a recorded log
+    failed_attempts: int = 0
+    answers_from_log: int = 0
 
 
 def default_embedder(scenario: Scenario) -> Embedder | None:
@@ -141,20 +146,35 @@ async def execute(
     scorer: TextScorer | None = None,
     use_cache: bool = True,
     cache_path: Path | None = None,
+    prior: PriorRun | None = None,
+    replay: RecordedResponses | None = None,
 ) -> RunOutcome:
     """Run a scenario into ``run_dir``. ``backends`` (by role) replaces the scenario's, for tests.
 
+    ``prior``: resume that run in its folder (finished episodes are kept, the rest
+    run again, served the answers they already had from the log).
+    ``replay``: answer every request from these recorded answers; no model is built.
     ``scorer`` replaces the ``[metrics]`` BERTScore model (tests).
     ``use_cache``: answer requests to cacheable backends (openai) from the response
     cache at ``cache_path`` (default: ``<cache dir>/responses.sqlite3``) when it has them.
     """
-    plans = expand(scenario)
+    all_plans = expand(scenario)
+    done = prior.finished if prior is not None else {}
+    plans = [p for p in all_plans if p.episode_id not in done]
     limit = concurrency or scenario.concurrency or max(1, len(plans))
-    built = build_models(scenario, limit)  # checks API keys before anything is written
+    # checks API keys (and loads models) before anything is written
+    built = build_models(scenario, limit, replay=replay is not None)
     if scorer is None:
         scorer = default_scorer(scenario)  # and the BERTScore model loads
-    prepare_run_dir(run_dir)
-    (run_dir / "scenario.toml").write_text(dump_scenario(scenario), encoding="utf-8")
+    recorded = replay if replay is not None else (prior.recorded_answers() if prior else None)
+    collector = ResultsCollector()
+    if prior is not None:
+        kept = prior.kept_events()
+        rewrite_log(run_dir / "events.jsonl", kept)  # the unfinished episodes start afresh
+        collector.observe_all(kept)
+    else:
+        prepare_run_dir(run_dir)
+        (run_dir / "scenario.toml").write_text(dump_scenario(scenario), encoding="utf-8")
     built_backends, roles, servers = built.backends, built.roles, built.servers
     retry = RetryPolicy(**msgspec.structs.asdict(scenario.retry))
     for role, backend in (backends or {}).items():  # test doubles, by role
@@ -164,7 +184,12 @@ async def execute(
     if use_cache and built.cache_ids:
         cache = ResponseCache(cache_path or default_cache_path())
     gateway = Gateway(
-        built_backends, retry, layers=built.layers, cache=cache, cache_ids=built.cache_ids
+        built_backends,
+        retry,
+        layers=built.layers,
+        cache=cache,
+        cache_ids=built.cache_ids,
+        recorded=recorded,
     )
     run_id = run_dir.name
     world = EpisodeWorld(
@@ -183,9 +208,8 @@ async def execute(
             for framework in spec.frameworks
         },
     )
-    collector = ResultsCollector()
     writer = EventLogWriter(run_dir / "events.jsonl")
-    statuses: list[str] = []
+    statuses: list[str] = list(done.values())
     started = time.perf_counter()
     send, receive = anyio.create_memory_object_stream[Event](SINK_BUFFER)
     try:
@@ -197,14 +221,23 @@ async def execute(
                     server.on_batch = _batch_reporter(run_bus, server.stats.model)
                     await stack.enter_async_context(server)
                 inner = await stack.enter_async_context(anyio.create_task_group())
-                inner.start_soon(show_progress, collector, len(plans), progress)
-                await run_bus.publish(
-                    RunStarted,
-                    scenario_name=scenario.name,
-                    scenario_digest=scenario.digest(),
-                    episodes=len(plans),
-                    version=__version__,
-                )
+                inner.start_soon(show_progress, collector, len(all_plans), progress)
+                if prior is not None and prior.started is not None:
+                    await run_bus.publish(
+                        RunResumed,
+                        episodes_done=len(done),
+                        episodes_rerun=len(plans),
+                        answers_recorded=len(recorded),
+                        torn_line=prior.torn.lineno if prior.torn else 0,
+                    )
+                else:
+                    await run_bus.publish(
+                        RunStarted,
+                        scenario_name=scenario.name,
+                        scenario_digest=scenario.digest(),
+                        episodes=len(all_plans),
+                        version=__version__,
+                    )
                 limiter = anyio.CapacityLimiter(limit)
 
                 async def one(plan) -> None:
@@ -234,7 +267,8 @@ async def execute(
             cache.close()
     wall = time.perf_counter() - started
     (run_dir / "results.csv").write_text(collector.results_csv(), encoding="utf-8")
-    outcome = _outcome(run_dir, collector, len(plans), statuses, wall, limit)
+    outcome = _outcome(run_dir, collector, len(all_plans), statuses, wall, limit)
+    outcome.answers_from_log = recorded.served if recorded is not None else 0
     outcome.servers = [server.stats.summary() for server in servers]
     outcome.endpoints = [{"endpoint": key, **layer.stats()} for key, layer in built.layers.items()]
     (run_dir / "summary.json").write_bytes(msgspec.json.format(msgspec.json.encode(outcome)))
@@ -318,6 +352,7 @@ def _outcome(
         events=collector.events,
         model_calls=total.calls,
         model_failures=total.failed,
+        failed_attempts=total.attempts - total.calls + total.cached,
         input_tokens=total.input_tokens,
         output_tokens=total.output_tokens,
         cached_calls=total.cached,

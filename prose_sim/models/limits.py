@@ -1,0 +1,147 @@
+"""Per-endpoint limits shared by every backend on an endpoint.
+
+Requests and tokens per window (aiolimiter leaky buckets; the token budget is
+charged with an estimate before a call and corrected with the reported usage
+after) and an adaptive concurrency cap that backs off on 429s.
+"""
+
+from __future__ import annotations
+
+import math
+
+import anyio
+import msgspec
+from aiolimiter import AsyncLimiter
+
+from prose_sim.models.protocol import ModelRequest
+
+
+class EndpointLimits(msgspec.Struct, frozen=True, kw_only=True):
+    """The limits of one endpoint, shared by every backend that calls it."""
+
+    rpm: int | None = None  # requests per window
+    tpm: int | None = None  # tokens (input + output) per window
+    window_s: float = 60.0
+    max_concurrency: int = 100  # the adaptive cap never grows past this
+    start_concurrency: int = 16
+    # share of a full window's budget sent at once from a standstill; the rest is
+    # headroom for requests that reach the provider later than they left (new
+    # connections, network jitter), so its bucket never sees more than ours did
+    burst: float = 0.9
+
+
+def _bucket(budget: int, limits: EndpointLimits) -> AsyncLimiter:
+    """A leaky bucket with the budget's sustained rate and a burst of ``burst`` of it."""
+    capacity = max(1.0, budget * limits.burst)
+    return AsyncLimiter(capacity, limits.window_s * capacity / budget)
+
+
+def estimate_request_tokens(request: ModelRequest) -> int:
+    """Tokens a request may use, before the call: prompt (4 characters a token) + max answer."""
+    prompt = sum(math.ceil(len(m.get("content", "")) / 4) for m in request.messages)
+    return prompt + request.params.max_new_tokens
+
+
+class AdaptiveConcurrency:
+    """A concurrency cap that grows while the provider keeps up and halves on 429s.
+
+    Additive growth: after ``limit`` successes in a row without a 429 the cap
+    grows by a quarter (at least one), up to ``maximum``. A 429 halves it, once
+    per generation: requests that started before the last halving do not halve
+    it again (they saw the old, higher cap).
+    """
+
+    def __init__(self, start: int, maximum: int):
+        self.maximum = max(1, maximum)
+        self.limit = max(1, min(start, self.maximum))
+        self.in_flight = 0
+        self.generation = 0
+        self.peak = self.limit
+        self.halvings = 0
+        self._successes = 0
+        self._changed = anyio.Event()
+
+    async def acquire(self) -> int:
+        while self.in_flight >= self.limit:
+            await self._changed.wait()
+        self.in_flight += 1
+        return self.generation
+
+    def release(self, generation: int, outcome: str) -> None:
+        """``outcome``: ok | throttled | failed."""
+        self.in_flight -= 1
+        if outcome == "ok":
+            self._successes += 1
+            if self._successes >= self.limit and self.limit < self.maximum:
+                self.limit = min(self.maximum, self.limit + max(1, self.limit // 4))
+                self.peak = max(self.peak, self.limit)
+                self._successes = 0
+        elif outcome == "throttled" and generation == self.generation:
+            self.limit = max(1, self.limit // 2)
+            self.generation += 1
+            self.halvings += 1
+            self._successes = 0
+        self._changed.set()
+        self._changed = anyio.Event()
+
+
+class _TokenBudget:
+    """Tokens per window: an aiolimiter bucket charged with an estimate before
+    the call and corrected with the reported usage after."""
+
+    def __init__(self, limiter: AsyncLimiter):
+        self.limiter = limiter
+
+    async def acquire(self, estimate: int) -> float:
+        amount = float(min(estimate, self.limiter.max_rate))
+        await self.limiter.acquire(amount)
+        return amount
+
+    def correct(self, charged: float, actual: int) -> None:
+        # aiolimiter has no public refund or surcharge; adjust its level directly
+        limiter = self.limiter
+        if hasattr(limiter, "_level") and hasattr(limiter, "_leak"):
+            limiter._leak()
+            limiter._level = max(0.0, limiter._level + (actual - charged))
+
+
+class EndpointLayers:
+    """Rate limits (requests and tokens per window) and the adaptive concurrency
+    cap of one endpoint; every backend on that endpoint goes through one."""
+
+    def __init__(self, limits: EndpointLimits):
+        self.limits = limits
+        self.rpm = _bucket(limits.rpm, limits) if limits.rpm else None
+        self.tpm = _TokenBudget(_bucket(limits.tpm, limits)) if limits.tpm else None
+        self.concurrency = AdaptiveConcurrency(limits.start_concurrency, limits.max_concurrency)
+        self.throttled = 0
+
+    async def enter(self, estimate: int) -> tuple[int, float]:
+        generation = await self.concurrency.acquire()
+        try:
+            if self.rpm is not None:
+                await self.rpm.acquire(1)
+            charged = await self.tpm.acquire(estimate) if self.tpm is not None else 0.0
+        except BaseException:
+            self.concurrency.release(generation, "failed")
+            raise
+        return generation, charged
+
+    def exit(self, generation: int, charged: float, outcome: str, actual: int | None) -> None:
+        if outcome == "throttled":
+            self.throttled += 1
+        self.concurrency.release(generation, outcome)
+        if self.tpm is not None and actual is not None:
+            self.tpm.correct(charged, actual)
+
+    def stats(self) -> dict[str, object]:
+        c = self.concurrency
+        return {
+            "rpm": self.limits.rpm,
+            "tpm": self.limits.tpm,
+            "window_s": self.limits.window_s,
+            "throttled": self.throttled,
+            "concurrency_limit": c.limit,
+            "concurrency_peak": c.peak,
+            "concurrency_halvings": c.halvings,
+        }

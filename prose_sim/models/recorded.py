@@ -1,0 +1,110 @@
+"""Model answers recorded in an event log, served again in the order they came.
+
+``replay`` answers every request of a re-run from the log; ``run --resume``
+answers the requests an interrupted episode had already been answered before
+asking live models for the rest. A request is matched by (episode, purpose,
+request hash) and its occurrence: the n-th identical request of an episode gets
+the n-th recorded answer. Prompts are deterministic, so a faithful re-run asks
+exactly the recorded requests.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from collections.abc import Iterable
+
+import msgspec
+
+from prose_sim.events import Event, ModelFailed, ModelRequested, ModelResponded
+from prose_sim.models.protocol import ModelCallError, ModelRequest
+
+Key = tuple[str, str, str]  # episode, purpose, request hash
+
+
+class RecordedCall(msgspec.Struct, frozen=True, kw_only=True):
+    """One recorded outcome: an answer (with its original accounting) or a failure."""
+
+    text: str = ""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    latency_s: float = 0.0
+    attempts: int = 1
+    cost_usd: float = 0.0
+    cached: bool = False
+    error: str | None = None  # a failure after every retry
+
+
+class RecordedResponses:
+    """Recorded outcomes by (episode, purpose, request hash), in occurrence order.
+
+    ``failures``: serve recorded failures too (replay, to reproduce a run
+    exactly); resume leaves them out, so a step that failed is tried again.
+    """
+
+    def __init__(self, failures: bool = False):
+        self.failures = failures
+        self._calls: dict[Key, deque[RecordedCall]] = defaultdict(deque)
+        self._pending: dict[str, Key] = {}  # request id -> key, until its outcome is seen
+        self.served = 0
+
+    @classmethod
+    def from_events(
+        cls, events: Iterable[Event], episodes: set[str] | None = None, failures: bool = False
+    ) -> RecordedResponses:
+        """Index the model calls of ``episodes`` (default: all) in a log's events."""
+        recorded = cls(failures)
+        for event in events:
+            if episodes is None or event.episode_id in episodes:
+                recorded.observe(event)
+        return recorded
+
+    def observe(self, event: Event) -> None:
+        kind = type(event)
+        if kind is ModelRequested:
+            self._pending[event.request_id] = (event.episode_id, event.purpose, event.request_hash)
+        elif kind is ModelResponded:
+            key = self._pending.pop(event.request_id, None)
+            if key is not None:
+                self._calls[key].append(
+                    RecordedCall(
+                        text=event.text,
+                        input_tokens=event.input_tokens,
+                        output_tokens=event.output_tokens,
+                        latency_s=event.latency_s,
+                        attempts=event.attempts,
+                        cost_usd=event.cost_usd,
+                        cached=event.cached,
+                    )
+                )
+        elif kind is ModelFailed:
+            key = self._pending.pop(event.request_id, None)
+            if key is not None and self.failures:
+                self._calls[key].append(RecordedCall(attempts=event.attempts, error=event.error))
+
+    def take(self, request: ModelRequest) -> RecordedCall | None:
+        """The next recorded outcome of this request in its episode, if any is left."""
+        queue = self._calls.get((request.episode_id, request.purpose, request.content_hash()))
+        if not queue:
+            return None
+        self.served += 1
+        return queue.popleft()
+
+    def __len__(self) -> int:
+        return sum(len(q) for q in self._calls.values())
+
+
+class NotRecorded(ModelCallError):
+    """A replayed run asked for something the log does not hold: the run diverged."""
+
+    retryable = False
+
+
+class UnrecordedBackend:
+    """The backend behind a replay: every request it sees is one the log lacks."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def complete(self, request: ModelRequest):
+        self.calls += 1
+        raise NotRecorded(f"no recorded answer for {request.role}/{request.purpose} of {request.episode_id}")

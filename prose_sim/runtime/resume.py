@@ -1,0 +1,105 @@
+"""What a recorded run folder holds, for ``run --resume`` and ``replay``.
+
+Resume keeps the events of the episodes that finished and runs the others
+again from their start, with every answer those episodes had already been
+given served from the log (so nothing paid for is asked again, and the
+inferrer's memory is rebuilt by the same steps that built it). Their old
+events are dropped from the log, so no task instance appears twice.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from prose_sim.errors import UsageError
+from prose_sim.eventlog import TornTail, read_log
+from prose_sim.events import EpisodeFinished, Event, RunFinished, RunStarted
+from prose_sim.models.recorded import RecordedResponses
+from prose_sim.scenario import Scenario, load_scenario
+
+
+class PriorRun(msgspec.Struct, kw_only=True):
+    run_dir: Path
+    scenario: Scenario
+    events: list[Event]
+    torn: TornTail | None
+    started: RunStarted | None
+
+    @property
+    def finished(self) -> dict[str, str]:
+        """Episode id -> status, for the episodes that finished."""
+        return {e.episode_id: e.status for e in self.events if isinstance(e, EpisodeFinished)}
+
+    def kept_events(self) -> list[Event]:
+        """Run-level events and those of finished episodes (an old RunFinished is dropped)."""
+        done = self.finished
+        return [
+            e
+            for e in self.events
+            if (e.episode_id == "" and not isinstance(e, RunFinished)) or e.episode_id in done
+        ]
+
+    def recorded_answers(self) -> RecordedResponses:
+        """The answers of the unfinished episodes, to serve again (failures are retried)."""
+        done = self.finished
+        unfinished = {e.episode_id for e in self.events if e.episode_id and e.episode_id not in done}
+        return RecordedResponses.from_events(self.events, unfinished)
+
+
+def load_prior(run_dir: Path, scenario_path: Path | None = None, overrides: list[str] = ()) -> PriorRun:
+    """Read a run folder; refuse (naming what changed) a scenario that differs from the run's."""
+    if not run_dir.is_dir():
+        raise UsageError(f"{run_dir}: no such run folder")
+    recorded_path = run_dir / "scenario.toml"
+    if not recorded_path.exists():
+        raise UsageError(f"{run_dir}: not a prose_sim run folder (no scenario.toml)")
+    recorded = load_scenario(recorded_path)
+    events, torn = read_log(run_dir / "events.jsonl")
+    started = next((e for e in events if isinstance(e, RunStarted)), None)
+    if started is not None and started.scenario_digest != recorded.digest():
+        raise UsageError(f"{recorded_path}: was edited after the run began; restore it to resume")
+    scenario = recorded
+    if scenario_path is not None or overrides:
+        scenario = load_scenario(scenario_path or recorded_path, list(overrides))
+        changed = scenario_changes(recorded, scenario)
+        if changed:
+            raise UsageError(
+                f"{scenario_path or recorded_path}: differs from the run's scenario "
+                f"({'; '.join(changed[:5])}{'; ...' if len(changed) > 5 else ''}); "
+                f"a resumed run must keep its scenario"
+            )
+    return PriorRun(run_dir=run_dir, scenario=scenario, events=events, torn=torn, started=started)
+
+
+def scenario_changes(old: Scenario, new: Scenario) -> list[str]:
+    """``key: old -> new`` for every setting that differs."""
+    a, b = _flatten(msgspec.to_builtins(old)), _flatten(msgspec.to_builtins(new))
+    return [f"{k}: {a.get(k)!r} in the run, {b.get(k)!r} now" for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)]
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: value}
+
+
+def rewrite_log(path: Path, events: list[Event]) -> None:
+    """Replace the log with ``events``, atomically (a crash leaves the old log whole)."""
+    encoder = msgspec.json.Encoder()
+    tmp = path.with_suffix(".jsonl.tmp")
+    with open(tmp, "wb") as handle:
+        buffer = bytearray()
+        for event in events:
+            encoder.encode_into(event, buffer, -1)
+            buffer.extend(b"\n")
+        handle.write(buffer)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
