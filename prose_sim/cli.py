@@ -281,7 +281,7 @@ def _print_summary(outcome) -> None:
     console.print(
         f"{outcome.episodes_completed}/{outcome.episodes} episodes, {outcome.instances} instances "
         f"({outcome.instances_failed} failed), {outcome.model_calls:,} model calls "
-        f"({outcome.model_failures} failed), {outcome.input_tokens + outcome.output_tokens:,} tokens, "
+        f"({outcome.model_failures} failed; {outcome.failed_attempts:,} failed attempts), {outcome.input_tokens + outcome.output_tokens:,} tokens, "
         f"{outcome.events:,} events in {outcome.wall_s:.1f} s "
         f"({outcome.model_calls_per_s:,.1f} calls/s, peak RSS {outcome.peak_rss_mb:.0f} MB)"
     )

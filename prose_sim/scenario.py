@@ -22,6 +22,7 @@ from prose_sim.actors.inferrers import METHODS, check_settings
 from prose_sim.actors.inferrers.settings import MethodSettings
 from prose_sim.errors import UsageError
 from prose_sim.metrics.settings import MetricsSettings
+from prose_sim.models.backends.faulty import FaultSettings
 from prose_sim.world.corpus import Corpus, load_corpus
 from prose_sim.world.personas import PersonaCatalog, builtin_catalog
 from prose_sim.world.tasks import FRAMEWORKS, TASKS
@@ -92,6 +93,9 @@ class ModelSpec(Strict):
     latency_jitter: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.0
     min_words: Positive = 30
     max_words: Positive = 90
+    # any backend: inject failures, latency spikes and malformed answers (seeded), to test
+    # a setup's fault handling; e.g. [models.agent.faults] failure_rate = 0.2
+    faults: FaultSettings | None = None
 
 
 class Models(Strict):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import msgspec
 
+from prose_sim.models.backends.faulty import FaultyBackend
 from prose_sim.models.backends.scripted import ScriptedBackend, ScriptedSettings
 from prose_sim.models.gateway import RoleModel
 from prose_sim.models.limits import EndpointLayers, EndpointLimits
@@ -64,6 +65,7 @@ def build_models(scenario: Scenario, concurrency: int | None = None, replay: boo
     limits: dict[str, EndpointLimits] = {}
     cache_ids: dict[str, str] = {}
     clients = []
+    aliases: dict[str, str] = {}  # fault-injecting wrapper key -> the wrapped backend's key
     default_cap = max(1, concurrency or scenario.concurrency or 100)
     for role in ROLES:
         spec: ModelSpec = getattr(scenario.models, role)
@@ -109,6 +111,10 @@ def build_models(scenario: Scenario, concurrency: int | None = None, replay: boo
                     max_words=spec.max_words,
                 )
             )
+        if spec.faults is not None and not replay:  # this role's calls only; limits shared
+            inner, key = key, f"{key}+faults:{role}"
+            backends[key] = FaultyBackend(backends[inner], spec.faults)
+            aliases[key] = inner
         if not replay and (spec.backend == "openai" or spec.rpm or spec.tpm or spec.max_concurrency):
             mine = EndpointLimits(
                 rpm=spec.rpm,
@@ -117,7 +123,8 @@ def build_models(scenario: Scenario, concurrency: int | None = None, replay: boo
                 max_concurrency=cap,
                 start_concurrency=min(16, cap),
             )
-            limits[key] = _tighter(limits[key], mine) if key in limits else mine
+            endpoint = aliases.get(key, key)
+            limits[endpoint] = _tighter(limits[endpoint], mine) if endpoint in limits else mine
         roles[role] = RoleModel(
             backend=key,
             model=name,
@@ -133,6 +140,9 @@ def build_models(scenario: Scenario, concurrency: int | None = None, replay: boo
             ),
         )
     layers = {key: EndpointLayers(value) for key, value in limits.items()}
+    for key, inner in aliases.items():  # a faulty wrapper goes through its endpoint's limits
+        if inner in layers:
+            layers[key] = layers[inner]
     return BuiltModels(
         backends=backends,
         roles=roles,
