@@ -20,6 +20,7 @@ from prose_sim import __version__
 from prose_sim.errors import UsageError
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+BENCH_SUITES = ("overhead", "ratelimits", "variants", "local")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -85,6 +86,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("--progress", choices=["auto", "bar", "log", "off"], default="auto")
     replay.set_defaults(handler=_cmd_replay)
+
+    bench = commands.add_parser(
+        "bench",
+        help="throughput and cost benchmarks (overhead, ratelimits, variants, local)",
+        description="Run a benchmark suite: each measures side by side in one run, prints a table "
+        "and writes bench_<suite>.json and .md under --out (default benchmarks/results).",
+    )
+    bench.add_argument("suite", choices=[*BENCH_SUITES, "all"])
+    bench.add_argument("--quick", action="store_true", help="smaller sizes (a smoke test; not for the record)")
+    bench.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    bench.set_defaults(handler=_cmd_bench)
 
     report = commands.add_parser(
         "report",
@@ -325,6 +337,23 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"DIVERGED: {result.divergence}", file=sys.stderr)
     return EXIT_RUN_FAILED
+
+
+# --- bench --------------------------------------------------------------------
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import importlib
+
+    suites = BENCH_SUITES if args.suite == "all" else (args.suite,)
+    for suite in suites:
+        module = importlib.import_module(f"prose_sim.bench.{suite}")
+        print(f"bench {suite}: running ...", file=sys.stderr)
+        result = module.run(quick=args.quick)
+        json_path, md_path = result.write(args.out)
+        sys.stdout.write(result.markdown() + "\n")
+        print(f"wrote {json_path} and {md_path}", file=sys.stderr)
+    return EXIT_OK
 
 
 # --- report -------------------------------------------------------------------

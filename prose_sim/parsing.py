@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import json
+import functools
 import re
 import warnings
 
@@ -240,8 +241,13 @@ def parse_json_list(text: str) -> list[str] | None:
 
 def _keyword_pattern(scale: dict[str, int]) -> tuple[re.Pattern[str], dict[str, str]] | None:
     """One regex matching any scale keyword as whole words, longest keyword first."""
+    return _keyword_pattern_of(tuple(scale))
+
+
+@functools.lru_cache(maxsize=64)  # a run uses a handful of scales, thousands of times
+def _keyword_pattern_of(keywords: tuple[str, ...]) -> tuple[re.Pattern[str], dict[str, str]] | None:
     normal: dict[str, str] = {}
-    for keyword in scale:
+    for keyword in keywords:
         key = _normal(str(keyword))
         if key:
             normal[key] = keyword

@@ -1,6 +1,6 @@
 """The openai backend and the gateway's shared layers, against a real loopback server.
 
-The server (tests/chat_server.py) is a real HTTP server on 127.0.0.1 that speaks
+The server (prose_sim/bench/chat_server.py) is a real HTTP server on 127.0.0.1 that speaks
 the chat-completions API, injects faults on request and enforces its own
 budget. Assertions are on counts, never on durations.
 """
@@ -29,7 +29,7 @@ from prose_sim.models.protocol import (
 from prose_sim.eventlog import read_events
 from prose_sim.runtime.runner import execute
 from prose_sim.scenario import load_scenario
-from chat_server import ChatServer
+from prose_sim.bench.chat_server import ChatServer
 from conftest import SCENARIOS
 
 pytestmark = pytest.mark.anyio

@@ -26,6 +26,7 @@ Shared definitions, used by the rules below:
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -313,6 +314,7 @@ def _brief(text: str) -> bool:
 CHECKERS: tuple[Checker, ...] = tuple(_REGISTRY)
 
 
+@functools.lru_cache(maxsize=4096)  # components repeat across every instance of a run
 def checker_for(component: str) -> Checker | None:
     """The checker matching a component description (case-insensitive keyword patterns), or None."""
     for checker in CHECKERS:

@@ -70,6 +70,10 @@ class ScriptedBackend:
             await anyio.sleep(latency)
         else:
             await anyio.lowlevel.checkpoint()
+        return self.compute(request, rng)
+
+    def compute(self, request: ModelRequest, rng: random.Random) -> Completion:
+        """The answer itself (no waiting): all the work the test double does."""
         text = self._answer(request, rng)
         prompt = " ".join(m["content"] for m in request.messages)
         return Completion(

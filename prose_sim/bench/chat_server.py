@@ -1,4 +1,4 @@
-"""A real loopback chat-completions server for the tests.
+"""A real loopback chat-completions server (tests and the rate-limit benchmark).
 
 ``ChatServer`` runs the stdlib ``ThreadingHTTPServer`` on 127.0.0.1 (a free
 port) in a thread and speaks ``POST /v1/chat/completions`` in the OpenAI JSON

@@ -1,0 +1,247 @@
+"""``bench overhead``: what the simulator itself costs, next to a bare reference.
+
+Each case runs in a fresh subprocess (so peak memory is its own), all in one
+invocation so they share the machine's state:
+
+- **reference**: the least a simulator of this shape can do: an anyio memory-
+  stream bus, one backend task answering at once, and a msgspec JSON-lines log
+  writer; each episode makes its calls one after another, logging a request
+  and a response event per call.
+- **full stack**: real scenarios on the scripted backend (every actor, the
+  judge's questions and checks, the gateway, the event log, the results
+  collector), with zero latency and with latency drawn around 1 s, at 1,000,
+  5,000 and 10,000 concurrent episodes.
+
+Reported: model calls/s, events/s, peak memory per episode (peak RSS during
+the run minus RSS before it), and the share of wall time spent outside the
+backend (zero latency; the backend's own time is measured around its calls) or
+the simulator's CPU time per call (with latency).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import anyio
+import msgspec
+
+from prose_sim.bench.common import Check, SuiteResult
+
+CALLS_PER_REFERENCE_EPISODE = 20
+# 9 PLUME users (both tasks) x seeds = episodes; 2 instances each, 7 calls an instance
+USERS = 9
+
+
+def run(quick: bool = False) -> SuiteResult:
+    sizes = (200, 1000) if quick else (1000, 5000, 10000)
+    rows = [_in_subprocess({"case": "reference", "episodes": sizes[-1]})]
+    for latency in (0.0, 1.0):
+        for episodes in sizes:
+            rows.append(_in_subprocess({"case": "full", "episodes": episodes, "latency_s": latency}))
+    reference = rows[0]["calls_per_s"]
+    for row in rows:
+        row["vs_reference"] = round(row["calls_per_s"] / reference, 3)
+    zero = [r for r in rows if r["case"] == "full" and r["latency_s"] == 0.0]
+    largest = max((r for r in rows if r["case"] == "full"), key=lambda r: (r["episodes"], r["peak_mb"]))
+    best = max(r["calls_per_s"] for r in zero)
+    checks = [
+        Check(name="calls/s at zero latency (full stack, best size)", measured=best,
+              target=">= 10,000 calls/s", met=best >= 10_000),
+        Check(name="full stack vs bare reference (calls/s ratio)", measured=round(best / reference, 3),
+              target=">= 0.33 (within 3x)", met=best / reference >= 1 / 3),
+        Check(name=f"peak memory, {largest['episodes']:,} concurrent episodes (MB)",
+              measured=largest["peak_mb"], target="<= 1,024 MB", met=largest["peak_mb"] <= 1024),
+    ]
+    return SuiteResult(
+        suite="overhead",
+        command="python -m prose_sim bench overhead" + (" --quick" if quick else ""),
+        columns=["case", "episodes", "latency_s", "calls", "events", "wall_s", "calls_per_s",
+                 "events_per_s", "peak_mb", "kb_per_episode", "outside_backend_share",
+                 "cpu_us_per_call", "vs_reference"],
+        rows=rows,
+        checks=checks,
+        notes=[
+            "reference: anyio memory-stream bus, one backend task, msgspec JSON-lines log; "
+            f"{CALLS_PER_REFERENCE_EPISODE} sequential calls per episode, all episodes at once",
+            f"full: scripted backend, PLUME users of both tasks x seeds, no_learning, 2 instances per "
+            "episode, judge questions (PPCM per component + FPM) and verifiable checks on, BERTScore off; "
+            "every episode in flight at once",
+            "outside_backend_share: 1 - (time inside the backend's complete) / wall, at zero latency; "
+            "cpu_us_per_call: the process's CPU time per model call",
+            "latency 1.0: uniform in [0.5, 1.5] s per call",
+        ],
+    )
+
+
+def _in_subprocess(case: dict) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-m", "prose_sim.bench.overhead", json.dumps(case)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"bench overhead case {case} failed:\n{done.stderr[-2000:]}")
+    print(f"  {done.stdout.strip()}", file=sys.stderr)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# --- measuring one case (in its own process) --------------------------------------
+
+
+class PeakRSS:
+    """Samples this process's resident memory every few milliseconds, in a thread."""
+
+    def __init__(self) -> None:
+        self.start_mb = self.peak_mb = _rss_mb()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak_mb = max(self.peak_mb, _rss_mb())
+
+    def __enter__(self) -> PeakRSS:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_mb = max(self.peak_mb, _rss_mb())
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def measure(case: dict) -> dict:
+    episodes = case["episodes"]
+    with PeakRSS() as memory:
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        if case["case"] == "reference":
+            calls, events, backend_s = anyio.run(_reference, episodes)
+        else:
+            calls, events, backend_s = anyio.run(_full_stack, episodes, case.get("latency_s", 0.0))
+        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    grown = max(0.0, memory.peak_mb - memory.start_mb)
+    return {
+        "case": case["case"],
+        "episodes": episodes,
+        "latency_s": case.get("latency_s", 0.0),
+        "calls": calls,
+        "events": events,
+        "wall_s": round(wall, 2),
+        "calls_per_s": round(calls / wall, 1),
+        "events_per_s": round(events / wall, 1),
+        "peak_mb": round(memory.peak_mb, 1),
+        "kb_per_episode": round(grown * 1024 / episodes, 1),
+        "outside_backend_share": round(1 - backend_s / wall, 3) if case.get("latency_s", 0.0) == 0 else "",
+        "cpu_us_per_call": round(cpu / calls * 1e6, 1),
+    }
+
+
+class _Call(msgspec.Struct, tag=True):
+    episode: int
+    n: int
+    text: str
+
+
+async def _reference(episodes: int) -> tuple[int, int, float]:
+    """The bare minimum: bus, one backend task, JSON-lines log."""
+    encoder = msgspec.json.Encoder()
+    log_send, log_receive = anyio.create_memory_object_stream(8192)
+    req_send, req_receive = anyio.create_memory_object_stream(8192)
+    counts = {"events": 0, "calls": 0}
+
+    async def writer(path: Path) -> None:
+        buffer = bytearray()
+        with open(path, "ab") as handle:
+            async with log_receive:
+                async for event in log_receive:
+                    encoder.encode_into(event, buffer, -1)
+                    buffer.extend(b"\n")
+                    counts["events"] += 1
+                    if len(buffer) > 1 << 20:
+                        handle.write(buffer)
+                        buffer.clear()
+            handle.write(buffer)
+
+    async def backend() -> None:
+        async with req_receive:
+            async for request, reply in req_receive:
+                await reply.send(_Call(episode=request.episode, n=request.n, text="answer " * 20))
+
+    async def episode(i: int, log) -> None:
+        reply_send, reply_receive = anyio.create_memory_object_stream(1)
+        async with log, reply_send, reply_receive:
+            for n in range(CALLS_PER_REFERENCE_EPISODE):
+                request = _Call(episode=i, n=n, text="prompt " * 50)
+                await log.send(request)
+                await req_send.send((request, reply_send))
+                await log.send(await reply_receive.receive())
+                counts["calls"] += 1
+
+    with tempfile.TemporaryDirectory() as tmp:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(writer, Path(tmp) / "events.jsonl")
+            tg.start_soon(backend)
+            async with log_send, req_send:
+                async with anyio.create_task_group() as eps:
+                    for i in range(episodes):
+                        eps.start_soon(episode, i, log_send.clone())
+    return counts["calls"], counts["events"], 0.0
+
+
+def _timed_scripted(settings):
+    """The scripted backend, with the time it spends computing answers measured."""
+    from prose_sim.models.backends.scripted import ScriptedBackend
+
+    class TimedScripted(ScriptedBackend):
+        busy_s = 0.0
+
+        def compute(self, request, rng):
+            t0 = time.perf_counter()
+            try:
+                return super().compute(request, rng)
+            finally:
+                self.busy_s += time.perf_counter() - t0
+
+    return TimedScripted(settings)
+
+
+async def _full_stack(episodes: int, latency_s: float) -> tuple[int, int, float]:
+    from prose_sim.models.backends.scripted import ScriptedSettings
+    from prose_sim.models.protocol import ROLES
+    from prose_sim.runtime.runner import execute
+    from prose_sim.scenario import scenario_from_dict
+
+    seeds = max(1, round(episodes / USERS))
+    raw = {
+        "name": "overhead",
+        "seeds": list(range(1, seeds + 1)),
+        "demonstrations_per_user": 2,
+        "tasks": {"summarization": {}, "email_writing": {}},
+        "methods": {"no_learning": {}},
+        "metrics": {"bertscore": ""},
+    }
+    scenario = scenario_from_dict(raw, "bench overhead")
+    settings = ScriptedSettings(latency_s=latency_s, latency_jitter=0.5 if latency_s else 0.0)
+    backend = _timed_scripted(settings)
+    with tempfile.TemporaryDirectory() as tmp:
+        outcome = await execute(
+            scenario, Path(tmp) / "run", backends={r: backend for r in ROLES}, progress="off"
+        )
+    return outcome.model_calls, outcome.events, backend.busy_s
+
+
+if __name__ == "__main__":
+    print(json.dumps(measure(json.loads(sys.argv[1]))))
