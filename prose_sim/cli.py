@@ -63,12 +63,27 @@ def _parser() -> argparse.ArgumentParser:
         help="do not answer API model requests from the response cache (nor store answers in it)",
     )
     run.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="run shard K of N of the grid (a deterministic share; join the shards with `merge`)",
+    )
+    run.add_argument(
         "--no-report",
         dest="write_report",
         action="store_false",
         help="skip report.md, report.csv, judge_qa.csv and the plots (make them later with `report`)",
     )
     run.set_defaults(handler=_cmd_run)
+
+    merge = commands.add_parser(
+        "merge",
+        help="join the run folders of a sharded grid into one",
+        description="Join the run folders of `run --shard K/N` (same scenario, every K once, finished) "
+        "into one run folder that `report` and `replay` accept.",
+    )
+    merge.add_argument("runs", type=Path, nargs="+", metavar="RUN_DIR")
+    merge.add_argument("--out", type=Path, required=True, help="the merged run folder")
+    merge.set_defaults(handler=_cmd_merge)
 
     replay = commands.add_parser(
         "replay",
@@ -221,6 +236,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         scenario = load_scenario(args.scenario, args.overrides)
         run_dir = args.out or default_run_dir(scenario)
     check_credentials(scenario, str(args.scenario or run_dir / "scenario.toml"))
+    shard = None
+    if args.shard is not None:
+        from prose_sim.runtime.plan import parse_shard
+
+        if prior is not None:
+            raise UsageError("--resume continues the shard the run was; leave out --shard")
+        shard = parse_shard(args.shard)
     try:
         outcome = anyio.run(
             lambda: execute(
@@ -230,6 +252,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 progress=args.progress,
                 use_cache=args.use_cache,
                 prior=prior,
+                shard=shard,
             )
         )
     except KeyboardInterrupt:
@@ -307,6 +330,19 @@ def _print_summary(outcome) -> None:
             f"cost ${outcome.cost_usd:,.4f} ({roles}; by purpose and method in summary.json)"
         )
     console.print(f"results: {outcome.run_dir}/results.csv  log: {outcome.run_dir}/events.jsonl")
+
+
+# --- merge --------------------------------------------------------------------
+
+
+def _cmd_merge(args: argparse.Namespace) -> int:
+    from prose_sim.runtime.merge import merge_runs
+
+    collector = merge_runs(args.runs, args.out)
+    rows = collector.rows()
+    print(f"merged {len(args.runs)} shards: {len(collector.episodes_finished)} episodes, {len(rows)} task instances into {args.out}")
+    print(f"report: python -m prose_sim report {args.out}")
+    return EXIT_OK
 
 
 # --- replay -------------------------------------------------------------------

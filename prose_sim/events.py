@@ -31,6 +31,7 @@ class RunStarted(Event, frozen=True, tag="run_started"):
     scenario_digest: str
     episodes: int
     version: str
+    shard: str = ""  # "K/N" when this run holds one shard of the grid (run --shard)
 
 
 class RunResumed(Event, frozen=True, tag="run_resumed"):

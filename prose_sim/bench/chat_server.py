@@ -9,7 +9,9 @@ shape, with ``usage``. Tests can tell it to misbehave:
   ``slow_s``), ``"drop"`` (close the connection without answering), ``"401"``
   (an error body that echoes the Authorization header, as careless servers do);
 - ``rpm`` / ``tpm``: its own budget per ``window_s`` seconds, enforced as a
-  token bucket (capacity = budget, refilled continuously), answering 429 past it.
+  token bucket (capacity = budget, refilled continuously), answering 429 past it;
+- ``latency_s``: a simulated generation time, slept before every answer it
+  serves (200s; errors and 429s answer at once, as providers do). Default 0.
 
 It records every request (``requests``) and every answer's status
 (``statuses``); ``budget_rejections`` counts the 429s the budget caused.
@@ -57,8 +59,10 @@ class ChatServer:
         retry_after_s: float = 0.05,
         slow_s: float = 0.5,
         answer: str | None = None,
+        latency_s: float = 0.0,
     ):
         self.rpm, self.tpm, self.window_s = rpm, tpm, window_s
+        self.latency_s = latency_s
         self.retry_after_s = retry_after_s
         self.slow_s = slow_s
         self.answer = answer
@@ -181,6 +185,8 @@ class ChatServer:
             return
         if fault == "slow":
             time.sleep(self.slow_s)
+        if self.latency_s > 0:
+            time.sleep(self.latency_s)
         with self._lock:
             self.served += 1
         self._send(

@@ -59,3 +59,29 @@ def expand(scenario: Scenario) -> list[EpisodePlan]:
                             )
                         )
     return plans
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"K/N"`` -> (K, N), with 1 <= K <= N."""
+    from prose_sim.errors import UsageError
+
+    k, sep, n = text.partition("/")
+    try:
+        shard = (int(k), int(n))
+    except ValueError:
+        shard = None
+    if not sep or shard is None or not 1 <= shard[0] <= shard[1]:
+        raise UsageError(f"--shard {text!r}: expected K/N with 1 <= K <= N, e.g. 2/3")
+    return shard
+
+
+def select_shard(plans: list[EpisodePlan], shard: tuple[int, int] | None) -> list[EpisodePlan]:
+    """Shard K of N: every N-th episode of the grid's fixed order, starting at the K-th.
+
+    The shards of one N are disjoint and together cover the grid, whatever
+    machine runs them.
+    """
+    if shard is None:
+        return plans
+    k, n = shard
+    return [plan for i, plan in enumerate(plans) if i % n == k - 1]

@@ -19,6 +19,7 @@ from prose_sim.eventlog import read_log
 from prose_sim.events import EpisodeStarted, Event
 from prose_sim.models.protocol import ROLES
 from prose_sim.models.recorded import RecordedResponses, UnrecordedBackend
+from prose_sim.runtime.plan import parse_shard
 from prose_sim.runtime.resume import load_prior
 from prose_sim.runtime.runner import RunOutcome, execute
 
@@ -47,6 +48,7 @@ async def replay_run(run_dir: Path, out: Path, progress: str = "auto", **execute
     outcome = await execute(
         prior.scenario,
         out,
+        shard=parse_shard(prior.started.shard) if prior.started.shard else None,
         backends={role: unrecorded for role in ROLES},
         replay=recorded,
         progress=progress,

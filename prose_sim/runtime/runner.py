@@ -34,7 +34,7 @@ from prose_sim.models.protocol import Backend
 from prose_sim.runtime.bus import EpisodeBus
 from prose_sim.runtime.episode import EpisodeWorld, run_episode
 from prose_sim.eventlog import EventLogWriter
-from prose_sim.runtime.plan import expand
+from prose_sim.runtime.plan import expand, parse_shard, select_shard
 from prose_sim.models.recorded import RecordedResponses
 from prose_sim.runtime.progress import show_progress
 from prose_sim.runtime.resume import PriorRun, rewrite_log
@@ -148,17 +148,21 @@ async def execute(
     cache_path: Path | None = None,
     prior: PriorRun | None = None,
     replay: RecordedResponses | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> RunOutcome:
     """Run a scenario into ``run_dir``. ``backends`` (by role) replaces the scenario's, for tests.
 
     ``prior``: resume that run in its folder (finished episodes are kept, the rest
     run again, served the answers they already had from the log).
     ``replay``: answer every request from these recorded answers; no model is built.
+    ``shard``: (K, N) runs shard K of N of the grid (``merge`` joins the shards' folders).
     ``scorer`` replaces the ``[metrics]`` BERTScore model (tests).
     ``use_cache``: answer requests to cacheable backends (openai) from the response
     cache at ``cache_path`` (default: ``<cache dir>/responses.sqlite3``) when it has them.
     """
-    all_plans = expand(scenario)
+    if prior is not None and prior.started is not None and prior.started.shard:
+        shard = parse_shard(prior.started.shard)  # a resumed shard stays that shard
+    all_plans = select_shard(expand(scenario), shard)
     done = prior.finished if prior is not None else {}
     plans = [p for p in all_plans if p.episode_id not in done]
     limit = concurrency or scenario.concurrency or max(1, len(plans))
@@ -237,6 +241,7 @@ async def execute(
                         scenario_digest=scenario.digest(),
                         episodes=len(all_plans),
                         version=__version__,
+                        shard=f"{shard[0]}/{shard[1]}" if shard else "",
                     )
                 limiter = anyio.CapacityLimiter(limit)
 

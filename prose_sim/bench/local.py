@@ -1,0 +1,379 @@
+"""``bench local``: the local model server against one-at-a-time and an ideal padded batch.
+
+For each N, the same N chat prompts (varied lengths) are decoded greedily to
+the same number of new tokens, in one process, same dtype throughout:
+
+  (a) sequential: one ``model.generate`` call per request, one after another;
+  (b) ideal batch: one ``model.generate`` call on all N, padded in advance;
+  (c) server: N concurrent ``complete`` calls to prose_sim's LocalModelServer.
+
+Each row (one per N) has generated tokens/s of each and the ratios c/a
+(``ratio_vs_sequential``) and c/b (``ratio_vs_ideal_batch``).
+
+EOS is ignored (every request decodes exactly ``new_tokens``) so all three do
+the same work. With ``sequential_sample`` K > 0, (a) is timed once, on the
+first K prompts, and its rate is used for every N (a big N one at a time
+takes too long); with 0 it is timed on all N prompts at each N.
+
+``python -m prose_sim bench local`` runs it on the embedded SmolLM2-135M on
+the CPU; ``benchmarks/local_server.py`` is the command-line wrapper with every
+knob (``--random-qwen7b`` builds Qwen2.5-7B's architecture with random weights
+on a GPU, for ``benchmarks/gpu_server.sh``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import anyio
+
+SENTENCES = [
+    "The river rose nine feet overnight and rescuers worked until dawn.",
+    "A new species of octopus that glows in two colours was found off the coast.",
+    "The council voted to keep the old library open for another year.",
+    "Researchers said walking after dinner lowered blood sugar in most volunteers.",
+    "The striking train drivers asked for shorter shifts and safer cabs.",
+    "Fans stormed the pitch after the part-time team won the cup tie.",
+    "The appeals court ruled that the park could not be sold to a developer.",
+    "Engineers recalled the earbuds after several charging cases overheated.",
+]
+
+# The suite's sizes: on 2 CPU cores the full suite takes about 3 minutes
+# (SmolLM2-135M in float32, model load included).
+FULL = {"sizes": (1, 8, 32), "new_tokens": 24, "sequential_sample": 4, "warmup_rounds": 1}
+QUICK = {"sizes": (1, 8), "new_tokens": 8, "sequential_sample": 2, "warmup_rounds": 1}
+CHECK_AT = 32  # the batch size of the headline checks (the largest measured when smaller)
+
+
+def chat_prompts(n: int) -> list[list[dict[str, str]]]:
+    """n chat prompts of varied length (about 30 to 170 tokens)."""
+    prompts = []
+    for i in range(n):
+        k = 1 + (i * 5) % 12
+        body = " ".join(SENTENCES[(i + j) % len(SENTENCES)] for j in range(k))
+        prompts.append([{"role": "user", "content": f"Summarize this in one sentence: {body}"}])
+    return prompts
+
+
+def qwen7b_random(device: str, dtype):
+    """Qwen2.5-7B-Instruct's architecture with random weights, created on the device.
+
+    ``PROSE_BENCH_TINY=1`` shrinks it to a toy of the same shape family, to check
+    this code path without a GPU.
+    """
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast, Qwen2Config
+
+    tiny = os.environ.get("PROSE_BENCH_TINY") == "1"
+    config = Qwen2Config(
+        vocab_size=152064 if not tiny else 1000,
+        hidden_size=3584 if not tiny else 64,
+        intermediate_size=18944 if not tiny else 128,
+        num_hidden_layers=28 if not tiny else 2,
+        num_attention_heads=28 if not tiny else 4,
+        num_key_value_heads=4 if not tiny else 2,
+        max_position_embeddings=32768,
+        rope_theta=1000000.0,
+        tie_word_embeddings=False,
+    )
+    with torch.device(device):
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    model.eval()
+    # a word-level tokenizer over a made-up vocabulary: ids are what matter here
+    vocab = {"<pad>": 0, "<eos>": 1, "<unk>": 2}
+    for word in " ".join(SENTENCES + ["Summarize this in one sentence: user assistant"]).split():
+        vocab.setdefault(word, len(vocab))
+    inner = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    inner.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=inner, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>"
+    )
+    tokenizer.chat_template = (
+        "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+        "{% if add_generation_prompt %}assistant:{% endif %}"
+    )
+    tokenizer.padding_side = "left"
+    model.generation_config.eos_token_id = None
+    return model, tokenizer
+
+
+def load(model: str = "smollm2-135m-instruct", *, random_qwen7b: bool = False, device: str = "auto",
+         dtype: str = "float32"):
+    """``(model, tokenizer, device, label)``: a prose_sim local model, or the random Qwen2.5-7B."""
+    import torch
+
+    dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if random_qwen7b:
+        device = device if device != "auto" else "cuda"
+        built, tokenizer = qwen7b_random(device, dtypes[dtype if dtype != "auto" else "bfloat16"])
+        return built, tokenizer, device, "Qwen2.5-7B architecture, random weights"
+    from prose_sim.models.local_loading import load_local_model
+
+    loaded, tokenizer, device, _ = load_local_model(model, dtype=dtype, device=device)
+    return loaded, tokenizer, device, model
+
+
+def encode_all(tokenizer, prompts) -> list[list[int]]:
+    out = []
+    for messages in prompts:
+        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        out.append(tokenizer(text, add_special_tokens=False)["input_ids"])
+    return out
+
+
+def synchronize(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def hf_generate(model, tokenizer, device, prompt_ids: list[list[int]], new_tokens: int) -> int:
+    """One padded generate call; returns generated tokens (all rows decode new_tokens)."""
+    import torch
+
+    width = max(len(p) for p in prompt_ids)
+    pad = tokenizer.pad_token_id
+    ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompt_ids], device=device)
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompt_ids], device=device)
+    with torch.inference_mode():
+        out = model.generate(
+            input_ids=ids,
+            attention_mask=mask,
+            max_new_tokens=new_tokens,
+            min_new_tokens=new_tokens,
+            do_sample=False,
+            pad_token_id=pad,
+        )
+    synchronize(device)
+    return (out.shape[1] - width) * len(prompt_ids)
+
+
+async def server_run(model, tokenizer, device, prompts, new_tokens: int, max_batch: int) -> tuple[int, dict]:
+    """N concurrent requests to a fresh LocalModelServer; (generated tokens, server stats)."""
+    from prose_sim.models.backends.local import LocalModelServer
+    from prose_sim.models.protocol import ModelRequest, SamplingParams
+
+    server = LocalModelServer(model, tokenizer, device, name="bench", max_batch_size=max_batch, max_wait_s=0.02)
+    server.generator.eos_ids = set()  # decode exactly new_tokens, like (a) and (b)
+    total = 0
+    async with server:
+
+        async def one(i: int, messages) -> None:
+            nonlocal total
+            request = ModelRequest(
+                role="agent",
+                purpose="bench",
+                episode_id="bench",
+                instance=i,
+                model="bench",
+                messages=messages,
+                params=SamplingParams(max_new_tokens=new_tokens),
+            )
+            done = await server.complete(request)
+            total += done.output_tokens
+
+        async with anyio.create_task_group() as tg:
+            for i, messages in enumerate(prompts):
+                tg.start_soon(one, i, messages)
+    return total, server.stats.summary()
+
+
+def copy_bandwidth(device: str) -> float | None:
+    """Device-to-device copy bandwidth in bytes/s (read + write), or None on the CPU."""
+    if not device.startswith("cuda"):
+        return None
+    import torch
+
+    src = torch.empty(1 << 30, dtype=torch.uint8, device=device)
+    dst = torch.empty_like(src)
+    for _ in range(3):
+        dst.copy_(src)
+    synchronize(device)
+    started = time.perf_counter()
+    for _ in range(10):
+        dst.copy_(src)
+    synchronize(device)
+    return 2 * src.numel() * 10 / (time.perf_counter() - started)
+
+
+def measure(
+    model,
+    tokenizer,
+    device: str,
+    sizes: Sequence[int],
+    new_tokens: int,
+    *,
+    sequential_sample: int = 0,
+    warmup_rounds: int = 2,
+    log: Callable[[str], None] | None = print,
+) -> list[dict[str, object]]:
+    """One row per N: tokens/s of (a), (b), (c) and the ratios c/a and c/b."""
+    say = log or (lambda _line: None)
+    weights_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    bandwidth = copy_bandwidth(device)
+    if bandwidth:
+        say(f"measured device copy bandwidth: {bandwidth / 1e12:.2f} TB/s (read + write)")
+    # warm-up at full length: kernels, allocator and library heuristics settle first
+    warm = encode_all(tokenizer, chat_prompts(4))
+    for _ in range(warmup_rounds):
+        hf_generate(model, tokenizer, device, warm[:1], new_tokens)
+        hf_generate(model, tokenizer, device, warm, new_tokens)
+        anyio.run(server_run, model, tokenizer, device, chat_prompts(1), new_tokens, 1)
+        anyio.run(server_run, model, tokenizer, device, chat_prompts(4), new_tokens, 4)
+
+    rows: list[dict[str, object]] = []
+    sequential_rate: float | None = None
+    say(f"{'N':>5} {'(a) seq tok/s':>14} {'(b) batch tok/s':>16} {'(c) server tok/s':>17} {'c/a':>7} {'c/b':>6}")
+    for n in sizes:
+        prompts = chat_prompts(n)
+        ids = encode_all(tokenizer, prompts)
+        if sequential_rate is None or not sequential_sample:
+            # with a sample: its first K prompts (the same for every N), timed once
+            sample = encode_all(tokenizer, chat_prompts(sequential_sample)) if sequential_sample else ids
+            started = time.perf_counter()
+            tokens = sum(hf_generate(model, tokenizer, device, [p], new_tokens) for p in sample)
+            sequential_rate = tokens / (time.perf_counter() - started)
+        started = time.perf_counter()
+        tokens = hf_generate(model, tokenizer, device, ids, new_tokens)
+        batch_rate = tokens / (time.perf_counter() - started)
+        started = time.perf_counter()
+        tokens, stats = anyio.run(server_run, model, tokenizer, device, prompts, new_tokens, max(sizes))
+        server_s = time.perf_counter() - started
+        server_rate = tokens / server_s
+        row: dict[str, object] = {
+            "n": n,
+            "tokens_per_s_sequential": round(sequential_rate, 1),
+            "tokens_per_s_ideal_batch": round(batch_rate, 1),
+            "tokens_per_s_server": round(server_rate, 1),
+            "ratio_vs_sequential": round(server_rate / sequential_rate, 3),
+            "ratio_vs_ideal_batch": round(server_rate / batch_rate, 3),
+            "server_batches": stats["batches"],
+            "server_padding_share": stats["padding_share"],
+        }
+        if bandwidth:
+            # each decode step reads every weight once: compare with the copy bandwidth
+            row["roofline_share"] = round(weights_bytes * stats["steps"] / server_s / bandwidth, 3)
+        rows.append(row)
+        line = (f"{n:>5} {sequential_rate:>14.1f} {batch_rate:>16.1f} {server_rate:>17.1f} "
+                f"{row['ratio_vs_sequential']:>7.2f} {row['ratio_vs_ideal_batch']:>6.2f}")
+        if "roofline_share" in row:
+            line += f"  roofline {row['roofline_share']:.0%}"
+        say(line)
+    return rows
+
+
+def checks(rows: list[dict[str, object]]):
+    """The headline figures: server vs sequential and vs the ideal batch at N=32 (or the largest N)."""
+    from prose_sim.bench.common import Check
+
+    if not rows:
+        return []
+    at = [r for r in rows if r["n"] == CHECK_AT] or [max(rows, key=lambda r: r["n"])]
+    row = at[0]
+    n = row["n"]
+    vs_seq, vs_ideal = float(row["ratio_vs_sequential"]), float(row["ratio_vs_ideal_batch"])
+    out = [
+        Check(name=f"server vs sequential at N={n}", measured=vs_seq, target="> 1 (batching helps)",
+              met=vs_seq > 1 if n > 1 else None),
+        Check(name=f"server vs ideal padded batch at N={n}", measured=vs_ideal, target=">= 0.8", met=vs_ideal >= 0.8),
+    ]
+    return out
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def run(quick: bool = False, *, model: str = "smollm2-135m-instruct", device: str = "cpu",
+        dtype: str = "float32", log: Callable[[str], None] | None = _stderr):
+    """The suite: SmolLM2-135M (embedded) on the CPU, one row per N (progress lines to stderr)."""
+    import torch
+
+    from prose_sim.bench.common import SuiteResult
+
+    plan = QUICK if quick else FULL
+    torch.manual_seed(0)
+    started = time.perf_counter()
+    loaded, tokenizer, device, label = load(model, device=device, dtype=dtype)
+    load_s = time.perf_counter() - started
+    started = time.perf_counter()
+    rows = measure(loaded, tokenizer, device, plan["sizes"], plan["new_tokens"],
+                   sequential_sample=plan["sequential_sample"], warmup_rounds=plan["warmup_rounds"], log=log)
+    measure_s = time.perf_counter() - started
+    dtype_name = str(next(loaded.parameters()).dtype).removeprefix("torch.")
+    threads = torch.get_num_threads()
+    return SuiteResult(
+        suite="local",
+        command="python -m prose_sim bench local" + (" --quick" if quick else ""),
+        columns=["n", "tokens_per_s_sequential", "tokens_per_s_ideal_batch", "tokens_per_s_server",
+                 "ratio_vs_sequential", "ratio_vs_ideal_batch", "server_batches", "server_padding_share"],
+        rows=rows,
+        checks=checks(rows),
+        notes=[
+            f"model {label} on {device}, {dtype_name}, torch threads {threads}; every request decodes exactly "
+            f"{plan['new_tokens']} new tokens greedily (EOS ignored) so (a), (b) and (c) do the same work",
+            "(a) sequential: one `generate` per request, one after another"
+            + (f", timed once on the first {plan['sequential_sample']} prompts and used for every N"
+               if plan["sequential_sample"] else "")
+            + "; (b) ideal batch: one padded `generate` on all N; (c) server: N concurrent `complete` calls "
+            "to LocalModelServer (max_wait_s 0.02, max batch = the largest N)",
+            "ratio_vs_sequential = (c)/(a), ratio_vs_ideal_batch = (c)/(b); tokens/s are generated tokens per "
+            "wall second; these machines are noisy, so only the ratios measured together here are compared",
+            f"model load {load_s:.1f} s, measurement {measure_s:.1f} s (warm-up included)"
+            + ("; --quick: a smoke test, not for the record" if quick else ""),
+            "GPU: `benchmarks/gpu_server.sh` (Qwen2.5-7B architecture, random weights) via "
+            "`benchmarks/local_server.py --random-qwen7b`",
+        ],
+    )
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``benchmarks/local_server.py``: every knob, a printed table, and the rows as JSON with --json."""
+    parser = argparse.ArgumentParser(
+        description="Benchmark: the local model server against one-at-a-time and an ideal padded batch.",
+        epilog="python benchmarks/local_server.py   # SmolLM2-135M on this CPU\n"
+        "python benchmarks/local_server.py --random-qwen7b --n 1,16,64,256 --dtype bfloat16   # GPU check",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--random-qwen7b", action="store_true", help="Qwen2.5-7B shape, random weights (GPU)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--n", default="1,8,32,64", help="concurrent requests, comma-separated")
+    parser.add_argument("--new-tokens", type=int, default=64)
+    parser.add_argument("--sequential-sample", type=int, default=0,
+                        help="time (a) once, on this many requests, and use its rate for every N")
+    parser.add_argument("--warmup-rounds", type=int, default=2)
+    parser.add_argument("--json", type=Path, help="write the rows here")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    torch.manual_seed(0)
+    model, tokenizer, device, label = load(args.model, random_qwen7b=args.random_qwen7b, device=args.device,
+                                           dtype=args.dtype)
+    weights_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    sizes = [int(x) for x in args.n.split(",")]
+    print(f"model: {label}; device {device}; dtype {next(model.parameters()).dtype}; "
+          f"{weights_bytes / 1e9:.2f} GB of weights; {args.new_tokens} new tokens per request", flush=True)
+    rows = measure(model, tokenizer, device, sizes, args.new_tokens, sequential_sample=args.sequential_sample,
+                   warmup_rounds=args.warmup_rounds, log=lambda line: print(line, flush=True))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({
+            "model": label, "device": device, "dtype": str(next(model.parameters()).dtype),
+            "new_tokens": args.new_tokens, "machine": platform.node(), "date": time.strftime("%Y-%m-%d"),
+            "rows": rows,
+        }, indent=2))
