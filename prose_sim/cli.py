@@ -125,13 +125,33 @@ def _parser() -> argparse.ArgumentParser:
 
     personas = commands.add_parser("personas", help="the simulated users")
     persona_cmds = personas.add_subparsers(dest="personas_command", metavar="ACTION", required=True)
-    p_list = persona_cmds.add_parser("list", help="list the built-in personas")
+    p_list = persona_cmds.add_parser(
+        "list", help="list the personas: built-in, installed plugins', and --file ones"
+    )
+    p_list.add_argument("--file", action="append", default=[], type=Path, metavar="PATH",
+                        help="also a persona TOML file or folder (repeatable)")
+    p_list.add_argument("--task", help="only this task's")
     p_list.set_defaults(handler=_cmd_personas_list)
     p_show = persona_cmds.add_parser("show", help="show one persona's preferences")
     p_show.add_argument("name", help="persona name, e.g. cnn_dailymail")
     p_show.add_argument("--task", help="summarization or email_writing")
     p_show.add_argument("--framework", help="plume or prelude")
+    p_show.add_argument("--file", action="append", default=[], type=Path, metavar="PATH",
+                        help="also a persona TOML file or folder (repeatable)")
     p_show.set_defaults(handler=_cmd_personas_show)
+    p_gen = persona_cmds.add_parser(
+        "generate",
+        help="compose a population of distinct personas from per-task component pools",
+        description="Write N distinct personas (1 to K components each, at most one per category) "
+        "as a TOML file a scenario can name in persona_files.",
+    )
+    p_gen.add_argument("--task", required=True, choices=["summarization", "email_writing"])
+    p_gen.add_argument("--n", type=int, required=True, help="how many personas")
+    p_gen.add_argument("--components", type=int, default=4, help="at most this many components each (1-4)")
+    p_gen.add_argument("--seed", type=int, default=0)
+    p_gen.add_argument("--framework", default="plume", choices=["plume", "prelude"])
+    p_gen.add_argument("--out", type=Path, help="TOML file to write (default: stdout)")
+    p_gen.set_defaults(handler=_cmd_personas_generate)
 
     prompts = commands.add_parser("prompts", help="inspect the prompts and answers of an episode")
     prompt_cmds = prompts.add_subparsers(dest="prompts_command", metavar="ACTION", required=True)
@@ -458,24 +478,30 @@ def _cmd_prompts_show(args: argparse.Namespace) -> int:
 # --- personas -------------------------------------------------------------------
 
 
-def _cmd_personas_list(args: argparse.Namespace) -> int:
-    from prose_sim.world.personas import builtin_catalog
+def _catalog(files: list[Path]):
+    from prose_sim.world.personas import catalog_with
 
-    table = Table(title="built-in personas")
-    for column in ["framework", "task", "name", "source", "preferences"]:
+    return catalog_with(tuple(str(f.resolve()) for f in files))
+
+
+def _cmd_personas_list(args: argparse.Namespace) -> int:
+    catalog = _catalog(args.file)
+    table = Table(title="personas")
+    for column in ["framework", "task", "name", "documents", "preferences", "from"]:
         table.add_column(column)
-    for p in builtin_catalog():
-        table.add_row(p.framework, p.task, p.name, p.source, p.preferences)
+    for p in catalog:
+        if args.task is None or p.task == args.task:
+            documents = p.source or f"{len(p.documents)} of its own"
+            table.add_row(p.framework, p.task, p.name, documents, p.preferences, catalog.origin(p))
     _console().print(table)
     return EXIT_OK
 
 
 def _cmd_personas_show(args: argparse.Namespace) -> int:
-    from prose_sim.world.personas import builtin_catalog
-
+    catalog = _catalog(args.file)
     found = [
         p
-        for p in builtin_catalog()
+        for p in catalog
         if p.name == args.name
         and (args.task is None or p.task == args.task)
         and (args.framework is None or p.framework == args.framework)
@@ -483,9 +509,28 @@ def _cmd_personas_show(args: argparse.Namespace) -> int:
     if not found:
         raise UsageError(f"no persona named {args.name!r} (see `prose-sim personas list`)")
     for p in found:
-        print(f"{p.framework} / {p.task} / {p.name}  (documents: {p.source})")
+        documents = p.source or f"{len(p.documents)} of its own"
+        print(f"{p.framework} / {p.task} / {p.name}  (documents: {documents}; from {catalog.origin(p)})")
         for component in p.components:
             print(f"  - {component}")
+        b = p.behaviour
+        if b.template or b.edit is not None or b.ignore_probability:
+            print(f"  behaviour: template={b.template or 'default'} edit={b.edit} "
+                  f"ignore_probability={b.ignore_probability}")
+    return EXIT_OK
+
+
+def _cmd_personas_generate(args: argparse.Namespace) -> int:
+    from prose_sim.world.generate import generate_personas, to_toml
+
+    personas = generate_personas(args.task, args.n, args.components, args.seed, framework=args.framework)
+    text = to_toml(personas)
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        args.out.write_text(text, encoding="utf-8")
+        print(f"wrote {len(personas)} personas to {args.out} (use it with persona_files = [\"{args.out}\"])",
+              file=sys.stderr)
     return EXIT_OK
 
 

@@ -1,5 +1,30 @@
 """Errors that the CLI turns into one clear line and exit code 2."""
 
+from __future__ import annotations
+
+import re
+
 
 class UsageError(Exception):
     """Bad input from the user: a scenario, a path, an option. Exit code 2."""
+
+
+# --- msgspec validation messages, as (key path, reason) -----------------------
+
+_AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+_UNKNOWN = re.compile(r"Object contains unknown field `(?P<field>[^`]+)`")
+_MISSING = re.compile(r"Object missing required field `(?P<field>[^`]+)`")
+
+
+def explain_validation(message: str) -> tuple[str, str]:
+    """Turn msgspec's message into (key path, reason)."""
+    match = _AT.match(message)
+    msg, path = match["msg"], (match["path"] or "")
+    key = re.sub(r"^\.", "", path)
+    for pattern, reason in ((_UNKNOWN, "unknown key"), (_MISSING, "required key is missing")):
+        found = pattern.match(msg)
+        if found:
+            return (f"{key}.{found['field']}" if key else found["field"]), reason
+    return key or "(top level)", msg[0].lower() + msg[1:]
+
+

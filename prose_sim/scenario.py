@@ -20,11 +20,11 @@ import tomli_w
 
 from prose_sim.actors.inferrers import METHODS, check_settings
 from prose_sim.actors.inferrers.settings import MethodSettings
-from prose_sim.errors import UsageError
+from prose_sim.errors import UsageError, explain_validation
 from prose_sim.metrics.settings import MetricsSettings
 from prose_sim.models.backends.faulty import FaultSettings
 from prose_sim.world.corpus import Corpus, load_corpus
-from prose_sim.world.personas import PersonaCatalog, builtin_catalog
+from prose_sim.world.personas import Persona, PersonaCatalog, catalog_with
 from prose_sim.world.tasks import FRAMEWORKS, TASKS
 
 Framework = Literal["plume", "prelude"]
@@ -39,7 +39,7 @@ class Strict(msgspec.Struct, forbid_unknown_fields=True):
 class TaskSpec(Strict):
     # one framework or several; each gives its own episodes
     framework: Framework | list[Framework] = "plume"
-    # persona names (see `prose-sim personas list`); default: all users of the task
+    # persona names (see `prose-sim personas list`); default: the paper's users of the task
     personas: list[str] | None = None
 
     @property
@@ -63,6 +63,11 @@ class ModelSpec(Strict):
     # openai only: the endpoint ("" = OpenAI's) and the NAME of the environment variable
     # that holds its key (the key itself never goes into a scenario)
     base_url: str = ""
+    # openai only, instead of base_url: several endpoints serving the same model (e.g. vLLM
+    # replicas), balanced by outstanding requests; an endpoint that keeps failing is taken
+    # out for a cooldown and retried later. rpm, tpm and max_concurrency below are EACH
+    # endpoint's own limits (not the total), and api_key_env names the key for all of them
+    base_urls: list[str] = []
     api_key_env: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] = "OPENAI_API_KEY"
     # any backend, shared by every role on the same endpoint: requests and tokens per
     # rate_window_s seconds (default: unlimited), and the adaptive concurrency cap's
@@ -123,6 +128,9 @@ class Scenario(Strict, kw_only=True):
     corpus_max_per_source: Positive = 200
     # episodes in flight at once; default: all of them
     concurrency: Positive | None = None
+    # persona TOML files or folders, beside the built-in and installed plugins' personas
+    # (relative paths are relative to the scenario file)
+    persona_files: list[str] = []
     tasks: dict[str, TaskSpec]
     methods: dict[str, MethodSpec]
     models: Models = msgspec.field(default_factory=Models)
@@ -162,7 +170,7 @@ def load_scenario(
         raise UsageError(f"{origin}: cannot read: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(origin, "", f"invalid TOML: {exc}") from None
-    return scenario_from_dict(raw, origin, overrides, catalog, corpus)
+    return scenario_from_dict(raw, origin, overrides, catalog, corpus, base_dir=path.parent)
 
 
 def scenario_from_dict(
@@ -171,9 +179,13 @@ def scenario_from_dict(
     overrides: list[str] = (),  # type: ignore[assignment]
     catalog: PersonaCatalog | None = None,
     corpus: Corpus | None = None,
+    base_dir: Path = Path("."),
 ) -> Scenario:
     for item in overrides:
         apply_override(raw, item)
+    files = raw.get("persona_files")
+    if isinstance(files, list):  # resolved here, so the saved scenario works from anywhere
+        raw["persona_files"] = [str((base_dir / f).resolve()) if isinstance(f, str) else f for f in files]
     # Tables keyed by name are converted entry by entry first, because
     # msgspec reports a dict key in a path as "[...]" and we want its name.
     for field, spec_type in (("tasks", TaskSpec), ("methods", MethodSpec)):
@@ -182,7 +194,11 @@ def scenario_from_dict(
             for name, entry in table.items():
                 _convert(entry, spec_type, origin, f"{field}.{name}")
     scenario = _convert(raw, Scenario, origin, "")
-    catalog = catalog or builtin_catalog()
+    if catalog is None:
+        try:
+            catalog = scenario_catalog(scenario)
+        except UsageError as exc:
+            raise ScenarioError(origin, "persona_files", str(exc)) from None
     return _check(scenario, origin, catalog, corpus or scenario_corpus(scenario, catalog))
 
 
@@ -210,49 +226,43 @@ def _convert(value: Any, type_: type, origin: str, prefix: str) -> Any:
     try:
         return msgspec.convert(value, type_)
     except msgspec.ValidationError as exc:
-        key, reason = _explain(str(exc))
+        key, reason = explain_validation(str(exc))
         raise ScenarioError(origin, _join(prefix, key) if key != "(top level)" else prefix or key, reason) from None
-
-
-_AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
-_UNKNOWN = re.compile(r"Object contains unknown field `(?P<field>[^`]+)`")
-_MISSING = re.compile(r"Object missing required field `(?P<field>[^`]+)`")
-
-
-def _explain(message: str) -> tuple[str, str]:
-    """Turn msgspec's message into (key path, reason)."""
-    match = _AT.match(message)
-    msg, path = match["msg"], (match["path"] or "")
-    key = re.sub(r"^\.", "", path)
-    for pattern, reason in ((_UNKNOWN, "unknown key"), (_MISSING, "required key is missing")):
-        found = pattern.match(msg)
-        if found:
-            return _join(key, found["field"]), reason
-    return key or "(top level)", msg[0].lower() + msg[1:]
 
 
 def _join(key: str, field: str) -> str:
     return f"{key}.{field}" if key else field
 
 
-def persona_sources(scenario: Scenario, catalog: PersonaCatalog) -> tuple[str, ...]:
-    """The document sources of every persona a scenario may use (sorted)."""
-    sources = set()
+def scenario_catalog(scenario: Scenario) -> PersonaCatalog:
+    """Built-in personas, installed plugins' and the scenario's persona files'."""
+    return catalog_with(tuple(scenario.persona_files))
+
+
+def scenario_personas(scenario: Scenario, catalog: PersonaCatalog) -> list[Persona]:
+    """Every persona a scenario may use."""
+    out = []
     for task_name, spec in scenario.tasks.items():
         for framework in spec.frameworks:
             known = catalog.names(framework, task_name)
-            for name in spec.personas if spec.personas is not None else known:
+            default = catalog.builtin_names(framework, task_name)
+            for name in spec.personas if spec.personas is not None else default:
                 if name in known:
-                    sources.add(catalog.get(framework, task_name, name).source)
-    return tuple(sorted(sources))
+                    out.append(catalog.get(framework, task_name, name))
+    return out
+
+
+def persona_sources(scenario: Scenario, catalog: PersonaCatalog) -> tuple[str, ...]:
+    """The corpus sources of every persona a scenario may use (sorted)."""
+    return tuple(sorted({p.source for p in scenario_personas(scenario, catalog) if p.source}))
 
 
 def scenario_corpus(scenario: Scenario, catalog: PersonaCatalog | None = None) -> Corpus:
-    return load_corpus(
-        scenario.corpus,
-        persona_sources(scenario, catalog or builtin_catalog()),
-        scenario.corpus_max_per_source,
-    )
+    """The scenario's corpus, with the documents of personas that bring their own."""
+    catalog = catalog or scenario_catalog(scenario)
+    corpus = load_corpus(scenario.corpus, persona_sources(scenario, catalog), scenario.corpus_max_per_source)
+    own = [d for p in scenario_personas(scenario, catalog) for d in p.own_documents()]
+    return corpus.with_documents(own)
 
 
 def _check(scenario: Scenario, origin: str, catalog: PersonaCatalog, corpus: Corpus) -> Scenario:
@@ -274,7 +284,8 @@ def _check(scenario: Scenario, origin: str, catalog: PersonaCatalog, corpus: Cor
         personas = spec.personas
         for framework in spec.frameworks:
             known = catalog.names(framework, task_name)
-            chosen = known if personas is None else personas
+            # default: the paper's users (plugin and file personas only when named)
+            chosen = catalog.builtin_names(framework, task_name) if personas is None else personas
             for i, name in enumerate(chosen):
                 if name not in known:
                     raise ScenarioError(
@@ -282,7 +293,7 @@ def _check(scenario: Scenario, origin: str, catalog: PersonaCatalog, corpus: Cor
                         f"{key}.personas[{i}]",
                         f"unknown persona {name!r} for {framework} {task_name} (known: {', '.join(known)})",
                     )
-                source = catalog.get(framework, task_name, name).source
+                source = catalog.get(framework, task_name, name).document_source
                 available = corpus.count(source)
                 if scenario.demonstrations_per_user > available:
                     raise ScenarioError(
@@ -292,7 +303,7 @@ def _check(scenario: Scenario, origin: str, catalog: PersonaCatalog, corpus: Cor
                         f"{source!r} (persona {name!r}) has only {available} documents",
                     )
         if personas is None:
-            personas = catalog.names(spec.frameworks[0], task_name)
+            personas = catalog.builtin_names(spec.frameworks[0], task_name)
         if len(set(personas)) != len(personas):
             raise ScenarioError(origin, f"{key}.personas", "personas must be distinct")
         if not personas:
@@ -314,6 +325,10 @@ def _check(scenario: Scenario, origin: str, catalog: PersonaCatalog, corpus: Cor
         if model.backend == "openai" and not model.model:
             raise ScenarioError(
                 origin, f"models.{role}.model", "required for backend 'openai' (e.g. \"gpt-4o\")"
+            )
+        if model.base_urls and model.base_url:
+            raise ScenarioError(
+                origin, f"models.{role}.base_urls", "give base_url (one endpoint) or base_urls (several), not both"
             )
     assert all(f in FRAMEWORKS for t in tasks.values() for f in t.frameworks)
     return msgspec.structs.replace(scenario, tasks=tasks)

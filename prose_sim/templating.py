@@ -36,3 +36,23 @@ def environment() -> jinja2.Environment:
 def render(name: str, **context: object) -> str:
     """Render ``prompts/<name>.j2`` with the given context."""
     return environment().get_template(f"{name}.j2").render(**context).strip()
+
+
+@functools.cache
+def _file_environment(folder: str) -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(folder),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+        autoescape=False,
+    )
+
+
+def render_template(template: str, **context: object) -> str:
+    """Render a template by name (``prompts/<name>.j2``) or by path (a ``.j2`` file)."""
+    if not template.endswith(".j2"):
+        return render(template, **context)
+    path = Path(template).resolve()
+    return _file_environment(str(path.parent)).get_template(path.name).render(**context).strip()

@@ -13,7 +13,8 @@ shape, with ``usage``. Tests can tell it to misbehave:
 - ``latency_s``: a simulated generation time, slept before every answer it
   serves (200s; errors and 429s answer at once, as providers do). Default 0.
 
-It records every request (``requests``) and every answer's status
+It records every request (``requests``: arrival time, body, status and the
+tokens it would be charged) and every answer's status
 (``statuses``); ``budget_rejections`` counts the 429s the budget caused.
 Token counts are ``ceil(characters / 4)`` of the message contents, the same
 estimate the gateway uses.
@@ -67,7 +68,7 @@ class ChatServer:
         self.slow_s = slow_s
         self.answer = answer
         self.faults: deque[str] = deque()
-        self.requests: list[dict] = []  # {"t", "body", "authorization", "status"}
+        self.requests: list[dict] = []  # {"t", "body", "authorization", "status", "tokens"}
         self.statuses: list[int] = []
         self.budget_rejections = 0
         self.served = 0
@@ -143,6 +144,7 @@ class ChatServer:
             "body": body,
             "authorization": h.headers.get("Authorization", ""),
             "status": 200,
+            "tokens": prompt_tokens + completion_tokens,
         }
         with self._lock:
             self.requests.append(record)

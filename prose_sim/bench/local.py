@@ -311,7 +311,7 @@ def run(quick: bool = False, *, model: str = "smollm2-135m-instruct", device: st
     measure_s = time.perf_counter() - started
     dtype_name = str(next(loaded.parameters()).dtype).removeprefix("torch.")
     threads = torch.get_num_threads()
-    return SuiteResult(
+    result = SuiteResult(
         suite="local",
         command="python -m prose_sim bench local" + (" --quick" if quick else ""),
         columns=["n", "tokens_per_s_sequential", "tokens_per_s_ideal_batch", "tokens_per_s_server",
@@ -334,6 +334,9 @@ def run(quick: bool = False, *, model: str = "smollm2-135m-instruct", device: st
             "`benchmarks/local_server.py --random-qwen7b`",
         ],
     )
+    # machine() records torch.__version__, a str subclass msgspec cannot encode
+    result.machine = {k: v if isinstance(v, (bool, int, float)) else str(v) for k, v in result.machine.items()}
+    return result
 
 
 # ----------------------------------------------------------------------------- command line

@@ -3,7 +3,11 @@
 Roles that name the same local model (and dtype, device and batching) share
 one model server, so their requests are batched together; roles that name the
 same OpenAI-compatible endpoint (base_url and key variable) share one client,
-one set of rate limits and one adaptive concurrency cap.
+one set of rate limits and one adaptive concurrency cap. A role with several
+endpoints (``base_urls``) is served by an ``EndpointPool`` over them (shared by
+roles naming the same list and key variable); each endpoint is a member with
+its own client and its own limits (the role's rpm, tpm and max_concurrency
+each), which the pool applies, not the gateway.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from prose_sim.models.backends.faulty import FaultyBackend
 from prose_sim.models.backends.scripted import ScriptedBackend, ScriptedSettings
 from prose_sim.models.gateway import RoleModel
 from prose_sim.models.limits import EndpointLayers, EndpointLimits
+from prose_sim.models.backends.pool import EndpointPool, MemberLayers, PoolMember
 from prose_sim.models.recorded import UnrecordedBackend
 from prose_sim.models.protocol import ROLES, Backend, SamplingParams
 from prose_sim.scenario import ModelSpec, Scenario
@@ -31,7 +36,9 @@ class BuiltModels(msgspec.Struct, kw_only=True):
     backends: dict[str, Backend]
     roles: dict[str, RoleModel]
     servers: list  # local model servers to run for the whole run
-    layers: dict[str, EndpointLayers]  # by backend key; endpoints share one
+    # by backend key; endpoints share one. A pool's members are here under their own
+    # endpoint keys (MemberLayers, applied by the pool); the pool's key has none
+    layers: dict[str, EndpointLayers]
     cache_ids: dict[str, str]  # by backend key: backends whose answers may be cached
     clients: list  # backends to close at the end (HTTP clients)
 
@@ -66,12 +73,14 @@ def build_models(scenario: Scenario, concurrency: int | None = None, replay: boo
     cache_ids: dict[str, str] = {}
     clients = []
     aliases: dict[str, str] = {}  # fault-injecting wrapper key -> the wrapped backend's key
+    members: dict[str, PoolMember] = {}  # pool members, by endpoint key
     default_cap = max(1, concurrency or scenario.concurrency or 100)
     for role in ROLES:
         spec: ModelSpec = getattr(scenario.models, role)
         name = model_name(spec)
         cap = spec.max_concurrency or default_cap
         prefix = spec.response_prefix and spec.backend != "openai"
+        endpoints: list[str] = []  # a pool's members: the keys its limits go to
         if replay:
             key = "replay"
             backends.setdefault(key, UnrecordedBackend())
@@ -87,19 +96,35 @@ def build_models(scenario: Scenario, concurrency: int | None = None, replay: boo
                 read_key,
             )
 
-            key = f"openai:{spec.base_url}:{spec.api_key_env}"
-            if key not in backends:
-                backend = OpenAIBackend(
-                    OpenAISettings(
-                        base_url=spec.base_url,
-                        api_key_env=spec.api_key_env,
-                        max_connections=cap,
-                    ),
-                    read_key(spec.api_key_env, f"models.{role}"),
-                )
-                backends[key] = backend
-                cache_ids[key] = backend.cache_identity
-                clients.append(backend)
+            def client_key(base_url: str) -> str:
+                key = f"openai:{base_url}:{spec.api_key_env}"
+                if key not in backends:
+                    backend = OpenAIBackend(
+                        OpenAISettings(
+                            base_url=base_url,
+                            api_key_env=spec.api_key_env,
+                            max_connections=cap,
+                        ),
+                        read_key(spec.api_key_env, f"models.{role}"),
+                    )
+                    backends[key] = backend
+                    cache_ids[key] = backend.cache_identity
+                    clients.append(backend)
+                return key
+
+            if spec.base_urls:
+                endpoints = [client_key(url) for url in spec.base_urls]
+                key = f"openai-pool:{','.join(spec.base_urls)}:{spec.api_key_env}"
+                if key not in backends:
+                    for member in endpoints:
+                        if member not in members:
+                            members[member] = PoolMember(backends[member].base_url, backends[member])
+                    backends[key] = EndpointPool([members[member] for member in endpoints])
+                    # any replica of the model may answer: the set of endpoints names the answers
+                    urls = sorted({backends[member].base_url for member in endpoints})
+                    cache_ids[key] = "openai|" + "|".join(urls)
+            else:
+                key = client_key(spec.base_url)
             # (prefix is off: chat completions cannot start the answer for the model)
         else:
             key = f"scripted:{role}"
@@ -123,8 +148,8 @@ def build_models(scenario: Scenario, concurrency: int | None = None, replay: boo
                 max_concurrency=cap,
                 start_concurrency=min(16, cap),
             )
-            endpoint = aliases.get(key, key)
-            limits[endpoint] = _tighter(limits[endpoint], mine) if endpoint in limits else mine
+            for endpoint in endpoints or [aliases.get(key, key)]:  # each pool member: its own
+                limits[endpoint] = _tighter(limits[endpoint], mine) if endpoint in limits else mine
         roles[role] = RoleModel(
             backend=key,
             model=name,
@@ -139,7 +164,12 @@ def build_models(scenario: Scenario, concurrency: int | None = None, replay: boo
                 max_new_tokens=spec.max_new_tokens,
             ),
         )
-    layers = {key: EndpointLayers(value) for key, value in limits.items()}
+    layers: dict[str, EndpointLayers] = {
+        key: MemberLayers(value, members[key]) if key in members else EndpointLayers(value)
+        for key, value in limits.items()
+    }
+    for key, member in members.items():  # the pool applies them around the member's call
+        member.layers = layers[key]
     for key, inner in aliases.items():  # a faulty wrapper goes through its endpoint's limits
         if inner in layers:
             layers[key] = layers[inner]

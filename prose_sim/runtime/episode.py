@@ -80,7 +80,7 @@ class EpisodeWorld:
         for name in plan.personas:
             persona = self.catalog.get(plan.framework, plan.task, name)
             key = f"{plan.framework}/{plan.task}/{name}"
-            for doc in self.corpus.draw(persona.source, self.demonstrations_per_user, plan.seed, key):
+            for doc in self.corpus.draw(persona.document_source, self.demonstrations_per_user, plan.seed, key):
                 out.append((name, doc))
         if len(plan.personas) > 1:
             rng_for(plan.seed, "order", plan.framework, plan.task, *plan.personas).shuffle(out)

@@ -40,8 +40,7 @@ from prose_sim.runtime.progress import show_progress
 from prose_sim.runtime.resume import PriorRun, rewrite_log
 from prose_sim.report.results import MethodSummary, ResultsCollector, Usage, summarize_methods
 from prose_sim.runtime.backends import build_models
-from prose_sim.scenario import Scenario, dump_scenario, scenario_corpus
-from prose_sim.world.personas import builtin_catalog
+from prose_sim.scenario import Scenario, dump_scenario, scenario_catalog, scenario_corpus
 
 SINK_BUFFER = 8192
 SUMMARY_METRICS = [
@@ -198,7 +197,7 @@ async def execute(
     run_id = run_dir.name
     world = EpisodeWorld(
         run_id,
-        builtin_catalog(),
+        scenario_catalog(scenario),
         scenario_corpus(scenario),
         gateway,
         roles,

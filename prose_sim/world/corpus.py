@@ -60,6 +60,12 @@ class Corpus:
         for docs in self._by_source.values():
             docs.sort(key=lambda d: d.id)
 
+    def with_documents(self, extra: list[Document]) -> Corpus:
+        """This corpus plus ``extra`` documents (personas' own)."""
+        if not extra:
+            return self
+        return Corpus([d for docs in self._by_source.values() for d in docs] + extra)
+
     def sources(self) -> list[str]:
         return sorted(self._by_source)
 
