@@ -23,14 +23,30 @@ def template_dir() -> Path:
 
 @functools.cache
 def environment() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(template_dir())),
+    return _environment(str(template_dir()))
+
+
+def _environment(folder: str) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(folder),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=False,
         autoescape=False,
     )
+    env.filters["best_first"] = best_first
+    return env
+
+
+def best_first(scale: dict[str, int]) -> list[str]:
+    """A verdict scale's keywords from the highest score to the lowest."""
+    return _best_first(tuple(scale.items()))
+
+
+@functools.lru_cache(maxsize=64)  # a handful of scales, rendered thousands of times
+def _best_first(items: tuple[tuple[str, int], ...]) -> list[str]:
+    return [keyword for keyword, _ in sorted(items, key=lambda item: item[1], reverse=True)]
 
 
 def render(name: str, **context: object) -> str:
@@ -40,14 +56,7 @@ def render(name: str, **context: object) -> str:
 
 @functools.cache
 def _file_environment(folder: str) -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(folder),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=False,
-        autoescape=False,
-    )
+    return _environment(folder)
 
 
 def render_template(template: str, **context: object) -> str:

@@ -107,17 +107,20 @@ class Judge(Actor):
         }
         if retrieved:  # share of the earlier instances drawn on that were this user's
             metrics["retrieval_accuracy"] = sum(p == persona.name for p in retrieved) / len(retrieved)
+        checked: dict[str, bool] = {}  # component -> the draft passes its checker
         if self.settings.verifiable:
-            for key, text in (("verifiable_share", draft.text), ("user_verifiable_share", demo.text)):
-                share = verifiable_share(persona.components, text)
-                if share is not None:
-                    metrics[key] = share
+            checkers = {c: checker_for(c) for c in persona.components}
+            checked = {c: k.check(draft.text) for c, k in checkers.items() if k is not None}
+            if checked:
+                metrics["verifiable_share"] = sum(checked.values()) / len(checked)
+                mine = [k.check(demo.text) for k in checkers.values() if k is not None]
+                metrics["user_verifiable_share"] = sum(mine) / len(mine)
         verdicts: list[Verdict | None] = []
         async with anyio.create_task_group() as tg:
             if self.settings.judge:
                 verdicts = [None] * (len(persona.components) + 2)
                 for i, component in enumerate(persona.components):
-                    tg.start_soon(self._ppcm, verdicts, i, draft, component)
+                    tg.start_soon(self._ppcm, verdicts, i, draft, component, checked.get(component))
                 tg.start_soon(self._fpm, verdicts, len(persona.components), draft, persona)
                 if draft.preferences:
                     tg.start_soon(self._similarity, verdicts, len(persona.components) + 1, draft, persona)
@@ -137,8 +140,10 @@ class Judge(Actor):
 
     # --- the judge's questions ------------------------------------------------------
 
-    async def _ppcm(self, out: list, slot: int, draft: DraftProduced, component: str) -> None:
-        checker = checker_for(component) if self.settings.verifiable else None
+    async def _ppcm(
+        self, out: list, slot: int, draft: DraftProduced, component: str, checked: bool | None
+    ) -> None:
+        checker = checker_for(component) if checked is not None else None
         verdict = await self._ask(
             "judge_ppcm", draft.instance, PPCM_SCALE, component=component, text=draft.text
         )
@@ -148,7 +153,7 @@ class Judge(Actor):
             "ppcm",
             component=component,
             checker=checker.name if checker else "",
-            checked=checker.check(draft.text) if checker else None,
+            checked=checked,
         )
 
     async def _fpm(self, out: list, slot: int, draft: DraftProduced, persona: Persona) -> None:

@@ -109,14 +109,15 @@ class _Sentence(NamedTuple):
     question: bool
 
 
-def _sentences(text: str) -> list[_Sentence]:
+@functools.lru_cache(maxsize=512)  # several checkers read the same text's sentences
+def _sentences(text: str) -> tuple[_Sentence, ...]:
     out = []
     for line in _body(text):
         for piece in _SPLIT.split(line):
             tail = re.search(r"[\W_]*$", piece).group()
             if _words(piece) and re.search(r"[.!?…]", tail):
                 out.append(_Sentence(len(_words(piece)), "?" in tail))
-    return out
+    return tuple(out)
 
 
 def _count(words: list[str], vocabulary: frozenset[str]) -> int:
