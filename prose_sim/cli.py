@@ -409,6 +409,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         json_path, md_path = result.write(args.out)
         sys.stdout.write(result.markdown() + "\n")
         print(f"wrote {json_path} and {md_path}", file=sys.stderr)
+    from prose_sim.bench.common import write_results_index
+
+    index = write_results_index(args.out, args.out.parent / "RESULTS.md")
+    print(f"updated {index}", file=sys.stderr)
     return EXIT_OK
 
 

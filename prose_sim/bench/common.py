@@ -82,3 +82,28 @@ def _fmt(value: object) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     return str(value)
+
+
+SUITE_ORDER = ("overhead", "ratelimits", "variants", "local")
+
+
+def write_results_index(results_dir: Path, target: Path) -> Path:
+    """``RESULTS.md``: the latest Markdown of every suite in ``results_dir``, in one page."""
+    parts = [
+        "# Benchmark results",
+        "",
+        "The latest figures of `python -m prose_sim bench SUITE`, each with its command, date and "
+        "machine. Every suite measures its comparisons side by side in one run; compare ratios, not "
+        "absolute figures across machines. JSON with every row is beside each suite's Markdown in "
+        f"`{results_dir.name}/`.",
+        "",
+    ]
+    for suite in SUITE_ORDER:
+        md = results_dir / f"bench_{suite}.md"
+        if md.exists():
+            parts.append(md.read_text(encoding="utf-8").replace("## bench", "## bench", 1))
+    extra = sorted(p for p in results_dir.glob("*.md") if not p.name.startswith("bench_"))
+    for md in extra:
+        parts.append(md.read_text(encoding="utf-8"))
+    target.write_text("\n".join(parts).rstrip() + "\n", encoding="utf-8")
+    return target
