@@ -39,8 +39,10 @@ class Strict(msgspec.Struct, forbid_unknown_fields=True):
 class TaskSpec(Strict):
     # one framework or several; each gives its own episodes
     framework: Framework | list[Framework] = "plume"
-    # persona names (see `prose-sim personas list`); default: the paper's users of the task
-    personas: list[str] | None = None
+    # persona names (see `prose-sim personas list`); "files": every persona of the task in the
+    # scenario's persona_files (e.g. a generated population); "all": built-in, plugins' and files';
+    # default: the paper's users of the task
+    personas: list[str] | Literal["files", "all"] | None = None
 
     @property
     def frameworks(self) -> list[str]:
@@ -245,11 +247,26 @@ def scenario_personas(scenario: Scenario, catalog: PersonaCatalog) -> list[Perso
     for task_name, spec in scenario.tasks.items():
         for framework in spec.frameworks:
             known = catalog.names(framework, task_name)
-            default = catalog.builtin_names(framework, task_name)
-            for name in spec.personas if spec.personas is not None else default:
+            for name in _chosen(spec.personas, catalog, framework, task_name, scenario.persona_files):
                 if name in known:
                     out.append(catalog.get(framework, task_name, name))
     return out
+
+
+def _chosen(
+    personas: list[str] | str | None, catalog: PersonaCatalog, framework: str, task: str, files: list[str]
+) -> list[str]:
+    """A task's persona names: as listed, or the default / "files" / "all" population."""
+    if isinstance(personas, list):
+        return personas
+    if personas == "all":
+        return catalog.names(framework, task)
+    if personas == "files":
+        return [
+            n for n in catalog.names(framework, task)
+            if catalog.origins.get((framework, task, n)) in files
+        ]
+    return catalog.builtin_names(framework, task)
 
 
 def persona_sources(scenario: Scenario, catalog: PersonaCatalog) -> tuple[str, ...]:
@@ -285,7 +302,7 @@ def _check(scenario: Scenario, origin: str, catalog: PersonaCatalog, corpus: Cor
         for framework in spec.frameworks:
             known = catalog.names(framework, task_name)
             # default: the paper's users (plugin and file personas only when named)
-            chosen = catalog.builtin_names(framework, task_name) if personas is None else personas
+            chosen = _chosen(personas, catalog, framework, task_name, scenario.persona_files)
             for i, name in enumerate(chosen):
                 if name not in known:
                     raise ScenarioError(
@@ -302,8 +319,8 @@ def _check(scenario: Scenario, origin: str, catalog: PersonaCatalog, corpus: Cor
                         f"{scenario.demonstrations_per_user} demonstrations per user, but source "
                         f"{source!r} (persona {name!r}) has only {available} documents",
                     )
-        if personas is None:
-            personas = catalog.builtin_names(spec.frameworks[0], task_name)
+        if not isinstance(personas, list):
+            personas = _chosen(personas, catalog, spec.frameworks[0], task_name, scenario.persona_files)
         if len(set(personas)) != len(personas):
             raise ScenarioError(origin, f"{key}.personas", "personas must be distinct")
         if not personas:

@@ -154,3 +154,23 @@ def test_the_installed_example_plugin_is_listed_and_runs(tmp_path, capsys):
     )
     outcome, events = run(load_scenario(path), tmp_path / "run")
     assert all(p.startswith("You are a ship's captain") for p in prompts(events, "demonstrate"))
+
+
+def test_a_generated_population_of_2000_runs_on_the_scripted_backend(tmp_path):
+    assert main(["personas", "generate", "--task", "summarization", "--n", "2000", "--components", "4",
+                 "--seed", "7", "--out", str(tmp_path / "population.toml")]) == 0
+    path = tmp_path / "s.toml"
+    path.write_text(
+        'name = "population"\ndemonstrations_per_user = 1\npersona_files = ["population.toml"]\n'
+        '[tasks.summarization]\npersonas = "files"\n[methods.no_learning]\n'
+        '[metrics]\nbertscore = ""\njudge = false\n',
+        encoding="utf-8",
+    )
+    scenario = load_scenario(path)
+    assert len(scenario.tasks["summarization"].personas) == 2000
+    outcome = anyio.run(lambda: execute(scenario, tmp_path / "run", progress="off"))
+    assert outcome.status == "completed" and outcome.episodes == outcome.instances == 2000
+    users = {e.messages[-1]["content"].split("Your writing preferences:")[1].split("\n\n")[0]
+             for e in read_events(tmp_path / "run" / "events.jsonl")
+             if isinstance(e, ModelRequested) and e.purpose == "demonstrate"}
+    assert len(users) == 2000  # 2,000 distinct users wrote
