@@ -528,7 +528,7 @@ def _cmd_personas_generate(args: argparse.Namespace) -> int:
     from prose_sim.world.generate import generate_personas, to_toml
 
     personas = generate_personas(args.task, args.n, args.components, args.seed, framework=args.framework)
-    text = to_toml(personas)
+    text = to_toml(personas, components=args.components, seed=args.seed)
     if args.out is None:
         sys.stdout.write(text)
     else:
