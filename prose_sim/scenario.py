@@ -10,7 +10,6 @@ the reason, and the CLI prints it as one line with exit code 2.
 from __future__ import annotations
 
 import hashlib
-import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal

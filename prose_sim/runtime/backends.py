@@ -15,10 +15,10 @@ from __future__ import annotations
 import msgspec
 
 from prose_sim.models.backends.faulty import FaultyBackend
+from prose_sim.models.backends.pool import EndpointPool, MemberLayers, PoolMember
 from prose_sim.models.backends.scripted import ScriptedBackend, ScriptedSettings
 from prose_sim.models.gateway import RoleModel
 from prose_sim.models.limits import EndpointLayers, EndpointLimits
-from prose_sim.models.backends.pool import EndpointPool, MemberLayers, PoolMember
 from prose_sim.models.recorded import UnrecordedBackend
 from prose_sim.models.protocol import ROLES, Backend, SamplingParams
 from prose_sim.scenario import ModelSpec, Scenario
@@ -90,41 +90,25 @@ def build_models(scenario: Scenario, concurrency: int | None = None, replay: boo
                 backends[key] = _local_server(spec, name)
                 servers.append(backends[key])
         elif spec.backend == "openai":
-            from prose_sim.models.backends.openai_compat import (
-                OpenAIBackend,
-                OpenAISettings,
-                read_key,
-            )
-
-            def client_key(base_url: str) -> str:
-                key = f"openai:{base_url}:{spec.api_key_env}"
-                if key not in backends:
-                    backend = OpenAIBackend(
-                        OpenAISettings(
-                            base_url=base_url,
-                            api_key_env=spec.api_key_env,
-                            max_connections=cap,
-                        ),
-                        read_key(spec.api_key_env, f"models.{role}"),
-                    )
-                    backends[key] = backend
-                    cache_ids[key] = backend.cache_identity
+            urls = spec.base_urls or [spec.base_url]
+            endpoints = [f"openai:{url}:{spec.api_key_env}" for url in urls]
+            for url, endpoint in zip(urls, endpoints):  # one client per endpoint
+                if endpoint not in backends:
+                    backend = _openai_backend(spec, role, url, cap)
+                    backends[endpoint] = backend
+                    cache_ids[endpoint] = backend.cache_identity
                     clients.append(backend)
-                return key
-
-            if spec.base_urls:
-                endpoints = [client_key(url) for url in spec.base_urls]
-                key = f"openai-pool:{','.join(spec.base_urls)}:{spec.api_key_env}"
+            if not spec.base_urls:
+                key, endpoints = endpoints[0], []
+            else:  # several endpoints: one pool over them, each a member with its own limits
+                key = f"openai-pool:{','.join(urls)}:{spec.api_key_env}"
                 if key not in backends:
-                    for member in endpoints:
-                        if member not in members:
-                            members[member] = PoolMember(backends[member].base_url, backends[member])
-                    backends[key] = EndpointPool([members[member] for member in endpoints])
+                    for endpoint in endpoints:
+                        if endpoint not in members:
+                            members[endpoint] = PoolMember(backends[endpoint].base_url, backends[endpoint])
+                    backends[key] = EndpointPool([members[e] for e in dict.fromkeys(endpoints)])
                     # any replica of the model may answer: the set of endpoints names the answers
-                    urls = sorted({backends[member].base_url for member in endpoints})
-                    cache_ids[key] = "openai|" + "|".join(urls)
-            else:
-                key = client_key(spec.base_url)
+                    cache_ids[key] = "openai|" + "|".join(sorted({backends[e].base_url for e in endpoints}))
             # (prefix is off: chat completions cannot start the answer for the model)
         else:
             key = f"scripted:{role}"
@@ -180,6 +164,19 @@ def build_models(scenario: Scenario, concurrency: int | None = None, replay: boo
         layers=layers,
         cache_ids=cache_ids,
         clients=clients,
+    )
+
+
+def _openai_backend(spec: ModelSpec, role: str, base_url: str, cap: int):
+    from prose_sim.models.backends.openai_compat import (
+        OpenAIBackend,
+        OpenAISettings,
+        read_key,
+    )
+
+    return OpenAIBackend(
+        OpenAISettings(base_url=base_url, api_key_env=spec.api_key_env, max_connections=cap),
+        read_key(spec.api_key_env, f"models.{role}"),
     )
 
 

@@ -34,7 +34,11 @@ from collections.abc import Callable, Sequence
 import anyio
 import msgspec
 
-from prose_sim.models.limits import EndpointLayers, EndpointLimits, estimate_request_tokens
+from prose_sim.models.limits import (
+    EndpointLayers,
+    EndpointLimits,
+    estimate_request_tokens,
+)
 from prose_sim.models.protocol import Backend, Completion, ModelCallError, ModelRequest
 
 
