@@ -70,7 +70,7 @@ def run(quick: bool = False) -> SuiteResult:
         notes=[
             "reference: anyio memory-stream bus, one backend task, msgspec JSON-lines log; "
             f"{CALLS_PER_REFERENCE_EPISODE} sequential calls per episode, all episodes at once",
-            f"full: scripted backend, PLUME users of both tasks x seeds, no_learning, 2 instances per "
+            "full: scripted backend, PLUME users of both tasks x seeds, no_learning, 2 instances per "
             "episode, judge questions (PPCM per component + FPM) and verifiable checks on, BERTScore off; "
             "every episode in flight at once",
             "outside_backend_share: 1 - (time inside the backend's complete) / wall, at zero latency; "
