@@ -22,7 +22,7 @@ def machine() -> dict[str, object]:
     }
     torch = sys.modules.get("torch")
     if torch is not None:
-        facts["torch"] = torch.__version__
+        facts["torch"] = str(torch.__version__)
         if torch.cuda.is_available():
             facts["gpu"] = torch.cuda.get_device_name(0)
     return facts

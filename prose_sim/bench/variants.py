@@ -39,7 +39,12 @@ import msgspec
 
 from prose_sim.bench.common import Check, SuiteResult
 from prose_sim.eventlog import read_events
-from prose_sim.events import EpisodeStarted, InstanceStarted, ModelRequested, ModelResponded
+from prose_sim.events import (
+    EpisodeStarted,
+    InstanceStarted,
+    ModelRequested,
+    ModelResponded,
+)
 from prose_sim.runtime.plan import expand
 from prose_sim.runtime.runner import execute
 from prose_sim.scenario import Scenario, load_scenario
@@ -295,7 +300,7 @@ def run(
     paper = load_scenario(scenarios_dir() / "paper.toml", catalog=builtin_catalog())
     if paper_scenario is None:
         scripted = [f"models.{role}.backend=scripted" for role in ROLES]
-        probe = off + scripted + (["seeds=[%d]" % paper.seeds[0], "demonstrations_per_user=2"] if quick else [])
+        probe = off + scripted + ([f"seeds=[{paper.seeds[0]}]", "demonstrations_per_user=2"] if quick else [])
         paper_scenario = load_scenario(scenarios_dir() / "paper.toml", probe, catalog=builtin_catalog())
         if quick:
             paper_scenario = _one_task(paper_scenario)
@@ -410,45 +415,45 @@ def run(
     ]
     longest = max((max(f.sequential, default=0) for f in measured.methods.values()), default=0)
     notes = [
-        f"per-demonstration figures (columns 2-9): `scenarios/methods.toml`"
+        "per-demonstration figures (columns 2-9): `scenarios/methods.toml`"
         + (" with demonstrations_per_user=2 and one task (--quick)" if quick else "")
         + f", scripted backend, {measured.instances} demonstrations, {measured.calls:,} calls; demos = "
         "demonstrations measured (both tasks and frameworks of methods.toml); calls and tokens count every role "
         "(agent = the model under test, which also runs the inferrer; user = the simulated user; judge = the "
         "metrics' judge)",
-        f"sequential_calls_per_demo: the critical path of one demonstration in model calls (mean over "
+        (f"sequential_calls_per_demo: the critical path of one demonstration in model calls (mean over "
         f"demonstrations; max {longest}): derived from the event log of a run where every call took "
         f"{PROBE_LATENCY_S:g} s, a call's depth being 1 + the deepest call of its instance answered before it was "
         f"asked, so calls made concurrently (PROSE's validation across components, the judge's questions, the judge "
         f"beside the learning step) count once. The scripted backend has no real latency: latency per demonstration "
         f"~ sequential calls x one call's latency, e.g. x {CALL_LATENCY_S:g} s (JSON key "
         f"latency_s_per_demo_at_{CALL_LATENCY_S:g}s_per_call; an assumption, not a measurement); agent_sequential: "
-        f"the agent's calls on that path",
-        f"grid columns: the paper grid of `scenarios/paper.toml` ({', '.join(paper.tasks)}, PLUME users, seeds "
-        f"{paper.seeds}, {paper.demonstrations_per_user} demonstrations per user; the built-in PLUME users, not those of installed persona plugins: {grid_demos_total:,} "
-        f"demonstrations, {max(demos_in_grid.values(), default=0):,} per method), projected from the "
+        f"the agent's calls on that path"),
+        f"grid columns: the paper grid of `scenarios/paper.toml` ({', '.join(paper.tasks)}, the built-in PLUME "
+        f"users (not those of installed persona plugins), seeds {paper.seeds}, {paper.demonstrations_per_user} "
+        f"demonstrations per user: {grid_demos_total:,} demonstrations, {max(demos_in_grid.values(), default=0):,} per method), projected from the "
         f"per-demonstration calls and tokens of a scripted run of that grid"
         + (" (--quick: one seed, one task, 2 demonstrations)" if quick else "")
         + f" ({grid_probe.instances:,} demonstrations, {grid_probe.calls:,} calls). Methods not in paper.toml "
         "have no grid figures",
-        f"prices (USD per million input/output tokens, from paper.toml, GPT-4o list price where none): {prices}; "
+        (f"prices (USD per million input/output tokens, from paper.toml, GPT-4o list price where none): {prices}; "
         f"rate limits per endpoint: {limits}; user and judge (GPT-4o) share the OpenAI endpoint and the agent has "
         "its own; hours = max over endpoints of max(requests/rpm, tokens/tpm)/60, i.e. each endpoint kept "
         "saturated (the rate-limit bound; retries and 429s come on top). If the agent is GPT-4o on the same "
-        "account, read the one-endpoint figure",
-        f"the total row: the grid's calls and tokens per demonstration averaged over its methods, and its totals; "
+        "account, read the one-endpoint figure"),
+        (f"the total row: the grid's calls and tokens per demonstration averaged over its methods, and its totals; "
         f"latency does not bound the grid: its longest episode is about {paper.demonstrations_per_user} "
         f"demonstrations x {longest} sequential calls x {CALL_LATENCY_S:g} s = "
-        f"{paper.demonstrations_per_user * longest * CALL_LATENCY_S / 60:.1f} min when every episode runs at once",
-        "'with the response cache': requests of identical content (the same user text for one document for every "
+        f"{paper.demonstrations_per_user * longest * CALL_LATENCY_S / 60:.1f} min when every episode runs at once"),
+        ("'with the response cache': requests of identical content (the same user text for one document for every "
         "method, first drafts before anything is learned, ...) are answered once, counted by distinct request "
-        "content in the scripted run",
-        "ESTIMATE: the scripted backend counts about 4 tokens per 3 words; prompts are the real prompts, but "
+        "content in the scripted run"),
+        ("ESTIMATE: the scripted backend counts about 4 tokens per 3 words; prompts are the real prompts, but "
         "answers are scripted lengths (texts of 30-90 words, one-line verdicts where GPT-4o writes its reasoning "
         "first), so output tokens and the texts fed back into later prompts are under-counted. The projection is "
-        "an order-of-magnitude estimate, not a quote",
-        f"run time: methods run {measured.wall_s:.1f} s (at {PROBE_LATENCY_S:g} s per call), grid run "
-        f"{grid_probe.wall_s:.1f} s, suite {time.perf_counter() - started:.1f} s",
+        "an order-of-magnitude estimate, not a quote"),
+        (f"run time: methods run {measured.wall_s:.1f} s (at {PROBE_LATENCY_S:g} s per call), grid run "
+        f"{grid_probe.wall_s:.1f} s, suite {time.perf_counter() - started:.1f} s"),
     ]
     result = SuiteResult(
         suite="variants",
