@@ -115,6 +115,8 @@ def markdown_tables(summaries: list[GroupSummary]) -> str:
         by_task[(s.task, s.framework)].append(s)
     for (task, framework), group in by_task.items():
         columns = [c for c in COLUMNS if any(c[0] in s.means for s in group)]
+        if not any(s.means.get("cost_usd") for s in group):  # unpriced models: no dollar column
+            columns = [c for c in columns if c[0] != "cost_usd"]
         lines += [f"## {task} ({framework})", ""]
         header = ["method", "agent model", "seeds", "instances", *[title for _, title, _ in columns]]
         lines.append("| " + " | ".join(header) + " |")
