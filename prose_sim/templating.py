@@ -34,6 +34,7 @@ def _environment(folder: str) -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=False,
         autoescape=False,
+        auto_reload=False,  # templates do not change during a run: no stat() per render
     )
     env.filters["best_first"] = best_first
     return env
@@ -51,7 +52,12 @@ def _best_first(items: tuple[tuple[str, int], ...]) -> list[str]:
 
 def render(name: str, **context: object) -> str:
     """Render ``prompts/<name>.j2`` with the given context."""
-    return environment().get_template(f"{name}.j2").render(**context).strip()
+    return _template(name).render(**context).strip()
+
+
+@functools.lru_cache(maxsize=None)
+def _template(name: str) -> jinja2.Template:
+    return environment().get_template(f"{name}.j2")
 
 
 @functools.cache

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import resource
 import time
 from collections.abc import Mapping
@@ -99,6 +100,27 @@ def default_embedder(scenario: Scenario) -> Embedder | None:
     return CachedEmbedder(model)
 
 
+@contextlib.contextmanager
+def relaxed_gc(threshold: int = 100_000):
+    """Collect cyclic garbage less often while a run is in flight.
+
+    Thousands of live episodes hold millions of objects, and CPython's default
+    collection (every 700 allocations, scanning the young generation and, now
+    and then, everything) took about half the CPU time of a 3,000-episode run.
+    Objects alive before the run (corpus, templates, models) are frozen out of
+    the scans. The previous settings come back when the run ends.
+    """
+    previous = gc.get_threshold()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(threshold, 50, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*previous)
+        gc.unfreeze()
+
+
 def default_scorer(scenario: Scenario) -> TextScorer | None:
     """The BERTScore model of ``[metrics]``, loaded (and checked) before the run starts."""
     settings = scenario.metrics
@@ -134,7 +156,13 @@ def prepare_run_dir(run_dir: Path) -> None:
         raise UsageError(f"{run_dir}: cannot create the run folder: {exc}") from None
 
 
-async def execute(
+async def execute(scenario: Scenario, run_dir: Path, **options) -> RunOutcome:
+    """Run a scenario into ``run_dir`` (see ``_execute`` for the options), with relaxed GC."""
+    with relaxed_gc():
+        return await _execute(scenario, run_dir, **options)
+
+
+async def _execute(
     scenario: Scenario,
     run_dir: Path,
     *,
