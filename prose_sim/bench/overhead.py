@@ -68,7 +68,8 @@ def run(quick: bool = False) -> SuiteResult:
         rows=rows,
         checks=checks,
         notes=[
-            "reference: anyio memory-stream bus, one backend task, msgspec JSON-lines log; "
+            "reference: anyio memory-stream bus, one backend task, msgspec JSON-lines log, under the same "
+            "relaxed GC as a run; "
             f"{CALLS_PER_REFERENCE_EPISODE} sequential calls per episode, all episodes at once",
             "full: scripted backend, PLUME users of both tasks x seeds, no_learning, 2 instances per "
             "episode, judge questions (PPCM per component + FPM) and verifiable checks on, BERTScore off; "
@@ -127,8 +128,11 @@ def measure(case: dict) -> dict:
     episodes = case["episodes"]
     with PeakRSS() as memory:
         cpu0, t0 = time.process_time(), time.perf_counter()
-        if case["case"] == "reference":
-            calls, events, backend_s = anyio.run(_reference, episodes)
+        if case["case"] == "reference":  # with the full stack's GC setting, to compare like with like
+            from prose_sim.runtime.runner import relaxed_gc
+
+            with relaxed_gc():
+                calls, events, backend_s = anyio.run(_reference, episodes)
         else:
             calls, events, backend_s = anyio.run(_full_stack, episodes, case.get("latency_s", 0.0))
         wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
