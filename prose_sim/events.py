@@ -32,6 +32,8 @@ class RunStarted(Event, frozen=True, tag="run_started"):
     episodes: int
     version: str
     shard: str = ""  # "K/N" when this run holds one shard of the grid (run --shard)
+    # the personas the scenario uses (from files and plugins too): resume refuses changed ones
+    personas_digest: str = ""
 
 
 class RunResumed(Event, frozen=True, tag="run_resumed"):

@@ -268,6 +268,12 @@ def _chosen(
     return catalog.builtin_names(framework, task)
 
 
+def personas_digest(scenario: Scenario, catalog: PersonaCatalog | None = None) -> str:
+    """A hash of every persona a scenario uses, whatever file or plugin defines it."""
+    personas = scenario_personas(scenario, catalog or scenario_catalog(scenario))
+    return hashlib.blake2b(msgspec.json.encode(personas), digest_size=8).hexdigest()
+
+
 def persona_sources(scenario: Scenario, catalog: PersonaCatalog) -> tuple[str, ...]:
     """The corpus sources of every persona a scenario may use (sorted)."""
     return tuple(sorted({p.source for p in scenario_personas(scenario, catalog) if p.source}))

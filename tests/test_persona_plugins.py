@@ -174,3 +174,16 @@ def test_a_generated_population_of_2000_runs_on_the_scripted_backend(tmp_path):
              for e in read_events(tmp_path / "run" / "events.jsonl")
              if isinstance(e, ModelRequested) and e.purpose == "demonstrate"}
     assert len(users) == 2000  # 2,000 distinct users wrote
+
+
+def test_resume_refuses_when_a_persona_file_changed(tmp_path, capsys):
+    path = write(tmp_path)
+    scenario = load_scenario(path)
+    run(scenario, tmp_path / "run")
+    people = tmp_path / "people.toml"
+    people.write_text(PERSONAS.replace('"use emojis"', '"use semicolons (;) when possible"'), encoding="utf-8")
+    from prose_sim.world.personas import _catalog_with
+
+    _catalog_with.cache_clear()  # a new process would read the file afresh
+    assert main(["run", "--resume", str(tmp_path / "run")]) == 2
+    assert "personas the run uses changed" in capsys.readouterr().err

@@ -50,6 +50,7 @@ def merge_runs(run_dirs: list[Path], out: Path) -> ResultsCollector:
             ts=time.time(),
             scenario_name=first.started.scenario_name,
             scenario_digest=first.started.scenario_digest,
+            personas_digest=first.started.personas_digest,
             episodes=episodes,
             version=__version__,
         )

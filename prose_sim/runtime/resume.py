@@ -19,7 +19,7 @@ from prose_sim.errors import UsageError
 from prose_sim.eventlog import TornTail, read_log
 from prose_sim.events import EpisodeFinished, Event, RunFinished, RunStarted
 from prose_sim.models.recorded import RecordedResponses
-from prose_sim.scenario import Scenario, load_scenario
+from prose_sim.scenario import Scenario, load_scenario, personas_digest
 
 
 class PriorRun(msgspec.Struct, kw_only=True):
@@ -62,6 +62,11 @@ def load_prior(run_dir: Path, scenario_path: Path | None = None, overrides: list
     started = next((e for e in events if isinstance(e, RunStarted)), None)
     if started is not None and started.scenario_digest != recorded.digest():
         raise UsageError(f"{recorded_path}: was edited after the run began; restore it to resume")
+    if started is not None and started.personas_digest and started.personas_digest != personas_digest(recorded):
+        raise UsageError(
+            f"{run_dir}: the personas the run uses changed since it began (a persona file or an "
+            f"installed plugin: {', '.join(recorded.persona_files) or 'plugins'}); restore them to resume"
+        )
     scenario = recorded
     if scenario_path is not None or overrides:
         scenario = load_scenario(scenario_path or recorded_path, list(overrides))

@@ -41,7 +41,13 @@ from prose_sim.runtime.progress import show_progress
 from prose_sim.runtime.resume import PriorRun, rewrite_log
 from prose_sim.report.results import MethodSummary, ResultsCollector, Usage, summarize_methods
 from prose_sim.runtime.backends import build_models
-from prose_sim.scenario import Scenario, dump_scenario, scenario_catalog, scenario_corpus
+from prose_sim.scenario import (
+    Scenario,
+    dump_scenario,
+    personas_digest,
+    scenario_catalog,
+    scenario_corpus,
+)
 
 SINK_BUFFER = 8192
 SUMMARY_METRICS = [
@@ -266,6 +272,7 @@ async def _execute(
                         RunStarted,
                         scenario_name=scenario.name,
                         scenario_digest=scenario.digest(),
+                        personas_digest=personas_digest(scenario),
                         episodes=len(all_plans),
                         version=__version__,
                         shard=f"{shard[0]}/{shard[1]}" if shard else "",
