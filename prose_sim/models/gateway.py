@@ -89,19 +89,24 @@ async def _responded(
     )
 
 
+async def _failed(emit: Emit, request_id: str, request: ModelRequest, error: str, attempts: int) -> None:
+    """Record a call that failed every attempt, then raise for the caller's step."""
+    await emit(
+        ModelFailed,
+        request_id=request_id,
+        instance=request.instance,
+        role=request.role,
+        purpose=request.purpose,
+        error=error,
+        attempts=attempts,
+    )
+    raise ModelCallFailed(f"{request.role}/{request.purpose}: {error}")
+
+
 async def _served_from_log(hit: RecordedCall, request: ModelRequest, request_id: str, emit: Emit) -> Completion:
     """A recorded outcome, recorded again with its original accounting."""
     if hit.error is not None:
-        await emit(
-            ModelFailed,
-            request_id=request_id,
-            instance=request.instance,
-            role=request.role,
-            purpose=request.purpose,
-            error=hit.error,
-            attempts=hit.attempts,
-        )
-        raise ModelCallFailed(f"{request.role}/{request.purpose}: {hit.error}")
+        await _failed(emit, request_id, request, hit.error, hit.attempts)
     completion = Completion(text=hit.text, input_tokens=hit.input_tokens, output_tokens=hit.output_tokens)
     await _responded(
         emit,
@@ -235,16 +240,7 @@ class Gateway:
             latency = time.perf_counter() - started
             await _responded(emit, request_id, request, completion, latency, attempts=attempt, cost_usd=cost)
             return msgspec.structs.replace(completion, request_id=request_id)
-        await emit(
-            ModelFailed,
-            request_id=request_id,
-            instance=request.instance,
-            role=request.role,
-            purpose=request.purpose,
-            error=error,
-            attempts=attempt,
-        )
-        raise ModelCallFailed(f"{request.role}/{request.purpose}: {error}")
+        await _failed(emit, request_id, request, error, attempt)
 
 
 class ModelClient:
