@@ -11,7 +11,7 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
-from prose_sim.report.results import mean, stderr
+from prose_sim.report.results import over_seeds
 from prose_sim.report.tables import GroupSummary
 
 PLOTS = ("ppcm_by_method.png", "ppcm_learning_curve.png", "cost_vs_ppcm.png")
@@ -82,27 +82,26 @@ def _ppcm_by_method(ax, group: list[GroupSummary], rows, several: bool) -> None:
 
 def _learning_curve(ax, group: list[GroupSummary], rows, several: bool) -> None:
     for s in group:
-        # per demonstration index: per-seed means, then mean and s.e. over seeds
-        by_index: dict[int, dict[object, list[float]]] = defaultdict(lambda: defaultdict(list))
+        # per demonstration index: mean over seeds of per-seed means, with its s.e.
+        by_index: dict[int, list[dict[str, object]]] = defaultdict(list)
         for r in rows:
-            if (r["task"], r["framework"], r["method"], r["agent_model"]) != (
-                s.task,
-                s.framework,
-                s.method,
-                s.agent_model,
-            ):
-                continue
-            if r["status"] == "ok" and r.get("ppcm", "") != "":
-                by_index[int(r["demonstration"])][r["seed"]].append(float(r["ppcm"]))
-        xs = sorted(by_index)
-        per_seed = [[mean(v) for v in by_index[x].values()] for x in xs]
-        ys = [mean(v) for v in per_seed]
-        es = [0.0 if math.isnan(stderr(v)) else stderr(v) for v in per_seed]
+            key = (r["task"], r["framework"], r["method"], r["agent_model"])
+            if key == (s.task, s.framework, s.method, s.agent_model) and r["status"] == "ok":
+                by_index[int(r["demonstration"])].append(r)
+        points = {x: over_seeds(by_index[x], _ppcm) for x in sorted(by_index)}
+        xs = [x for x, (m, _) in points.items() if not math.isnan(m)]
+        ys = [points[x][0] for x in xs]
+        es = [0.0 if math.isnan(points[x][1]) else points[x][1] for x in xs]
         ax.errorbar([x + 1 for x in xs], ys, yerr=es, marker="o", capsize=3, label=_label(s, several))
     ax.set_xlabel("demonstration")
     ax.set_ylabel("PPCM")
     ax.set_ylim(-2, 2)
     ax.legend(fontsize=8)
+
+
+def _ppcm(row: dict[str, object]) -> float | None:
+    value = row.get("ppcm", "")
+    return None if value == "" else float(value)
 
 
 def _cost_vs_ppcm(ax, group: list[GroupSummary], rows, several: bool) -> None:

@@ -235,24 +235,29 @@ class MethodSummary(msgspec.Struct):
     tokens_per_instance: float
 
 
+def over_seeds(rows: list[dict[str, object]], value) -> tuple[float, float]:
+    """The mean over seeds of the per-seed means of ``value(row)`` (None: the row has no
+    value), and its standard error over seeds, as the paper reports. NaN when no row has one."""
+    by_seed: dict[object, list[float]] = defaultdict(list)
+    for row in rows:
+        v = value(row)
+        if v is not None and not math.isnan(v):
+            by_seed[row["seed"]].append(v)
+    per_seed = [mean(values) for values in by_seed.values()]
+    return mean(per_seed), stderr(per_seed)
+
+
 def summarize_methods(rows: list[dict[str, object]], metric_names: list[str]) -> list[MethodSummary]:
-    """Mean over seeds of per-seed means, with standard error over seeds (as the paper reports)."""
+    """Per method: each metric's mean over seeds of per-seed means, with its standard error."""
     groups: dict[tuple[str, str, str], list[dict[str, object]]] = defaultdict(list)
     for row in rows:
         groups[(row["task"], row["framework"], row["method"])].append(row)
     out = []
     for (task, framework, method), group in sorted(groups.items()):
         ok = [r for r in group if r["status"] == "ok"]
-        by_seed: dict[object, list[dict[str, object]]] = defaultdict(list)
-        for r in ok:
-            by_seed[r["seed"]].append(r)
         means, errors = {}, {}
         for name in metric_names:
-            per_seed = [
-                mean([float(r[name]) for r in seed_rows if name in r]) for seed_rows in by_seed.values()
-            ]
-            per_seed = [v for v in per_seed if not math.isnan(v)]
-            means[name], errors[name] = mean(per_seed), stderr(per_seed)
+            means[name], errors[name] = over_seeds(ok, lambda r, n=name: float(r[n]) if n in r else None)
         out.append(
             MethodSummary(
                 task=task,

@@ -16,7 +16,7 @@ from collections import defaultdict
 import msgspec
 
 from prose_sim.report.judge_qa import Agreement
-from prose_sim.report.results import mean, stderr
+from prose_sim.report.results import over_seeds
 
 # (row key, column title, decimals); quality first, then cost
 COLUMNS: list[tuple[str, str, int]] = [
@@ -55,30 +55,21 @@ def summarize(rows: list[dict[str, object]]) -> list[GroupSummary]:
         groups[(row["task"], row["framework"], row["method"], row["agent_model"])].append(row)
     out = []
     for (task, framework, method, model), group in sorted(groups.items()):
-        by_seed: dict[object, list[dict[str, object]]] = defaultdict(list)
-        for row in group:
-            by_seed[row["seed"]].append(row)
         means, errors = {}, {}
         for key, _, _ in COLUMNS:
-            per_seed = []
-            for seed_rows in by_seed.values():
-                values = [
-                    _value(r, key)
-                    for r in seed_rows
-                    if key in COST_KEYS or r["status"] == "ok"
-                ]
-                values = [v for v in values if v is not None]
-                if values:
-                    per_seed.append(mean(values))
-            if per_seed:
-                means[key], errors[key] = mean(per_seed), stderr(per_seed)
+            # quality over the instances that finished; cost over all of them
+            m, e = over_seeds(
+                group, lambda r, k=key: _value(r, k) if k in COST_KEYS or r["status"] == "ok" else None
+            )
+            if not math.isnan(m):
+                means[key], errors[key] = m, e
         out.append(
             GroupSummary(
                 task=task,
                 framework=framework,
                 method=method,
                 agent_model=model,
-                seeds=len(by_seed),
+                seeds=len({r["seed"] for r in group}),
                 instances=len(group),
                 failed=sum(r["status"] != "ok" for r in group),
                 means=means,
