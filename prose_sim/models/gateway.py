@@ -154,6 +154,7 @@ class Gateway:
         self, backend: str, request: ModelRequest, emit: Emit, price: tuple[float, float] = (0.0, 0.0)
     ) -> Completion:
         request_id = uuid.uuid4().hex[:16]
+        request_hash = request.content_hash()
         await emit(
             ModelRequested,
             request_id=request_id,
@@ -161,11 +162,11 @@ class Gateway:
             role=request.role,
             purpose=request.purpose,
             model=request.model,
-            request_hash=request.content_hash(),
+            request_hash=request_hash,
             messages=request.messages,
         )
         if self.recorded is not None:
-            hit = self.recorded.take(request)
+            hit = self.recorded.take(request, request_hash)
             if hit is not None:
                 return await _served_from_log(hit, request, request_id, emit)
         key = None

@@ -81,9 +81,12 @@ class RecordedResponses:
             if key is not None and self.failures:
                 self._calls[key].append(RecordedCall(attempts=event.attempts, error=event.error))
 
-    def take(self, request: ModelRequest) -> RecordedCall | None:
-        """The next recorded outcome of this request in its episode, if any is left."""
-        queue = self._calls.get((request.episode_id, request.purpose, request.content_hash()))
+    def take(self, request: ModelRequest, request_hash: str | None = None) -> RecordedCall | None:
+        """The next recorded outcome of this request in its episode, if any is left.
+
+        ``request_hash``: the request's content hash, when the caller has it already."""
+        request_hash = request_hash or request.content_hash()
+        queue = self._calls.get((request.episode_id, request.purpose, request_hash))
         if not queue:
             return None
         self.served += 1
