@@ -48,10 +48,15 @@ class TextScorer(Protocol):
         ...
 
 
+def component_checks(components: Sequence[str], text: str) -> dict[str, bool]:
+    """Each checkable component -> whether ``text`` satisfies it."""
+    return {c: k.check(text) for c in components if (k := checker_for(c)) is not None}
+
+
 def verifiable_share(components: Sequence[str], text: str) -> float | None:
     """The share of checkable components ``text`` satisfies (None: none is checkable)."""
-    results = [c.check(text) for c in map(checker_for, components) if c is not None]
-    return sum(results) / len(results) if results else None
+    checks = component_checks(components, text)
+    return sum(checks.values()) / len(checks) if checks else None
 
 
 def preference_accuracy(scores: dict[str, float], own: str) -> float:
@@ -107,14 +112,11 @@ class Judge(Actor):
         }
         if retrieved:  # share of the earlier instances drawn on that were this user's
             metrics["retrieval_accuracy"] = sum(p == persona.name for p in retrieved) / len(retrieved)
-        checked: dict[str, bool] = {}  # component -> the draft passes its checker
-        if self.settings.verifiable:
-            checkers = {c: checker_for(c) for c in persona.components}
-            checked = {c: k.check(draft.text) for c, k in checkers.items() if k is not None}
-            if checked:
-                metrics["verifiable_share"] = sum(checked.values()) / len(checked)
-                mine = [k.check(demo.text) for k in checkers.values() if k is not None]
-                metrics["user_verifiable_share"] = sum(mine) / len(mine)
+        # component -> the draft passes its checker (checked once, reused by the PPCM verdicts)
+        checked = component_checks(persona.components, draft.text) if self.settings.verifiable else {}
+        if checked:
+            metrics["verifiable_share"] = sum(checked.values()) / len(checked)
+            metrics["user_verifiable_share"] = verifiable_share(persona.components, demo.text)
         verdicts: list[Verdict | None] = []
         async with anyio.create_task_group() as tg:
             if self.settings.judge:

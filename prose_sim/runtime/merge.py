@@ -17,7 +17,7 @@ from pathlib import Path
 from prose_sim import __version__
 from prose_sim.errors import UsageError
 from prose_sim.eventlog import EventLogWriter
-from prose_sim.events import Event, RunFinished, RunResumed, RunStarted
+from prose_sim.events import Event, RunFinished, RunStarted
 from prose_sim.report.results import ResultsCollector
 from prose_sim.runtime.plan import parse_shard
 from prose_sim.runtime.resume import PriorRun, load_prior
@@ -85,8 +85,6 @@ def _check(shards: list[PriorRun]) -> None:
             raise UsageError(f"{p.run_dir}: not a shard (run it with --shard K/N)")
         if p.torn is not None or not any(isinstance(e, RunFinished) for e in p.events):
             raise UsageError(f"{p.run_dir}: the shard did not finish; resume it first (run --resume {p.run_dir})")
-        if any(isinstance(e, RunResumed) for e in p.events) and not p.events:
-            raise UsageError(f"{p.run_dir}: empty log")
     digests = {p.started.scenario_digest for p in shards}
     if len(digests) > 1:
         raise UsageError("the shards come from different scenarios (their scenario digests differ)")

@@ -16,7 +16,7 @@ import msgspec
 
 from prose_sim.errors import UsageError
 from prose_sim.eventlog import read_log
-from prose_sim.events import EpisodeStarted, Event
+from prose_sim.events import EpisodeStarted, Event, RunFinished
 from prose_sim.models.protocol import ROLES
 from prose_sim.models.recorded import RecordedResponses, UnrecordedBackend
 from prose_sim.runtime.plan import parse_shard
@@ -69,7 +69,7 @@ async def replay_run(run_dir: Path, out: Path, progress: str = "auto", **execute
 
 
 def _finished(events: list[Event]) -> bool:
-    return any(type(e).__name__ == "RunFinished" for e in events)
+    return any(isinstance(e, RunFinished) for e in events)
 
 
 def _read(path: Path) -> bytes:
