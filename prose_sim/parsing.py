@@ -14,14 +14,35 @@ import functools
 import re
 import warnings
 
-__all__ = ["parse_json_list", "parse_preferences", "parse_score", "parse_verdict"]
+__all__ = [
+    "parse_delimited",
+    "parse_json_list",
+    "parse_phrase",
+    "parse_preferences",
+    "parse_score",
+    "parse_verdict",
+    "parse_yes",
+]
 
 # Markdown and list decoration that may precede a label: "> **Preferences:**",
 # "- Verdict:", "1. Score:", "## Preferences:".
 _LINE_DECORATION = re.compile(r"^[\s>*_#`\-+•]*(?:\d{1,3}[.)]\s+)?[\s*_`]*")
-_PREFERENCES_LABEL = re.compile(r"(?:final\s+)?preferences?\s*[*_`]*\s*:", re.IGNORECASE)
-_VERDICT_LABEL = re.compile(r"(?:final\s+)?verdict\s*[*_`]*\s*:", re.IGNORECASE)
-_SCORE_LABEL = re.compile(r"(?:final\s+)?score\s*[*_`]*\s*:", re.IGNORECASE)
+
+
+def _label(word: str) -> re.Pattern[str]:
+    """A label: the keyword and a colon, or the keyword alone on its line ("## Preferences",
+    "**Verdict**"), the answer then on the next lines."""
+    return re.compile(rf"(?:final\s+)?{word}\s*[*_`]*\s*(?::|[*_`\s]*$)", re.IGNORECASE)
+
+
+_PREFERENCES_LABEL = _label("preferences?")
+_VERDICT_LABEL = _label("verdict")
+_SCORE_LABEL = _label("score")
+# What a prompt shows as a slot to fill ("<preference 1>", "...", Python's Ellipsis): an
+# answer that echoes one is not an answer.
+_PLACEHOLDER = re.compile(r"^\s*(?:<[^<>]*>|\.{2,}|…|ellipsis)\s*$", re.IGNORECASE)
+_TRIPLE_QUOTED = re.compile(r'"""(.*?)"""', re.DOTALL)
+_YES = re.compile(r"(?<!\w)yes(?!\w)", re.IGNORECASE)
 
 _FENCE_LINE = re.compile(r"^\s*(?:```|~~~)[\w+-]*\s*$")
 _BULLET = re.compile(r"^\s*(?:[-*+•]|\d{1,3}[.)])\s+")
@@ -38,7 +59,11 @@ _MAX_LIST_CHARS = 50_000
 
 
 def _labelled(line: str, label: re.Pattern[str]) -> str | None:
-    """The rest of ``line`` after ``label`` when the line starts with it (markdown tolerated)."""
+    """The rest of ``line`` after ``label`` when the line starts with it (markdown and a
+    line wrapped in quotes tolerated)."""
+    stripped = line.strip()
+    if len(stripped) >= 2 and stripped[0] in "\"“" and stripped[-1] in "\"”":
+        line = stripped[1:-1]
     cleaned = _LINE_DECORATION.sub("", line, count=1)
     match = label.match(cleaned)
     if match is None:
@@ -74,9 +99,17 @@ def _unwrap(text: str) -> str:
     return text
 
 
-def _clean_items(items: list[object]) -> list[str]:
-    cleaned = (item if isinstance(item, str) else str(item) for item in items if item is not None)
-    return [item.strip() for item in cleaned if item.strip()]
+def is_placeholder(text: str) -> bool:
+    """A slot echoed from the prompt ("<component1>", "...", "Ellipsis"), not an answer."""
+    return bool(_PLACEHOLDER.match(text))
+
+
+def _clean_items(items: list[object]) -> list[str] | None:
+    """The stripped, non-empty items; None when one is not a string or is a placeholder."""
+    if not all(isinstance(item, str) for item in items):
+        return None
+    cleaned = [item.strip() for item in items if item.strip()]
+    return None if any(is_placeholder(item) for item in cleaned) else cleaned
 
 
 def _python_literal(span: str) -> object:
@@ -125,8 +158,9 @@ def _json_span(text: str, start: int) -> tuple[int, int] | None:
     return (start, end) if isinstance(value, list) else None
 
 
-def _lists_in(text: str) -> list[tuple[int, int, list[str]]]:
-    """Every list literal in ``text`` that holds at least one string: (start, end, items).
+def _lists_in(text: str) -> list[tuple[int, int, list[str] | None]]:
+    """Every list literal in ``text`` that holds at least one string: (start, end, items);
+    items is None for a list that is no answer (a non-string item, a placeholder).
 
     Lists inside another found list are left out, so a nested list is read as a whole.
     """
@@ -136,13 +170,13 @@ def _lists_in(text: str) -> list[tuple[int, int, list[str]]]:
         if span is not None:
             spans.add(span)
     ordered = sorted(spans, key=lambda s: s[1])[-_MAX_LIST_CANDIDATES:]
-    found: list[tuple[int, int, list[str]]] = []
+    found: list[tuple[int, int, list[str] | None]] = []
     for start, end in ordered:
         value = _literal_list(text[start:end])
         if value is None or not any(isinstance(item, str) for item in value):
             continue
         items = _clean_items(value)
-        if items:
+        if items is None or items:
             found.append((start, end, items))
     return [
         (s, e, items)
@@ -161,6 +195,13 @@ def _whole_list(text: str) -> list[str] | None:
     return None if value is None else _clean_items(value)
 
 
+def _no_placeholder(answer: str | None) -> str | None:
+    """``answer``, unless one of its ``;``-separated parts is a placeholder."""
+    if answer is None or any(is_placeholder(part) for part in answer.split(";") if part.strip()):
+        return None
+    return answer
+
+
 # ---------------------------------------------------------------- parsers
 
 
@@ -168,9 +209,15 @@ def parse_preferences(text: str) -> str | None:
     """The answer of the last ``Preferences:`` line, as one ``"; "``-separated string.
 
     The answer may follow the label on its line or, when that is empty, on the
-    next lines up to a blank line (bullets become components). A JSON list
-    answer is joined with ``"; "``. None when there is no label or no answer.
+    next lines up to a blank line (bullets become components); the label may be a
+    markdown heading of its own. A JSON list answer is joined with ``"; "``. None
+    when there is no label, no answer, or the answer echoes a placeholder of the
+    prompt ("<preference>", "...") or holds a non-string item.
     """
+    return _no_placeholder(_preferences_answer(text))
+
+
+def _preferences_answer(text: str) -> str | None:
     lines = text.splitlines()
     found = _last_labelled_line(lines, _PREFERENCES_LABEL)
     if found is None:
@@ -187,6 +234,8 @@ def parse_preferences(text: str) -> str | None:
 
     answer = _unwrap(rest)
     if answer:
+        if answer.startswith("[") and _literal_list(answer) is not None and _whole_list(answer) is None:
+            return None  # a list, but no answer: a non-string item or a placeholder
         items = _whole_list(answer)
         if items is None and answer.startswith("[") and following:
             items = _whole_list("\n".join([answer, *following]))
@@ -216,7 +265,8 @@ def parse_json_list(text: str) -> list[str] | None:
     Prefers the list after the last ``Preferences:`` label, else the last list.
     Tolerates code fences, Python-style single quotes and trailing commas, and
     an answer whose opening bracket was prefilled (``"a", "b"]``).
-    Items are stripped, empty ones dropped, non-strings turned into strings.
+    Items are stripped and empty ones dropped; a list with a non-string item or
+    a placeholder echoed from the prompt ("<component1>", "...") is no answer (None).
     """
     lines = text.splitlines(keepends=True)
     found = _last_labelled_line(lines, _PREFERENCES_LABEL)
@@ -237,6 +287,32 @@ def parse_json_list(text: str) -> list[str] | None:
         if lists and lists[0][0] == 0:
             return lists[0][2]
     return None
+
+
+def parse_delimited(text: str) -> str:
+    """The text between the first pair of triple quotes, else the whole answer (stripped).
+
+    The task prompt asks for the text between triple quotes, as the released code does,
+    and keeps the whole answer when there are none.
+    """
+    match = _TRIPLE_QUOTED.search(text)
+    return (match.group(1) if match else text).strip()
+
+
+def parse_phrase(text: str) -> str | None:
+    """A short free-text answer (CIPHER's preference): the whole reply, stripped of wrapping
+    quotes and markdown, or the answer of a ``Preferences:`` line when it has one.
+    None when empty or a placeholder."""
+    labelled = parse_preferences(text)
+    if labelled is not None:
+        return labelled
+    answer = _unwrap(text)
+    return _no_placeholder(answer) if answer else None
+
+
+def parse_yes(text: str) -> bool:
+    """A yes/no answer: True when it says "yes" anywhere (the released code's test, as a word)."""
+    return _YES.search(text) is not None
 
 
 def _keyword_pattern(scale: dict[str, int]) -> tuple[re.Pattern[str], dict[str, str]] | None:
@@ -270,7 +346,8 @@ def parse_verdict(text: str, scale: dict[str, int]) -> int | None:
     """The score of the verdict keyword in ``text``.
 
     First the last ``Verdict:`` line naming a keyword (or, when its rest is
-    empty, the next non-empty line); else the keyword said most often anywhere,
+    empty, the next non-empty line); a verdict line naming two different scale
+    points is no answer (None). Else the keyword said most often anywhere,
     ties going to the one said last. Longer keywords win over keywords they
     contain ("somewhat confirms" over "confirms") and keywords match only as
     whole words (the FPM scale's "all" is not found in "overall").
@@ -289,9 +366,11 @@ def parse_verdict(text: str, scale: dict[str, int]) -> int | None:
             continue
         if not _unwrap(rest):
             rest = below
-        match = pattern.search(rest)
-        if match is not None:
-            return scale[normal[_normal(match.group())]]
+        named = {_normal(m.group()) for m in pattern.finditer(rest)}
+        if len({scale[normal[key]] for key in named}) > 1:
+            return None  # "Verdict: somewhat confirms or neutral": no single answer
+        if named:
+            return scale[normal[named.pop()]]
 
     counts: dict[str, int] = {}
     last_at: dict[str, int] = {}

@@ -105,9 +105,20 @@ class ModelSpec(Strict):
 
 
 class Models(Strict):
+    # the simulated user
     user: ModelSpec = msgspec.field(default_factory=ModelSpec)
+    # writes every draft and PROSE candidate (the released code: the user's model, GPT-4o);
+    # unset: the user's spec, resolved at load
+    writer: ModelSpec | None = None
+    # the model under test: only infers (refine, break down, validate, coalesce, CIPHER)
     agent: ModelSpec = msgspec.field(default_factory=ModelSpec)
     judge: ModelSpec = msgspec.field(default_factory=ModelSpec)
+
+    def of(self, role: str) -> ModelSpec:
+        """The spec serving ``role`` (the writer defaults to the user's)."""
+        if role == "writer":
+            return self.writer if self.writer is not None else self.user
+        return getattr(self, role)
 
 
 class RetrySpec(Strict):
@@ -184,6 +195,7 @@ def scenario_from_dict(
 ) -> Scenario:
     for item in overrides:
         apply_override(raw, item)
+    apply_generation_presets(raw)
     files = raw.get("persona_files")
     if isinstance(files, list):  # resolved here, so the saved scenario works from anywhere
         raw["persona_files"] = [str((base_dir / f).resolve()) if isinstance(f, str) else f for f in files]
@@ -201,6 +213,42 @@ def scenario_from_dict(
         except UsageError as exc:
             raise ScenarioError(origin, "persona_files", str(exc)) from None
     return _check(scenario, origin, catalog, corpus or scenario_corpus(scenario, catalog))
+
+
+# The released code's generation settings by model family (llms/openai_gpt.py: temperature
+# 0.01 from experiment_config.yaml, max_tokens 4000; llms/qwen2_5.py's sampling), applied to
+# a role whose model name matches unless the scenario sets that key itself.
+GENERATION_PRESETS: list[tuple[str, dict[str, object]]] = [
+    ("gpt", {"temperature": 0.01, "max_new_tokens": 4000}),
+    (
+        "qwen2.5",
+        {"temperature": 0.7, "top_p": 0.8, "top_k": 20, "repetition_penalty": 1.05, "max_new_tokens": 1000},
+    ),
+]
+
+
+def generation_preset(model: str) -> dict[str, object]:
+    """The preset for a model name ('gpt-4o', 'Qwen/Qwen2.5-7B-Instruct', ...), or {}."""
+    name = model.rsplit("/", 1)[-1].lower().replace("-", "").replace("_", "")
+    for prefix, preset in GENERATION_PRESETS:
+        if name.startswith(prefix.replace("-", "")):
+            return preset
+    return {}
+
+
+def apply_generation_presets(raw: dict[str, Any]) -> None:
+    """Fill each role's unset sampling keys from its model's preset (in place)."""
+    models = raw.get("models")
+    if not isinstance(models, dict):
+        return
+    user = models.get("user") if isinstance(models.get("user"), dict) else None
+    for role, table in models.items():
+        if not isinstance(table, dict) or not isinstance(table.get("model"), str):
+            continue
+        for key, value in generation_preset(table["model"]).items():
+            table.setdefault(key, value)
+    if user is not None and "writer" not in models:
+        models["writer"] = dict(user)  # the writer is the user's model unless given
 
 
 def apply_override(raw: dict[str, Any], item: str) -> None:
@@ -342,8 +390,12 @@ def _check(scenario: Scenario, origin: str, catalog: PersonaCatalog, corpus: Cor
         problem = check_settings(method, spec)
         if problem:
             raise ScenarioError(origin, f"methods.{label}.{problem[0]}", problem[1])
-    for role in ("user", "agent", "judge"):
-        model = getattr(scenario.models, role)
+    if scenario.models.writer is None:  # the released code's writer: the user's model
+        scenario = msgspec.structs.replace(
+            scenario, models=msgspec.structs.replace(scenario.models, writer=scenario.models.user)
+        )
+    for role in ("user", "writer", "agent", "judge"):
+        model = scenario.models.of(role)
         if model.backend == "openai" and not model.model:
             raise ScenarioError(
                 origin, f"models.{role}.model", "required for backend 'openai' (e.g. \"gpt-4o\")"

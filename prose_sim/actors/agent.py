@@ -1,10 +1,14 @@
-"""The writing agent: drafts the task's text with the inferrer's current preferences."""
+"""The writing agent: the writer role drafts the task's text with the inferrer's current preferences.
+
+The drafts are written by the ``writer`` role (the released code: the user's
+model), never by the agent model under test, which only infers.
+"""
 
 from __future__ import annotations
 
 from prose_sim.actors.base import Actor
+from prose_sim.actors.writing import task_messages, written_text
 from prose_sim.events import DraftProduced, Event, InstanceStarted, PreferencesRetrieved
-from prose_sim.templating import render
 
 
 class WritingAgent(Actor):
@@ -21,18 +25,15 @@ class WritingAgent(Actor):
             self._documents[event.instance] = event.document
         elif isinstance(event, PreferencesRetrieved):
             document = self._documents.pop(event.instance)
-            prompt = render(
-                "draft",
-                task=self.ctx.task,
-                framework=self.ctx.framework,
-                document=document,
-                preferences=event.preferences,
-                examples=event.examples,
+            system, prompt = task_messages(
+                self.ctx.task, self.ctx.framework, document, event.preferences, event.examples
             )
-            completion = await self.ctx.models.complete("agent", "draft", event.instance, prompt)
+            completion = await self.ctx.models.complete(
+                "writer", "draft", event.instance, prompt, system=system
+            )
             await self.ctx.bus.publish(
                 DraftProduced,
                 instance=event.instance,
-                text=completion.text.strip(),
+                text=written_text(self.ctx.framework, completion.text),
                 preferences=event.preferences,
             )

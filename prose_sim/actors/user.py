@@ -1,29 +1,24 @@
 """The simulated user: writes its own text from its hidden, true preferences.
 
-PLUME users write directly; PRELUDE users read the agent's draft and either
-accept it or edit it. A persona's ``behaviour`` may change that: its own prompt
-template, PRELUDE-style editing in any framework, or noise (each component left
-out of a demonstration with some probability, drawn per seed and document).
+PLUME users write directly, with the same task prompt and system prompt the
+writer drafts with (so with the same model an oracle draft is written as the
+user writes). PRELUDE users read the agent's draft: one call asks whether it is
+good enough (yes / no); only when it is not, a second call edits the draft
+(without the document, as in the released code). A persona's ``behaviour`` may
+change that: its own prompt template (for the text it writes or the edit),
+PRELUDE-style editing in any framework, or noise (each component left out of a
+demonstration with some probability, drawn per seed and document).
 """
 
 from __future__ import annotations
 
-import re
-
 from prose_sim.actors.base import Actor
+from prose_sim.actors.writing import task_messages, written_text
 from prose_sim.events import DemonstrationProduced, DraftProduced, Event, InstanceStarted
+from prose_sim.parsing import parse_yes
 from prose_sim.seeding import rng_for
-from prose_sim.templating import render_template
+from prose_sim.templating import render, render_template
 from prose_sim.world.personas import Persona
-
-_ACCEPT = re.compile(r"^\W*accept(ed|able)?\W*$", re.IGNORECASE)
-
-
-def parse_accept_or_edit(answer: str, draft: str) -> tuple[bool, str]:
-    """(accepted, user text): an answer that is only the word ACCEPT keeps the draft."""
-    if _ACCEPT.match(answer.strip()):
-        return True, draft
-    return False, answer.strip()
 
 
 class SimulatedUser(Actor):
@@ -49,17 +44,36 @@ class SimulatedUser(Actor):
                 document=instance.document,
                 preferences=self._shown_preferences(persona, instance),
             )
+            system = render("draft_system", task=self.ctx.task, framework=self.ctx.framework)
             if edits:
-                prompt = render_template(behaviour.template or "prelude_edit", draft=event.text, **context)
-                answer = await self.ctx.models.complete("user", "edit", event.instance, prompt)
-                accepted, text = parse_accept_or_edit(answer.text, event.text)
+                accepted, text = await self._accept_or_edit(event, system, context, behaviour.template)
             else:
-                prompt = render_template(behaviour.template or "demonstrate", **context)
-                answer = await self.ctx.models.complete("user", "demonstrate", event.instance, prompt)
-                accepted, text = False, answer.text.strip()
+                system, prompt = task_messages(
+                    self.ctx.task,
+                    self.ctx.framework,
+                    instance.document,
+                    context["preferences"],
+                    template=behaviour.template,
+                )
+                answer = await self.ctx.models.complete(
+                    "user", "demonstrate", event.instance, prompt, system=system
+                )
+                accepted, text = False, written_text(self.ctx.framework, answer.text)
             await self.ctx.bus.publish(
                 DemonstrationProduced, instance=event.instance, text=text, accepted=accepted
             )
+
+    async def _accept_or_edit(
+        self, draft: DraftProduced, system: str, context: dict, template: str
+    ) -> tuple[bool, str]:
+        """(accepted, user text): ask whether the draft will do; if not, ask for the edit."""
+        prompt = render("prelude_accept", draft=draft.text, **context)
+        answer = await self.ctx.models.complete("user", "accept", draft.instance, prompt, system=system)
+        if parse_yes(answer.text):
+            return True, draft.text
+        prompt = render_template(template or "prelude_edit", draft=draft.text, **context)
+        edited = await self.ctx.models.complete("user", "edit", draft.instance, prompt, system=system)
+        return False, edited.text.strip()
 
     def _shown_preferences(self, persona: Persona, instance: InstanceStarted) -> str:
         """The components this demonstration follows: all, unless the persona is noisy."""

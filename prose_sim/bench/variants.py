@@ -17,7 +17,7 @@ Two scripted runs, each in a temporary folder:
    demonstrations) with every role on the scripted backend, for the
    per-demonstration tokens of the paper's own users and PLUME framework.
    Scaled to the paper grid's demonstrations, they are priced at the paper's
-   prices (agent: the model under test, user and judge: GPT-4o) and timed at
+   prices (agent: the model under test, writer, user and judge: GPT-4o) and timed at
    rate limits per endpoint (``project``).
 
 The scripted backend counts about 4 tokens per 3 words; the prompts are the
@@ -50,13 +50,13 @@ from prose_sim.runtime.runner import execute
 from prose_sim.scenario import Scenario, load_scenario
 from prose_sim.world.personas import builtin_catalog
 
-ROLES = ("agent", "user", "judge")
+ROLES = ("agent", "writer", "user", "judge")
 PROBE_LATENCY_S = 0.05  # constant latency of every scripted call in the critical-path run
 CALL_LATENCY_S = 2.0  # assumed latency of one API call, for projected latency (an assumption)
 GPT4O_PRICE = (2.5, 10.0)  # USD per million input / output tokens (gpt-4o list price)
 DEFAULT_RPM, DEFAULT_TPM = 5000, 800_000  # per endpoint, when paper.toml sets none
-# user and judge share OpenAI's endpoint (GPT-4o); the model under test has its own
-ENDPOINT_OF = {"agent": "agent", "user": "openai", "judge": "openai"}
+# writer, user and judge share OpenAI's endpoint (GPT-4o); the model under test has its own
+ENDPOINT_OF = {"agent": "agent", "writer": "openai", "user": "openai", "judge": "openai"}
 
 COLUMNS = [
     "method",
@@ -127,7 +127,7 @@ def with_latency(scenario: Scenario, latency_s: float) -> Scenario:
     """Every role at a constant simulated latency (scripted roles only)."""
     models = scenario.models
     for role in ROLES:
-        spec = getattr(models, role)
+        spec = models.of(role)
         models = msgspec.structs.replace(models, **{role: msgspec.structs.replace(spec, latency_s=latency_s, latency_jitter=0.0)})
     return msgspec.structs.replace(scenario, models=models)
 
@@ -135,7 +135,7 @@ def with_latency(scenario: Scenario, latency_s: float) -> Scenario:
 def measure(scenario: Scenario, run_dir: Path, *, probe_latency_s: float = 0.0) -> Measurement:
     """Run ``scenario`` (scripted roles) into ``run_dir`` and tally its event log by method."""
     for role in ROLES:
-        backend = getattr(scenario.models, role).backend
+        backend = scenario.models.of(role).backend
         if backend != "scripted":
             raise ValueError(f"bench variants measures on the scripted backend; models.{role} is {backend}")
     if probe_latency_s:
@@ -419,8 +419,8 @@ def run(
         + (" with demonstrations_per_user=2 and one task (--quick)" if quick else "")
         + f", scripted backend, {measured.instances} demonstrations, {measured.calls:,} calls; demos = "
         "demonstrations measured (both tasks and frameworks of methods.toml); calls and tokens count every role "
-        "(agent = the model under test, which also runs the inferrer; user = the simulated user; judge = the "
-        "metrics' judge)",
+        "(agent = the model under test, which only infers; writer = the model that writes drafts and "
+        "candidates, the user's by default; user = the simulated user; judge = the metrics' judge)",
         (f"sequential_calls_per_demo: the critical path of one demonstration in model calls (mean over "
         f"demonstrations; max {longest}): derived from the event log of a run where every call took "
         f"{PROBE_LATENCY_S:g} s, a call's depth being 1 + the deepest call of its instance answered before it was "
@@ -437,7 +437,7 @@ def run(
         + f" ({grid_probe.instances:,} demonstrations, {grid_probe.calls:,} calls). Methods not in paper.toml "
         "have no grid figures",
         (f"prices (USD per million input/output tokens, from paper.toml, GPT-4o list price where none): {prices}; "
-        f"rate limits per endpoint: {limits}; user and judge (GPT-4o) share the OpenAI endpoint and the agent has "
+        f"rate limits per endpoint: {limits}; writer, user and judge (GPT-4o) share the OpenAI endpoint and the agent has "
         "its own; hours = max over endpoints of max(requests/rpm, tokens/tpm)/60, i.e. each endpoint kept "
         "saturated (the rate-limit bound; retries and 429s come on top). If the agent is GPT-4o on the same "
         "account, read the one-endpoint figure"),

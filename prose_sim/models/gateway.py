@@ -248,9 +248,9 @@ class ModelClient:
     """An episode's handle on the gateway: fills in model, sampling and seed.
 
     Each request's sampling seed derives from the scenario seed and the request
-    content (not from the episode or call order): the same prompt gets the same
-    answer in every episode of that seed, so e.g. a PLUME user's demonstration
-    of a document is identical across the methods being compared.
+    content (not from the role, the episode or call order): the same prompt gets
+    the same answer in every episode of that seed, so e.g. a PLUME user's
+    demonstration of a document is identical across the methods being compared.
     """
 
     def __init__(
@@ -275,8 +275,10 @@ class ModelClient:
         prompt: str,
         response_prefix: str = "",
         prefixed_max_tokens: int | None = None,
+        system: str = "",
     ) -> Completion:
-        """``prefixed_max_tokens`` caps the answer when the prefix is used (a keyword answer)."""
+        """``prefixed_max_tokens`` caps the answer when the prefix is used (a keyword answer);
+        ``system``: a system prompt sent before the prompt (none when empty)."""
         served = self._roles[role]
         use_prefix = bool(response_prefix) and served.use_response_prefix
         params = served.params
@@ -285,7 +287,11 @@ class ModelClient:
                 params, max_new_tokens=min(params.max_new_tokens, prefixed_max_tokens)
             )
         messages = [{"role": "user", "content": prompt}]
-        seed = derive_seed(self._seed, role, purpose, prompt) % (2**31)
+        if system:
+            messages.insert(0, {"role": "system", "content": system})
+        # from the scenario seed and what the model sees, not who asks: the writer and the user
+        # asked the same prompt (the oracle's draft, the PLUME user's text) get the same answer
+        seed = derive_seed(self._seed, system, prompt) % (2**31)
         request = ModelRequest(
             role=role,
             purpose=purpose,

@@ -11,7 +11,9 @@ from typing import Protocol
 
 import msgspec
 
-ROLES: tuple[str, ...] = ("user", "agent", "judge")
+# user: the simulated user; writer: writes every draft and PROSE candidate (in the paper the
+# user's model); agent: the model under test, which only infers; judge: the metrics' judge
+ROLES: tuple[str, ...] = ("user", "writer", "agent", "judge")
 
 
 class SamplingParams(msgspec.Struct, frozen=True, kw_only=True):
@@ -26,7 +28,7 @@ class SamplingParams(msgspec.Struct, frozen=True, kw_only=True):
 class ModelRequest(msgspec.Struct, frozen=True, kw_only=True):
     """One chat completion asked for by an actor.
 
-    ``role`` is who asks (user, agent, judge) and ``purpose`` why (draft,
+    ``role`` is who asks (user, writer, agent, judge) and ``purpose`` why (draft,
     demonstrate, infer, validate, judge_ppcm, ...): accounting, replay and the
     scripted backend all key on them.
     """

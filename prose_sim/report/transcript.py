@@ -39,6 +39,8 @@ def transcript(events: Iterable[Event], episode_id: str) -> Iterator[str]:
             yield f"instance {event.instance}: user {event.persona}, document {event.document_id}"
         elif isinstance(event, ModelRequested):
             yield f"\n>>> [{event.role}/{event.purpose}] prompt ({event.model}):"
+            for message in event.messages[:-1]:  # a system prompt, when one was sent
+                yield f"[{message['role']}] {message['content']}"
             yield event.messages[-1]["content"] if event.messages else ""
         elif isinstance(event, ModelResponded):
             yield f"<<< [{event.role}/{event.purpose}] answer ({event.output_tokens} tokens, {event.latency_s:.2f} s):"

@@ -48,7 +48,7 @@ def check_credentials(scenario: Scenario, where: str = "scenario") -> None:
     from prose_sim.models.backends.openai_compat import read_key
 
     for role in ROLES:
-        spec: ModelSpec = getattr(scenario.models, role)
+        spec: ModelSpec = scenario.models.of(role)
         if spec.backend == "openai":
             read_key(spec.api_key_env, f"{where}: models.{role}")
 
@@ -76,7 +76,7 @@ def build_models(scenario: Scenario, concurrency: int | None = None, replay: boo
     members: dict[str, PoolMember] = {}  # pool members, by endpoint key
     default_cap = max(1, concurrency or scenario.concurrency or 100)
     for role in ROLES:
-        spec: ModelSpec = getattr(scenario.models, role)
+        spec: ModelSpec = scenario.models.of(role)
         name = model_name(spec)
         cap = spec.max_concurrency or default_cap
         prefix = spec.response_prefix and spec.backend != "openai"

@@ -29,18 +29,14 @@ from prose_sim.templating import render
 T = TypeVar("T")
 EXCERPT_CHARS = 300
 
-# The answer format each purpose's prompt asks for; backends that can (local
-# models) start the answer with it, which keeps small models to the format.
+# The answer format of the purposes whose prompt asks for the answer alone (no reasoning
+# first); backends that can (local models) start the answer with it, which keeps small
+# models to the format. Refine and validate ask the model to reason first, and CIPHER's
+# answer is the whole reply, so they get no prefix: a prefix must never cut reasoning.
 FORMAT_PREFIX: dict[str, str] = {
-    "refine": "Preferences:",
     "coalesce": "Preferences:",
-    "infer": "Preferences:",
-    "merge": "Preferences:",
     "breakdown": 'Preferences: ["',  # the list's first string is opened too
-    "validate": "Verdict:",
 }
-# Once the answer starts with its keyword, a verdict needs only a few tokens.
-PREFIXED_ANSWER_TOKENS: dict[str, int] = {"validate": 16}
 
 
 class Retrieved(msgspec.Struct, frozen=True):
@@ -136,7 +132,8 @@ class Inferrer(Actor):
         parse: Callable[[str], T | None],
         **context: object,
     ) -> T | None:
-        """Ask the agent's model; parse its answer, recording a parse failure as an event."""
+        """Ask the agent's model (with the inference system prompt); parse its answer,
+        recording a parse failure as an event."""
         prompt = render(template, task=self.ctx.task, framework=self.ctx.framework, **context)
         completion = await self.ctx.models.complete(
             "agent",
@@ -144,7 +141,7 @@ class Inferrer(Actor):
             instance,
             prompt,
             response_prefix=FORMAT_PREFIX.get(purpose, ""),
-            prefixed_max_tokens=PREFIXED_ANSWER_TOKENS.get(purpose),
+            system=render("infer_system", task=self.ctx.task, framework=self.ctx.framework),
         )
         parsed = parse(completion.text)
         if parsed is None:

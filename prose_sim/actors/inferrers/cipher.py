@@ -1,9 +1,11 @@
 """CIPHER (Gao et al., 2024): learn a short preference from each edit, reuse it on similar tasks.
 
 - retrieve: take the preferences learned on the most similar earlier instances
-  (cipher1: the single best; cipherN: the best 3, merged by the model);
+  (cipher1: the single best; cipherN: the best 3, always aggregated by the model,
+  even when only one is found, as the released code does);
 - learn: if the user's text differs from the draft, ask the model for a short
-  preference that explains the difference; otherwise keep the one used.
+  preference that explains the revision (shown the draft and the user's text,
+  not the document); otherwise keep the one used. The whole reply is the preference.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from prose_sim.actors.inferrers.base import Inferrer, Learned, Retrieved
-from prose_sim.parsing import parse_preferences
+from prose_sim.parsing import parse_phrase
 
 
 def same_text(a: str, b: str) -> bool:
@@ -32,10 +34,10 @@ class Cipher(Inferrer):
         personas = [m.persona for m in items]
         if not learned:
             return Retrieved(preferences="", retrieved=personas)
-        if len(learned) == 1:
+        if self.num_merged == 1:
             return Retrieved(preferences=learned[0], retrieved=personas)
         merged = await self.ask(
-            "merge", instance.instance, "cipher_merge", parse_preferences, preference_sets=learned
+            "merge", instance.instance, "cipher_merge", parse_phrase, preference_sets=learned
         )
         return Retrieved(preferences=merged or "; ".join(learned), retrieved=personas)
 
@@ -47,8 +49,7 @@ class Cipher(Inferrer):
                 "infer",
                 instance.instance,
                 "cipher_infer",
-                parse_preferences,
-                document=instance.document,
+                parse_phrase,
                 draft=draft.text,
                 user_text=demonstration.text,
             )

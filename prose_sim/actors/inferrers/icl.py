@@ -1,24 +1,34 @@
 """In-context learning: show the user's earlier (document, text) pairs as examples.
 
-Each example shows its own document. (The released reference code repeats
-the current document in every example; we do not copy that defect.)
+Each example shows its own document by default. The released code's task
+prompt repeats the *current* document in every example;
+``icl_example_document = "current"`` restores that (scenarios/paper.toml sets it).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from prose_sim.actors.inferrers.base import Inferrer, Learned, Retrieved
+from prose_sim.actors.inferrers.memory import MemoryItem
+from prose_sim.events import InstanceStarted
 
 DEFAULT_EXAMPLES = 5
 
 
+def icl_examples(items: Sequence[MemoryItem], instance: InstanceStarted, document: str) -> list[tuple[str, str]]:
+    """(document, user text) examples; ``document``: "own" (each its own) or "current"."""
+    return [(instance.document if document == "current" else m.document, m.user_text) for m in items]
+
+
 class Icl(Inferrer):
-    knobs = frozenset({"num_examples"})
+    knobs = frozenset({"num_examples", "icl_example_document"})
 
     async def retrieve(self, instance):
         items = await self.recall(instance, self.settings.num_examples or DEFAULT_EXAMPLES)
         return Retrieved(
             preferences="",
-            examples=[(m.document, m.user_text) for m in items],
+            examples=icl_examples(items, instance, self.settings.icl_example_document or "own"),
             retrieved=[m.persona for m in items],
         )
 

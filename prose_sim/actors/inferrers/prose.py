@@ -2,14 +2,20 @@
 down into components, and keep only the components the user's writing confirms.
 
 The learning step follows the paper's Algorithm 2 (design brief, section 3):
-1. start from the preferences the draft was written with, the draft as candidate;
+1. start from the preferences the draft was written with (the coalesced
+   preferences of up to k earlier demonstrations), the draft as candidate;
 2. up to S refinement steps, stopping early when the candidate equals the
-   user's text; unless it is the last step, draft a new candidate (iterate);
-3. break the preferences down into a list of single components (skipped when
-   they already are a JSON list);
+   user's text; unless it is the last step, the writer drafts a new candidate
+   (iterate). The kept preferences accumulate: the starting ones plus every
+   step's output; each step's prompt shows only the latest step's;
+3. break all the kept preferences, joined, down into a list of single
+   components (skipped when they already are a JSON list);
 4. validate each component against the new demonstration and up to k earlier
    ones on a 5-point scale, with cached verdicts and an early stop;
 5. drop components whose mean score is at or below the threshold.
+
+Prompts follow the released code (``preference_inferring_agents/prose.py`` and
+``prompt_templates/``): see docs/fidelity.md.
 """
 
 from __future__ import annotations
@@ -22,11 +28,12 @@ import anyio
 import msgspec
 
 from prose_sim.actors.inferrers.base import Inferrer, Learned, Retrieved
+from prose_sim.actors.inferrers.icl import icl_examples
 from prose_sim.actors.inferrers.settings import MethodSettings
+from prose_sim.actors.writing import split_preferences, task_messages, written_text
 from prose_sim.events import InstanceStarted
 from prose_sim.parsing import parse_json_list, parse_preferences, parse_verdict
 from prose_sim.scales import VALIDATION_SCALE
-from prose_sim.templating import render
 
 # The paper's named variants (all break down after refinement).
 VARIANTS: dict[str, dict[str, object]] = {
@@ -63,6 +70,7 @@ class ProseConfig(msgspec.Struct, frozen=True, kw_only=True):
     include_preferences_in_validate: bool = False
     use_icl: bool = False
     num_examples: int = DEFAULT_ICL_EXAMPLES
+    icl_example_document: str = "own"
 
 
 def _letters_digits(name: str) -> str:
@@ -105,21 +113,11 @@ def _as_json_list(text: str) -> list[str] | None:
     return None
 
 
-def parse_refined(text: str) -> str | None:
-    """The refined preferences; a JSON-list answer is kept as JSON (breakdown then skips)."""
-    preferences = parse_preferences(text)
-    if preferences is None:
-        return None
+def _listed_or_string(text: str) -> list[str] | str | None:
+    """A refine answer when preferences are broken down at each step: the JSON list, else
+    the answer line as a string (to break down), else None."""
     listed = parse_json_list(text)
-    if listed and "; ".join(listed) == preferences:
-        return json.dumps(listed)
-    return preferences
-
-
-def split_components(preferences: str) -> list[str]:
-    """Fallback breakdown when the model's answer is unusable: split on ';' and lines."""
-    parts = re.split(r"[;\n]+", preferences)
-    return [p.strip(" -*•\t") for p in parts if p.strip(" -*•\t")]
+    return listed if listed else parse_preferences(text)
 
 
 def _same_text(a: str, b: str) -> bool:
@@ -139,6 +137,7 @@ class Prose(Inferrer):
             "include_preferences_in_validate",
             "use_icl",
             "num_examples",
+            "icl_example_document",
         }
     )
     default_use_icl = False
@@ -149,6 +148,7 @@ class Prose(Inferrer):
         # (component, persona, document id) -> score: a verdict is never asked twice
         self.verdicts: dict[tuple[str, str, str], int] = {}
         self._examples: dict[int, list[tuple[str, str]]] = {}
+        self._starting: dict[int, list[str]] = {}  # per instance: the coalesced preferences
 
     @classmethod
     def check(cls, settings: MethodSettings) -> tuple[str, str] | None:
@@ -163,24 +163,42 @@ class Prose(Inferrer):
         items = await self.recall(instance, max(cfg.num_other_sequences, cfg.num_examples if cfg.use_icl else 0))
         earlier = items[: cfg.num_other_sequences]
         components = list(dict.fromkeys(c for m in earlier for c in m.components))
-        preferences = ""
+        starting: list[str] = []
         if components:  # coalesce only when earlier preferences exist
-            merged = await self.ask(
-                "coalesce", instance.instance, "prose_coalesce", parse_preferences, components=components
-            )
-            preferences = merged if merged is not None else "; ".join(components)
-        examples = [(m.document, m.user_text) for m in items[: cfg.num_examples]] if cfg.use_icl else []
+            starting = await self.coalesce(instance.instance, components)
+        examples = icl_examples(items[: cfg.num_examples], instance, cfg.icl_example_document) if cfg.use_icl else []
         self._examples[instance.instance] = examples
-        return Retrieved(preferences=preferences, examples=examples, retrieved=[m.persona for m in items])
+        self._starting[instance.instance] = starting
+        return Retrieved(preferences="; ".join(starting), examples=examples, retrieved=[m.persona for m in items])
+
+    async def coalesce(self, instance: int, components: list[str]) -> list[str]:
+        """The earlier preferences condensed: one description (after_refinement, never), or a
+        list (each_iteration); unparseable: the components as they were."""
+        listed = self.config.breakdown == "each_iteration"
+        parse = parse_json_list if listed else parse_preferences
+        merged = await self.ask(
+            "coalesce",
+            instance,
+            "prose_coalesce",
+            parse,
+            components_json=json.dumps(components),
+            listed=listed,
+        )
+        if not merged:
+            return components
+        return list(dict.fromkeys(merged)) if listed else [merged]
 
     # --- learn: Algorithm 2 ----------------------------------------------------------
 
     async def learn(self, instance, draft, demonstration):
         cfg = self.config
         user_text = demonstration.text
-        preferences = draft.preferences
+        # the kept preferences: the starting (coalesced) ones plus every step's output;
+        # each step's prompt shows only the latest step's
+        kept = list(self._starting.pop(instance.instance, split_preferences(draft.preferences)))
+        latest = list(kept)
+        listed = cfg.breakdown == "each_iteration"
         candidate = None if cfg.candidate_type == "none" else draft.text
-        components: list[str] | None = None
         for step in range(cfg.num_refinement_steps):
             if candidate is not None and _same_text(candidate, user_text):
                 break
@@ -188,25 +206,30 @@ class Prose(Inferrer):
                 "refine",
                 instance.instance,
                 "prose_refine",
-                parse_refined,
+                _listed_or_string if listed else parse_preferences,
                 document=instance.document,
-                preferences=preferences,
+                preferences="; ".join(latest),
                 candidate=candidate,
                 user_text=user_text,
+                listed=listed,
             )
-            if refined is not None:
-                preferences = refined
-            if cfg.breakdown == "each_iteration":
-                components = await self.break_down(instance.instance, preferences)
-                preferences = json.dumps(components)
+            if isinstance(refined, str) and listed:  # not a JSON list: break it down now
+                refined = await self.break_down(instance.instance, refined)
+            if isinstance(refined, list):
+                new = list(dict.fromkeys(refined))
+            else:
+                new = [refined] if refined else []
+            if new:  # an unparseable step changes nothing
+                latest = new
+                kept += [p for p in new if p not in kept]
             last = step == cfg.num_refinement_steps - 1
             if cfg.candidate_type == "iterate" and not last:
-                candidate = await self.redraft(instance, preferences)
-        if components is None:
-            if cfg.breakdown == "never":
-                components = [preferences] if preferences.strip() else []
-            else:
-                components = await self.break_down(instance.instance, preferences)
+                candidate = await self.redraft(instance, "; ".join(latest))
+        components = kept
+        if cfg.breakdown == "after_refinement" and kept:
+            broken = await self.break_down(instance.instance, "; ".join(kept))
+            if broken:  # an unusable answer keeps the preferences as they were
+                components = broken
         if cfg.do_validate and components:
             components = await self.validate(instance, user_text, components)
         joined = "; ".join(components)
@@ -215,19 +238,21 @@ class Prose(Inferrer):
         return Learned(preferences=joined, components=components)
 
     async def redraft(self, instance: InstanceStarted, preferences: str) -> str:
-        """A new candidate written with the refined preferences (the agent's drafting prompt)."""
-        prompt = render(
-            "draft",
-            task=self.ctx.task,
-            framework=self.ctx.framework,
-            document=instance.document,
-            preferences=preferences,
-            examples=self._examples.get(instance.instance, []),
+        """A new candidate, written by the writer with the task prompt and the latest preferences."""
+        system, prompt = task_messages(
+            self.ctx.task,
+            self.ctx.framework,
+            instance.document,
+            preferences,
+            self._examples.get(instance.instance, []),
         )
-        completion = await self.ctx.models.complete("agent", "candidate", instance.instance, prompt)
-        return completion.text.strip()
+        completion = await self.ctx.models.complete(
+            "writer", "candidate", instance.instance, prompt, system=system
+        )
+        return written_text(self.ctx.framework, completion.text)
 
     async def break_down(self, instance: int, preferences: str) -> list[str]:
+        """The preferences as a list of single components ([] when the answer is unusable)."""
         if not preferences.strip():
             return []
         listed = _as_json_list(preferences)
@@ -240,47 +265,55 @@ class Prose(Inferrer):
             parse_json_list,
             preferences=preferences,
         )
-        if answer is None:
-            return split_components(preferences)
-        return list(dict.fromkeys(a for a in answer if a.strip()))
+        return list(dict.fromkeys(a for a in answer or [] if a.strip()))
 
     # --- validation ----------------------------------------------------------------
 
     async def validate(self, instance: InstanceStarted, user_text: str, components: list[str]) -> list[str]:
-        """Keep the components the user's texts confirm; all are validated concurrently."""
+        """Keep the components the user's texts confirm; all are validated concurrently.
+
+        Each component is checked against the new demonstration, then the user's earlier
+        ones (most recent first). A cached verdict always counts; once a component has
+        2+ verdicts whose mean magnitude exceeds 1.5, no new verdict is asked for it.
+        An unparseable verdict counts as neutral (and is cached), as in the released code.
+        """
         others = await self.recall(instance, self.config.num_other_sequences)
-        demonstrations = [(instance.persona, instance.document_id, instance.document, user_text)] + [
-            (m.persona, m.document_id, m.document, m.user_text) for m in others
+        demonstrations = [(instance.persona, instance.document_id, user_text)] + [
+            (m.persona, m.document_id, m.user_text) for m in others
         ]
-        context = "; ".join(components) if self.config.include_preferences_in_validate else None
+        show_others = self.config.include_preferences_in_validate
         means: dict[str, float] = {}
 
         async def one(component: str) -> None:
             scores: list[int] = []
-            for persona, document_id, document, text in demonstrations:
+            for persona, document_id, text in demonstrations:
                 key = (component, persona, document_id)
                 if key not in self.verdicts:
+                    if _settled(scores):
+                        continue
                     verdict = await self.ask(
                         "validate",
                         instance.instance,
                         "prose_validate",
                         lambda answer: parse_verdict(answer, VALIDATION_SCALE),
                         component=component,
-                        document=document,
                         user_text=text,
-                        preferences=context,
+                        others=[c for c in components if c != component] if show_others else None,
                         scale=VALIDATION_SCALE,
                     )
-                    self.verdicts[key] = verdict if verdict is not None else 0
+                    self.verdicts[key] = verdict if verdict is not None else VALIDATION_SCALE["neutral"]
                 scores.append(self.verdicts[key])
-                if len(scores) >= EARLY_STOP_MIN_VERDICTS and abs(sum(scores) / len(scores)) > EARLY_STOP_MEAN_MAGNITUDE:
-                    break
-            means[component] = sum(scores) / len(scores) if scores else -math.inf
+            means[component] = sum(scores) / len(scores) if scores else math.inf
 
         async with anyio.create_task_group() as tg:
             for component in components:
                 tg.start_soon(one, component)
         return [c for c in components if means[c] > self.config.validation_threshold]
+
+
+def _settled(scores: list[int]) -> bool:
+    """Enough verdicts, strongly enough one way, to ask no more (cached ones still count)."""
+    return len(scores) >= EARLY_STOP_MIN_VERDICTS and abs(sum(scores) / len(scores)) > EARLY_STOP_MEAN_MAGNITUDE
 
 
 class IclProse(Prose):

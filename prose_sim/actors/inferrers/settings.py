@@ -26,6 +26,9 @@ class MethodSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     retrieval_mode: RetrievalMode = "exact_match"
     # icl: number of (document, user text) examples shown (default 5)
     num_examples: Count | None = None
+    # icl and prose's use_icl: which document each example shows: "own" (its own; the
+    # default) or "current" (the document being worked on, as the released code's prompt does)
+    icl_example_document: Literal["own", "current"] | None = None
     # cipher: number of retrieved preferences merged (cipher1: 1, cipherN: 3)
     num_merged: Count | None = None
     # prose: a named variant of the paper (full, nv, sc, 1sc, 1nc, 1sc_ap_nv, full+icl)

@@ -41,7 +41,8 @@ _VERDICT_SCALES = {
     "judge_ppcm": PPCM_SCALE,
     "judge_fpm": FPM_SCALE,
 }
-_PREFERENCE_PURPOSES = {"infer", "refine", "coalesce", "merge"}
+_PREFERENCE_PURPOSES = {"refine", "coalesce"}  # answered on a "Preferences:" line
+_PHRASE_PURPOSES = {"infer", "merge"}  # CIPHER: the whole reply is the preference
 _WRITING_PURPOSES = {"draft", "demonstrate", "edit", "candidate"}
 
 
@@ -89,20 +90,22 @@ class ScriptedBackend:
             return f"The text was compared with the description.\nVerdict: {keyword}"
         if purpose == "judge_similarity":
             return f"Score: {rng.randint(*SIMILARITY_RANGE)}"
-        if purpose in _PREFERENCE_PURPOSES:
+        if purpose in _PREFERENCE_PURPOSES or purpose == "breakdown":
             picks = rng.sample(STYLE_PHRASES, rng.randint(1, 4))
-            return "Preferences: " + "; ".join(picks)
-        if purpose == "breakdown":
-            picks = rng.sample(STYLE_PHRASES, rng.randint(1, 4))
-            return "Preferences: " + json.dumps(picks)
-        if purpose == "edit" and rng.random() < 0.2:
-            return "ACCEPT"
+            listed = purpose == "breakdown" or "JSON" in request.messages[-1]["content"]
+            answer = json.dumps(picks) if listed else "; ".join(picks)
+            return f"The texts were compared.\nPreferences: {answer}"
+        if purpose in _PHRASE_PURPOSES:
+            return "; ".join(rng.sample(STYLE_PHRASES, rng.randint(1, 3)))
+        if purpose == "accept":  # the PRELUDE user: is the draft good enough?
+            return "Yes." if rng.random() < 0.2 else "No."
         return self._writing(request, rng)
 
     def _writing(self, request: ModelRequest, rng: random.Random) -> str:
         """Words drawn in short runs from the last message: overlapping prompts
         give overlapping texts, as real writers of the same document would."""
-        words = request.messages[-1]["content"].split() if request.messages else []
+        prompt = request.messages[-1]["content"] if request.messages else ""
+        words = [w for w in prompt.split() if '"""' not in w]
         if not words:
             return "Nothing to write about."
         n = rng.randint(self.settings.min_words, max(self.settings.min_words, self.settings.max_words))
@@ -110,4 +113,6 @@ class ScriptedBackend:
         while len(out) < n:
             start = rng.randrange(len(words))
             out.extend(words[start : start + rng.randint(3, 8)])
-        return " ".join(out[:n])
+        text = " ".join(out[:n])
+        # the task prompt asks for the text between triple quotes (as the released code's)
+        return f'Here it is:\n"""\n{text}\n"""' if '"""' in prompt else text

@@ -1,0 +1,47 @@
+"""The one task prompt: how the writer drafts and how the PLUME user writes its own text.
+
+In the released code the drafts, the PROSE candidates and the user's own text
+all come from one prompt with one system prompt per framework (PLUME: an
+experienced writer told to emphasise the preferences; PRELUDE: a plain
+assistant). A PLUME answer is the text between triple quotes, when it has them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from prose_sim.parsing import parse_delimited
+from prose_sim.templating import render, render_template
+from prose_sim.world.tasks import Task
+
+
+def split_preferences(preferences: str) -> list[str]:
+    """A ``"; "``-joined preference string, one component per item."""
+    return [part.strip() for part in preferences.split("; ") if part.strip()]
+
+
+def task_messages(
+    task: Task,
+    framework: str,
+    document: str,
+    preferences: str,
+    examples: Sequence[tuple[str, str]] = (),
+    template: str = "draft",
+) -> tuple[str, str]:
+    """(system prompt, prompt) of the task prompt for ``document`` with ``preferences``."""
+    system = render("draft_system", task=task, framework=framework)
+    prompt = render_template(
+        template or "draft",
+        task=task,
+        framework=framework,
+        document=document,
+        preferences=preferences,
+        components=split_preferences(preferences),
+        examples=list(examples),
+    )
+    return system, prompt
+
+
+def written_text(framework: str, answer: str) -> str:
+    """The text an answer to the task prompt holds (PLUME: between triple quotes)."""
+    return parse_delimited(answer) if framework != "prelude" else answer.strip()
