@@ -101,11 +101,11 @@ async def test_breakdown_never_keeps_the_description_whole():
     assert learned.components == ["use short sentences; include a simile"]
 
 
-async def test_an_unparseable_breakdown_falls_back_to_splitting_and_is_counted():
+async def test_an_unparseable_breakdown_keeps_the_preferences_as_they_were_and_is_counted():
     m = model(breakdown="I cannot do that.")
     prose, sink = make(Prose, m, num_refinement_steps=1, do_validate=False)
     _, learned = await step(prose, 0, draft_text="d", user_text="u")
-    assert learned.components == ["use short sentences", "include a simile"]
+    assert learned.components == ["use short sentences; include a simile"]
     failures = [e for e in drain(sink) if isinstance(e, ParseFailed)]
     assert [f.purpose for f in failures] == ["breakdown"]
 
@@ -126,7 +126,7 @@ def fresh_components():
 
 
 async def test_validation_of_a_component_stops_after_two_verdicts_with_mean_magnitude_above_1_5():
-    m = model(refine=fresh_components(), validate=CONFIRM, coalesce="Preferences: x")
+    m = model(breakdown=fresh_components(), validate=CONFIRM, coalesce="Preferences: x")
     prose, _ = make(Prose, m, num_refinement_steps=1, num_other_sequences=5)
     for i in range(3):
         await step(prose, i, draft_text=f"d{i}", user_text=f"u{i}")
@@ -137,7 +137,7 @@ async def test_validation_of_a_component_stops_after_two_verdicts_with_mean_magn
 
 async def test_validation_goes_on_while_the_mean_magnitude_is_at_most_1_5():
     verdicts = iter(["Verdict: strongly confirms", "Verdict: somewhat confirms"] * 50)
-    m = model(refine=fresh_components(), validate=lambda r: next(verdicts), coalesce="Preferences: x")
+    m = model(breakdown=fresh_components(), validate=lambda r: next(verdicts), coalesce="Preferences: x")
     prose, _ = make(Prose, m, num_refinement_steps=1, num_other_sequences=5)
     for i in range(3):
         await step(prose, i, draft_text=f"d{i}", user_text=f"u{i}")
@@ -152,7 +152,7 @@ async def test_a_component_whose_mean_equals_the_threshold_is_dropped(on_earlier
         prompt = request.messages[-1]["content"]
         return "Verdict: somewhat confirms" if "NEW-TEXT" in prompt else f"Verdict: {on_earlier}"
 
-    m = model(refine=fresh_components(), validate=verdict, coalesce="Preferences: x")
+    m = model(breakdown=fresh_components(), validate=verdict, coalesce="Preferences: x")
     prose, _ = make(Prose, m, num_refinement_steps=1, validation_threshold=0.5)
     await step(prose, 0, draft_text="d0", user_text="EARLIER-TEXT")
     _, learned = await step(prose, 1, draft_text="d1", user_text="NEW-TEXT")
@@ -174,11 +174,116 @@ async def test_no_validation_keeps_every_component():
     assert m.by_purpose("validate") == [] and len(learned.components) == 2
 
 
-async def test_include_preferences_in_validate_shows_the_whole_set():
+async def test_include_preferences_in_validate_shows_the_other_components_not_the_one_checked():
     m = model(validate=CONFIRM)
     prose, _ = make(Prose, m, num_refinement_steps=1, include_preferences_in_validate=True)
     await step(prose, 0, draft_text="d", user_text="u")
-    assert all("use short sentences; include a simile" in p for p in m.prompts("validate"))
+    for checked, other in [("use short sentences", "include a simile"), ("include a simile", "use short sentences")]:
+        (prompt,) = [p for p in m.prompts("validate") if f'preference: "{checked}"' in p]
+        context = prompt.split("other preferences inferred:", 1)[1]
+        assert other in context and checked not in context
+
+
+async def test_without_include_preferences_in_validate_no_other_component_is_shown():
+    m = model(validate=CONFIRM)
+    prose, _ = make(Prose, m, num_refinement_steps=1)
+    await step(prose, 0, draft_text="d", user_text="u")
+    assert all("other preferences" not in p for p in m.prompts("validate"))
+
+
+# --- what PROSE keeps across refinement steps (released prose.py, Prose.learn) ---------
+
+
+def stepwise_refine():
+    counter = iter(range(1000))
+    return lambda r: f"Reasoning.\nPreferences: STEP-{next(counter)}"
+
+
+async def test_the_breakdown_sees_the_starting_preferences_and_every_refinement_steps_output():
+    m = model(refine=stepwise_refine(), coalesce="Preferences: COALESCED-START")
+    prose, _ = make(Prose, m, num_refinement_steps=3, candidate_type="iterate", do_validate=False)
+    await step(prose, 0, draft_text="d0", user_text="u0")  # something to coalesce next time
+    m.requests.clear()
+    await step(prose, 1, draft_text="d1", user_text="u1")
+    (breakdown,) = m.prompts("breakdown")
+    assert all(p in breakdown for p in ["COALESCED-START", "STEP-3", "STEP-4", "STEP-5"])
+
+
+async def test_each_refine_prompt_shows_only_the_latest_steps_preferences():
+    m = model(refine=stepwise_refine(), coalesce="Preferences: COALESCED-START")
+    prose, _ = make(Prose, m, num_refinement_steps=3, candidate_type="iterate", do_validate=False)
+    await step(prose, 0, draft_text="d0", user_text="u0")
+    m.requests.clear()
+    await step(prose, 1, draft_text="d1", user_text="u1")
+    first, second, third = m.prompts("refine")
+    assert "COALESCED-START" in first
+    assert "STEP-3" in second and "COALESCED-START" not in second
+    assert "STEP-4" in third and "STEP-3" not in third
+
+
+async def test_an_unparseable_refine_step_keeps_the_latest_preferences():
+    answers = iter(["Preferences: FIRST", "no answer here", "Preferences: THIRD"])
+    m = model(refine=lambda r: next(answers))
+    prose, _ = make(Prose, m, num_refinement_steps=3, candidate_type="single", do_validate=False)
+    await step(prose, 0, draft_text="d", user_text="u")
+    assert "FIRST" in m.prompts("refine")[2]
+    assert "FIRST; THIRD" in m.prompts("breakdown")[0]
+
+
+async def test_candidates_are_written_by_the_writer_role_with_the_task_prompt():
+    m = model()
+    prose, _ = make(Prose, m, num_refinement_steps=2, candidate_type="iterate", do_validate=False)
+    await step(prose, 0, draft_text="d", user_text="u")
+    (candidate,) = m.by_purpose("candidate")
+    assert candidate.role == "writer"
+    assert candidate.messages[0]["role"] == "system" and "triple quotes" in candidate.messages[-1]["content"]
+
+
+# --- validation as released (prose.py, Prose.learn and validate_preference) -------------
+
+
+async def test_cached_verdicts_still_count_after_a_components_early_stop():
+    def verdict(request):
+        text = request.messages[-1]["content"]
+        return "Verdict: strongly contradicts" if "TEXT-0" in text else "Verdict: strongly confirms"
+
+    m = model(breakdown='Preferences: ["A"]', validate=verdict)
+    prose, _ = make(Prose, m, num_refinement_steps=1, validation_threshold=1.0, num_other_sequences=5)
+    for i in range(3):
+        _, learned = await step(prose, i, draft_text=f"d{i}", user_text=f"TEXT-{i}")
+    # third instance: TEXT-2 (+2, asked), TEXT-1 (+2, cached): settled, but TEXT-0's cached -2
+    # still counts: mean 2/3 <= 1.0, dropped; and no verdict was asked twice
+    assert learned.components == []
+    assert len(m.by_purpose("validate")) == 3
+
+
+@pytest.mark.parametrize("answer", ["I am not sure.", "Verdict: somewhat confirms or neutral"])
+async def test_an_unparseable_verdict_counts_as_neutral(answer):
+    m = model(refine='Preferences: ["only one"]', validate=answer)
+    prose, sink = make(Prose, m, num_refinement_steps=1, validation_threshold=-0.5)
+    _, learned = await step(prose, 0, draft_text="d", user_text="u")
+    assert learned.components == ["only one"] and list(prose.verdicts.values()) == [0]
+    assert [e.purpose for e in drain(sink) if isinstance(e, ParseFailed)] == ["validate"]
+
+
+async def test_the_validation_prompt_shows_the_users_text_and_the_component_not_the_document_or_task():
+    m = model(validate=CONFIRM)
+    prose, _ = make(Prose, m, num_refinement_steps=1)
+    await step(prose, 0, draft_text="d", user_text="THE-USERS-TEXT", document="THE-DOCUMENT-BODY")
+    for prompt in m.prompts("validate"):
+        assert "THE-USERS-TEXT" in prompt and "THE-DOCUMENT-BODY" not in prompt
+        assert "ummariz" not in prompt and 'starts with "Verdict:"' in prompt
+
+
+async def test_refine_and_validate_let_the_model_reason_first_no_prefix():
+    m = model()
+    prose, _ = make(Prose, m, num_refinement_steps=1)
+    await step(prose, 0, draft_text="d", user_text="u")
+    for purpose in ("refine", "validate"):
+        assert all(r.response_prefix == "" for r in m.by_purpose(purpose)), purpose
+    refine = m.prompts("refine")[0]
+    assert "Reason first" in refine and 'starts with "Preferences:"' in refine
+    assert all(r.messages[0]["role"] == "system" for r in m.requests)
 
 
 async def test_coalescing_happens_only_when_earlier_preferences_exist():

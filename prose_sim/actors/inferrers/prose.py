@@ -113,6 +113,18 @@ def _as_json_list(text: str) -> list[str] | None:
     return None
 
 
+def parse_refined(text: str) -> str | None:
+    """A refine answer, kept as printed: a JSON-list answer stays JSON (so that a kept set
+    that is one JSON list needs no breakdown, as in the released code)."""
+    preferences = parse_preferences(text)
+    if preferences is None:
+        return None
+    listed = parse_json_list(text)
+    if listed and "; ".join(listed) == preferences:
+        return json.dumps(listed)
+    return preferences
+
+
 def _listed_or_string(text: str) -> list[str] | str | None:
     """A refine answer when preferences are broken down at each step: the JSON list, else
     the answer line as a string (to break down), else None."""
@@ -206,7 +218,7 @@ class Prose(Inferrer):
                 "refine",
                 instance.instance,
                 "prose_refine",
-                _listed_or_string if listed else parse_preferences,
+                _listed_or_string if listed else parse_refined,
                 document=instance.document,
                 preferences="; ".join(latest),
                 candidate=candidate,
