@@ -16,40 +16,47 @@ EXAMPLES = [
     ("DOCUMENT-EX-2: the library extended its hours.", "USER-TEXT-2: Books till late & snacks."),
 ]
 
-# template -> (sample context besides task and framework, the format its last line asks for)
+# template -> (sample context besides task and framework, the format its last line asks for,
+# whether it states the task's instruction: the judge's do; the released code's task and
+# inference prompts name the task in their own words)
 CONTEXTS: dict[str, tuple[dict[str, object], str | None]] = {
-    "draft": ({"document": DOCUMENT, "preferences": "be brief", "examples": EXAMPLES}, None),
-    "demonstrate": ({"document": DOCUMENT, "preferences": "be brief; use emojis"}, None),
-    "prelude_edit": (
+    "draft": (
+        {"document": DOCUMENT, "preferences": "be brief", "components": ["be brief"], "examples": EXAMPLES},
+        None,
+    ),
+    "draft_system": ({}, None),
+    "infer_system": ({}, None),
+    "prelude_accept": (
         {"document": DOCUMENT, "preferences": "be brief", "draft": "DRAFT-TEXT"},
         None,
     ),
+    "prelude_edit": ({"preferences": "be brief", "draft": "DRAFT-TEXT"}, None),
     "prose_refine": (
         {
             "document": DOCUMENT,
             "preferences": "be brief",
             "candidate": "CANDIDATE-TEXT",
             "user_text": "USER-TEXT",
+            "listed": False,
         },
-        "Preferences:",
+        "Reason first",
     ),
-    "prose_breakdown": ({"preferences": "be brief and use emojis"}, "Preferences:"),
+    "prose_breakdown": ({"preferences": "be brief and use emojis"}, 'Preferences: ["<preference 1>"'),
     "prose_validate": (
         {
             "component": "COMPONENT-X",
-            "document": DOCUMENT,
             "user_text": "USER-TEXT",
-            "preferences": "ALL-PREFERENCES",
+            "others": ["OTHER-PREFERENCE"],
             "scale": VALIDATION_SCALE,
         },
-        "Verdict:",
+        'Give your final decision on a line of its own that starts with "Verdict:"',
     ),
-    "prose_coalesce": ({"components": ["be brief", "be concise", "use emojis"]}, "Preferences:"),
-    "cipher_infer": (
-        {"document": DOCUMENT, "draft": "DRAFT-TEXT", "user_text": "USER-TEXT"},
-        "Preferences:",
+    "prose_coalesce": (
+        {"components_json": '["be brief", "be concise", "use emojis"]', "listed": False},
+        'Write the preferences on one line that starts with "Preferences:"',
     ),
-    "cipher_merge": ({"preference_sets": ["be brief; formal", "use emojis"]}, "Preferences:"),
+    "cipher_infer": ({"draft": "DRAFT-TEXT", "user_text": "USER-TEXT"}, None),
+    "cipher_merge": ({"preference_sets": ["be brief; formal", "use emojis"]}, None),
     "judge_ppcm": (
         {"component": "COMPONENT-X", "text": "JUDGED-TEXT", "scale": PPCM_SCALE},
         "Verdict:",
@@ -63,6 +70,7 @@ CONTEXTS: dict[str, tuple[dict[str, object], str | None]] = {
         "Score:",
     ),
 }
+STATES_INSTRUCTION = {"judge_ppcm", "judge_fpm", "judge_similarity"}
 
 
 def prompt(name: str, task: str = "summarization", framework: str = "plume", **overrides) -> str:
@@ -81,7 +89,8 @@ def test_every_template_file_is_covered():
 def test_renders_and_shows_its_inputs(name, task, framework):
     text = prompt(name, task, framework)
     assert text and "{{" not in text and "{%" not in text and "{#" not in text
-    assert TASKS[task].instruction in text
+    if name in STATES_INSTRUCTION:
+        assert TASKS[task].instruction in text
     for value in CONTEXTS[name][0].values():
         if isinstance(value, str):
             assert value in text, f"{name} does not show {value!r}"
@@ -94,108 +103,160 @@ def test_ends_with_its_format_line(name, label):
         assert last_line.startswith(label)
 
 
+def test_the_task_prompt_and_the_users_text_share_one_template():
+    names = {path.stem for path in template_dir().glob("*.j2")}
+    assert "demonstrate" not in names and "draft" in names
+
+
 def test_every_template_names_its_variables_in_a_comment():
     for path in template_dir().glob("*.j2"):
         first = path.read_text(encoding="utf-8").splitlines()[0]
         assert first.startswith("{#") and first.endswith("#}"), path.name
 
 
-# ---------------------------------------------------------------- draft
+# ---------------------------------------------------------------- the task prompt (draft.j2)
+# preference_conditioned_writing_agent.py, get_task_prompt: one prompt for the writer and the user
+
+
+def draft(task="summarization", framework="plume", preferences="", examples=()):
+    components = [p for p in preferences.split("; ") if p]
+    return prompt("draft", task, framework, preferences=preferences, components=components, examples=list(examples))
 
 
 @pytest.mark.parametrize("task", sorted(TASKS))
-def test_draft_four_cases(task):
-    plain = prompt("draft", task, preferences="", examples=[])
-    with_prefs = prompt("draft", task, preferences="PREFS-X", examples=[])
-    with_examples = prompt("draft", task, preferences="", examples=EXAMPLES)
-    both = prompt("draft", task, preferences="PREFS-X", examples=EXAMPLES)
+def test_plume_task_prompt_four_cases(task):
+    plain = draft(task)
+    with_prefs = draft(task, preferences="PREFS-X; PREFS-Y")
+    with_examples = draft(task, examples=EXAMPLES)
+    both = draft(task, preferences="PREFS-X; PREFS-Y", examples=EXAMPLES)
     assert "PREFS-X" not in plain and "Example" not in plain
-    assert "PREFS-X" in with_prefs and "Example" not in with_prefs
+    assert "PREFS-X, PREFS-Y" in with_prefs and "Example" not in with_prefs
     assert "PREFS-X" not in with_examples and "Example 2" in with_examples
-    assert "PREFS-X" in both and "Example 2" in both
+    assert "PREFS-X, PREFS-Y" in both and "Example 2" in both
+    kind = "summary" if task == "summarization" else "email"
     for text in (plain, with_prefs, with_examples, both):
-        assert DOCUMENT in text
-        assert text.splitlines()[-1].startswith("Write only the")
+        assert DOCUMENT in text and f"write a short {kind}" in text.lower()
+        assert f'triple quotes:\n"""\n<{kind}>\n"""' in text
 
 
-def test_draft_examples_show_their_own_documents():
-    text = prompt("draft", examples=EXAMPLES)
+def test_plume_task_prompt_restates_the_preferences_one_per_line_at_the_end():
+    text = draft(preferences="PREFS-X; PREFS-Y")
+    assert text.splitlines()[-2:] == ["PREFS-X", "PREFS-Y"]
+    assert text.index('"""\n<summary>') < text.index("PREFS-X\nPREFS-Y")
+
+
+def test_task_prompt_examples_show_the_documents_they_are_given():
+    text = draft(examples=EXAMPLES)
     for document, user_text in EXAMPLES:
         assert document in text and user_text in text
-        # each example's document comes right before its user text
         assert text.index(document) < text.index(user_text)
-    assert text.index(EXAMPLES[0][1]) < text.index(EXAMPLES[1][0])
     # the current document appears once, after the examples
-    assert text.count(DOCUMENT) == 1
-    assert text.index(DOCUMENT) > text.index(EXAMPLES[1][1])
+    assert text.count(DOCUMENT) == 1 and text.index(DOCUMENT) > text.index(EXAMPLES[1][1])
 
 
-def test_draft_examples_as_lists_from_events():
-    text = prompt("draft", examples=[list(pair) for pair in EXAMPLES])
-    assert EXAMPLES[1][0] in text
+def test_task_prompt_examples_as_lists_from_events():
+    assert EXAMPLES[1][0] in draft(examples=[list(pair) for pair in EXAMPLES])
 
 
-def test_draft_wording_depends_on_framework():
-    plume = prompt("draft", framework="plume", preferences="", examples=[])
-    prelude = prompt("draft", framework="prelude", preferences="", examples=[])
-    assert plume != prelude
-    assert re.search(r"\bedit\b", prelude) and not re.search(r"\bedit\b", plume)
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_prelude_task_prompt_states_the_preferences_once_with_no_delimiters(task):
+    plain = draft(task, framework="prelude")
+    with_prefs = draft(task, framework="prelude", preferences="PREFS-X; PREFS-Y")
+    assert plain.startswith(f"{TASKS[task].document_label}: {DOCUMENT}")
+    assert "PREFS-X; PREFS-Y" in with_prefs and with_prefs.count("PREFS-X") == 1
+    assert '"""' not in with_prefs and '"""' not in plain
 
 
-def test_draft_without_framework_reads_as_plume():
-    context = {**CONTEXTS["draft"][0]}
-    assert render("draft", task=TASKS["summarization"], **context) == prompt("draft")
+def test_system_prompts_per_framework():
+    task = TASKS["summarization"]
+    assert "writer" in render("draft_system", task=task, framework="plume")
+    assert "emphasis" in render("draft_system", task=task, framework="plume")
+    assert "assistant" in render("draft_system", task=task, framework="prelude")
+    assert "preferences" in render("infer_system", task=task, framework="plume")
+    assert render("infer_system", task=task, framework="prelude") == render(
+        "draft_system", task=task, framework="prelude"
+    )
 
 
-# ---------------------------------------------------------------- users
+# ---------------------------------------------------------------- PRELUDE's user
 
 
-def test_prelude_edit_keeps_accept_keyword():
-    assert "ACCEPT" in prompt("prelude_edit", framework="prelude")
+def test_prelude_accept_asks_yes_or_no_about_the_draft_and_the_document():
+    text = prompt("prelude_accept", framework="prelude")
+    assert DOCUMENT in text and "DRAFT-TEXT" in text and "be brief" in text
+    assert text.rstrip().endswith("Answer yes or no.")
 
 
-def test_demonstrate_asks_to_show_every_preference():
-    text = prompt("demonstrate")
-    assert "be brief; use emojis" in text and "Every one" in text
+def test_prelude_edit_has_no_document():
+    text = prompt("prelude_edit", framework="prelude", document=DOCUMENT)
+    assert "DRAFT-TEXT" in text and "be brief" in text and DOCUMENT not in text
 
 
-# ---------------------------------------------------------------- PROSE
+# ---------------------------------------------------------------- PROSE (abstract_templates.py)
 
 
-def test_refine_with_candidate_shows_it():
+def test_refine_with_candidate_shows_it_after_the_preferences():
     text = prompt("prose_refine")
-    assert "CANDIDATE-TEXT" in text and "Candidate" in text
+    assert text.index("be brief") < text.index("CANDIDATE-TEXT") < text.index("USER-TEXT")
 
 
 @pytest.mark.parametrize("preferences", ["", "be brief"])
 def test_refine_without_candidate_shows_none(preferences):
     text = prompt("prose_refine", candidate=None, preferences=preferences)
-    assert "candidate" not in text.lower()
-    assert "None" not in text
+    assert "CANDIDATE-TEXT" not in text and "None" not in text
     assert "USER-TEXT" in text and DOCUMENT in text
-    assert (preferences in text) if preferences else ("Current description" not in text)
+    assert (preferences in text) if preferences else ("not found any preferences" in text)
 
 
 def test_refine_with_empty_preferences_and_candidate():
     text = prompt("prose_refine", preferences="")
-    assert "CANDIDATE-TEXT" in text and "(none yet)" in text
+    assert "CANDIDATE-TEXT" in text and "not found any preferences" in text
 
 
-def test_breakdown_asks_for_json_list():
-    assert prompt("prose_breakdown").splitlines()[-1].startswith('Preferences: ["')
+def test_refine_carries_the_reasoning_directives():
+    text = prompt("prose_refine")
+    assert text.count("\n- ") == 6 and "soften" in text and "clear difference" in text
 
 
-def test_validate_shows_preferences_only_when_given():
-    assert "ALL-PREFERENCES" in prompt("prose_validate")
-    without = prompt("prose_validate", preferences=None)
-    assert "ALL-PREFERENCES" not in without and "None" not in without
+def test_refine_asks_for_a_json_array_when_breaking_down_at_each_step():
+    assert "JSON array" in prompt("prose_refine", listed=True)
+    assert "JSON" not in prompt("prose_refine", listed=False)
+
+
+def test_breakdown_asks_for_a_concise_set_as_a_json_list():
+    text = prompt("prose_breakdown")
+    assert "concise set" in text and text.splitlines()[-1].startswith('Preferences: ["')
+
+
+def test_validate_shows_the_other_preferences_only_when_given():
+    assert "OTHER-PREFERENCE" in prompt("prose_validate")
+    without = prompt("prose_validate", others=None)
+    assert "OTHER-PREFERENCE" not in without and "None" not in without
     assert "COMPONENT-X" in without
 
 
-def test_coalesce_lists_every_component():
+def test_coalesce_shows_the_components_as_json_and_preserves_wording():
     text = prompt("prose_coalesce")
-    for component in CONTEXTS["prose_coalesce"][0]["components"]:
-        assert f"- {component}" in text
+    assert '["be brief", "be concise", "use emojis"]' in text
+    assert "one preference description" in text and "exact wording" in text and "specificity" in text
+    listed = prompt("prose_coalesce", listed=True)
+    assert "JSON list" in listed and "one preference description" not in listed
+
+
+# ---------------------------------------------------------------- CIPHER (plume/prelude_templates.py)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_cipher_infer_shows_the_draft_and_the_revision_and_asks_for_a_short_phrase(framework):
+    text = prompt("cipher_infer", framework=framework, document=DOCUMENT)
+    assert DOCUMENT not in text and text.index("DRAFT-TEXT") < text.index("USER-TEXT")
+    assert "short phrase" in text and "Preferences:" not in text
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_cipher_merge_asks_for_the_most_represented_preferences(framework):
+    text = prompt("cipher_merge", framework=framework)
+    assert "most represented" in text and "Preferences:" not in text
 
 
 def test_cipher_merge_lists_every_set():
@@ -207,9 +268,16 @@ def test_cipher_merge_lists_every_set():
 # ---------------------------------------------------------------- scales
 
 
+def test_validate_lists_the_scale_from_the_scale_passed_in():
+    text = prompt("prose_validate")
+    assert ", ".join(sorted(VALIDATION_SCALE, key=VALIDATION_SCALE.get, reverse=True)) + "." in text
+    custom = prompt("prose_validate", scale={"KEYWORD-HIGH": 1, "KEYWORD-LOW": -1})
+    assert "KEYWORD-HIGH, KEYWORD-LOW." in custom and "strongly confirms" not in custom
+
+
 @pytest.mark.parametrize(
     ("name", "scale"),
-    [("prose_validate", VALIDATION_SCALE), ("judge_ppcm", PPCM_SCALE), ("judge_fpm", FPM_SCALE)],
+    [("judge_ppcm", PPCM_SCALE), ("judge_fpm", FPM_SCALE)],
 )
 def test_scale_keywords_rendered_from_the_scale(name, scale):
     text = prompt(name)

@@ -34,10 +34,13 @@ async def test_answers_follow_each_purposes_format():
     assert verdict.splitlines()[-1].removeprefix("Verdict: ") in VALIDATION_SCALE
     ppcm = (await backend.complete(request("judge_ppcm"))).text
     assert ppcm.splitlines()[-1].removeprefix("Verdict: ") in PPCM_SCALE
-    prefs = (await backend.complete(request("infer"))).text
-    assert prefs.startswith("Preferences: ") and len(prefs) > len("Preferences: ")
+    prefs = (await backend.complete(request("refine"))).text
+    assert prefs.splitlines()[-1].startswith("Preferences: ") and len(prefs.splitlines()[-1]) > len("Preferences: ")
+    phrase = (await backend.complete(request("infer"))).text  # CIPHER: the whole reply
+    assert phrase and "Preferences:" not in phrase
+    assert (await backend.complete(request("accept"))).text in ("Yes.", "No.")
     listed = (await backend.complete(request("breakdown"))).text
-    assert isinstance(json.loads(listed.removeprefix("Preferences: ")), list)
+    assert isinstance(json.loads(listed.splitlines()[-1].removeprefix("Preferences: ")), list)
 
 
 async def test_written_text_has_the_configured_length_and_token_counts():
