@@ -199,6 +199,8 @@ def _no_placeholder(answer: str | None) -> str | None:
     """``answer``, unless one of its ``;``-separated parts is a placeholder."""
     if answer is None or any(is_placeholder(part) for part in answer.split(";") if part.strip()):
         return None
+    if answer.startswith("[") and re.search(r"\bEllipsis\b|\.\.\.|…", answer):
+        return None  # a list literal holding an ellipsis: the prompt's example, echoed
     return answer
 
 

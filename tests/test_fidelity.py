@@ -176,3 +176,55 @@ def test_the_prelude_user_asks_once_whether_the_draft_will_do_then_edits_without
         assert documents[edit.instance] not in edit.messages[-1]["content"]
     for accept in accepts:
         assert documents[accept.instance] in accept.messages[-1]["content"]
+
+
+# --- rule: call counts that match the algorithm (prose.py, Prose.complete / Prose.learn) ----
+
+VARIANT_STEPS = {  # variant -> (S, candidates per instance, validates)
+    "full": (5, 4, True),
+    "nv": (5, 4, False),
+    "sc": (5, 0, True),
+    "1sc": (1, 0, True),
+    "1nc": (1, 0, True),
+    "1sc_ap_nv": (1, 0, False),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANT_STEPS))
+def test_each_variant_makes_the_calls_the_released_algorithm_implies(tmp_path, variant):
+    from prose_sim.events import ModelResponded
+    from prose_sim.parsing import parse_json_list
+
+    steps, candidates, validates = VARIANT_STEPS[variant]
+    _, events = run_events(
+        tmp_path,
+        {"p": {"method": "prose", "variant": variant}},
+        personas=("imdb",),
+        demos=3,
+        models={"agent": {"backend": "scripted", "model": "gpt-4o"}},
+    )
+    answers = {e.request_id: e.text for e in events if isinstance(e, ModelResponded)}
+    kept = [e.components for e in events if type(e).__name__ == "PreferencesInferred"]
+    for instance in range(3):
+        asked = requests(events, instance=instance)
+        count = lambda role, purpose: sum(e.role == role and e.purpose == purpose for e in asked)  # noqa: E731
+        assert count("writer", "draft") == 1
+        # only when earlier demonstrations kept preferences
+        assert count("agent", "coalesce") == (1 if any(kept[:instance]) else 0)
+        assert count("agent", "refine") == steps  # the scripted texts never match: no early stop
+        assert count("writer", "candidate") == candidates  # iterate: S-1, else none
+        assert count("agent", "breakdown") == 1  # once, after refinement
+        (breakdown,) = [e for e in asked if e.purpose == "breakdown"]
+        components = parse_json_list(answers[breakdown.request_id])
+        validations = count("agent", "validate")
+        if validates:  # each component against this demonstration and the earlier ones, cached
+            assert 1 <= validations <= len(components) * (instance + 1)
+        else:
+            assert validations == 0
+    # in order: coalesce, draft, demonstrate, then refine / candidate alternating, breakdown, validate
+    second = [e.purpose for e in requests(events, instance=1) if e.role in ("agent", "writer", "user")]
+    start = ["coalesce", "draft", "demonstrate"] if kept[0] else ["draft", "demonstrate"]
+    assert second[: len(start)] == start
+    learning = second[len(start) :]
+    assert learning.index("breakdown") == steps + candidates
+    assert all(p == "validate" for p in learning[steps + candidates + 1 :])

@@ -6,7 +6,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from prose_sim.parsing import parse_json_list, parse_preferences, parse_score, parse_verdict
+from prose_sim.parsing import (
+    parse_delimited,
+    parse_json_list,
+    parse_phrase,
+    parse_preferences,
+    parse_score,
+    parse_verdict,
+    parse_yes,
+)
 from prose_sim.scales import FPM_SCALE, PPCM_SCALE, SIMILARITY_RANGE, VALIDATION_SCALE
 
 # ---------------------------------------------------------------- parse_preferences
@@ -347,3 +355,70 @@ def test_json_list_round_trip(items):
     import json
 
     assert parse_json_list("Preferences: " + json.dumps(items)) == [item.strip() for item in items]
+
+
+# --- as forgiving as the released code's extractors (prose.py: extract_raw_string_from_response,
+# extract_keywords_from_response), and stricter where an answer is only an echo of the prompt
+
+
+def test_an_answer_line_wrapped_in_quotes_is_read():
+    assert parse_preferences('"Preferences: be brief; use emojis"') == "be brief; use emojis"
+    assert parse_verdict('"Verdict: somewhat confirms"', VALIDATION_SCALE) == 1
+
+
+def test_the_keyword_as_a_markdown_heading_with_the_answer_on_the_next_lines():
+    text = "Reasoning here.\n\n## Preferences\n- be brief\n- use emojis\n"
+    assert parse_preferences(text) == "be brief; use emojis"
+    assert parse_verdict("Thinking.\n\n**Verdict**\nstrongly contradicts", VALIDATION_SCALE) == -2
+    assert parse_json_list('### Preferences\n["a", "b"]') == ["a", "b"]
+
+
+def test_the_answer_on_several_lines_is_read_up_to_a_blank_line():
+    text = "Preferences:\nbe brief;\nuse emojis\n\nThat is all."
+    assert parse_preferences(text) == "be brief; use emojis"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        'Preferences: ["<component1>", "<component2>"]',
+        'Preferences: ["<preference 1>", ...,  "<preference i>", ...]',
+        'Preferences: ["be brief", "..."]',
+        "Preferences: ['be brief', Ellipsis]",
+        'Preferences: ["be brief", "Ellipsis"]',
+    ],
+)
+def test_placeholders_echoed_from_the_prompt_are_parse_failures(answer):
+    assert parse_json_list(answer) is None
+    assert parse_preferences(answer) is None
+
+
+def test_a_placeholder_description_is_a_parse_failure():
+    assert parse_preferences("Preferences: <preference>; <preference>; ...") is None
+    assert parse_preferences("Preferences: be brief; ...") is None
+
+
+@pytest.mark.parametrize("answer", ['Preferences: ["a", 3]', 'Preferences: ["a", null]', 'Preferences: ["a", ["b"]]'])
+def test_non_string_list_items_are_parse_failures(answer):
+    assert parse_json_list(answer) is None
+
+
+def test_a_verdict_naming_two_different_scale_points_is_a_parse_failure():
+    assert parse_verdict("Verdict: somewhat confirms or neutral", VALIDATION_SCALE) is None
+    assert parse_verdict("Verdict: strongly confirms (strongly confirms)", VALIDATION_SCALE) == 2
+
+
+def test_the_task_answer_is_the_text_between_triple_quotes_else_the_whole_reply():
+    assert parse_delimited('Here it is:\n"""\nThe summary.\n"""\nHope it helps.') == "The summary."
+    assert parse_delimited("  Just the summary.  ") == "Just the summary."
+
+
+def test_a_cipher_answer_is_the_whole_reply():
+    assert parse_phrase('"Concise, formal tone with bullet points."') == "Concise, formal tone with bullet points."
+    assert parse_phrase("Reasoning.\nPreferences: be brief") == "be brief"
+    assert parse_phrase("   ") is None and parse_phrase("...") is None
+
+
+@pytest.mark.parametrize(("answer", "yes"), [("Yes.", True), ("yes, it is good", True), ("No.", False), ("Eyes: no", False)])
+def test_the_prelude_users_yes_or_no(answer, yes):
+    assert parse_yes(answer) is yes
