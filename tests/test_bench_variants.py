@@ -50,7 +50,9 @@ def test_one_row_per_method_with_calls_and_tokens_per_demonstration(suite):
     for label in TINY["methods"]:
         row = rows[label]
         assert row["demos"] == 2
-        assert row["calls_per_demo"] > 0 and row["agent_calls_per_demo"] >= 1
+        # the writer drafts; the agent model only infers (none for no_learning)
+        assert row["calls_per_demo"] > 0 and row["purposes"]["writer/draft"]["calls"] == 1
+        assert (row["agent_calls_per_demo"] >= 1) is (label != "no_learning")
         assert row["input_tokens_per_demo"] > 0 and row["output_tokens_per_demo"] > 0
         # the critical path is at least draft -> user text -> judge, and never more than all calls
         assert 3 <= row["sequential_calls_per_demo"] <= row["calls_per_demo"]

@@ -79,7 +79,7 @@ def test_personas_and_corpus_commands(capsys):
 def test_prompts_show_from_a_fresh_scripted_episode(capsys):
     assert main(["prompts", "show", "--method", "prose", "--variant", "1sc", "--demonstrations", "2"]) == 0
     out = capsys.readouterr().out
-    for purpose in ("agent/draft", "user/demonstrate", "agent/refine", "agent/validate", "agent/coalesce"):
+    for purpose in ("writer/draft", "user/demonstrate", "agent/refine", "agent/validate", "agent/coalesce"):
         assert f"[{purpose}]" in out
     assert "scripted backend" in out
 
@@ -93,5 +93,5 @@ def test_prompts_show_from_a_run(write_scenario, tmp_path, capsys):
     assert "summarization/plume/oracle/1235/imdb" in listed
     assert main(["prompts", "show", "--run", str(run_dir), "--episode", "summarization/plume/oracle/1235/imdb"]) == 0
     out = capsys.readouterr().out
-    assert "instance 1: user imdb" in out and "[agent/draft]" in out
+    assert "instance 1: user imdb" in out and "[writer/draft]" in out
     assert main(["prompts", "show", "--run", str(run_dir), "--episode", "nope"]) == 2

@@ -28,7 +28,7 @@ def test_every_method_runs_on_both_tasks_and_frameworks(tmp_path):
     assert ("prose_full", "validate") in purposes and ("prose_full", "candidate") in purposes
     assert ("prose_1sc_ap_nv", "validate") not in purposes
     assert ("cipherN", "merge") in purposes and ("cipher1", "merge") not in purposes
-    assert not any(m == "icl" and p not in {"draft", "demonstrate", "edit"} for m, p in purposes)
+    assert not any(m == "icl" and p not in {"draft", "demonstrate", "accept", "edit"} for m, p in purposes)
     # one episode over all users for the cross-user retrieval mode
     episodes = [
         e for e in read_events(tmp_path / "run" / "events.jsonl")
