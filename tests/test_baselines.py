@@ -53,6 +53,33 @@ async def test_cipherN_merges_exactly_three():
     assert shown == ["learned-1", "learned-2", "learned-3"]
 
 
+async def test_cipherN_aggregates_even_a_single_retrieved_preference():
+    # released cipher.py, CipherNAgent.complete: the majority prompt runs whenever any is found
+    m = FakeModel(by_purpose(infer=counting_infer(), merge="the aggregated phrase"))
+    cipher, _ = make(CipherN, m)
+    await step(cipher, 0, draft_text="d0", user_text="u0")
+    got, _ = await step(cipher, 1, draft_text="d", user_text="u")
+    assert len(m.by_purpose("merge")) == 1 and "learned-0" in m.prompts("merge")[0]
+    assert got.preferences == "the aggregated phrase"  # the whole reply is the preference
+
+
+async def test_cipher_infer_shows_no_document_and_keeps_the_whole_reply():
+    m = FakeModel(by_purpose(infer="  Short sentences and a formal tone.  "))
+    cipher, _ = make(Cipher1, m)
+    _, learned = await step(cipher, 0, draft_text="d", user_text="u", document="THE-DOCUMENT-BODY")
+    assert "THE-DOCUMENT-BODY" not in m.prompts("infer")[0]
+    assert learned.preferences == "Short sentences and a formal tone."
+    assert m.by_purpose("infer")[0].response_prefix == ""  # no format keyword: the reply is the answer
+
+
+async def test_icl_can_repeat_the_current_document_as_the_released_prompt_does():
+    icl, _ = make(Icl, FakeModel(by_purpose()), icl_example_document="current")
+    for i in range(2):
+        await step(icl, i, draft_text="d", user_text=f"USER-{i}", document=f"DOC-{i}")
+    got, _ = await step(icl, 2, draft_text="d", user_text="u", document="CURRENT-DOC")
+    assert got.examples == [("CURRENT-DOC", "USER-1"), ("CURRENT-DOC", "USER-0")]
+
+
 async def test_icl_shows_the_examples_own_documents():
     m = FakeModel(by_purpose())
     icl, _ = make(Icl, m)
