@@ -165,6 +165,8 @@ def test_prelude_task_prompt_states_the_preferences_once_with_no_delimiters(task
     assert plain.startswith(f"{TASKS[task].document_label}: {DOCUMENT}")
     assert "PREFS-X; PREFS-Y" in with_prefs and with_prefs.count("PREFS-X") == 1
     assert '"""' not in with_prefs and '"""' not in plain
+    # the released PRELUDE task prompt shows no in-context examples
+    assert EXAMPLES[0][1] not in draft(task, framework="prelude", examples=EXAMPLES)
 
 
 def test_system_prompts_per_framework():
