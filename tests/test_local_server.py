@@ -160,8 +160,8 @@ max_new_tokens = 8
     scenario = load_scenario(write_scenario(text))
     outcome = anyio.run(lambda: execute(scenario, tmp_path / "run", progress="off"))
     assert outcome.status == "completed" and outcome.instances == 4
-    assert len(outcome.servers) == 1  # user and agent share one server
-    served = sum(u["calls"] for u in outcome.usage if u["role"] in ("user", "agent"))  # judge: scripted
+    assert len(outcome.servers) == 1  # user, writer and agent share one server
+    served = sum(u["calls"] for u in outcome.usage if u["role"] in ("user", "writer", "agent"))  # judge: scripted
     assert outcome.servers[0]["requests"] == served
     batches = [e for e in read_events(tmp_path / "run" / "events.jsonl") if isinstance(e, BatchServed)]
     assert sum(b.size for b in batches) == served
