@@ -243,6 +243,13 @@ def test_coalesce_shows_the_components_as_json_and_preserves_wording():
     assert "one preference description" in text and "exact wording" in text and "specificity" in text
     listed = prompt("prose_coalesce", listed=True)
     assert "JSON list" in listed and "one preference description" not in listed
+    # prelude_templates.py asks for a JSON list in every mode
+    assert "JSON list" in prompt("prose_coalesce", framework="prelude")
+
+
+def test_prelude_refine_asks_for_the_full_refined_preference():
+    assert "full refined preference" in prompt("prose_refine", framework="prelude")
+    assert "full refined preference" not in prompt("prose_refine", framework="plume")
 
 
 # ---------------------------------------------------------------- CIPHER (plume/prelude_templates.py)
