@@ -396,8 +396,14 @@ async def _run_locked(
     outcome.servers = [server.stats.summary() for server in servers]
     outcome.endpoints = [{"endpoint": key, **layer.stats()} for key, layer in built.layers.items()]
     outcome.notice = smoke_notice(scenario)
+    _stopped(outcome, control)
     if control.kind != "io_error":
         _write(run_dir / "summary.json", msgspec.json.format(msgspec.json.encode(outcome)), control)
+    return _stopped(outcome, control)
+
+
+def _stopped(outcome: RunOutcome, control: RunControl) -> RunOutcome:
+    """The outcome, saying why the run stopped early when it did."""
     if control.kind:
         outcome.status = control.status
         outcome.stop, outcome.stop_reason, outcome.signal = control.kind, control.message, control.signal
