@@ -383,6 +383,13 @@ def _print_summary(outcome) -> None:
             f"{m.tokens_per_instance:.0f}",
         )
     console.print(table)
+    unparsed = [
+        f"{u['role']}/{u['purpose']} {u['parse_failures']}/{max(int(u['parse_failures']), int(u['calls']))}"
+        for u in outcome.usage
+        if u["parse_failures"]
+    ]
+    if unparsed:
+        console.print("unparseable answers (failed/total): " + ", ".join(unparsed), highlight=False)
     console.print(
         f"{outcome.episodes_completed}/{outcome.episodes} episodes, {outcome.instances} instances "
         f"({outcome.instances_failed} failed), {outcome.model_calls:,} model calls "
@@ -400,6 +407,8 @@ def _print_summary(outcome) -> None:
             f"cost ${outcome.cost_usd:,.4f} ({roles}; by purpose and method in summary.json)"
         )
     console.print(f"results: {outcome.run_dir}/results.csv  log: {outcome.run_dir}/events.jsonl")
+    if outcome.notice:
+        console.print(f"[bold red]{outcome.notice}[/]", highlight=False)
 
 
 # --- merge --------------------------------------------------------------------
