@@ -331,13 +331,13 @@ async def _run_locked(
             outer.start_soon(_consume, receive, writer, collector, control)
             run_bus = EpisodeBus(run_id, "", send.clone())
             async with send, contextlib.AsyncExitStack() as stack:
+                for server in servers:  # local model servers run for the whole run
+                    server.on_batch = _batch_reporter(run_bus, server.stats.model)
+                    await stack.enter_async_context(server)
                 inner = await stack.enter_async_context(anyio.create_task_group())
                 inner.start_soon(watch_signals, control)
                 with anyio.CancelScope() as work:  # what stopping the run cancels
                     control.attach(work)
-                    for server in servers:  # local model servers run for the whole run
-                        server.on_batch = _batch_reporter(run_bus, server.stats.model)
-                        await stack.enter_async_context(server)
                     inner.start_soon(show_progress, collector, len(all_plans), progress)
                     if prior is not None and prior.started is not None:
                         await run_bus.publish(
