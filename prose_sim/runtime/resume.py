@@ -109,12 +109,16 @@ def rewrite_log(path: Path, events: list[Event]) -> None:
     """Replace the log with ``events``, atomically (a crash leaves the old log whole)."""
     encoder = msgspec.json.Encoder()
     tmp = path.with_suffix(".jsonl.tmp")
-    with open(tmp, "wb") as handle:
-        buffer = bytearray()
-        for event in events:
-            encoder.encode_into(event, buffer, -1)
-            buffer.extend(b"\n")
-        handle.write(buffer)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as handle:
+            buffer = bytearray()
+            for event in events:
+                encoder.encode_into(event, buffer, -1)
+                buffer.extend(b"\n")
+            handle.write(buffer)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError:  # a full disk: the old log stays, the partial copy goes
+        tmp.unlink(missing_ok=True)
+        raise
