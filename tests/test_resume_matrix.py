@@ -82,10 +82,12 @@ def baseline(request, tmp_path_factory):
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "SIGTERM"])
 @pytest.mark.parametrize("share", POINTS)
-def test_interrupted_then_resumed_gives_the_uninterrupted_results(baseline, tmp_path, sig, share):
+def test_interrupted_then_resumed_gives_the_uninterrupted_results(baseline, tmp_path, sig, share, record_property):
     scenario, reference, total, instances, extra = baseline
     out = tmp_path / "run"
     proc = interrupt_at(scenario, out, max(1, int(total * share)), sig, extra)
+    record_property("log_lines", f"{lines(out / 'events.jsonl')}/{total}")  # (--junitxml: the matrix)
+    record_property("exit", proc.returncode)
     if proc.returncode != 0:  # (0: it had finished before the signal came)
         assert proc.returncode == (-signal.SIGKILL if sig == signal.SIGKILL else 143), proc.stderr_text
     if sig == signal.SIGTERM and proc.returncode == 143:

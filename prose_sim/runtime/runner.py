@@ -6,7 +6,14 @@ event into one sink whose single consumer writes the event log and feeds the
 results collector, and finally writes ``results.csv`` and ``summary.json``.
 
 Run folder: ``scenario.toml`` (resolved), ``events.jsonl``, ``results.csv``,
-``summary.json``.
+``summary.json``, and ``run.lock`` (see ``lock``). A new run goes only into a
+folder that is new or empty; the folder is locked for the run's life.
+
+A signal, a fatal model error, the circuit breaker or a write that fails (a
+full disk) stops the run early (``control``): the episodes are cancelled, the
+log gets every event published until then and a ``run_finished`` saying why,
+and ``results.csv`` and ``summary.json`` hold what is done; ``run --resume``
+continues from there.
 """
 
 from __future__ import annotations
@@ -174,14 +181,22 @@ def check_run_dir(run_dir: Path) -> None:
     if not present:
         return
     if (run_dir / "events.jsonl").exists():
-        finished = (run_dir / "summary.json").exists()
-        what = "a finished run" if finished else "a run (unfinished: continue it with run --resume)"
+        what = "a finished run" if _finished(run_dir) else "a run (unfinished: continue it with run --resume)"
         raise UsageError(f"{run_dir}: already holds {what}; choose a new or empty --out")
     shown = ", ".join(present[:5]) + (f" and {len(present) - 5} more" if len(present) > 5 else "")
     raise UsageError(
         f"{run_dir}: is not empty and not a prose_sim run (holds {shown}); "
         f"a new run goes only into a new or empty folder: choose another --out"
     )
+
+
+def _finished(run_dir: Path) -> bool:
+    """Whether the run's summary says it ran to its end (an interrupted or stopped one did not)."""
+    try:
+        status = msgspec.json.decode((run_dir / "summary.json").read_bytes()).get("status")
+    except (OSError, msgspec.DecodeError, AttributeError):
+        return False
+    return status in ("completed", "failed")
 
 
 def claim_run_dir(run_dir: Path, new: bool) -> RunLock:
