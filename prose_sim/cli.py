@@ -1,13 +1,17 @@
 """Command line: ``python -m prose_sim <command>`` (also installed as ``prose-sim``).
 
-Exit codes: 0 success, 1 a run that could not finish, 2 bad input (one line
-on stderr, no traceback), 130 interrupted.
+Exit codes: 0 success; 1 a run with failed task instances, stopped by the
+circuit breaker or by an I/O error (a full disk); 2 bad input or a fatal model
+error (a wrong key, an unknown model, an unreachable endpoint), one line on
+stderr, no traceback; 128 + the signal's number when stopped by a signal (130
+SIGINT, 143 SIGTERM, 129 SIGHUP).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -17,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from prose_sim import __version__
-from prose_sim.errors import UsageError
+from prose_sim.errors import RunIOError, UsageError
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 BENCH_SUITES = ("overhead", "ratelimits", "variants", "local")
@@ -190,12 +194,22 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except RunIOError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_RUN_FAILED
+    except _Signalled as exc:
+        print(f"{exc.name}: stopped before the run began", file=sys.stderr)
+        return 128 + exc.signum
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # output piped into e.g. `head`
         sys.stderr.close()
         return EXIT_OK
+    except OSError as exc:  # a file that could not be written (a full disk) or read
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_RUN_FAILED
 
 
 def _configure_logging() -> None:
@@ -263,6 +277,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if prior is not None:
             raise UsageError("--resume continues the shard the run was; leave out --shard")
         shard = parse_shard(args.shard)
+    _signals_before_the_run()
     try:
         outcome = anyio.run(
             lambda: execute(
@@ -282,19 +297,54 @@ def _cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
+    resume = f"python -m prose_sim run --resume {run_dir}"
+    if outcome.stop == "signal":
+        _print_summary(outcome)
+        print(
+            f"interrupted ({outcome.stop_reason}): the event log is flushed and summary.json holds "
+            f"what is done; continue with\n  {resume}",
+            file=sys.stderr,
+        )
+        return 128 + outcome.signal
+    if outcome.stop:
+        nothing_more = "nothing more was asked; " if outcome.stop == "fatal" else ""
+        print(f"error: {outcome.stop_reason}; {nothing_more}once fixed, continue with: {resume}", file=sys.stderr)
+        return EXIT_BAD_INPUT if outcome.stop == "fatal" else EXIT_RUN_FAILED
     _print_summary(outcome)
     if args.write_report:
         from prose_sim.report.build import Report
 
         Report([run_dir]).write(run_dir)
         _console().print(f"report: {run_dir}/report.md (plots and judge_qa.csv beside it)")
-    if outcome.status != "completed":
+    if outcome.status != "completed" or outcome.instances_failed:
         print(
-            f"error: {outcome.episodes_failed} of {outcome.episodes} episodes failed; see {run_dir}/events.jsonl",
+            f"error: {outcome.instances_failed} of {outcome.instances} task instances failed "
+            f"({outcome.episodes_failed} of {outcome.episodes} episodes failed); see {run_dir}/events.jsonl",
             file=sys.stderr,
         )
         return EXIT_RUN_FAILED
     return EXIT_OK
+
+
+class _Signalled(BaseException):
+    """SIGTERM or SIGHUP before the run's own handling began (e.g. while models load)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum, self.name = signum, signal.Signals(signum).name
+
+
+def _signals_before_the_run() -> None:
+    """SIGTERM and SIGHUP end the command cleanly until the run watches them itself."""
+
+    def raise_signalled(signum, frame):
+        raise _Signalled(signum)
+
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, raise_signalled)
 
 
 def _fmt(value: float, err: float | None = None) -> str:
@@ -333,6 +383,13 @@ def _print_summary(outcome) -> None:
             f"{m.tokens_per_instance:.0f}",
         )
     console.print(table)
+    unparsed = [
+        f"{u['role']}/{u['purpose']} {u['parse_failures']}/{max(int(u['parse_failures']), int(u['calls']))}"
+        for u in outcome.usage
+        if u["parse_failures"]
+    ]
+    if unparsed:
+        console.print("unparseable answers (failed/total): " + ", ".join(unparsed), highlight=False)
     console.print(
         f"{outcome.episodes_completed}/{outcome.episodes} episodes, {outcome.instances} instances "
         f"({outcome.instances_failed} failed), {outcome.model_calls:,} model calls "
@@ -350,6 +407,8 @@ def _print_summary(outcome) -> None:
             f"cost ${outcome.cost_usd:,.4f} ({roles}; by purpose and method in summary.json)"
         )
     console.print(f"results: {outcome.run_dir}/results.csv  log: {outcome.run_dir}/events.jsonl")
+    if outcome.notice:
+        console.print(f"[bold red]{outcome.notice}[/]", highlight=False)
 
 
 # --- merge --------------------------------------------------------------------

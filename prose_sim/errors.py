@@ -28,3 +28,16 @@ def explain_validation(message: str) -> tuple[str, str]:
     return key or "(top level)", msg[0].lower() + msg[1:]
 
 
+
+
+class RunIOError(Exception):
+    """A file of the run could not be written (a full disk, a lost mount, no permission).
+
+    The CLI prints it as one line naming the path and the error, exit code 1.
+    """
+
+    def __init__(self, path: object, exc: OSError):
+        self.path, self.errno = str(path), exc.errno
+        reason = exc.strerror or str(exc)
+        code = f"[Errno {exc.errno}] " if exc.errno else ""
+        super().__init__(f"{path}: cannot write: {code}{reason}")

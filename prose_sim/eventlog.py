@@ -4,16 +4,23 @@ One writer per run appends events in batches (flushed whenever the queue of
 events runs dry, or a batch grows large), so the log on disk trails the
 simulation by at most one batch. The reader decodes lines back into the same
 event Structs.
+
+A batch that cannot be written (a full disk: ENOSPC, or any other I/O error)
+is cut back off the file, so the log stays whole up to its last line, and the
+writer raises ``RunIOError`` naming the path and the error; it writes nothing
+after that. Every batch is scrubbed of the secrets the run read.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
 
-from prose_sim.errors import UsageError
+from prose_sim import scrub
+from prose_sim.errors import RunIOError, UsageError
 from prose_sim.events import AnyEvent, Event
 
 FLUSH_BYTES = 1 << 20
@@ -22,12 +29,19 @@ FLUSH_BYTES = 1 << 20
 class EventLogWriter:
     def __init__(self, path: Path):
         self.path = path
-        self._file = open(path, "ab")
+        try:
+            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise RunIOError(path, exc) from None
+        self._size = os.fstat(self._fd).st_size  # the log ends with a whole line here
         self._encoder = msgspec.json.Encoder()
         self._buffer = bytearray()
         self.events_written = 0
+        self.broken: RunIOError | None = None  # set by the first failed write
 
     def write(self, event: Event) -> None:
+        if self.broken is not None:
+            return
         self._encoder.encode_into(event, self._buffer, -1)
         self._buffer.extend(b"\n")
         self.events_written += 1
@@ -35,14 +49,31 @@ class EventLogWriter:
             self.flush()
 
     def flush(self) -> None:
-        if self._buffer:
-            self._file.write(self._buffer)
-            self._buffer.clear()
-        self._file.flush()
+        if not self._buffer or self.broken is not None:
+            return
+        batch, self._buffer = self._buffer, bytearray()
+        data = memoryview(scrub.scrub_bytes(batch))
+        try:
+            while data:
+                written = os.write(self._fd, data)
+                data = data[written:]
+        except OSError as exc:
+            self.broken = RunIOError(self.path, exc)
+            try:  # drop the part of the batch that got through: the log ends on a whole line
+                os.ftruncate(self._fd, self._size)
+            except OSError:
+                pass
+            raise self.broken from None
+        self._size = os.fstat(self._fd).st_size
 
     def close(self) -> None:
-        self.flush()
-        self._file.close()
+        """Flush what is left and close; never raises (a failed flush is in ``broken``)."""
+        try:
+            self.flush()
+        except RunIOError:
+            pass
+        finally:
+            os.close(self._fd)
 
 
 _decoder = msgspec.json.Decoder(AnyEvent)

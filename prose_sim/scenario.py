@@ -126,6 +126,9 @@ class RetrySpec(Strict):
     backoff_s: NonNegative = 0.5
     max_backoff_s: NonNegative = 30.0
     timeout_s: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    # the circuit breaker: stop the run (exit 1, resumable) when a role's last N calls
+    # all failed after their retries; 0 turns it off
+    breaker_calls: Annotated[int, msgspec.Meta(ge=0)] = 10
 
 
 class Scenario(Strict, kw_only=True):
@@ -182,6 +185,8 @@ def load_scenario(
         raise UsageError(f"{origin}: cannot read: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(origin, "", f"invalid TOML: {exc}") from None
+    except RecursionError:  # tomllib parses nested arrays and tables recursively
+        raise ScenarioError(origin, "", "invalid TOML: nested too deeply") from None
     return scenario_from_dict(raw, origin, overrides, catalog, corpus, base_dir=path.parent)
 
 
@@ -261,6 +266,8 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
         value = tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
         value = text
+    except RecursionError:
+        raise UsageError(f"--set {key}: the value is nested too deeply") from None
     parts = key.split(".")
     node = raw
     for depth, part in enumerate(parts[:-1]):

@@ -57,16 +57,16 @@ def lines(path) -> int:
         return 0
 
 
-def interrupt_at(scenario, out, at_lines: int, sig=signal.SIGKILL) -> subprocess.Popen:
-    """Start a run and send ``sig`` once its log holds ``at_lines`` lines."""
-    proc = start("run", scenario, "--out", out, "--progress", "off", "--no-report")
+def interrupt_at(scenario, out, at_lines: int, sig=signal.SIGKILL, extra=()) -> subprocess.Popen:
+    """Start a run and send ``sig`` once its log holds ``at_lines`` lines (its stderr: ``stderr_text``)."""
+    proc = start("run", scenario, "--out", out, "--progress", "off", "--no-report", *extra)
     deadline = time.monotonic() + 60
     while lines(out / "events.jsonl") < at_lines and proc.poll() is None:
         assert time.monotonic() < deadline
         time.sleep(0.005)
     if proc.poll() is None:
         proc.send_signal(sig)
-    proc.communicate(timeout=60)
+    _, proc.stderr_text = proc.communicate(timeout=60)
     return proc
 
 

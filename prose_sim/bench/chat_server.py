@@ -100,6 +100,12 @@ class ChatServer:
         class Server(ThreadingHTTPServer):
             request_queue_size = 1024  # the default backlog (5) resets bursts of new connections
 
+            def handle_error(self, request, client_address) -> None:
+                import sys
+
+                if not isinstance(sys.exc_info()[1], ConnectionError):  # a client that hung up: quiet
+                    super().handle_error(request, client_address)
+
         self._httpd = Server(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)

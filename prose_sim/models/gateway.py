@@ -7,6 +7,12 @@ concurrency cap, retries with exponential backoff and jitter on retryable
 failures (honouring Retry-After), a per-attempt timeout; and it records each
 call as events (requested, responded or failed) on the asking episode's bus.
 Backends stay one method.
+
+What retries cannot fix stops the whole run through ``on_stop`` (the runner
+cancels every episode, flushes the log and keeps the run resumable): the first
+fatal error (a wrong key, no permission, an unknown model), an endpoint that
+cannot be reached before it has answered once, and a role whose last
+``breaker_calls`` calls all failed after their retries (the circuit breaker).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 
 import anyio
+import anyio.lowlevel
 import msgspec
 
 from prose_sim.events import ModelFailed, ModelRequested, ModelResponded
@@ -34,6 +41,12 @@ from prose_sim.models.protocol import (
 from prose_sim.seeding import derive_seed
 
 Emit = Callable[..., Awaitable[object]]
+# on_stop(kind, message): kind "fatal" (exit 2) or "breaker" (exit 1)
+StopRun = Callable[[str, str], None]
+
+
+class RunStopping(Exception):
+    """The run is being stopped (``on_stop`` was called): this call ends unrecorded."""
 
 
 class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
@@ -41,6 +54,8 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
     backoff_s: float = 0.5
     max_backoff_s: float = 30.0
     timeout_s: float | None = None  # per attempt
+    # the circuit breaker: stop the run when a role's last N calls all failed (0: never)
+    breaker_calls: int = 10
 
     def delay(self, attempt: int, rng: random.Random) -> float:
         """Full-jitter exponential backoff before retry number ``attempt`` (1-based)."""
@@ -139,9 +154,15 @@ class Gateway:
         cache: ResponseCache | None = None,
         cache_ids: Mapping[str, str] | None = None,
         recorded: RecordedResponses | None = None,
+        on_stop: StopRun | None = None,
     ):
-        """``recorded``: answers from an earlier log, served before anything else (replay, resume)."""
+        """``recorded``: answers from an earlier log, served before anything else (replay, resume).
+        ``on_stop``: called once to stop the run (without it, fatal errors only fail their call)."""
         self.recorded = recorded
+        self.on_stop = on_stop
+        self.stopped = ""  # the message the run was stopped with
+        self._answered: set[str] = set()  # backends that answered at least once
+        self._failing: dict[str, int] = {}  # role -> calls failed in a row (after retries)
         self._backends = dict(backends)
         self.retry = retry
         self.layers = dict(layers or {})
@@ -203,6 +224,7 @@ class Gateway:
         estimate = estimate_request_tokens(request) if layers is not None else 0
         error = ""
         attempt = 0
+        fatal = False
         while attempt < self.retry.attempts:
             attempt += 1
             retry_after = None
@@ -223,7 +245,8 @@ class Gateway:
                     if exc.throttled:
                         outcome = "throttled"
                     retry_after = exc.retry_after
-                    if not exc.retryable:
+                    fatal = exc.fatal or (exc.unreachable and not self._starts_unchecked(backend, target))
+                    if fatal or not exc.retryable:
                         break
             finally:
                 if layers is not None:
@@ -235,13 +258,61 @@ class Gateway:
                         delay = max(delay, retry_after)
                     await anyio.sleep(delay)
                 continue
+            self._answered.add(backend)
+            self._failing[request.role] = 0
             if key is not None and self.cache is not None:
-                self.cache.put(key, completion)
+                self._store(key, completion)
             cost = (completion.input_tokens * price[0] + completion.output_tokens * price[1]) / 1e6
             latency = time.perf_counter() - started
             await _responded(emit, request_id, request, completion, latency, attempts=attempt, cost_usd=cost)
             return msgspec.structs.replace(completion, request_id=request_id)
-        await _failed(emit, request_id, request, error, attempt)
+        stop = self._stop_reason(request, error, attempt, fatal) if self.on_stop is not None else None
+        try:
+            await _failed(emit, request_id, request, error, attempt)
+        except ModelCallFailed:
+            if stop is None:
+                raise
+        self._stop(*stop)  # type: ignore[misc]
+        await anyio.lowlevel.checkpoint()  # the run's scope is cancelled: this raises
+        raise RunStopping(self.stopped)
+
+    def _starts_unchecked(self, backend: str, target: Backend) -> bool:
+        """True when an unreachable endpoint is not (or no longer) a reason to stop:
+        it answered before (a blip), or a pool fails over to its other endpoints."""
+        return backend in self._answered or bool(getattr(target, "fails_over", False))
+
+    def _stop_reason(self, request: ModelRequest, error: str, attempts: int, fatal: bool) -> tuple[str, str] | None:
+        """(kind, message) when this failed call stops the run: a fatal error, or the
+        circuit breaker tripping; None when the run goes on."""
+        where = f"models.{request.role} ({request.model})"
+        if fatal:
+            return "fatal", f"{where}: {error}"
+        failing = self._failing.get(request.role, 0) + 1
+        self._failing[request.role] = failing
+        n = self.retry.breaker_calls
+        if not n or failing < n:
+            return None
+        return (
+            "breaker",
+            f"{where}: its last {n} calls all failed after {attempts} attempt(s) each "
+            f"(last: {error}); the circuit breaker ([retry] breaker_calls) stopped the run",
+        )
+
+    def _stop(self, kind: str, message: str) -> None:
+        if not self.stopped:
+            self.stopped = message
+            assert self.on_stop is not None
+            self.on_stop(kind, message)
+
+    def _store(self, key: str, completion: Completion) -> None:
+        """Put an answer in the response cache; a cache that cannot be written stops the run."""
+        try:
+            self.cache.put(key, completion)  # type: ignore[union-attr]
+        except Exception as exc:  # sqlite3.OperationalError: database or disk is full, ...
+            path = getattr(self.cache, "path", "the response cache")
+            if self.on_stop is None:
+                raise
+            self._stop("io_error", f"{path}: cannot write the response cache: {exc}")
 
 
 class ModelClient:

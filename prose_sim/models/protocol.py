@@ -84,6 +84,11 @@ class ModelCallError(Exception):
 
     retryable = True
     throttled = False
+    # retrying, or going on with other calls, cannot help (401, 403, 404): stop the run
+    fatal = False
+    # the endpoint could not be reached at all (refused, no such host): fatal before
+    # the endpoint has answered once, retried after (a blip)
+    unreachable = False
 
     def __init__(self, message: str, *, retry_after: float | None = None):
         super().__init__(message)
@@ -104,3 +109,16 @@ class PermanentModelError(ModelCallError):
     """Retrying cannot help (400, 401, 403, 404, ...)."""
 
     retryable = False
+
+
+class FatalModelError(PermanentModelError):
+    """No call to this endpoint can succeed: a wrong key (401), no permission (403), an
+    unknown model or path (404). The gateway stops the run at the first one."""
+
+    fatal = True
+
+
+class UnreachableError(RetryableModelError):
+    """The connection could not be made (refused, unknown host)."""
+
+    unreachable = True

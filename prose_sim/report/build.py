@@ -11,8 +11,9 @@ from collections import defaultdict
 from pathlib import Path
 
 from prose_sim.errors import UsageError
-from prose_sim.events import EpisodeStarted, ParseFailed, RunStarted
+from prose_sim.events import EpisodeStarted, ModelResponded, ParseFailed, RunStarted
 from prose_sim.report.judge_qa import JudgeQACollector
+from prose_sim.report.notice import run_dir_notice
 from prose_sim.report.plots import write_plots
 from prose_sim.report.results import ResultsCollector
 from prose_sim.report.tables import agreement_table, markdown_tables, summarize, summary_csv
@@ -26,9 +27,16 @@ class Report:
         self.qa = JudgeQACollector()
         self.scenarios: list[str] = []
         self.parse_failures: dict[tuple[str, str], int] = defaultdict(int)
+        self.answers: dict[tuple[str, str], int] = defaultdict(int)  # answered calls, by role and purpose
+        self.notices: list[str] = []  # the smoke-test notices of the runs
         for run_dir in run_dirs:
             self._load(run_dir)
         self.summaries = summarize(self.rows)
+
+    @property
+    def notice(self) -> str:
+        """One line: the smoke-test notice ("" when every run used real models)."""
+        return " | ".join(dict.fromkeys(self.notices))
 
     def _load(self, run_dir: Path) -> None:
         if not run_dir.is_dir():
@@ -40,6 +48,8 @@ class Report:
             self.qa.observe(event)
             if isinstance(event, RunStarted):
                 name = event.scenario_name
+            elif isinstance(event, ModelResponded):
+                self.answers[(event.role, event.purpose)] += 1
             elif isinstance(event, ParseFailed):
                 self.parse_failures[(event.role, event.purpose)] += 1
             elif isinstance(event, EpisodeStarted) and not name:
@@ -47,6 +57,9 @@ class Report:
         if not name:
             raise UsageError(f"{run_dir}/events.jsonl: holds no run (no run_started event)")
         self.scenarios.append(f"{run_dir.name} (scenario {name})")
+        notice = run_dir_notice(run_dir)
+        if notice:
+            self.notices.append(notice)
         self.rows += results.rows()
 
     def markdown(self) -> str:
@@ -55,6 +68,7 @@ class Report:
         lines = [
             "# prose_sim report",
             "",
+            *([f"> **{self.notice}**", ""] if self.notice else []),
             "Runs: " + ", ".join(self.scenarios),
             "",
             f"{instances} task instances, {failed} failed. Cells: mean ± standard error over seeds "
@@ -65,9 +79,9 @@ class Report:
             agreement_table(self.qa.agreement),
         ]
         if self.parse_failures:
-            lines += ["## Unparseable model answers", "", "| role | purpose | count |", "|---|---|--:|"]
+            lines += ["## Unparseable model answers", "", "| role | purpose | failed/total |", "|---|---|--:|"]
             for (role, purpose), n in sorted(self.parse_failures.items()):
-                lines.append(f"| {role} | {purpose} | {n} |")
+                lines.append(f"| {role} | {purpose} | {n}/{max(n, self.answers[(role, purpose)])} |")
             lines += ["", "An unparseable judge verdict scores 0, as in the paper.", ""]
         return "\n".join(line for line in lines if line is not None).rstrip() + "\n"
 
@@ -85,4 +99,4 @@ class Report:
         ):
             (out_dir / name).write_text(text, encoding="utf-8")
             written.append(out_dir / name)
-        return written + write_plots(self.summaries, self.rows, out_dir)
+        return written + write_plots(self.summaries, self.rows, out_dir, notice=self.notice)

@@ -45,19 +45,22 @@ QA_COLUMNS = [
 
 class Agreement(msgspec.Struct, kw_only=True):
     """Judge vs checker on one component: the judge 'agrees' when its PPCM score
-    is positive exactly when the checker passes."""
+    is positive exactly when the checker passes. Only parsed verdicts count as
+    the judge's opinion (an unparsed one scores 0 and would 'agree' with every
+    failed check); with none, there is no agreement to show."""
 
     task: str
     component: str
     checker: str
-    judged: int = 0
-    agreed: int = 0
-    checker_passed: int = 0
-    judge_exhibits: int = 0
+    judged: int = 0  # verdicts, parsed or not
+    parsed: int = 0
+    agreed: int = 0  # of the parsed
+    checker_passed: int = 0  # of all
+    judge_exhibits: int = 0  # of the parsed
 
     @property
     def rate(self) -> float:
-        return self.agreed / self.judged if self.judged else float("nan")
+        return self.agreed / self.parsed if self.parsed else float("nan")
 
 
 class JudgeQACollector:
@@ -113,9 +116,11 @@ class JudgeQACollector:
             )
             exhibits = event.score > 0
             stats.judged += 1
-            stats.agreed += exhibits == event.checked
             stats.checker_passed += event.checked
-            stats.judge_exhibits += exhibits
+            if event.parsed:
+                stats.parsed += 1
+                stats.agreed += exhibits == event.checked
+                stats.judge_exhibits += exhibits
 
     def rows(self) -> list[dict[str, object]]:
         return [row for _, row in sorted(self._rows, key=lambda item: item[0])]

@@ -3,6 +3,11 @@
 Every plot has one panel per (task, framework); a method is labelled with its
 agent model when the report combines several. Plots of a metric that no
 instance has (e.g. PPCM with the judge turned off) are not drawn.
+
+Titles say what the numbers are not: the smoke-test notice of runs on the
+scripted or embedded model, and "one seed, no error bars" when a panel has a
+single seed. An axis whose values are all equal shows that one value, not
+ticks of invented precision around it.
 """
 
 from __future__ import annotations
@@ -43,8 +48,13 @@ def _figure(plt, count: int):
     return fig, axes[0]
 
 
-def write_plots(summaries: list[GroupSummary], rows: list[dict[str, object]], out_dir: Path) -> list[Path]:
-    """Draw the plots into ``out_dir``; returns the files written."""
+ONE_SEED = "one seed, no error bars"
+
+
+def write_plots(
+    summaries: list[GroupSummary], rows: list[dict[str, object]], out_dir: Path, notice: str = ""
+) -> list[Path]:
+    """Draw the plots into ``out_dir``; returns the files written. ``notice``: the smoke-test line."""
     panels = _panels(summaries)
     if not panels:
         return []
@@ -59,14 +69,33 @@ def write_plots(summaries: list[GroupSummary], rows: list[dict[str, object]], ou
         fig, axes = _figure(plt, len(panels))
         for ax, ((task, framework), group) in zip(axes, panels.items()):
             draw(ax, group, rows, several)
-            ax.set_title(f"{task} ({framework})")
+            one_seed = max(s.seeds for s in group) <= 1
+            ax.set_title(f"{task} ({framework})" + (f"\n{ONE_SEED}" if one_seed else ""))
             ax.grid(alpha=0.3)
+        if notice:
+            fig.suptitle(notice, fontsize=9, color="#B00020")
         fig.tight_layout()
         path = out_dir / name
         fig.savefig(path, dpi=100, metadata={"Software": None})
         plt.close(fig)
         written.append(path)
     return written
+
+
+def _honest_axes(ax) -> None:
+    """An axis whose plotted values are all one number shows just that number."""
+    for axis, values in (("x", _plotted(ax, 0)), ("y", _plotted(ax, 1))):
+        if len(values) >= 1 and len(set(values)) == 1:
+            (ax.set_xticks if axis == "x" else ax.set_yticks)([values[0]], [f"{values[0]:g}"])
+
+
+def _plotted(ax, column: int) -> list[float]:
+    """The data values of the lines drawn (points and error caps) on one axis, NaN left out."""
+    values: list[float] = []
+    for line in ax.get_lines():
+        data = line.get_xdata() if column == 0 else line.get_ydata()
+        values += [float(v) for v in data]
+    return [v for v in values if not math.isnan(v)]
 
 
 def _ppcm_by_method(ax, group: list[GroupSummary], rows, several: bool) -> None:
@@ -120,3 +149,4 @@ def _cost_vs_ppcm(ax, group: list[GroupSummary], rows, several: bool) -> None:
     ax.set_xlabel(unit)
     ax.set_ylabel("PPCM")
     ax.legend(fontsize=8)
+    _honest_axes(ax)  # autoscaled axes: e.g. every method at PPCM 0 and the same cost

@@ -120,21 +120,29 @@ def markdown_tables(summaries: list[GroupSummary]) -> str:
     return "\n".join(lines)
 
 
+NO_PARSED = "n/a (no parsed verdicts)"
+
+
 def agreement_table(agreement: dict[tuple[str, str], Agreement]) -> str:
     if not agreement:
         return ""
     lines = [
         "## Judge vs verifiable checker (PPCM verdicts)",
         "",
-        "The judge agrees when it scores the component positive exactly when the checker passes.",
+        "The judge agrees when it scores the component positive exactly when the checker passes "
+        "(over the verdicts it gave in a form that parsed).",
         "",
-        "| task | component | checker | verdicts | agreement | checker passed | judge: exhibits |",
+        "| task | component | checker | parsed/verdicts | agreement | checker passed | judge: exhibits |",
         "|---|---|---|--:|--:|--:|--:|",
     ]
     for (task, component), a in sorted(agreement.items()):
+        if a.parsed:
+            agreed, exhibits = f"{a.rate:.3f}", f"{a.judge_exhibits / a.parsed:.3f}"
+        else:
+            agreed = exhibits = NO_PARSED
         lines.append(
-            f"| {task} | {component} | {a.checker} | {a.judged} | {a.rate:.3f} | "
-            f"{a.checker_passed / a.judged:.3f} | {a.judge_exhibits / a.judged:.3f} |"
+            f"| {task} | {component} | {a.checker} | {a.parsed}/{a.judged} | {agreed} | "
+            f"{a.checker_passed / a.judged:.3f} | {exhibits} |"
         )
     lines.append("")
     return "\n".join(lines)

@@ -1,6 +1,7 @@
 """What a recorded run folder holds, for ``run --resume`` and ``replay``.
 
-Resume keeps the events of the episodes that finished and runs the others
+Resume keeps the events of the episodes that finished whole (every instance
+ok) and runs the others
 again from their start, with every answer those episodes had already been
 given served from the log (so nothing paid for is asked again, and the
 inferrer's memory is rebuilt by the same steps that built it). Their old
@@ -31,8 +32,17 @@ class PriorRun(msgspec.Struct, kw_only=True):
 
     @property
     def finished(self) -> dict[str, str]:
-        """Episode id -> status, for the episodes that finished."""
-        return {e.episode_id: e.status for e in self.events if isinstance(e, EpisodeFinished)}
+        """Episode id -> status, for the episodes that finished with every instance ok.
+
+        An episode that failed, or finished with failed instances (a model that
+        kept failing, a breaker that tripped), runs again: what failed may be
+        fixed by now, and its answers that were given are served from the log.
+        """
+        return {
+            e.episode_id: e.status
+            for e in self.events
+            if isinstance(e, EpisodeFinished) and e.status == "completed" and not e.instances_failed
+        }
 
     def kept_events(self) -> list[Event]:
         """Run-level events and those of finished episodes (an old RunFinished is dropped)."""
@@ -99,12 +109,16 @@ def rewrite_log(path: Path, events: list[Event]) -> None:
     """Replace the log with ``events``, atomically (a crash leaves the old log whole)."""
     encoder = msgspec.json.Encoder()
     tmp = path.with_suffix(".jsonl.tmp")
-    with open(tmp, "wb") as handle:
-        buffer = bytearray()
-        for event in events:
-            encoder.encode_into(event, buffer, -1)
-            buffer.extend(b"\n")
-        handle.write(buffer)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as handle:
+            buffer = bytearray()
+            for event in events:
+                encoder.encode_into(event, buffer, -1)
+                buffer.extend(b"\n")
+            handle.write(buffer)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError:  # a full disk: the old log stays, the partial copy goes
+        tmp.unlink(missing_ok=True)
+        raise

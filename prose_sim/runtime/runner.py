@@ -6,7 +6,14 @@ event into one sink whose single consumer writes the event log and feeds the
 results collector, and finally writes ``results.csv`` and ``summary.json``.
 
 Run folder: ``scenario.toml`` (resolved), ``events.jsonl``, ``results.csv``,
-``summary.json``.
+``summary.json``, and ``run.lock`` (see ``lock``). A new run goes only into a
+folder that is new or empty; the folder is locked for the run's life.
+
+A signal, a fatal model error, the circuit breaker or a write that fails (a
+full disk) stops the run early (``control``): the episodes are cancelled, the
+log gets every event published until then and a ``run_finished`` saying why,
+and ``results.csv`` and ``summary.json`` hold what is done; ``run --resume``
+continues from there.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import msgspec
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from prose_sim import __version__
-from prose_sim.errors import UsageError
+from prose_sim.errors import RunIOError, UsageError
 from prose_sim.events import BatchServed, Event, RunFinished, RunResumed, RunStarted
 from prose_sim.actors.judge import TextScorer
 from prose_sim.metrics.bertscore import BertScorer
@@ -33,12 +40,16 @@ from prose_sim.models.embeddings import CachedEmbedder, Embedder, MiniLMEmbedder
 from prose_sim.models.gateway import Gateway, RetryPolicy
 from prose_sim.models.protocol import Backend
 from prose_sim.runtime.bus import EpisodeBus
+from prose_sim.runtime.control import RunControl
+from prose_sim.runtime.lock import LOCK_NAME, RunLock
+from prose_sim.runtime.signals import watch_signals
 from prose_sim.runtime.episode import EpisodeWorld, run_episode
 from prose_sim.eventlog import EventLogWriter
 from prose_sim.runtime.plan import expand, parse_shard, select_shard
 from prose_sim.models.recorded import RecordedResponses
 from prose_sim.runtime.progress import show_progress
 from prose_sim.runtime.resume import PriorRun, rewrite_log
+from prose_sim.report.notice import smoke_notice
 from prose_sim.report.results import MethodSummary, ResultsCollector, Usage, summarize_methods
 from prose_sim.runtime.backends import build_models
 from prose_sim.scenario import (
@@ -66,7 +77,7 @@ SUMMARY_METRICS = [
 
 class RunOutcome(msgspec.Struct, kw_only=True):
     run_dir: str
-    status: str  # completed | failed
+    status: str  # completed | failed | interrupted (a signal) | stopped (see stop)
     episodes: int
     episodes_completed: int
     episodes_failed: int
@@ -95,6 +106,13 @@ class RunOutcome(msgspec.Struct, kw_only=True):
     # attempts that failed (retried or not), and answers served from a recorded log
     failed_attempts: int = 0
     answers_from_log: int = 0
+    # why the run stopped before its end: signal | fatal | breaker | io_error ("" when it did not),
+    # the one line that says so, and the signal's number
+    stop: str = ""
+    stop_reason: str = ""
+    signal: int = 0
+    # "smoke test: ... not research results" when a role runs on the scripted or embedded model
+    notice: str = ""
 
 
 def default_embedder(scenario: Scenario) -> Embedder | None:
@@ -153,13 +171,50 @@ def default_run_dir(scenario: Scenario, root: Path = Path("runs")) -> Path:
     return candidate
 
 
-def prepare_run_dir(run_dir: Path) -> None:
+def check_run_dir(run_dir: Path) -> None:
+    """Refuse (exit 2, naming what is there) a new run's folder unless it is new or empty."""
+    if not run_dir.exists():
+        return
+    if not run_dir.is_dir():
+        raise UsageError(f"{run_dir}: is a file, not a folder; choose another --out")
+    present = sorted(p.name for p in run_dir.iterdir() if p.name != LOCK_NAME)
+    if not present:
+        return
     if (run_dir / "events.jsonl").exists():
-        raise UsageError(f"{run_dir}: already holds a run (events.jsonl); choose another --out")
+        what = "a finished run" if _finished(run_dir) else "a run (unfinished: continue it with run --resume)"
+        raise UsageError(f"{run_dir}: already holds {what}; choose a new or empty --out")
+    shown = ", ".join(present[:5]) + (f" and {len(present) - 5} more" if len(present) > 5 else "")
+    raise UsageError(
+        f"{run_dir}: is not empty and not a prose_sim run (holds {shown}); "
+        f"a new run goes only into a new or empty folder: choose another --out"
+    )
+
+
+def _finished(run_dir: Path) -> bool:
+    """Whether the run's summary says it ran to its end (an interrupted or stopped one did not)."""
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"{run_dir}: cannot create the run folder: {exc}") from None
+        status = msgspec.json.decode((run_dir / "summary.json").read_bytes()).get("status")
+    except (OSError, msgspec.DecodeError, AttributeError):
+        return False
+    return status in ("completed", "failed")
+
+
+def claim_run_dir(run_dir: Path, new: bool) -> RunLock:
+    """Lock the run folder (creating a new run's); a new run's folder is checked again under the lock."""
+    if new:
+        check_run_dir(run_dir)
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"{run_dir}: cannot create the run folder: {exc}") from None
+    lock = RunLock(run_dir).acquire()
+    if new:
+        try:
+            check_run_dir(run_dir)  # another process may have written here before we locked
+        except UsageError:
+            lock.release()
+            raise
+    return lock
 
 
 async def execute(scenario: Scenario, run_dir: Path, **options) -> RunOutcome:
@@ -199,24 +254,60 @@ async def _execute(
     done = prior.finished if prior is not None else {}
     plans = [p for p in all_plans if p.episode_id not in done]
     limit = concurrency or scenario.concurrency or max(1, len(plans))
+    if prior is None:
+        check_run_dir(run_dir)  # refused before any model loads
     # checks API keys (and loads models) before anything is written
     built = build_models(scenario, limit, replay=replay is not None)
     if scorer is None:
         scorer = default_scorer(scenario)  # and the BERTScore model loads
+    lock = claim_run_dir(run_dir, new=prior is None)
+    try:
+        return await _run_locked(
+            scenario, run_dir, built, all_plans, plans, done, limit,
+            backends=backends, progress=progress, embedder=embedder, scorer=scorer,
+            use_cache=use_cache, cache_path=cache_path, prior=prior, replay=replay, shard=shard,
+        )
+    finally:
+        lock.release()
+
+
+async def _run_locked(
+    scenario: Scenario,
+    run_dir: Path,
+    built,
+    all_plans: list,
+    plans: list,
+    done: dict[str, str],
+    limit: int,
+    *,
+    backends: Mapping[str, Backend] | None,
+    progress: str,
+    embedder: Embedder | None,
+    scorer: TextScorer | None,
+    use_cache: bool,
+    cache_path: Path | None,
+    prior: PriorRun | None,
+    replay: RecordedResponses | None,
+    shard: tuple[int, int] | None,
+) -> RunOutcome:
+    """The run itself, with the run folder locked."""
     recorded = replay if replay is not None else (prior.recorded_answers() if prior else None)
     collector = ResultsCollector()
-    if prior is not None:
-        kept = prior.kept_events()
-        rewrite_log(run_dir / "events.jsonl", kept)  # the unfinished episodes start afresh
-        collector.observe_all(kept)
-    else:
-        prepare_run_dir(run_dir)
-        (run_dir / "scenario.toml").write_text(dump_scenario(scenario), encoding="utf-8")
+    try:
+        if prior is not None:
+            kept = prior.kept_events()
+            rewrite_log(run_dir / "events.jsonl", kept)  # the unfinished episodes start afresh
+            collector.observe_all(kept)
+        else:
+            (run_dir / "scenario.toml").write_text(dump_scenario(scenario), encoding="utf-8")
+    except OSError as exc:
+        raise RunIOError(exc.filename or run_dir, exc) from None
     built_backends, roles, servers = built.backends, built.roles, built.servers
     retry = RetryPolicy(**msgspec.structs.asdict(scenario.retry))
     for role, backend in (backends or {}).items():  # test doubles, by role
         built_backends[f"given:{role}"] = backend
         roles[role] = msgspec.structs.replace(roles[role], backend=f"given:{role}")
+    control = RunControl()
     cache = None
     if use_cache and built.cache_ids:
         cache = ResponseCache(cache_path or default_cache_path())
@@ -227,6 +318,7 @@ async def _execute(
         cache=cache,
         cache_ids=built.cache_ids,
         recorded=recorded,
+        on_stop=control.stop,
     )
     run_id = run_dir.name
     world = EpisodeWorld(
@@ -251,51 +343,58 @@ async def _execute(
     send, receive = anyio.create_memory_object_stream[Event](SINK_BUFFER)
     try:
         async with anyio.create_task_group() as outer:
-            outer.start_soon(_consume, receive, writer, collector)
+            outer.start_soon(_consume, receive, writer, collector, control)
             run_bus = EpisodeBus(run_id, "", send.clone())
             async with send, contextlib.AsyncExitStack() as stack:
                 for server in servers:  # local model servers run for the whole run
                     server.on_batch = _batch_reporter(run_bus, server.stats.model)
                     await stack.enter_async_context(server)
                 inner = await stack.enter_async_context(anyio.create_task_group())
-                inner.start_soon(show_progress, collector, len(all_plans), progress)
-                if prior is not None and prior.started is not None:
-                    await run_bus.publish(
-                        RunResumed,
-                        episodes_done=len(done),
-                        episodes_rerun=len(plans),
-                        answers_recorded=len(recorded),
-                        torn_line=prior.torn.lineno if prior.torn else 0,
-                    )
-                else:
-                    await run_bus.publish(
-                        RunStarted,
-                        scenario_name=scenario.name,
-                        scenario_digest=scenario.digest(),
-                        personas_digest=personas_digest(scenario),
-                        episodes=len(all_plans),
-                        version=__version__,
-                        shard=f"{shard[0]}/{shard[1]}" if shard else "",
-                    )
-                limiter = anyio.CapacityLimiter(limit)
+                inner.start_soon(watch_signals, control)
+                with anyio.CancelScope() as work:  # what stopping the run cancels
+                    control.attach(work)
+                    inner.start_soon(show_progress, collector, len(all_plans), progress)
+                    if prior is not None and prior.started is not None:
+                        await run_bus.publish(
+                            RunResumed,
+                            episodes_done=len(done),
+                            episodes_rerun=len(plans),
+                            answers_recorded=len(recorded),
+                            torn_line=prior.torn.lineno if prior.torn else 0,
+                        )
+                    else:
+                        await run_bus.publish(
+                            RunStarted,
+                            scenario_name=scenario.name,
+                            scenario_digest=scenario.digest(),
+                            personas_digest=personas_digest(scenario),
+                            episodes=len(all_plans),
+                            version=__version__,
+                            shard=f"{shard[0]}/{shard[1]}" if shard else "",
+                        )
+                    limiter = anyio.CapacityLimiter(limit)
 
-                async def one(plan) -> None:
-                    async with limiter:
-                        statuses.append(await run_episode(plan, world, send.clone()))
+                    async def one(plan) -> None:
+                        async with limiter:
+                            sink = send.clone()
+                            try:
+                                statuses.append(await run_episode(plan, world, sink))
+                            finally:  # closed also when stopped, so the consumer can end
+                                sink.close()
 
-                async with anyio.create_task_group() as episodes:
-                    for plan in plans:
-                        episodes.start_soon(one, plan)
+                    async with anyio.create_task_group() as episodes:
+                        for plan in plans:
+                            episodes.start_soon(one, plan)
                 failed = statuses.count("failed")
                 await run_bus.publish(
                     RunFinished,
-                    status="completed" if not failed else "failed",
+                    status=control.status or ("completed" if not failed else "failed"),
                     wall_s=time.perf_counter() - started,
                     episodes_completed=statuses.count("completed"),
                     episodes_failed=failed,
                 )
                 await run_bus.aclose()
-                inner.cancel_scope.cancel()  # stops the progress display
+                inner.cancel_scope.cancel()  # stops the progress display and the signal watch
             # the sink is closed: the consumer drains what is left, then ends
     finally:
         writer.close()
@@ -305,13 +404,35 @@ async def _execute(
         if cache is not None:
             cache.close()
     wall = time.perf_counter() - started
-    (run_dir / "results.csv").write_text(collector.results_csv(), encoding="utf-8")
+    if control.kind != "io_error":
+        _write(run_dir / "results.csv", collector.results_csv().encode(), control)
     outcome = _outcome(run_dir, collector, len(all_plans), statuses, wall, limit)
     outcome.answers_from_log = recorded.served if recorded is not None else 0
     outcome.servers = [server.stats.summary() for server in servers]
     outcome.endpoints = [{"endpoint": key, **layer.stats()} for key, layer in built.layers.items()]
-    (run_dir / "summary.json").write_bytes(msgspec.json.format(msgspec.json.encode(outcome)))
+    outcome.notice = smoke_notice(scenario)
+    _stopped(outcome, control)
+    if control.kind != "io_error":
+        _write(run_dir / "summary.json", msgspec.json.format(msgspec.json.encode(outcome)), control)
+    return _stopped(outcome, control)
+
+
+def _stopped(outcome: RunOutcome, control: RunControl) -> RunOutcome:
+    """The outcome, saying why the run stopped early when it did."""
+    if control.kind:
+        outcome.status = control.status
+        outcome.stop, outcome.stop_reason, outcome.signal = control.kind, control.message, control.signal
     return outcome
+
+
+def _write(path: Path, data: bytes, control: RunControl) -> None:
+    """Write a results file whole, or stop the run naming it (a partial file is removed)."""
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        control.stop("io_error", str(RunIOError(path, exc)))
 
 
 def _batch_reporter(run_bus: EpisodeBus, model: str):
@@ -334,24 +455,39 @@ def _batch_reporter(run_bus: EpisodeBus, model: str):
 
 
 async def _consume(
-    receive: MemoryObjectReceiveStream[Event], writer: EventLogWriter, collector: ResultsCollector
+    receive: MemoryObjectReceiveStream[Event],
+    writer: EventLogWriter,
+    collector: ResultsCollector,
+    control: RunControl,
 ) -> None:
-    """The single writer: log every event, feed the collector, flush when idle."""
+    """The single writer: log every event, feed the collector, flush when idle.
+
+    A write that fails (a full disk) stops the run; what is published after is
+    drained unwritten, so the log ends with the last whole line that fit.
+    """
     async with receive:
         while True:
             try:
                 event = receive.receive_nowait()
             except anyio.WouldBlock:
-                writer.flush()
+                _guarded(writer.flush, control)
                 try:
                     event = await receive.receive()
                 except anyio.EndOfStream:
                     break
             except anyio.EndOfStream:
                 break
-            writer.write(event)
-            collector.observe(event)
-    writer.flush()
+            if writer.broken is None:
+                _guarded(lambda: writer.write(event), control)
+                collector.observe(event)
+    _guarded(writer.flush, control)
+
+
+def _guarded(write, control: RunControl) -> None:
+    try:
+        write()
+    except RunIOError as exc:
+        control.stop("io_error", str(exc))
 
 
 def _outcome(

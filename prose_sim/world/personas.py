@@ -122,6 +122,8 @@ def load_persona_file(path: Path) -> list[Persona]:
         raise UsageError(f"{path}: cannot read: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{path}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise UsageError(f"{path}: invalid TOML: nested too deeply") from None
     return personas_from_dicts(raw.get("persona", None) if isinstance(raw, dict) else None, str(path))
 
 

@@ -19,13 +19,16 @@ import os
 
 import msgspec
 
+from prose_sim import scrub
 from prose_sim.errors import UsageError
 from prose_sim.models.protocol import (
     Completion,
+    FatalModelError,
     ModelRequest,
     PermanentModelError,
     RateLimitedError,
     RetryableModelError,
+    UnreachableError,
 )
 
 try:  # the SDK's transport: httpx (openai 1.x) or its successor httpx2
@@ -34,6 +37,8 @@ except ImportError:  # pragma: no cover - depends on the installed SDK
     import httpx2 as httpx  # type: ignore[import-not-found,no-redef]
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
+# a wrong key, no permission, an unknown model or path: no retry and no other call can succeed
+FATAL_STATUSES = (401, 403, 404)
 
 
 class OpenAISettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -64,6 +69,7 @@ def read_key(env: str, where: str = "models") -> str:
     key = os.environ.get(env, "")
     if not key:
         raise UsageError(missing_key_message(env, where))
+    scrub.remember(key)
     return key
 
 
@@ -97,8 +103,8 @@ class OpenAIBackend:
 
     def _scrub(self, text: str) -> str:
         if self._key:
-            text = text.replace(self._key, "***")
-        return text
+            text = text.replace(self._key, scrub.MASK)
+        return scrub.scrub(text)
 
     async def complete(self, request: ModelRequest) -> Completion:
         import openai
@@ -126,18 +132,19 @@ class OpenAIBackend:
                 raise RateLimitedError(message, retry_after=_retry_after(exc.response)) from None
             if status >= 500 or status == 408:
                 raise RetryableModelError(message, retry_after=_retry_after(exc.response)) from None
+            if status in FATAL_STATUSES:
+                raise FatalModelError(message) from None
             raise PermanentModelError(message) from None
         except openai.APITimeoutError:
             raise RetryableModelError(f"timed out waiting for {self.base_url}") from None
         except openai.APIConnectionError as exc:
             cause = exc.__cause__ or exc
-            raise RetryableModelError(
-                self._scrub(f"connection to {self.base_url} failed: {type(cause).__name__}")
-            ) from None
+            kind = UnreachableError if isinstance(cause, httpx.ConnectError) else RetryableModelError
+            raise kind(self._scrub(f"connection to {self.base_url} failed: {type(cause).__name__}")) from None
         except openai.OpenAIError as exc:  # e.g. an answer that does not parse
             raise RetryableModelError(self._scrub(f"{type(exc).__name__}: {exc}")[:300]) from None
         choice = response.choices[0] if response.choices else None
-        text = (choice.message.content or "") if choice is not None else ""
+        text = self._scrub((choice.message.content or "") if choice is not None else "")
         usage = response.usage
         if usage is not None:
             input_tokens, output_tokens = usage.prompt_tokens, usage.completion_tokens

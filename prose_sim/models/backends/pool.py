@@ -104,6 +104,8 @@ class MemberLayers(EndpointLayers):
 class EndpointPool:
     """A backend over several endpoints of one model (see the module docstring)."""
 
+    fails_over = True  # an unreachable member is taken out, not a reason to stop the run
+
     def __init__(
         self,
         members: Sequence[PoolMember],

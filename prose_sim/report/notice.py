@@ -1,0 +1,53 @@
+"""The smoke-test notice: a run whose models are too small to mean anything says so.
+
+When any role runs on the scripted backend (a deterministic test double that
+answers word salad in the right format) or on the embedded SmolLM2-135M model
+(too small to follow these prompts), the console summary, ``summary.json``,
+``report.md`` and every plot title carry one line saying the numbers are a
+smoke test, not research results.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+
+from prose_sim.models.protocol import ROLES
+
+EMBEDDED = "smollm2-135m-instruct"
+
+
+def notice_for(backends: Mapping[str, tuple[str, str]]) -> str:
+    """``backends``: role -> (backend, model). "" when every role runs on a real model."""
+    scripted = [r for r in ROLES if backends.get(r, ("scripted", ""))[0] == "scripted"]
+    embedded = [
+        r for r in ROLES if backends.get(r, ("", ""))[0] == "local" and backends[r][1] in ("", EMBEDDED)
+    ]
+    parts = []
+    if scripted:
+        parts.append(f"{', '.join(scripted)} on the scripted test double")
+    if embedded:
+        parts.append(f"{', '.join(embedded)} on the embedded SmolLM2-135M")
+    if not parts:
+        return ""
+    return f"smoke test: {'; '.join(parts)}; not research results"
+
+
+def smoke_notice(scenario) -> str:
+    """The notice of a loaded ``Scenario``."""
+    return notice_for({r: (getattr(scenario.models, r).backend, getattr(scenario.models, r).model) for r in ROLES})
+
+
+def run_dir_notice(run_dir: Path) -> str:
+    """The notice of a run folder, from its ``scenario.toml`` (no validation; "" without one)."""
+    try:
+        raw = tomllib.loads((run_dir / "scenario.toml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError):
+        return ""
+    models = raw.get("models", {}) if isinstance(raw.get("models"), dict) else {}
+    backends = {}
+    for role in ROLES:
+        spec = models.get(role, {}) if isinstance(models.get(role), dict) else {}
+        backends[role] = (str(spec.get("backend", "scripted")), str(spec.get("model", "")))
+    return notice_for(backends)

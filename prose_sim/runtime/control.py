@@ -1,0 +1,41 @@
+"""Stopping a run early: why it stopped, and the scope that stopping cancels.
+
+Four things stop a run before its episodes are done: a signal (SIGINT,
+SIGTERM, SIGHUP), a fatal model error (a wrong key, an unknown model, an
+endpoint that cannot be reached), the circuit breaker (a role whose calls keep
+failing) and an I/O error (a full disk). Each calls ``stop`` once; the first
+reason wins. Stopping cancels the episodes only: the event log's writer drains
+what was published, the run's last event says why it stopped, and the summary
+of what is done is written, so the run resumes from where it stopped.
+"""
+
+from __future__ import annotations
+
+import anyio
+
+# kind -> RunFinished status and the CLI's exit code
+STATUS = {"signal": "interrupted", "fatal": "stopped", "breaker": "stopped", "io_error": "stopped"}
+
+
+class RunControl:
+    def __init__(self) -> None:
+        self.kind = ""  # "" (not stopped) | signal | fatal | breaker | io_error
+        self.message = ""
+        self.signal = 0  # the signal number, for kind "signal"
+        self._scope: anyio.CancelScope | None = None
+
+    def attach(self, scope: anyio.CancelScope) -> None:
+        self._scope = scope
+        if self.kind:
+            scope.cancel()
+
+    def stop(self, kind: str, message: str, signum: int = 0) -> None:
+        if self.kind:
+            return
+        self.kind, self.message, self.signal = kind, message, signum
+        if self._scope is not None:
+            self._scope.cancel()
+
+    @property
+    def status(self) -> str:
+        return STATUS.get(self.kind, "")
