@@ -46,7 +46,7 @@ def captured_figures(monkeypatch):
 def test_a_scripted_run_says_smoke_test_everywhere(write_scenario, tmp_path, capsys, captured_figures):
     out = tmp_path / "run"
     assert main(["run", str(write_scenario(SMALL)), "--out", str(out), "--progress", "off"]) == 0
-    notice = "smoke test: user, agent, judge on the scripted test double; not research results"
+    notice = "smoke test: user, writer, agent, judge on the scripted test double; not research results"
     assert notice in capsys.readouterr().out.splitlines()  # a line of its own in the console summary
     assert json.loads((out / "summary.json").read_text())["notice"] == notice
     assert f"> **{notice}**" in (out / "report.md").read_text()
@@ -63,7 +63,7 @@ def test_the_notice_names_the_roles_on_the_scripted_or_embedded_model():
         "smoke test: agent, judge on the embedded SmolLM2-135M; not research results"
     )
     assert notice_for({"user": ("scripted", ""), "agent": ("local", "Qwen/Qwen2.5-7B-Instruct"), "judge": real}) == (
-        "smoke test: user on the scripted test double; not research results"
+        "smoke test: user, writer on the scripted test double; not research results"
     )
 
 

@@ -19,7 +19,11 @@ EMBEDDED = "smollm2-135m-instruct"
 
 
 def notice_for(backends: Mapping[str, tuple[str, str]]) -> str:
-    """``backends``: role -> (backend, model). "" when every role runs on a real model."""
+    """``backends``: role -> (backend, model). "" when every role runs on a real model.
+
+    A missing writer is the user's model, as a scenario without ``[models.writer]`` resolves."""
+    if "writer" not in backends and "user" in backends:
+        backends = {**backends, "writer": backends["user"]}
     scripted = [r for r in ROLES if backends.get(r, ("scripted", ""))[0] == "scripted"]
     embedded = [
         r for r in ROLES if backends.get(r, ("", ""))[0] == "local" and backends[r][1] in ("", EMBEDDED)
@@ -48,6 +52,8 @@ def run_dir_notice(run_dir: Path) -> str:
     models = raw.get("models", {}) if isinstance(raw.get("models"), dict) else {}
     backends = {}
     for role in ROLES:
+        if role == "writer" and "writer" not in models:
+            continue  # the user's model, filled in by notice_for
         spec = models.get(role, {}) if isinstance(models.get(role), dict) else {}
         backends[role] = (str(spec.get("backend", "scripted")), str(spec.get("model", "")))
     return notice_for(backends)
