@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from prose_sim.scales import FPM_SCALE, PPCM_SCALE, VALIDATION_SCALE
+from prose_sim.scales import FPM_SCALE, PPCM_SCALE, SIMILARITY_SCALE, VALIDATION_SCALE
 from prose_sim.templating import render, template_dir
 from prose_sim.world.tasks import FRAMEWORKS, TASKS
 
@@ -59,8 +59,8 @@ CONTEXTS: dict[str, tuple[dict[str, object], str | None]] = {
         "Verdict:",
     ),
     "judge_similarity": (
-        {"inferred": "INFERRED-PREFS", "true_preferences": "TRUE-PREFS"},
-        "Score:",
+        {"inferred": "INFERRED-PREFS", "true_preferences": "TRUE-PREFS", "scale": SIMILARITY_SCALE},
+        "Verdict:",
     ),
 }
 
@@ -81,7 +81,8 @@ def test_every_template_file_is_covered():
 def test_renders_and_shows_its_inputs(name, task, framework):
     text = prompt(name, task, framework)
     assert text and "{{" not in text and "{%" not in text and "{#" not in text
-    assert TASKS[task].instruction in text
+    if name != "judge_similarity":  # as released, it shows only the two preference strings
+        assert TASKS[task].instruction in text
     for value in CONTEXTS[name][0].values():
         if isinstance(value, str):
             assert value in text, f"{name} does not show {value!r}"
@@ -231,7 +232,8 @@ def test_fpm_lists_every_component():
     assert "- COMPONENT-X" in text and "- COMPONENT-Y" in text
 
 
-def test_similarity_states_its_range():
+def test_similarity_lists_the_released_labels():
     text = prompt("judge_similarity")
     assert "TRUE-PREFS" in text and "INFERRED-PREFS" in text
-    assert text.splitlines()[-1] == "Score: <0-4>"
+    assert all(f"- {label}" in text for label in SIMILARITY_SCALE)
+    assert text.splitlines()[-1] == "Verdict: <option>"

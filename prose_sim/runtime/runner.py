@@ -132,13 +132,15 @@ def default_scorer(scenario: Scenario) -> TextScorer | None:
     settings = scenario.metrics
     if not settings.bertscore:
         return None
-    return _loaded_scorer(settings.bertscore, settings.bertscore_layers)
+    return _loaded_scorer(
+        settings.bertscore, settings.bertscore_layers, settings.bertscore_rescale, settings.bertscore_baseline
+    )
 
 
 @functools.cache
-def _loaded_scorer(model: str, layers: int | None) -> BertScorer:
+def _loaded_scorer(model: str, layers: int | None, rescale: bool = False, baseline: str = "") -> BertScorer:
     """One loaded model per process: runs in one process (tests, benchmarks) share it."""
-    scorer = BertScorer(model, layers)
+    scorer = BertScorer(model, layers, rescale=rescale, baseline=baseline)
     scorer.check_available()
     return scorer
 
