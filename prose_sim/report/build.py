@@ -7,11 +7,14 @@ agent model) can be combined into one set of tables.
 
 from __future__ import annotations
 
+import tomllib
 from collections import defaultdict
 from pathlib import Path
 
 from prose_sim.errors import UsageError
 from prose_sim.events import EpisodeStarted, ParseFailed, RunStarted
+from prose_sim.metrics.bertscore import DEFAULT_MODEL, comparable_with_paper
+from prose_sim.report import aggregation, metric_study
 from prose_sim.report.judge_qa import JudgeQACollector
 from prose_sim.report.plots import write_plots
 from prose_sim.report.results import ResultsCollector
@@ -26,9 +29,22 @@ class Report:
         self.qa = JudgeQACollector()
         self.scenarios: list[str] = []
         self.parse_failures: dict[tuple[str, str], int] = defaultdict(int)
+        self.bertscore_models: set[tuple[str, bool]] = set()  # (model, rescaled) of each run
         for run_dir in run_dirs:
             self._load(run_dir)
         self.summaries = summarize(self.rows)
+        self.correlations = metric_study.correlations(self.rows)
+
+    def bertscore_note(self) -> str:
+        """A line saying which BERTScore the tables show, and whether the paper's numbers compare."""
+        if not any("bertscore" in r for r in self.rows):
+            return ""
+        if any(m == DEFAULT_MODEL for m, _ in self.bertscore_models):
+            return "BERTScore: MiniLM BERTScore, not comparable with the paper's."
+        if self.bertscore_models and all(comparable_with_paper(m, r) for m, r in self.bertscore_models):
+            return "BERTScore: microsoft/deberta-xlarge with baseline rescaling, as the paper's."
+        names = ", ".join(sorted(f"{m}{' (rescaled)' if r else ''}" for m, r in self.bertscore_models)) or "?"
+        return f"BERTScore: {names}, not comparable with the paper's (microsoft/deberta-xlarge, rescaled)."
 
     def _load(self, run_dir: Path) -> None:
         if not run_dir.is_dir():
@@ -48,6 +64,7 @@ class Report:
             raise UsageError(f"{run_dir}/events.jsonl: holds no run (no run_started event)")
         self.scenarios.append(f"{run_dir.name} (scenario {name})")
         self.rows += results.rows()
+        self.bertscore_models.add(_bertscore_of(run_dir))
 
     def markdown(self) -> str:
         instances = len(self.rows)
@@ -61,7 +78,10 @@ class Report:
             "(per-seed means over the instances that finished; cost columns over all instances). "
             "PPCM and FPM range -2..2, preference similarity 0..4.",
             "",
+            *([self.bertscore_note(), ""] if self.bertscore_note() else []),
             markdown_tables(self.summaries),
+            aggregation.markdown(self.rows),
+            metric_study.markdown(self.correlations, self.bertscore_note()),
             agreement_table(self.qa.agreement),
         ]
         if self.parse_failures:
@@ -82,7 +102,18 @@ class Report:
             ("report.md", self.markdown()),
             ("report.csv", summary_csv(self.summaries)),
             ("judge_qa.csv", self.qa.csv()),
+            *([("correlations.csv", metric_study.correlations_csv(self.correlations))] if self.correlations else []),
         ):
             (out_dir / name).write_text(text, encoding="utf-8")
             written.append(out_dir / name)
+        written += metric_study.write_plot(self.rows, out_dir)
         return written + write_plots(self.summaries, self.rows, out_dir)
+
+
+def _bertscore_of(run_dir: Path) -> tuple[str, bool]:
+    """The (BERTScore model, rescaled) a run's saved scenario names (defaults when unreadable)."""
+    try:
+        metrics = tomllib.loads((run_dir / "scenario.toml").read_text(encoding="utf-8")).get("metrics", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        metrics = {}
+    return str(metrics.get("bertscore", DEFAULT_MODEL)), bool(metrics.get("bertscore_rescale", False))
