@@ -22,6 +22,7 @@ from prose_sim.actors.inferrers.settings import MethodSettings
 from prose_sim.errors import UsageError, explain_validation
 from prose_sim.metrics.settings import MetricsSettings
 from prose_sim.models.backends.faulty import FaultSettings
+from prose_sim.models.embeddings import RetrievalSettings
 from prose_sim.world.corpus import Corpus, load_corpus
 from prose_sim.world.personas import Persona, PersonaCatalog, catalog_with
 from prose_sim.world.tasks import RUN_FRAMEWORKS, TASKS, persona_framework
@@ -137,6 +138,8 @@ class Scenario(Strict, kw_only=True):
     models: Models = msgspec.field(default_factory=Models)
     retry: RetrySpec = msgspec.field(default_factory=RetrySpec)
     metrics: MetricsSpec = msgspec.field(default_factory=MetricsSpec)
+    # how the cosine_sim and bertscore retrieval modes compare documents
+    retrieval: RetrievalSettings = msgspec.field(default_factory=RetrievalSettings)
 
     def method_of(self, label: str) -> str:
         return self.methods[label].method or label

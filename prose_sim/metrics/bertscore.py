@@ -131,8 +131,9 @@ class BertScorer:
                     device=self.device,
                 )
             except Exception as exc:
+                model_key = f"{self._key}.bertscore" if self._key == "metrics" else f"{self._key}.model"
                 alternative = (
-                    f"; offline, use the embedded {DEFAULT_MODEL} (--set {self._key}.bertscore={DEFAULT_MODEL}"
+                    f"; offline, use the embedded {DEFAULT_MODEL} (--set {model_key}={DEFAULT_MODEL}"
                     f" --set {self._key}.bertscore_rescale=false), not comparable with the paper's"
                 )
                 raise UsageError(

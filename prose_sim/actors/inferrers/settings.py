@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-RetrievalMode = Literal["exact_match", "most_recent", "cosine_sim"]
+RetrievalMode = Literal["exact_match", "most_recent", "cosine_sim", "bertscore"]
 CandidateType = Literal["iterate", "single", "none"]
 Breakdown = Literal["after_refinement", "each_iteration", "never"]
 Count = Annotated[int, msgspec.Meta(ge=1)]
