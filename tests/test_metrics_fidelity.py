@@ -135,6 +135,12 @@ def test_share_of_true_components_given_counts_verbatim_components():
     assert true_components_share(CNN.components, CNN.components[3].upper()) == 0.25
 
 
+def test_a_component_holding_a_semicolon_counts_whole():
+    wiki = builtin_catalog().get("plume", "summarization", "wikipedia")
+    assert any("(;)" in c for c in wiki.components)
+    assert true_components_share(wiki.components, "; ".join(wiki.components)) == 1.0
+
+
 # --- Levenshtein --------------------------------------------------------------------------------
 
 

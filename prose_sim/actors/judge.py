@@ -79,8 +79,9 @@ def preference_accuracy(scores: dict[str, float], own: str, ties: str = "strict"
 
 
 def split_components(preferences: str) -> list[str]:
-    """A preference string's components: the parts between semicolons, stripped."""
-    return [c.strip() for c in preferences.split(";") if c.strip()]
+    """A preference string's components: the parts between "; " (as the released code splits
+    a user's preferences, so "use semicolons (;) when possible" stays whole), stripped."""
+    return [c.strip() for c in preferences.split("; ") if c.strip()]
 
 
 def true_components_share(components: Sequence[str], preferences: str) -> float:

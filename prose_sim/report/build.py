@@ -39,12 +39,7 @@ class Report:
         """A line saying which BERTScore the tables show, and whether the paper's numbers compare."""
         if not any("bertscore" in r for r in self.rows):
             return ""
-        if any(m == DEFAULT_MODEL for m, _ in self.bertscore_models):
-            return "BERTScore: MiniLM BERTScore, not comparable with the paper's."
-        if self.bertscore_models and all(comparable_with_paper(m, r) for m, r in self.bertscore_models):
-            return "BERTScore: microsoft/deberta-xlarge with baseline rescaling, as the paper's."
-        names = ", ".join(sorted(f"{m}{' (rescaled)' if r else ''}" for m, r in self.bertscore_models)) or "?"
-        return f"BERTScore: {names}, not comparable with the paper's (microsoft/deberta-xlarge, rescaled)."
+        return bertscore_note(self.bertscore_models)
 
     def _load(self, run_dir: Path) -> None:
         if not run_dir.is_dir():
@@ -108,6 +103,21 @@ class Report:
             written.append(out_dir / name)
         written += metric_study.write_plot(self.rows, out_dir)
         return written + write_plots(self.summaries, self.rows, out_dir)
+
+
+def bertscore_note(models: set[tuple[str, bool]]) -> str:
+    """Which BERTScore (model, rescaled) a set of runs shows, and whether it compares with the paper's."""
+    if any(m == DEFAULT_MODEL for m, _ in models):
+        return "BERTScore: MiniLM BERTScore, not comparable with the paper's."
+    if models and all(comparable_with_paper(m, r) for m, r in models):
+        return "BERTScore: microsoft/deberta-xlarge with baseline rescaling, as the paper's."
+    names = ", ".join(sorted(f"{m}{' (rescaled)' if r else ''}" for m, r in models)) or "?"
+    return f"BERTScore: {names}, not comparable with the paper's (microsoft/deberta-xlarge, rescaled)."
+
+
+def run_bertscore_note(run_dir: Path) -> str:
+    """``bertscore_note`` of one run folder."""
+    return bertscore_note({_bertscore_of(run_dir)})
 
 
 def _bertscore_of(run_dir: Path) -> tuple[str, bool]:
