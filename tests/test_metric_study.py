@@ -127,3 +127,13 @@ def test_study_results_do_not_depend_on_concurrency(tmp_path):
     first = (tmp_path / "c1" / "results.csv").read_bytes()
     assert first == (tmp_path / "c64" / "results.csv").read_bytes()
     assert b"bertscore" in first.splitlines()[0]
+
+
+def test_the_papers_bertscore_model_that_cannot_be_loaded_stops_the_run_at_start(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # no hub here, and no local copy of the model
+    args = [x for key in overrides(SMALL) if "bertscore" not in key for x in ("--set", key)]
+    code = main(["run", str(SCENARIOS / "metric_study.toml"), "--out", str(tmp_path / "run"), "--progress", "off", *args])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "microsoft/deberta-xlarge" in err and "metrics.bertscore=all-MiniLM-L6-v2" in err
+    assert not (tmp_path / "run").exists()
