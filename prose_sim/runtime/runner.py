@@ -36,7 +36,7 @@ from prose_sim.events import BatchServed, Event, RunFinished, RunResumed, RunSta
 from prose_sim.actors.judge import TextScorer
 from prose_sim.metrics.bertscore import BertScorer
 from prose_sim.models.cache import ResponseCache, default_cache_path
-from prose_sim.models.embeddings import CachedEmbedder, Embedder, MiniLMEmbedder
+from prose_sim.models.embeddings import CachedEmbedder, Embedder, Retrieval, make_encoder
 from prose_sim.models.gateway import Gateway, RetryPolicy
 from prose_sim.models.protocol import Backend
 from prose_sim.runtime.bus import EpisodeBus
@@ -115,13 +115,27 @@ class RunOutcome(msgspec.Struct, kw_only=True):
     notice: str = ""
 
 
-def default_embedder(scenario: Scenario) -> Embedder | None:
-    """The document embedder, loaded only when a method retrieves by similarity."""
-    if not any(m.retrieval_mode == "cosine_sim" for m in scenario.methods.values()):
+def default_embedder(scenario: Scenario) -> Retrieval | None:
+    """Document similarity for retrieval, loaded only when a method retrieves by it."""
+    modes = {m.retrieval_mode for m in scenario.methods.values()}
+    settings = scenario.retrieval
+    embedder = scorer = None
+    if "cosine_sim" in modes:
+        model = make_encoder(settings)
+        model.check_available()
+        embedder = CachedEmbedder(model)
+    if "bertscore" in modes:
+        scorer = BertScorer(
+            settings.model,
+            settings.bertscore_layers,
+            rescale=settings.bertscore_rescale,
+            baseline=settings.bertscore_baseline,
+            key="retrieval",
+        )
+        scorer.check_available()
+    if embedder is None and scorer is None:
         return None
-    model = MiniLMEmbedder()
-    model.check_available()
-    return CachedEmbedder(model)
+    return Retrieval(embedder, scorer, settings.threshold)
 
 
 @contextlib.contextmanager
@@ -150,13 +164,15 @@ def default_scorer(scenario: Scenario) -> TextScorer | None:
     settings = scenario.metrics
     if not settings.bertscore:
         return None
-    return _loaded_scorer(settings.bertscore, settings.bertscore_layers)
+    return _loaded_scorer(
+        settings.bertscore, settings.bertscore_layers, settings.bertscore_rescale, settings.bertscore_baseline
+    )
 
 
 @functools.cache
-def _loaded_scorer(model: str, layers: int | None) -> BertScorer:
+def _loaded_scorer(model: str, layers: int | None, rescale: bool = False, baseline: str = "") -> BertScorer:
     """One loaded model per process: runs in one process (tests, benchmarks) share it."""
-    scorer = BertScorer(model, layers)
+    scorer = BertScorer(model, layers, rescale=rescale, baseline=baseline)
     scorer.check_available()
     return scorer
 

@@ -20,7 +20,7 @@ import msgspec
 
 from prose_sim.errors import UsageError, explain_validation
 from prose_sim.world.corpus import Document
-from prose_sim.world.tasks import FRAMEWORKS, TASKS
+from prose_sim.world.tasks import FRAMEWORKS, TASKS, persona_framework
 
 
 class Behaviour(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -78,15 +78,18 @@ class PersonaCatalog:
 
     def builtin_names(self, framework: str, task: str) -> list[str]:
         """The paper's users of a task: a scenario's default population."""
+        framework = persona_framework(framework)
         return [n for n in self.names(framework, task) if self.origins.get((framework, task, n)) == "built-in"]
 
     def origin(self, persona: Persona) -> str:
         return self.origins.get((persona.framework, persona.task, persona.name), "built-in")
 
     def get(self, framework: str, task: str, name: str) -> Persona:
-        return self._by_key[(framework, task, name)]
+        """A run framework's persona ("prelude.no_edit" has PRELUDE's users)."""
+        return self._by_key[(persona_framework(framework), task, name)]
 
     def names(self, framework: str, task: str) -> list[str]:
+        framework = persona_framework(framework)
         return [n for (f, t, n) in self._by_key if f == framework and t == task]
 
     def for_task(self, framework: str, task: str) -> list[Persona]:

@@ -27,3 +27,18 @@ TASKS: dict[str, Task] = {
 }
 
 FRAMEWORKS: tuple[str, ...] = ("plume", "prelude")
+# Frameworks a scenario may name: the two benchmarks, and PRELUDE without edits (the
+# released code's "prelude.no_edit": PRELUDE's users and prompts, but the user writes its
+# own text instead of editing the draft; the metric-validity study compares all three).
+RUN_FRAMEWORKS: tuple[str, ...] = (*FRAMEWORKS, "prelude.no_edit")
+
+
+def persona_framework(framework: str) -> str:
+    """The benchmark whose users and prompts a run framework uses ("prelude.no_edit" -> "prelude")."""
+    return framework.split(".", 1)[0]
+
+
+def user_edits(framework: str) -> bool | None:
+    """Whether a run framework's users edit the draft: False for "prelude.no_edit", None
+    (the persona's framework decides) otherwise."""
+    return False if framework == "prelude.no_edit" else None

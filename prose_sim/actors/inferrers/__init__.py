@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prose_sim.actors.inferrers.base import Inferrer
 from prose_sim.actors.inferrers.cipher import Cipher1, CipherN
+from prose_sim.actors.inferrers.fixed_subset import FixedSubset
 from prose_sim.actors.inferrers.icl import Icl
 from prose_sim.actors.inferrers.prose import IclProse, Prose
 from prose_sim.actors.inferrers.settings import MethodSettings
@@ -17,6 +18,7 @@ METHODS: dict[str, type[Inferrer]] = {
     "icl": Icl,
     "prose": Prose,
     "icl+prose": IclProse,
+    "fixed_subset": FixedSubset,
 }
 
 

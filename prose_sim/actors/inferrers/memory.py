@@ -4,14 +4,18 @@ Retrieval modes (design section 3):
 - exact_match: only the current user's earlier instances, most recent first
   (the paper's default; with it each user is an episode of its own);
 - most_recent: any user's, most recent first;
-- cosine_sim: any user's, by cosine similarity of the documents' embeddings.
+- cosine_sim: any user's, by cosine similarity of the documents' embeddings;
+- bertscore: any user's, by BERTScore F1 of this document against each earlier one.
+In the two similarity modes, a threshold (``[retrieval] threshold``) then drops
+those of the top k below it, as the released code's ExampleRetriever does; ties
+go to the more recent instance.
 """
 
 from __future__ import annotations
 
 import msgspec
 
-from prose_sim.models.embeddings import Embedder, cosine
+from prose_sim.models.embeddings import Embedder, Retrieval
 
 
 class MemoryItem(msgspec.Struct, frozen=True, kw_only=True):
@@ -25,7 +29,7 @@ class MemoryItem(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Memory:
-    def __init__(self, embedder: Embedder | None = None):
+    def __init__(self, embedder: Embedder | Retrieval | None = None):
         self.items: list[MemoryItem] = []
         self._embedder = embedder
 
@@ -43,14 +47,14 @@ class Memory:
             return [m for m in recent_first if m.persona == persona][:k]
         if mode == "most_recent":
             return recent_first[:k]
-        if mode == "cosine_sim":
+        if mode in ("cosine_sim", "bertscore"):
             if self._embedder is None:
-                raise RuntimeError("cosine_sim retrieval needs an embedder")
-            query = await self._embedder.embed(document_id, document)
-            scored = []
-            for age, item in enumerate(recent_first):
-                vector = await self._embedder.embed(item.document_id, item.document)
-                scored.append((-cosine(query, vector), age, item))
-            scored.sort(key=lambda t: (t[0], t[1]))
-            return [item for _, _, item in scored[:k]]
+                raise RuntimeError(f"{mode} retrieval needs an embedder")
+            retrieval = self._embedder if isinstance(self._embedder, Retrieval) else Retrieval(self._embedder)
+            scores = await retrieval.similarities(
+                mode, (document_id, document), [(m.document_id, m.document) for m in recent_first]
+            )
+            ranked = sorted(zip(scores, range(len(recent_first)), recent_first), key=lambda t: (-t[0], t[1]))[:k]
+            threshold = retrieval.threshold
+            return [item for score, _, item in ranked if threshold is None or score >= threshold]
         raise ValueError(f"unknown retrieval mode {mode!r}")

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-RetrievalMode = Literal["exact_match", "most_recent", "cosine_sim"]
+RetrievalMode = Literal["exact_match", "most_recent", "cosine_sim", "bertscore"]
 CandidateType = Literal["iterate", "single", "none"]
 Breakdown = Literal["after_refinement", "each_iteration", "never"]
 Count = Annotated[int, msgspec.Meta(ge=1)]
@@ -41,6 +41,9 @@ class MethodSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     num_other_sequences: Annotated[int, msgspec.Meta(ge=0)] | None = None
     include_preferences_in_validate: bool | None = None
     use_icl: bool | None = None
+    # fixed_subset: the user's true components to draft with, as 0-based indices, or
+    # "powerset" (the default): one episode per subset of each user's components
+    subset: list[Annotated[int, msgspec.Meta(ge=0)]] | Literal["powerset"] | None = None
 
     def given(self) -> set[str]:
         """Knobs set in the scenario (besides ``method``)."""

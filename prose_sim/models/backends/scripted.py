@@ -18,7 +18,7 @@ import anyio.lowlevel
 import msgspec
 
 from prose_sim.models.protocol import Completion, ModelRequest
-from prose_sim.scales import FPM_SCALE, PPCM_SCALE, SIMILARITY_RANGE, VALIDATION_SCALE
+from prose_sim.scales import FPM_SCALE, PPCM_SCALE, SIMILARITY_SCALE, VALIDATION_SCALE
 from prose_sim.seeding import derive_seed
 
 STYLE_PHRASES = (
@@ -40,6 +40,7 @@ _VERDICT_SCALES = {
     "validate": VALIDATION_SCALE,
     "judge_ppcm": PPCM_SCALE,
     "judge_fpm": FPM_SCALE,
+    "judge_similarity": SIMILARITY_SCALE,
 }
 _PREFERENCE_PURPOSES = {"refine", "coalesce"}  # answered on a "Preferences:" line
 _PHRASE_PURPOSES = {"infer", "merge"}  # CIPHER: the whole reply is the preference
@@ -88,8 +89,6 @@ class ScriptedBackend:
         if purpose in _VERDICT_SCALES:
             keyword = rng.choice(list(_VERDICT_SCALES[purpose]))
             return f"The text was compared with the description.\nVerdict: {keyword}"
-        if purpose == "judge_similarity":
-            return f"Score: {rng.randint(*SIMILARITY_RANGE)}"
         if purpose in _PREFERENCE_PURPOSES or purpose == "breakdown":
             picks = rng.sample(STYLE_PHRASES, rng.randint(1, 4))
             listed = purpose == "breakdown" or "JSON" in request.messages[-1]["content"]
