@@ -207,12 +207,14 @@ class Prose(Inferrer):
                 components = [preferences] if preferences.strip() else []
             else:
                 components = await self.break_down(instance.instance, preferences)
+        scores: dict[str, list[int]] = {}
         if cfg.do_validate and components:
-            components = await self.validate(instance, user_text, components)
+            components = await self.validate(instance, user_text, components, scores)
         joined = "; ".join(components)
         self.remember(instance, user_text, joined, components)
         self._examples.pop(instance.instance, None)
-        return Learned(preferences=joined, components=components)
+        threshold = cfg.validation_threshold if scores else None
+        return Learned(preferences=joined, components=components, validation=scores, threshold=threshold)
 
     async def redraft(self, instance: InstanceStarted, preferences: str) -> str:
         """A new candidate written with the refined preferences (the agent's drafting prompt)."""
@@ -246,14 +248,18 @@ class Prose(Inferrer):
 
     # --- validation ----------------------------------------------------------------
 
-    async def validate(self, instance: InstanceStarted, user_text: str, components: list[str]) -> list[str]:
-        """Keep the components the user's texts confirm; all are validated concurrently."""
+    async def validate(
+        self, instance: InstanceStarted, user_text: str, components: list[str], scores_of: dict | None = None
+    ) -> list[str]:
+        """Keep the components the user's texts confirm; all are validated concurrently.
+        ``scores_of`` receives each component's verdict scores."""
         others = await self.recall(instance, self.config.num_other_sequences)
         demonstrations = [(instance.persona, instance.document_id, instance.document, user_text)] + [
             (m.persona, m.document_id, m.document, m.user_text) for m in others
         ]
         context = "; ".join(components) if self.config.include_preferences_in_validate else None
         means: dict[str, float] = {}
+        asked: dict[str, list[int]] = {}
 
         async def one(component: str) -> None:
             scores: list[int] = []
@@ -276,10 +282,13 @@ class Prose(Inferrer):
                 if len(scores) >= EARLY_STOP_MIN_VERDICTS and abs(sum(scores) / len(scores)) > EARLY_STOP_MEAN_MAGNITUDE:
                     break
             means[component] = sum(scores) / len(scores) if scores else -math.inf
+            asked[component] = scores
 
         async with anyio.create_task_group() as tg:
             for component in components:
                 tg.start_soon(one, component)
+        if scores_of is not None:  # in the components' order, whichever finished first
+            scores_of.update((c, asked[c]) for c in components)
         return [c for c in components if means[c] > self.config.validation_threshold]
 
 
