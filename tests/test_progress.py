@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from prose_sim.cli import main
 from prose_sim.events import (
     EpisodeStarted,
@@ -69,6 +71,22 @@ def test_rates_and_eta_from_the_calls_done_over_the_window():
     assert s.calls_done == 10 and s.calls_per_s == 2.0 and s.tokens_per_s == 80.0
     assert s.eta_s == 15.0  # 30 calls left at 2 calls/s
     assert "ETA 15s" in render_line(s) and "2.0 calls/s" in render_line(s)
+
+
+def test_a_window_without_finished_calls_falls_back_to_the_run_rate_for_the_eta():
+    collector, clock = ResultsCollector(), Clock()
+    tracker = Tracker(collector, TOTALS, clock=clock)
+    _started(collector)
+    for i in range(10):
+        _call(collector, 10 + 2 * i, f"r{i}")
+    clock.now += 10.0
+    tracker.snapshot()
+    clock.now += 90.0  # a long prompt-reading pause: no call ends in the last 30 s
+    tracker.snapshot()
+    clock.now += 1.0
+    s = tracker.snapshot()
+    assert s.calls_per_s == 0.0
+    assert s.eta_s == pytest.approx(30 / (10 / 101.0))
 
 
 def test_calls_in_flight_are_counted_and_keep_the_expectation_above_what_is_done():

@@ -5,7 +5,7 @@ live state) on a timer, so showing progress costs nothing per event. Every
 tick shows instances done / total and model calls done / expected (the
 expected count is an estimate: see ``runtime.expected``), calls and tokens per
 second over the last ``RATE_WINDOW_S``, an ETA from the remaining calls at that
-rate, failures so far, and per local server its queue and the batch it decodes.
+rate (the whole run's rate while the window saw no call end), failures so far, and per local server its queue and the batch it decodes.
 The first tick is drawn at once, so the totals show from the first second.
 """
 
@@ -58,7 +58,8 @@ class Tracker:
         self.clock = clock
         self.started = clock()
         calls, tokens = self._calls_tokens()
-        self._samples: deque[tuple[float, int, int]] = deque([(self.started, calls, tokens)])
+        self._first = (self.started, calls, tokens)
+        self._samples: deque[tuple[float, int, int]] = deque([self._first])
 
     def _calls_tokens(self) -> tuple[int, int]:
         calls = tokens = 0
@@ -78,14 +79,19 @@ class Tracker:
         span = now - t0
         calls_per_s = (calls - calls0) / span if span > 0 else 0.0
         tokens_per_s = (tokens - tokens0) / span if span > 0 else 0.0
+        # the ETA's rate: the window's, or the whole run's when the window saw no call end
+        # (a local model reading long prompts can take longer than the window)
+        rate, elapsed = calls_per_s, now - self._first[0]
+        if rate == 0 and elapsed > 0:
+            rate = (calls - self._first[1]) / elapsed
         in_flight = max(0, c.requests - calls)
         expected = max(round(self.totals.expected_calls(c.finished_by_method)), calls + in_flight)
         finished = len(c.episodes_finished) == self.totals.episodes and self.totals.episodes > 0
         eta = None
         if finished:
             eta = 0.0
-        elif calls_per_s > 0:
-            eta = max(expected - calls, in_flight) / calls_per_s
+        elif rate > 0:
+            eta = max(expected - calls, in_flight) / rate
         failed_calls = sum(u.failed for u in c.usage_by_role_purpose.values())
         return Snapshot(
             elapsed_s=now - self.started,
