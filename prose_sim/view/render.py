@@ -11,6 +11,7 @@ opened.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import tomllib
 from importlib import resources
@@ -81,9 +82,10 @@ def _true_components(run_dir: Path):
     except Exception:  # moved persona files, an uninstalled plugin: fall back, do not fail
         return None
 
-    def components(framework: str, task: str, user: str) -> list[str] | None:
+    @functools.cache  # a catalog lookup is slow-ish, and 10,000s of instances share a few users
+    def components(framework: str, task: str, user: str) -> tuple[str, ...] | None:
         try:
-            return list(catalog.get(framework, task, user).components)
+            return tuple(catalog.get(framework, task, user).components)
         except Exception:
             return None
 
