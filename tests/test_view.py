@@ -107,3 +107,34 @@ def test_view_writes_the_file_and_refuses_a_folder_without_a_run(run_dir, tmp_pa
     assert main(["view", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not a run folder" in err[0]
+
+
+FAULTY = """
+name = "faulty"
+seeds = [1235]
+demonstrations_per_user = 2
+[tasks.summarization]
+personas = ["imdb", "ml_arxiv"]
+[methods.prose]
+variant = "1sc"
+[metrics]
+bertscore = ""
+[retry]
+attempts = 1
+backoff_s = 0.0
+[models.agent.faults]
+failure_rate = 0.2
+malformed_rate = 0.4
+seed = 3
+"""
+
+
+def test_failed_calls_and_unparseable_answers_are_marked(tmp_path):
+    (tmp_path / "s.toml").write_text(FAULTY, encoding="utf-8")
+    main(["run", str(tmp_path / "s.toml"), "--out", str(tmp_path / "run"), "--progress", "off", "--no-report"])
+    data = read_view_data(tmp_path / "run")
+    calls = [c for e in _episodes(data).values() for i in e["instances"] for c in i["calls"]]
+    failed = [c for c in calls if c["answer"] is None]
+    assert failed and all(c["error"] for c in failed)
+    assert any(c["parse_failed"] for c in calls)
+    assert sum(r.parse_failures for r in data.rows) >= sum(c["parse_failed"] for c in calls)
