@@ -138,3 +138,7 @@ def test_failed_calls_and_unparseable_answers_are_marked(tmp_path):
     assert failed and all(c["error"] for c in failed)
     assert any(c["parse_failed"] for c in calls)
     assert sum(r.parse_failures for r in data.rows) >= sum(c["parse_failed"] for c in calls)
+    # a run without report files (--no-report): the page makes the tables, the folder is left alone
+    html = render_view(tmp_path / "run")
+    assert "<table" in html and "Unparseable model answers" in html
+    assert not (tmp_path / "run" / "report.md").exists()

@@ -132,19 +132,21 @@ def _summary(run_dir: Path, data: ViewData, scenario: dict) -> RunSummary:
 
 
 def _report_html(run_dir: Path) -> tuple[str, list[tuple[str, str]]]:
-    """The report's tables as HTML, and its plots as data URIs (made now when the run has none)."""
-    md_path = run_dir / "report.md"
-    plot_dir = run_dir
-    if not md_path.exists():
-        import tempfile
+    """The report's tables as HTML, and its plots as data URIs (made now when the run has none:
+    ``run --no-report``, into a temporary folder; the run folder is left as it is)."""
+    if (run_dir / "report.md").exists():
+        return _report_from(run_dir)
+    import tempfile
 
-        from prose_sim.report.build import Report
+    from prose_sim.report.build import Report
 
-        report = Report([run_dir])
-        plot_dir = Path(tempfile.mkdtemp(prefix="prose-sim-view-"))
-        report.write(plot_dir)
-        md_path = plot_dir / "report.md"
-    markdown = md_path.read_text(encoding="utf-8")
+    with tempfile.TemporaryDirectory(prefix="prose-sim-view-") as tmp:
+        Report([run_dir]).write(Path(tmp))
+        return _report_from(Path(tmp))
+
+
+def _report_from(plot_dir: Path) -> tuple[str, list[tuple[str, str]]]:
+    markdown = (plot_dir / "report.md").read_text(encoding="utf-8")
     # the page has its own title and run line
     body = "\n".join(line for line in markdown.splitlines() if not line.startswith("# ") and not line.startswith("Runs: "))
     html = MarkdownIt("commonmark", {"html": False}).enable("table").render(body)
