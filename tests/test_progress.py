@@ -70,7 +70,7 @@ def test_rates_and_eta_from_the_calls_done_over_the_window():
     s = tracker.snapshot()
     assert s.calls_done == 10 and s.calls_per_s == 2.0 and s.tokens_per_s == 80.0
     assert s.eta_s == 15.0  # 30 calls left at 2 calls/s
-    assert "ETA 15s" in render_line(s) and "2.0 calls/s" in render_line(s)
+    assert "ETA 15s" in render_line(s) and "2.0 calls/s" in render_line(s) and "80 tok/s" in render_line(s)
 
 
 def test_a_window_without_finished_calls_falls_back_to_the_run_rate_for_the_eta():
@@ -108,6 +108,10 @@ def test_a_method_with_finished_instances_is_expected_at_its_observed_rate():
     collector.observe(_ev(InstanceFinished, 30, instance=0, status="ok"))
     s = tracker.snapshot()
     assert s.instances_done == 1 and s.calls_expected == 20  # 4 instances x 5 calls, not the prior 40
+
+
+def test_no_failures_reads_as_a_zero():
+    assert "failed 0" in render_line(Tracker(ResultsCollector(), TOTALS, clock=Clock()).snapshot())
 
 
 def test_failures_so_far_are_shown():

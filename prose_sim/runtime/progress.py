@@ -136,6 +136,8 @@ def server_text(live: ServerLive) -> str:
 
 
 def failures_text(s: Snapshot) -> str:
+    if not (s.failed_calls or s.failed_instances or s.failed_episodes):
+        return "0"
     return f"{s.failed_calls} calls, {s.failed_instances} instances, {s.failed_episodes} episodes"
 
 
@@ -147,11 +149,10 @@ def render_line(s: Snapshot) -> str:
 
 def detail_text(s: Snapshot) -> str:
     parts = [
-        f"calls {s.calls_done:,}/~{s.calls_expected:,}",
-        f"{s.in_flight:,} in flight",
-        f"{s.calls_per_s:,.1f} calls/s",
-        f"{s.tokens_per_s:,.0f} tokens/s",
         f"ETA {duration(s.eta_s)}",
+        f"calls {s.calls_done:,}/~{s.calls_expected:,} ({s.in_flight:,} in flight)",
+        f"{s.calls_per_s:,.1f} calls/s",
+        f"{s.tokens_per_s:,.0f} tok/s",
         f"failed {failures_text(s)}",
     ]
     parts += [f"{live.model}: {server_text(live)}" for live in s.servers]
@@ -202,7 +203,7 @@ async def show_progress(
 async def _bar(tracker: Tracker, interval_s: float) -> None:
     columns = (
         TextColumn("instances"),
-        BarColumn(),
+        BarColumn(bar_width=24),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         TextColumn("{task.fields[detail]}"),
