@@ -174,8 +174,13 @@
         h("td", {}, dropped.length ? h("ul", {}, dropped) : h("span", { class: "muted" }, "–")),
         h("td", { class: "num" }, inst.threshold === null ? "–" : fmt(inst.threshold, 2))));
     }
+    const validated = ep.instances.some((i) => Object.keys(i.validation).length);
+    const asked = ep.instances.some((i) => i.calls.some((c) => c.purpose === "validate"));
+    const note = asked && !validated
+      ? h("p", { class: "muted" }, "This log has no per-component validation scores (a log from before they were recorded); the validate calls are listed under each instance.")
+      : null;
     return h("section", { class: "block" }, h("h3", {}, "Preferences over time",
-      h("span", { class: "muted" }, "what each demonstration kept or dropped, and the verdict scores that decided it")), table);
+      h("span", { class: "muted" }, "what each demonstration kept or dropped, and the verdict scores that decided it")), table, note);
   }
 
   function verdictTable(inst) {
