@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -38,6 +39,8 @@ def main() -> None:
     generation_s = time.perf_counter() - started
     result: dict[str, object] = {
         "run": str(args.run_dir),
+        "cpus": os.cpu_count(),
+        "load_average_1m": round(os.getloadavg()[0], 2),  # other work on the machine meanwhile
         "generation_s": round(generation_s, 2),
         "file_mb": round(out.stat().st_size / 1e6, 2),
     }
