@@ -142,3 +142,13 @@ def test_failed_calls_and_unparseable_answers_are_marked(tmp_path):
     html = render_view(tmp_path / "run")
     assert "<table" in html and "Unparseable model answers" in html
     assert not (tmp_path / "run" / "report.md").exists()
+
+
+def test_view_open_hands_the_file_to_the_browser(run_dir, tmp_path, monkeypatch):
+    import webbrowser
+
+    opened = []
+    monkeypatch.setattr(webbrowser, "open", lambda url: opened.append(url))
+    out = tmp_path / "v.html"
+    assert main(["view", str(run_dir), "--out", str(out), "--open"]) == 0
+    assert opened == [out.resolve().as_uri()]
