@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anyio
 import pytest
 
 from prose_sim.cli import main
@@ -136,11 +137,11 @@ class FakeServer:
 
 
 def test_each_local_server_shows_its_queue_and_current_batch():
-    server = FakeServer(ServerLive(model="smol", queued=5, batch=12, step=17, max_steps=64))
+    server = FakeServer(ServerLive(model="smol", queued=5, batch=12, step=17, max_steps=64, busy_s=3.2))
     tracker = Tracker(ResultsCollector(), TOTALS, [server], clock=Clock())
-    assert "smol: 5 queued, batch 12 at step 17/64" in render_line(tracker.snapshot())
-    server.state = ServerLive(model="smol", queued=0, batch=3, step=0, max_steps=64)
-    assert "smol: 0 queued, batch 3 reading prompts" in render_line(tracker.snapshot())
+    assert "smol: 5 queued, batch 12 at step 17/64 after 3s" in render_line(tracker.snapshot())
+    server.state = ServerLive(model="smol", queued=0, batch=3, step=0, max_steps=64, busy_s=75)
+    assert "smol: 0 queued, batch 3 reading prompts for 1m15s" in render_line(tracker.snapshot())
     server.state = ServerLive(model="smol", queued=0, batch=0, step=0, max_steps=0)
     fields = log_fields(tracker.snapshot())
     assert fields["server[smol]"] == "0 queued, idle"
@@ -179,3 +180,40 @@ def test_the_log_lines_of_a_run_carry_totals_and_eta_from_the_first_line(write_s
     first = next(line for line in capsys.readouterr().err.splitlines() if "progress" in line)
     for field in ("episodes=0/1", "instances=0/2", "model_calls=0/~14", "eta=estimating", "calls_per_s=", "failed_calls=0"):
         assert field in first
+
+
+@pytest.mark.anyio
+async def test_a_local_server_reports_the_batch_it_reads_and_decodes(tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from prose_sim.models.backends.local import LocalModelServer
+    from prose_sim.models.local_loading import load_local_model, tiny_test_model
+    from prose_sim.models.protocol import ModelRequest, SamplingParams
+
+    model, tokenizer, device, _ = load_local_model(str(tiny_test_model(tmp_path)), dtype="float32", device="cpu")
+    server = LocalModelServer(model, tokenizer, device, name="tiny", max_batch_size=8, max_wait_s=0.2)
+    seen = []
+    real = server.generator.model
+
+    def spy(*args, **kwargs):  # each forward pass: what the server says it is doing
+        seen.append(server.live())
+        return real(*args, **kwargs)
+
+    server.generator.model = spy
+    requests = [
+        ModelRequest(role="agent", purpose="draft", episode_id="e", instance=i, model="tiny",
+                     messages=[{"role": "user", "content": f"prompt {i}"}],
+                     params=SamplingParams(max_new_tokens=4))
+        for i in range(3)
+    ]
+    async with server:
+        assert server.live().batch == 0
+        async with anyio.create_task_group() as tg:
+            for r in requests:
+                tg.start_soon(server.complete, r)
+    assert (seen[0].batch, seen[0].step, seen[0].max_steps) == (3, 0, 4)  # reading the prompts
+    assert [s.step for s in seen[1:]] == list(range(1, len(seen)))  # then one step per forward pass
+    assert "batch 3 reading prompts for" in render_line(
+        Tracker(ResultsCollector(), TOTALS, [FakeServer(seen[0])], clock=Clock()).snapshot()
+    )
+    assert server.live().batch == 0  # idle again

@@ -129,9 +129,9 @@ def server_text(live: ServerLive) -> str:
     if not live.batch:
         batch = "idle"
     elif not live.step:
-        batch = f"batch {live.batch} reading prompts"
+        batch = f"batch {live.batch} reading prompts for {duration(live.busy_s)}"
     else:
-        batch = f"batch {live.batch} at step {live.step}/{live.max_steps}"
+        batch = f"batch {live.batch} at step {live.step}/{live.max_steps} after {duration(live.busy_s)}"
     return f"{live.queued} queued, {batch}"
 
 
