@@ -147,6 +147,16 @@ def test_each_local_server_shows_its_queue_and_current_batch():
     assert fields["server[smol]"] == "0 queued, idle"
 
 
+def test_before_any_call_ends_the_eta_is_a_marked_guess_from_the_batch_in_flight():
+    # 8 rows, 16 of 64 steps in 20 s: on course for 80 s a batch, 0.1 calls/s; 40 calls -> 400 s
+    server = FakeServer(ServerLive(model="smol", queued=0, batch=8, step=16, max_steps=64, busy_s=20.0))
+    s = Tracker(ResultsCollector(), TOTALS, [server], clock=Clock()).snapshot()
+    assert s.eta_provisional and s.eta_s == pytest.approx(400.0)
+    assert "ETA ~6m40s" in render_line(s) and log_fields(s)["eta"] == "~6m40s"
+    server.state = ServerLive(model="smol", queued=0, batch=8, step=0, max_steps=64, busy_s=20.0)
+    assert "ETA estimating" in render_line(Tracker(ResultsCollector(), TOTALS, [server], clock=Clock()).snapshot())
+
+
 def test_durations_read_as_a_person_would_say_them():
     assert [duration(x) for x in (None, 4.4, 245, 7800)] == ["estimating", "4s", "4m05s", "2h10m"]
 

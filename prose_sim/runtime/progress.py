@@ -5,7 +5,8 @@ live state) on a timer, so showing progress costs nothing per event. Every
 tick shows instances done / total and model calls done / expected (the
 expected count is an estimate: see ``runtime.expected``), calls and tokens per
 second over the last ``RATE_WINDOW_S``, an ETA from the remaining calls at that
-rate (the whole run's rate while the window saw no call end), failures so far, and per local server its queue and the batch it decodes.
+rate (the whole run's rate while the window saw no call end; before any call has ended, a
+rough guess, marked ~, from the pace of the local servers' batches in flight), failures so far, and per local server its queue and the batch it decodes.
 The first tick is drawn at once, so the totals show from the first second.
 """
 
@@ -41,7 +42,9 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True):
     tokens: int
     calls_per_s: float
     tokens_per_s: float
-    eta_s: float | None  # None until the first call is done
+    eta_s: float | None  # None until a rate is known
+    # the ETA is from the local servers' batches in flight (no call has ended yet): a rough guess
+    eta_provisional: bool = False
     failed_calls: int
     failed_instances: int
     failed_episodes: int
@@ -84,6 +87,11 @@ class Tracker:
         rate, elapsed = calls_per_s, now - self._first[0]
         if rate == 0 and elapsed > 0:
             rate = (calls - self._first[1]) / elapsed
+        servers = [server.live() for server in self.servers]
+        provisional = False
+        if rate == 0:  # no call has ended yet: the pace of the batches being decoded
+            rate = decode_rate(servers)
+            provisional = rate > 0
         in_flight = max(0, c.requests - calls)
         expected = max(round(self.totals.expected_calls(c.finished_by_method)), calls + in_flight)
         finished = len(c.episodes_finished) == self.totals.episodes and self.totals.episodes > 0
@@ -106,11 +114,26 @@ class Tracker:
             calls_per_s=calls_per_s,
             tokens_per_s=tokens_per_s,
             eta_s=eta,
+            eta_provisional=provisional and eta is not None,
             failed_calls=failed_calls,
             failed_instances=c.instances_failed,
             failed_episodes=sum(s == "failed" for s in c.episodes_finished.values()),
-            servers=[server.live() for server in self.servers],
+            servers=servers,
         )
+
+
+def decode_rate(servers: Sequence[ServerLive]) -> float:
+    """Calls per second the batches in flight are on course for: each batch's rows over the
+    time its token budget would take at its pace so far (rows that stop early make it sooner)."""
+    rate = 0.0
+    for live in servers:
+        if live.batch and live.step and live.busy_s > 0:
+            rate += live.batch / (live.busy_s * live.max_steps / live.step)
+    return rate
+
+
+def eta_text(s: Snapshot) -> str:
+    return ("~" if s.eta_provisional else "") + duration(s.eta_s)
 
 
 def duration(seconds: float | None) -> str:
@@ -149,7 +172,7 @@ def render_line(s: Snapshot) -> str:
 
 def detail_text(s: Snapshot) -> str:
     parts = [
-        f"ETA {duration(s.eta_s)}",
+        f"ETA {eta_text(s)}",
         f"calls {s.calls_done:,}/~{s.calls_expected:,} ({s.in_flight:,} in flight)",
         f"{s.calls_per_s:,.1f} calls/s",
         f"{s.tokens_per_s:,.0f} tok/s",
@@ -169,7 +192,7 @@ def log_fields(s: Snapshot) -> dict[str, object]:
         "tokens": s.tokens,
         "calls_per_s": round(s.calls_per_s, 2),
         "tokens_per_s": round(s.tokens_per_s, 1),
-        "eta": duration(s.eta_s),
+        "eta": eta_text(s),
         "failed_calls": s.failed_calls,
         "failed_instances": s.failed_instances,
         "elapsed_s": round(s.elapsed_s, 1),
