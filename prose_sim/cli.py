@@ -175,6 +175,8 @@ def _parser() -> argparse.ArgumentParser:
     pr_show.add_argument("--demonstrations", type=int, default=2, help="task instances (default 2)")
     pr_show.set_defaults(handler=_cmd_prompts_show)
 
+    _add_view_and_export(commands)
+
     corpus = commands.add_parser("corpus", help="the bundled documents")
     corpus_cmds = corpus.add_subparsers(dest="corpus_command", metavar="ACTION", required=True)
     c_list = corpus_cmds.add_parser("list", help="documents per source, with word-length ranges")
@@ -539,6 +541,61 @@ def _cmd_prompts_show(args: argparse.Namespace) -> int:
     print("(scripted backend: the answers are word salad in the right format)")
     for line in transcript(events, episode_ids(events)[0]):
         print(line)
+    return EXIT_OK
+
+
+# --- view and export (issue 19) ---------------------------------------------------
+
+
+def _add_view_and_export(commands) -> None:
+    view = commands.add_parser(
+        "view",
+        help="write a run's browsable HTML viewer (one self-contained file)",
+        description="Write one HTML file (no network needed) to browse a run: summary, tables and plots, "
+        "episodes with filters and search, drafts against the user's text, preferences, every model call.",
+    )
+    view.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    view.add_argument("--out", type=Path, metavar="FILE.html", help="default: RUN_DIR/view.html")
+    view.add_argument("--open", action="store_true", help="open it in the default browser")
+    view.set_defaults(handler=_cmd_view)
+
+    export = commands.add_parser("export", help="log a finished run to an experiment tracker")
+    trackers = export.add_subparsers(dest="tracker", metavar="TRACKER", required=True)
+    wandb = trackers.add_parser(
+        "wandb",
+        help="Weights & Biases (offline by default: no account needed; `wandb sync` later)",
+        description="Log a finished run to Weights & Biases: the scenario as config, one row per task "
+        "instance as a table, the report tables and the plots. Offline by default (pip install "
+        "'prose-sim[wandb]'); sync with `wandb sync DIR/wandb/offline-run-*`.",
+    )
+    wandb.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    wandb.add_argument("--project", default="prose-sim")
+    wandb.add_argument("--dir", type=Path, help="where wandb writes its files (default: RUN_DIR)")
+    wandb.add_argument("--online", action="store_true", help="log straight to the server (needs a login)")
+    wandb.set_defaults(handler=_cmd_export_wandb)
+
+
+def _cmd_view(args: argparse.Namespace) -> int:
+    import time
+
+    from prose_sim.view.render import write_view
+
+    started = time.perf_counter()
+    out = write_view(args.run_dir, args.out)
+    size = out.stat().st_size
+    print(f"wrote {out} ({size / 1e6:,.1f} MB in {time.perf_counter() - started:.1f} s); open it in any browser")
+    if args.open:
+        import webbrowser
+
+        webbrowser.open(out.resolve().as_uri())
+    return EXIT_OK
+
+
+def _cmd_export_wandb(args: argparse.Namespace) -> int:
+    from prose_sim.export.wandb import export_run
+
+    result = export_run(args.run_dir, project=args.project, directory=args.dir, online=args.online)
+    print(result.message)
     return EXIT_OK
 
 

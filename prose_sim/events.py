@@ -107,6 +107,10 @@ class PreferencesInferred(Event, frozen=True, tag="preferences_inferred"):
     instance: int
     preferences: str
     components: list[str] = []
+    # PROSE: each validated component -> its verdict scores (kept: those in ``components``),
+    # and the threshold their mean had to exceed
+    validation: dict[str, list[int]] = {}
+    threshold: float | None = None
 
 
 class MetricsComputed(Event, frozen=True, tag="metrics_computed"):

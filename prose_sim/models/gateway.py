@@ -76,6 +76,9 @@ class RoleModel(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def describe_error(exc: BaseException) -> str:
+    """One line for an error; a task group's single error is named, not its group."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
     if isinstance(exc, TimeoutError) and not str(exc):
         return "TimeoutError: the attempt timed out"
     text = f"{type(exc).__name__}: {exc}"

@@ -24,6 +24,7 @@ from prose_sim.events import (
     InstanceStarted,
     MetricsComputed,
     ModelFailed,
+    ModelRequested,
     ModelResponded,
     ParseFailed,
 )
@@ -105,6 +106,10 @@ class ResultsCollector:
         self._seen_of_user: dict[tuple[str, str], int] = defaultdict(int)
         self.episodes_finished: dict[str, str] = {}
         self.instances_finished = 0
+        self.instances_failed = 0
+        self.requests = 0  # model requests made (answered, failed or in flight)
+        # method -> [finished instances, their model calls]: calls per instance as run so far
+        self.finished_by_method: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         self.events = 0
 
     def observe(self, event: Event) -> None:
@@ -140,9 +145,16 @@ class ResultsCollector:
             }
         elif kind is MetricsComputed:
             self._rows[(event.episode_id, event.instance)].update(event.metrics)
+        elif kind is ModelRequested:
+            self.requests += 1
         elif kind is InstanceFinished:
-            self._rows[(event.episode_id, event.instance)]["status"] = event.status
+            key = (event.episode_id, event.instance)
+            self._rows[key]["status"] = event.status
             self.instances_finished += 1
+            self.instances_failed += event.status != "ok"
+            done = self.finished_by_method[self._episodes[event.episode_id].method]
+            done[0] += 1
+            done[1] += sum(u.calls + u.failed for u in self._instance_usage.get(key, {}).values())
         elif kind is EpisodeStarted:
             self._episodes[event.episode_id] = event
         elif kind is EpisodeFinished:

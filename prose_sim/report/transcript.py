@@ -1,4 +1,9 @@
-"""An episode's transcript: every prompt and response, in the order they happened."""
+"""An episode's transcript: every prompt, each followed by its answer, in the order asked.
+
+Answers arrive in completion order (concurrent calls interleave); the
+transcript prints each right after its request (joined by request id), marked
+when it could not be parsed.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +15,13 @@ from prose_sim.events import (
     EpisodeStarted,
     Event,
     InstanceStarted,
-    ModelFailed,
     ModelRequested,
-    ModelResponded,
     ParseFailed,
     PreferencesInferred,
     PreferencesRetrieved,
     StepFailed,
 )
+from prose_sim.report.calls import ModelCall, pair_calls
 
 RULE = "─" * 78
 
@@ -28,9 +32,11 @@ def episode_ids(events: Iterable[Event]) -> list[str]:
 
 def transcript(events: Iterable[Event], episode_id: str) -> Iterator[str]:
     """Lines describing one episode: instances, each model call's prompt and answer, outcomes."""
-    for event in events:
-        if event.episode_id != episode_id:
-            continue
+    mine = [e for e in events if e.episode_id == episode_id]
+    calls, _ = pair_calls(mine)
+    paired = {call.request.request_id: call for call in calls}
+    quoted = {id(call.parse_failed) for call in calls if call.parse_failed is not None}
+    for event in mine:
         if isinstance(event, EpisodeStarted):
             yield f"episode {episode_id}: {event.task} / {event.framework} / {event.method}, seed {event.seed}"
             yield f"users: {', '.join(event.personas)}; models: {event.models}"
@@ -38,16 +44,8 @@ def transcript(events: Iterable[Event], episode_id: str) -> Iterator[str]:
             yield RULE
             yield f"instance {event.instance}: user {event.persona}, document {event.document_id}"
         elif isinstance(event, ModelRequested):
-            yield f"\n>>> [{event.role}/{event.purpose}] prompt ({event.model}):"
-            for message in event.messages[:-1]:  # a system prompt, when one was sent
-                yield f"[{message['role']}] {message['content']}"
-            yield event.messages[-1]["content"] if event.messages else ""
-        elif isinstance(event, ModelResponded):
-            yield f"<<< [{event.role}/{event.purpose}] answer ({event.output_tokens} tokens, {event.latency_s:.2f} s):"
-            yield event.text
-        elif isinstance(event, ModelFailed):
-            yield f"!!! [{event.role}/{event.purpose}] failed after {event.attempts} attempts: {event.error}"
-        elif isinstance(event, ParseFailed):
+            yield from _call_lines(paired[event.request_id])
+        elif isinstance(event, ParseFailed) and id(event) not in quoted:
             yield f"!!! [{event.role}/{event.purpose}] answer could not be parsed"
         elif isinstance(event, StepFailed):
             yield f"!!! step {event.stage} failed ({event.actor}): {event.error}"
@@ -61,3 +59,23 @@ def transcript(events: Iterable[Event], episode_id: str) -> Iterator[str]:
             yield "== user's text" + (" (accepted the draft)" if event.accepted else "")
         elif isinstance(event, PreferencesInferred):
             yield f"== learned preferences: {event.preferences or '(none)'}"
+
+
+def _call_lines(call: ModelCall) -> Iterator[str]:
+    req = call.request
+    tag = f"[{req.role}/{req.purpose}] {req.request_id}"
+    yield f"\n>>> {tag} prompt ({req.model}):"
+    for message in req.messages[:-1]:  # a system prompt, when one was sent
+        yield f"[{message['role']}] {message['content']}"
+    yield req.messages[-1]["content"] if req.messages else ""
+    if call.response is not None:
+        r = call.response
+        cached = ", cached" if r.cached else ""
+        yield f"<<< {tag} answer ({r.output_tokens} tokens, {r.latency_s:.2f} s{cached}):"
+        yield r.text
+        if call.parse_failed is not None:
+            yield f"!!! {tag} answer could not be parsed"
+    elif call.failure is not None:
+        yield f"!!! {tag} failed after {call.failure.attempts} attempts: {call.failure.error}"
+    else:
+        yield f"... {tag} no answer in the log (the run ended first)"

@@ -47,6 +47,7 @@ from prose_sim.runtime.episode import EpisodeWorld, run_episode
 from prose_sim.eventlog import EventLogWriter
 from prose_sim.runtime.plan import expand, parse_shard, select_shard
 from prose_sim.models.recorded import RecordedResponses
+from prose_sim.runtime.expected import plan_totals
 from prose_sim.runtime.progress import show_progress
 from prose_sim.runtime.resume import PriorRun, rewrite_log
 from prose_sim.report.notice import smoke_notice
@@ -369,7 +370,14 @@ async def _run_locked(
                 inner.start_soon(watch_signals, control)
                 with anyio.CancelScope() as work:  # what stopping the run cancels
                     control.attach(work)
-                    inner.start_soon(show_progress, collector, len(all_plans), progress)
+                    totals = plan_totals(
+                        all_plans,
+                        scenario.demonstrations_per_user,
+                        world.catalog,
+                        roles["agent"].model,
+                        scenario.metrics.judge,
+                    )
+                    inner.start_soon(show_progress, collector, totals, progress, None, servers)
                     if prior is not None and prior.started is not None:
                         await run_bus.publish(
                             RunResumed,

@@ -48,6 +48,8 @@ class Retrieved(msgspec.Struct, frozen=True):
 class Learned(msgspec.Struct, frozen=True):
     preferences: str
     components: list[str] = []
+    validation: dict[str, list[int]] = {}  # component -> verdict scores (PROSE)
+    threshold: float | None = None
 
 
 class Inferrer(Actor):
@@ -92,6 +94,8 @@ class Inferrer(Actor):
                 instance=event.instance,
                 preferences=learned.preferences,
                 components=learned.components,
+                validation=learned.validation,
+                threshold=learned.threshold,
             )
 
     async def retrieve(self, instance: InstanceStarted) -> Retrieved:

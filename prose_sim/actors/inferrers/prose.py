@@ -242,12 +242,14 @@ class Prose(Inferrer):
             broken = await self.break_down(instance.instance, "; ".join(kept))
             if broken:  # an unusable answer keeps the preferences as they were
                 components = broken
+        scores: dict[str, list[int]] = {}
         if cfg.do_validate and components:
-            components = await self.validate(instance, user_text, components)
+            components = await self.validate(instance, user_text, components, scores)
         joined = "; ".join(components)
         self.remember(instance, user_text, joined, components)
         self._examples.pop(instance.instance, None)
-        return Learned(preferences=joined, components=components)
+        threshold = cfg.validation_threshold if scores else None
+        return Learned(preferences=joined, components=components, validation=scores, threshold=threshold)
 
     async def redraft(self, instance: InstanceStarted, preferences: str) -> str:
         """A new candidate, written by the writer with the task prompt and the latest preferences."""
@@ -281,13 +283,16 @@ class Prose(Inferrer):
 
     # --- validation ----------------------------------------------------------------
 
-    async def validate(self, instance: InstanceStarted, user_text: str, components: list[str]) -> list[str]:
+    async def validate(
+        self, instance: InstanceStarted, user_text: str, components: list[str], scores_of: dict | None = None
+    ) -> list[str]:
         """Keep the components the user's texts confirm; all are validated concurrently.
 
         Each component is checked against the new demonstration, then the user's earlier
         ones (most recent first). A cached verdict always counts; once a component has
         2+ verdicts whose mean magnitude exceeds 1.5, no new verdict is asked for it.
         An unparseable verdict counts as neutral (and is cached), as in the released code.
+        ``scores_of`` receives each component's verdict scores.
         """
         others = await self.recall(instance, self.config.num_other_sequences)
         demonstrations = [(instance.persona, instance.document_id, user_text)] + [
@@ -295,6 +300,7 @@ class Prose(Inferrer):
         ]
         show_others = self.config.include_preferences_in_validate
         means: dict[str, float] = {}
+        asked: dict[str, list[int]] = {}
 
         async def one(component: str) -> None:
             scores: list[int] = []
@@ -316,10 +322,13 @@ class Prose(Inferrer):
                     self.verdicts[key] = verdict if verdict is not None else VALIDATION_SCALE["neutral"]
                 scores.append(self.verdicts[key])
             means[component] = sum(scores) / len(scores) if scores else math.inf
+            asked[component] = scores
 
         async with anyio.create_task_group() as tg:
             for component in components:
                 tg.start_soon(one, component)
+        if scores_of is not None:  # in the components' order, whichever finished first
+            scores_of.update((c, asked[c]) for c in components)
         return [c for c in components if means[c] > self.config.validation_threshold]
 
 

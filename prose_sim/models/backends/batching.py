@@ -52,6 +52,9 @@ class BatchGenerator:
         # transformers renamed the KV-cache argument (past_key_values -> cache) in 5.x
         import inspect
 
+        # (rows, decode steps done, longest token budget, perf_counter at its start) of the
+        # batch in flight, rows 0 when idle: written by the worker thread, read by the progress display
+        self.live: tuple[int, int, int, float] = (0, 0, 0, 0.0)
         self._cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
     def run(self, prompts: list[list[int]], params: list[SamplingParams]) -> tuple[list[list[int]], BatchStats]:
@@ -72,6 +75,7 @@ class BatchGenerator:
         done = [False] * batch
         budget = [max(1, p.max_new_tokens) for p in params]
         idle = steps = 0
+        self.live = (batch, 0, max(budget), started)
         with torch.inference_mode(), self._attention_kernels():
             out = self.model(
                 input_ids=input_ids,
@@ -85,6 +89,7 @@ class BatchGenerator:
                 logits = out.logits[:, -1, :].float()
                 chosen = self._choose(logits, params, generators, seen, done)
                 steps += 1
+                self.live = (batch, steps, self.live[2], started)
                 for row in range(batch):
                     if done[row]:
                         idle += 1
@@ -113,6 +118,7 @@ class BatchGenerator:
                     use_cache=True,
                     **{self._cache_arg: getattr(out, self._cache_arg)},
                 )
+        self.live = (0, 0, 0, 0.0)
         stats = BatchStats(
             size=batch,
             prompt_tokens=sum(len(p) for p in prompts),

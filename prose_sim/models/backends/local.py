@@ -71,6 +71,17 @@ class ServerStats(msgspec.Struct, kw_only=True):
         }
 
 
+class ServerLive(msgspec.Struct, frozen=True, kw_only=True):
+    """What a server is doing right now (for the progress display)."""
+
+    model: str
+    queued: int  # requests waiting for a batch
+    batch: int  # rows of the batch being decoded (0: idle)
+    step: int  # its decode steps so far (0 while it reads the prompts)
+    max_steps: int  # its longest row's token budget
+    busy_s: float = 0.0  # how long it has been running
+
+
 @dataclass
 class _Job:
     prompt: list[int]
@@ -124,6 +135,14 @@ class LocalModelServer:
             return await self._group.__aexit__(*exc_info)
         finally:
             self._worker.shutdown(wait=False)
+
+    def live(self) -> ServerLive:
+        rows, step, budget, started = self.generator.live
+        queued = self._receive.statistics().current_buffer_used
+        busy = time.perf_counter() - started if rows else 0.0
+        return ServerLive(
+            model=self.stats.model, queued=queued, batch=rows, step=step, max_steps=budget, busy_s=busy
+        )
 
     def encode(self, request: ModelRequest) -> list[int]:
         """The prompt's token ids: chat template, generation prompt, then the response prefix."""

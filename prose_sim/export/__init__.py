@@ -1,0 +1,1 @@
+"""Exports of a finished run to experiment trackers (one module per tracker)."""

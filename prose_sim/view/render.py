@@ -1,0 +1,193 @@
+"""Write a run's viewer: one HTML file that needs nothing but a browser.
+
+The run summary (scenario, models, methods, the report's tables and plots,
+the smoke-test notice) is rendered here with jinja2; the episode browser is
+drawn by the inlined JavaScript from the embedded data: the episode index as
+JSON, the documents once, and the episode details as gzipped chunks that the
+page unpacks (the browser's own DecompressionStream) only when an episode is
+opened.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import tomllib
+from importlib import resources
+from pathlib import Path
+
+import jinja2
+import msgspec
+from markdown_it import MarkdownIt
+
+from prose_sim.errors import UsageError
+from prose_sim.report.plots import PLOTS
+from prose_sim.view.build import DOC_CLOSE, DOC_OPEN, ViewData, read_view_data
+from prose_sim.view.model import RunSummary
+
+# models whose answers are not research results: the viewer says so up front
+SMALL_MODELS = ("smollm2-135m", "smollm2-360m", "tiny")
+
+
+def _template(name: str) -> str:
+    return resources.files("prose_sim.view").joinpath("templates", name).read_text(encoding="utf-8")
+
+
+def _script_json(value: object) -> str:
+    """JSON safe inside a <script> element (no '<' to end it early)."""
+    return msgspec.json.encode(value).decode("utf-8").replace("<", "\\u003c")
+
+
+def smoke_notices(models: dict[str, dict]) -> list[str]:
+    """The smoke-test notice: scripted answers, or a model too small for the task."""
+    notices = []
+    scripted = sorted(role for role, spec in models.items() if spec.get("backend") == "scripted")
+    if scripted:
+        notices.append(
+            f"Smoke test: the {', '.join(scripted)} role(s) ran on the scripted backend (word salad in the "
+            "right format). These numbers test the machinery, not any model; they are not research results."
+        )
+    small = sorted(
+        role
+        for role, spec in models.items()
+        if spec.get("backend") == "local"
+        and any(s in str(spec.get("model") or "smollm2-135m-instruct").lower() for s in SMALL_MODELS)
+    )
+    if small:
+        notices.append(
+            f"Smoke test: the {', '.join(small)} role(s) ran on a tiny local model (SmolLM2-135M by default), "
+            "which cannot do this task reliably; read the scores as a check of the pipeline, not as results."
+        )
+    return notices
+
+
+def _scenario(run_dir: Path) -> dict:
+    path = run_dir / "scenario.toml"
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(f"{path}: cannot read the resolved scenario: {exc}") from None
+
+
+def _true_components(run_dir: Path):
+    """(framework, task, user) -> true components, from the scenario's personas (None if they
+    cannot be loaded any more: the viewer then shows the components the judge asked about)."""
+    try:
+        from prose_sim.scenario import load_scenario, scenario_catalog
+
+        catalog = scenario_catalog(load_scenario(run_dir / "scenario.toml"))
+    except Exception:  # moved persona files, an uninstalled plugin: fall back, do not fail
+        return None
+
+    @functools.cache  # a catalog lookup is slow-ish, and 10,000s of instances share a few users
+    def components(framework: str, task: str, user: str) -> tuple[str, ...] | None:
+        try:
+            return tuple(catalog.get(framework, task, user).components)
+        except Exception:
+            return None
+
+    return components
+
+
+def _summary(run_dir: Path, data: ViewData, scenario: dict) -> RunSummary:
+    models = {role: spec for role, spec in scenario.get("models", {}).items() if isinstance(spec, dict)}
+    methods = {}
+    for label, settings in scenario.get("methods", {}).items():
+        given = ", ".join(f"{k} = {json.dumps(v)}" for k, v in settings.items()) if isinstance(settings, dict) else ""
+        methods[label] = given or "(defaults)"
+    started, finished = data.run_started, data.run_finished
+    stats: dict[str, str] = {}
+    summary_path = run_dir / "summary.json"
+    if summary_path.exists():
+        try:
+            s = json.loads(summary_path.read_text(encoding="utf-8"))
+            stats = {
+                "model calls": f"{s['model_calls']:,} ({s['model_failures']} failed, {s.get('cached_calls', 0):,} cached)",
+                "tokens": f"{s['input_tokens'] + s['output_tokens']:,} ({s['input_tokens']:,} in, {s['output_tokens']:,} out)",
+                "wall time": f"{s['wall_s']:,.1f} s ({s['model_calls_per_s']:,.1f} calls/s)",
+                "cost": f"${s.get('cost_usd', 0.0):,.4f}",
+                "events": f"{s['events']:,}",
+            }
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UsageError(f"{summary_path}: not a run summary: {exc}") from None
+    return RunSummary(
+        run=run_dir.name,
+        scenario=started.scenario_name if started else scenario.get("name", "?"),
+        version=started.version if started else "",
+        status=finished.status if finished else "unfinished (no run_finished event)",
+        wall_s=finished.wall_s if finished else None,
+        episodes=len(data.rows),
+        instances=sum(r.instances for r in data.rows),
+        models={
+            role: f"{spec.get('backend', '?')}: {spec.get('model') or data.models.get(role, '')}"
+            for role, spec in models.items()
+        },
+        methods=methods,
+        notices=smoke_notices(models),
+        stats=stats,
+    )
+
+
+def _report_html(run_dir: Path) -> tuple[str, list[tuple[str, str]]]:
+    """The report's tables as HTML, and its plots as data URIs (made now when the run has none:
+    ``run --no-report``, into a temporary folder; the run folder is left as it is)."""
+    if (run_dir / "report.md").exists():
+        return _report_from(run_dir)
+    import tempfile
+
+    from prose_sim.report.build import Report
+
+    with tempfile.TemporaryDirectory(prefix="prose-sim-view-") as tmp:
+        Report([run_dir]).write(Path(tmp))
+        return _report_from(Path(tmp))
+
+
+def _report_from(plot_dir: Path) -> tuple[str, list[tuple[str, str]]]:
+    markdown = (plot_dir / "report.md").read_text(encoding="utf-8")
+    # the page has its own title and run line
+    body = "\n".join(line for line in markdown.splitlines() if not line.startswith("# ") and not line.startswith("Runs: "))
+    html = MarkdownIt("commonmark", {"html": False}).enable("table").render(body)
+    plots = []
+    for name in PLOTS:
+        path = plot_dir / name
+        if path.exists():
+            plots.append((name, "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")))
+    return html, plots
+
+
+def render_view(run_dir: Path) -> str:
+    """The viewer of ``run_dir`` as one HTML document."""
+    if not (run_dir / "events.jsonl").is_file():
+        raise UsageError(f"{run_dir}: not a run folder (no events.jsonl)")
+    scenario = _scenario(run_dir)
+    data = read_view_data(run_dir, _true_components(run_dir))
+    if data.run_started is None and not data.rows:
+        raise UsageError(f"{run_dir}/events.jsonl: holds no run (no run_started event)")
+    summary = _summary(run_dir, data, scenario)
+    tables, plots = _report_html(run_dir)
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    page = env.from_string(_template("viewer.html.j2"))
+    return page.render(
+        summary=summary,
+        tables=tables,
+        plots=plots,
+        css=_template("viewer.css"),
+        js=_template("viewer.js"),
+        index_json=_script_json({"rows": data.rows, "doc_open": DOC_OPEN, "doc_close": DOC_CLOSE}),
+        documents_json=_script_json(data.documents),
+        chunks=data.chunks,
+    )
+
+
+def write_view(run_dir: Path, out: Path | None = None) -> Path:
+    out = out or run_dir / "view.html"
+    html = render_view(run_dir)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(html, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{out}: cannot write the viewer: {exc}") from None
+    return out

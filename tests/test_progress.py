@@ -1,0 +1,229 @@
+"""Live progress: totals and an ETA from the first tick, rates, failures, local servers."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from prose_sim.cli import main
+from prose_sim.events import (
+    EpisodeStarted,
+    InstanceFinished,
+    InstanceStarted,
+    ModelFailed,
+    ModelRequested,
+    ModelResponded,
+)
+from prose_sim.models.backends.local import ServerLive
+from prose_sim.report.results import ResultsCollector
+from prose_sim.runtime.expected import MethodTotals, PlanTotals, instance_calls, plan_totals
+from prose_sim.runtime.plan import expand
+from prose_sim.runtime.progress import Tracker, duration, log_fields, render_line
+from prose_sim.scenario import load_scenario, scenario_catalog
+from prose_sim.actors.inferrers.settings import MethodSettings
+
+from tests.conftest import SCENARIOS
+
+EP = "summarization/plume/prose/1/imdb"
+TOTALS = PlanTotals(episodes=2, instances=4, methods={"prose": MethodTotals(instances=4, calls=40.0)})
+
+
+class Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def _ev(cls, seq, **fields):
+    return cls(run_id="r", episode_id=EP, seq=seq, ts=0.0, **fields)
+
+
+def _started(collector):
+    collector.observe(_ev(EpisodeStarted, 0, task="summarization", framework="plume", method="prose", seed=1,
+                          personas=["imdb"], instances=2, models={}))
+    collector.observe(_ev(InstanceStarted, 1, instance=0, persona="imdb", document_id="d", document="x"))
+
+
+def _call(collector, seq, rid, answered=True):
+    common = dict(request_id=rid, instance=0, role="agent", purpose="draft")
+    collector.observe(_ev(ModelRequested, seq, model="m", request_hash="h", messages=[], **common))
+    if answered:
+        collector.observe(_ev(ModelResponded, seq + 1, text="t", input_tokens=30, output_tokens=10,
+                              latency_s=0.1, **common))
+
+
+def test_the_first_tick_shows_the_totals_and_an_eta_field():
+    line = render_line(Tracker(ResultsCollector(), TOTALS, clock=Clock()).snapshot())
+    assert "instances 0/4" in line
+    assert "calls 0/~40" in line
+    assert "ETA estimating" in line
+
+
+def test_rates_and_eta_from_the_calls_done_over_the_window():
+    collector, clock = ResultsCollector(), Clock()
+    tracker = Tracker(collector, TOTALS, clock=clock)
+    _started(collector)
+    for i in range(10):
+        _call(collector, 10 + 2 * i, f"r{i}")
+    clock.now += 5.0
+    s = tracker.snapshot()
+    assert s.calls_done == 10 and s.calls_per_s == 2.0 and s.tokens_per_s == 80.0
+    assert s.eta_s == 15.0  # 30 calls left at 2 calls/s
+    assert "ETA 15s" in render_line(s) and "2.0 calls/s" in render_line(s) and "80 tok/s" in render_line(s)
+
+
+def test_a_window_without_finished_calls_falls_back_to_the_run_rate_for_the_eta():
+    collector, clock = ResultsCollector(), Clock()
+    tracker = Tracker(collector, TOTALS, clock=clock)
+    _started(collector)
+    for i in range(10):
+        _call(collector, 10 + 2 * i, f"r{i}")
+    clock.now += 10.0
+    tracker.snapshot()
+    clock.now += 90.0  # a long prompt-reading pause: no call ends in the last 30 s
+    tracker.snapshot()
+    clock.now += 1.0
+    s = tracker.snapshot()
+    assert s.calls_per_s == 0.0
+    assert s.eta_s == pytest.approx(30 / (10 / 101.0))
+
+
+def test_calls_in_flight_are_counted_and_keep_the_expectation_above_what_is_done():
+    collector = ResultsCollector()
+    tracker = Tracker(collector, PlanTotals(episodes=1, instances=1, methods={}), clock=Clock())
+    _started(collector)
+    _call(collector, 10, "r0")
+    _call(collector, 20, "r1", answered=False)
+    s = tracker.snapshot()
+    assert s.in_flight == 1 and s.calls_expected == 2
+
+
+def test_a_method_with_finished_instances_is_expected_at_its_observed_rate():
+    collector = ResultsCollector()
+    tracker = Tracker(collector, TOTALS, clock=Clock())
+    _started(collector)
+    for i in range(5):
+        _call(collector, 10 + 2 * i, f"r{i}")
+    collector.observe(_ev(InstanceFinished, 30, instance=0, status="ok"))
+    s = tracker.snapshot()
+    assert s.instances_done == 1 and s.calls_expected == 20  # 4 instances x 5 calls, not the prior 40
+
+
+def test_no_failures_reads_as_a_zero():
+    assert "failed 0" in render_line(Tracker(ResultsCollector(), TOTALS, clock=Clock()).snapshot())
+
+
+def test_failures_so_far_are_shown():
+    collector = ResultsCollector()
+    tracker = Tracker(collector, TOTALS, clock=Clock())
+    _started(collector)
+    collector.observe(_ev(ModelRequested, 5, request_id="x", instance=0, role="agent", purpose="draft",
+                          model="m", request_hash="h", messages=[]))
+    collector.observe(_ev(ModelFailed, 6, request_id="x", instance=0, role="agent", purpose="draft", error="boom"))
+    collector.observe(_ev(InstanceFinished, 7, instance=0, status="failed"))
+    s = tracker.snapshot()
+    assert "failed 1 calls, 1 instances, 0 episodes" in render_line(s)
+    assert log_fields(s)["failed_calls"] == 1 and log_fields(s)["failed_instances"] == 1
+
+
+class FakeServer:
+    def __init__(self, live):
+        self.state = live
+
+    def live(self):
+        return self.state
+
+
+def test_each_local_server_shows_its_queue_and_current_batch():
+    server = FakeServer(ServerLive(model="smol", queued=5, batch=12, step=17, max_steps=64, busy_s=3.2))
+    tracker = Tracker(ResultsCollector(), TOTALS, [server], clock=Clock())
+    assert "smol: 5 queued, batch 12 at step 17/64 after 3s" in render_line(tracker.snapshot())
+    server.state = ServerLive(model="smol", queued=0, batch=3, step=0, max_steps=64, busy_s=75)
+    assert "smol: 0 queued, batch 3 reading prompts for 1m15s" in render_line(tracker.snapshot())
+    server.state = ServerLive(model="smol", queued=0, batch=0, step=0, max_steps=0)
+    fields = log_fields(tracker.snapshot())
+    assert fields["server[smol]"] == "0 queued, idle"
+
+
+def test_before_any_call_ends_the_eta_is_a_marked_guess_from_the_batch_in_flight():
+    # 8 rows, 16 of 64 steps in 20 s: on course for 80 s a batch, 0.1 calls/s; 40 calls -> 400 s
+    server = FakeServer(ServerLive(model="smol", queued=0, batch=8, step=16, max_steps=64, busy_s=20.0))
+    s = Tracker(ResultsCollector(), TOTALS, [server], clock=Clock()).snapshot()
+    assert s.eta_provisional and s.eta_s == pytest.approx(400.0)
+    assert "ETA ~6m40s" in render_line(s) and log_fields(s)["eta"] == "~6m40s"
+    server.state = ServerLive(model="smol", queued=0, batch=8, step=0, max_steps=64, busy_s=20.0)
+    assert "ETA estimating" in render_line(Tracker(ResultsCollector(), TOTALS, [server], clock=Clock()).snapshot())
+
+
+def test_durations_read_as_a_person_would_say_them():
+    assert [duration(x) for x in (None, 4.4, 245, 7800)] == ["estimating", "4s", "4m05s", "2h10m"]
+
+
+def test_the_plan_totals_count_every_instance_and_estimate_calls_per_method():
+    scenario = load_scenario(SCENARIOS / "quickstart.toml")
+    totals = plan_totals(expand(scenario), scenario.demonstrations_per_user, scenario_catalog(scenario),
+                         "smollm2-135m-instruct", judge=True)
+    assert totals.episodes == 8 and totals.instances == 16
+    # no_learning: user, draft, 4 PPCM, FPM = 7 calls an instance
+    assert totals.methods["no_learning"].calls == 7 * 8
+
+
+def test_prose_estimate_follows_its_knobs():
+    one_step = MethodSettings(variant="1sc")
+    full = MethodSettings(variant="full", num_refinement_steps=3)
+    # first instance, 4 components, no judge: 2 + 1 refine + breakdown + 4 verdicts
+    assert instance_calls("prose", one_step, "m", 0, 4, judge=False) == 8
+    # full (iterate): 3 refine + 2 candidates
+    assert instance_calls("prose", full, "m", 0, 4, judge=False) == 2 + 3 + 2 + 1 + 4
+    # a later instance: coalesce, and verdicts on the earlier demonstration too
+    assert instance_calls("prose", one_step, "m", 1, 4, judge=False) == 2 + 1 + 1 + 1 + 8
+
+
+def test_the_log_lines_of_a_run_carry_totals_and_eta_from_the_first_line(write_scenario, tmp_path, capsys):
+    scenario = write_scenario(
+        'name = "t"\nseeds = [1]\ndemonstrations_per_user = 2\n'
+        '[tasks.summarization]\npersonas = ["imdb"]\n[methods.no_learning]\n[metrics]\nbertscore = ""\n'
+    )
+    assert main(["run", str(scenario), "--out", str(tmp_path / "run"), "--progress", "log", "--no-report"]) == 0
+    first = next(line for line in capsys.readouterr().err.splitlines() if "progress" in line)
+    for field in ("episodes=0/1", "instances=0/2", "model_calls=0/~14", "eta=estimating", "calls_per_s=", "failed_calls=0"):
+        assert field in first
+
+
+@pytest.mark.anyio
+async def test_a_local_server_reports_the_batch_it_reads_and_decodes(tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from prose_sim.models.backends.local import LocalModelServer
+    from prose_sim.models.local_loading import load_local_model, tiny_test_model
+    from prose_sim.models.protocol import ModelRequest, SamplingParams
+
+    model, tokenizer, device, _ = load_local_model(str(tiny_test_model(tmp_path)), dtype="float32", device="cpu")
+    server = LocalModelServer(model, tokenizer, device, name="tiny", max_batch_size=8, max_wait_s=0.2)
+    seen = []
+    real = server.generator.model
+
+    def spy(*args, **kwargs):  # each forward pass: what the server says it is doing
+        seen.append(server.live())
+        return real(*args, **kwargs)
+
+    server.generator.model = spy
+    requests = [
+        ModelRequest(role="agent", purpose="draft", episode_id="e", instance=i, model="tiny",
+                     messages=[{"role": "user", "content": f"prompt {i}"}],
+                     params=SamplingParams(max_new_tokens=4))
+        for i in range(3)
+    ]
+    async with server:
+        assert server.live().batch == 0
+        async with anyio.create_task_group() as tg:
+            for r in requests:
+                tg.start_soon(server.complete, r)
+    assert (seen[0].batch, seen[0].step, seen[0].max_steps) == (3, 0, 4)  # reading the prompts
+    assert [s.step for s in seen[1:]] == list(range(1, len(seen)))  # then one step per forward pass
+    assert "batch 3 reading prompts for" in render_line(
+        Tracker(ResultsCollector(), TOTALS, [FakeServer(seen[0])], clock=Clock()).snapshot()
+    )
+    assert server.live().batch == 0  # idle again
