@@ -44,8 +44,6 @@ from prose_sim.templating import render
 from prose_sim.world.personas import Persona
 
 EXCERPT_CHARS = 300
-# Once the answer starts with "Verdict:", a few tokens hold the keyword.
-VERDICT_PREFIX, VERDICT_TOKENS = "Verdict:", 16
 # What the released code scores when the agent has inferred nothing (its empty
 # preference set's string falls back to "None").
 NO_PREFERENCES = "None"
@@ -205,9 +203,8 @@ class Judge(Actor):
 
     async def _ask(self, purpose: str, instance: int, scale: dict[str, int], **context: object):
         prompt = render(purpose, task=self.ctx.task, framework=self.ctx.framework, scale=scale, **context)
-        completion = await self.ctx.models.complete(
-            "judge", purpose, instance, prompt, VERDICT_PREFIX, VERDICT_TOKENS
-        )
+        # no response prefix: the judge reasons before its verdict line, as in the released code
+        completion = await self.ctx.models.complete("judge", purpose, instance, prompt)
         score = parse_verdict(completion.text, scale)
         if score is None:
             await self._parse_failed(instance, purpose, completion.text)
