@@ -82,6 +82,50 @@ class RowSettings(msgspec.Struct, frozen=True, kw_only=True):
         )
 
 
+def _penalised(logits, settings: RowSettings, presence, allowed):
+    import torch
+
+    scores = logits.float()
+    if settings.any_penalty and presence is not None:
+        penalty = settings.penalty[:, None]
+        penalised = torch.where(scores > 0, scores / penalty, scores * penalty)
+        scores = torch.where(presence, penalised, scores)
+    if allowed is not None:
+        scores = scores.masked_fill(~allowed, float("-inf"))
+    return scores
+
+
+def _truncated(scores, settings: RowSettings, rows):
+    """Temperature, top-k and top-p on ``rows``: (log-weights [R, K] best first, their token ids [R, K])."""
+    import torch
+
+    vocab = scores.shape[-1]
+    picked = scores.index_select(0, rows) / settings.temperature.index_select(0, rows)[:, None]
+    k = settings.top_k.index_select(0, rows)
+    k = torch.where(k <= 0, torch.full_like(k, vocab), k.clamp(max=vocab))
+    widest = int(k.max())
+    values, ids = torch.topk(picked, widest, dim=-1)  # sorted, largest first
+    rank = torch.arange(widest, device=scores.device)[None, :]
+    values = values.masked_fill(rank >= k[:, None], float("-inf"))  # top-k
+    top_p = settings.top_p.index_select(0, rows)[:, None]
+    probs = torch.softmax(values, -1)
+    before = probs.cumsum(-1) - probs  # the mass of the better tokens (as transformers' TopPLogitsWarper)
+    return values.masked_fill((before >= top_p) & (top_p < 1), float("-inf")), ids
+
+
+def distribution(logits, settings: RowSettings, presence=None, allowed=None):
+    """The probabilities each sampled row draws from, over the vocabulary ([B, V]; greedy rows: one-hot)."""
+    import torch
+
+    scores = _penalised(logits, settings, presence, allowed)
+    out = torch.nn.functional.one_hot(scores.argmax(-1), scores.shape[-1]).float()
+    rows = (settings.temperature > 0).nonzero().squeeze(1)
+    if rows.numel():
+        values, ids = _truncated(scores, settings, rows)
+        out[rows] = torch.zeros_like(out[rows]).scatter(1, ids, torch.softmax(values, -1))
+    return out
+
+
 def choose(logits, settings: RowSettings, counters, presence=None, allowed=None):
     """The next token of each row: a long tensor [B].
 
@@ -93,32 +137,16 @@ def choose(logits, settings: RowSettings, counters, presence=None, allowed=None)
     """
     import torch
 
-    scores = logits.float()
-    if settings.any_penalty and presence is not None:
-        penalty = settings.penalty[:, None]
-        penalised = torch.where(scores > 0, scores / penalty, scores * penalty)
-        scores = torch.where(presence, penalised, scores)
-    if allowed is not None:
-        scores = scores.masked_fill(~allowed, float("-inf"))
+    scores = _penalised(logits, settings, presence, allowed)
     chosen = scores.argmax(-1)
     if not settings.any_sampled:
         return chosen
     rows = (settings.temperature > 0).nonzero().squeeze(1)
-    vocab = scores.shape[-1]
-    picked = scores.index_select(0, rows) / settings.temperature.index_select(0, rows)[:, None]
-    k = settings.top_k.index_select(0, rows)
-    k = torch.where(k <= 0, torch.full_like(k, vocab), k.clamp(max=vocab))
-    widest = int(k.max())
-    values, ids = torch.topk(picked, widest, dim=-1)  # sorted, largest first
-    rank = torch.arange(widest, device=scores.device)[None, :]
-    values = values.masked_fill(rank >= k[:, None], float("-inf"))  # top-k
-    probs = torch.softmax(values, -1)
-    before = probs.cumsum(-1) - probs  # mass of the better tokens: keep the first token past top_p
-    values = values.masked_fill(before > settings.top_p.index_select(0, rows)[:, None], float("-inf"))
+    values, ids = _truncated(scores, settings, rows)
     cdf = torch.softmax(values, -1).double().cumsum(-1)
     u = uniforms(settings.seeds.index_select(0, rows), counters.index_select(0, rows))
-    slot = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True).clamp(max=widest - 1)
-    # a token with zero probability can never be picked: step back to the last one that has mass
+    slot = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True)
+    # never a token without mass (float rounding at the top end of the CDF)
     slot = torch.minimum(slot, (torch.isfinite(values).sum(-1, keepdim=True) - 1).clamp(min=0))
     chosen[rows] = ids.gather(1, slot).squeeze(1)
     return chosen

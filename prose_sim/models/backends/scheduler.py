@@ -150,7 +150,8 @@ class Engine:
         if seq.slot >= 0:
             self.stats.dropped += 1
             self.stats.dropped_tokens += len(seq.output)
-            self._leave(seq)
+            with self.torch.inference_mode():  # the KV storage was made in inference mode
+                self._leave(seq)
         else:
             try:
                 self.waiting.remove(seq)
