@@ -157,7 +157,7 @@ async def test_a_server_whose_iterations_keep_failing_is_down_for_every_request(
 
 
 async def test_a_prompt_too_long_for_the_model_fails_alone(tiny):
-    long_text = "word " * 200  # the tiny model's context is 512 tokens, one per byte
+    long_text = "word " * 250  # the tiny model's context is 1024 tokens, one per byte
     results = {}
     model, tokenizer, device = tiny
     async with LocalModelServer(model, tokenizer, device, name="tiny") as server:
@@ -171,7 +171,7 @@ async def test_a_prompt_too_long_for_the_model_fails_alone(tiny):
         async with anyio.create_task_group() as tg:
             tg.start_soon(one, 0, request(0, long_text, max_new_tokens=2))
             tg.start_soon(one, 1, request(1, "Hi", max_new_tokens=2))
-    assert isinstance(results[0], LocalRequestRejected) and "context holds 512" in str(results[0])
+    assert isinstance(results[0], LocalRequestRejected) and "context holds 1024" in str(results[0])
     assert not results[0].retryable and not isinstance(results[0], LocalServerDown)
     assert results[1].output_tokens > 0 and not server.down and server.stats.rejected == 1
 

@@ -144,8 +144,8 @@ def test_admission_keeps_to_the_row_and_kv_token_limits(tiny):
 
 def test_a_prompt_longer_than_the_context_is_refused(tiny):
     engine = engine_for(tiny)
-    with pytest.raises(PromptTooLong, match="context holds 512"):
-        engine.submit(Sequence(prompt=[5] * 512, params=SamplingParams()))
+    with pytest.raises(PromptTooLong, match=f"context holds {engine.context}"):
+        engine.submit(Sequence(prompt=[5] * engine.context, params=SamplingParams()))
     with pytest.raises(PromptTooLong, match="empty"):
         engine.submit(Sequence(prompt=[], params=SamplingParams()))
 
@@ -153,7 +153,7 @@ def test_a_prompt_longer_than_the_context_is_refused(tiny):
 def test_an_answer_stops_at_the_end_of_the_context(tiny):
     engine = engine_for(tiny)
     engine.eos_ids = set()
-    seq = Sequence(prompt=[7] * 505, params=SamplingParams(max_new_tokens=50))
+    seq = Sequence(prompt=[7] * (engine.context - 7), params=SamplingParams(max_new_tokens=50))
     run(engine, {0: [seq]})
     assert len(seq.output) == 7 and seq.finish == "length"  # the budget was cut to the room left
 
