@@ -165,8 +165,11 @@ def hf_generate(model, tokenizer, device, prompt_ids: list[list[int]], new_token
     return (out.shape[1] - width) * len(prompt_ids)
 
 
-def new_server(model, tokenizer, device, *, max_batch: int, static: bool = False):
-    """A fresh server on ``model`` that decodes every request to its budget (EOS ignored)."""
+def new_server(model, tokenizer, device, *, max_batch: int, static: bool = False, max_kv_tokens: int | None = None):
+    """A fresh server on ``model`` that decodes every request to its budget (EOS ignored).
+
+    ``max_kv_tokens`` None: the server's default KV budget (as in a run).
+    """
     if static:
         from prose_sim.models.backends.static_server import StaticBatchServer
 
@@ -176,7 +179,7 @@ def new_server(model, tokenizer, device, *, max_batch: int, static: bool = False
     from prose_sim.models.backends.local import LocalModelServer
 
     server = LocalModelServer(model, tokenizer, device, name="bench", max_batch_size=max_batch, max_wait_s=0.02,
-                              max_kv_tokens=max(16384, max_batch * 512))  # fmt: skip
+                              max_kv_tokens=max_kv_tokens)  # fmt: skip
     server.engine.eos_ids = set()
     return server
 
@@ -185,7 +188,8 @@ async def server_run(model, tokenizer, device, prompts, new_tokens: int, max_bat
     """N concurrent requests to a fresh LocalModelServer; (generated tokens, server stats)."""
     from prose_sim.models.protocol import ModelRequest, SamplingParams
 
-    server = new_server(model, tokenizer, device, max_batch=max_batch)
+    # room for every request at once, as the ideal batch has: the same work, side by side
+    server = new_server(model, tokenizer, device, max_batch=max_batch, max_kv_tokens=max_batch * 512)
     total = 0
     async with server:
 

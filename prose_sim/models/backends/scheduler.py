@@ -35,6 +35,9 @@ from prose_sim.models.backends.sampling import RowSettings, choose
 from prose_sim.models.protocol import SamplingParams
 
 
+KV_BYTES_CPU = 512 * 2**20  # the default KV budget off CUDA (SmolLM2-135M in float32: 11,650 tokens)
+
+
 class PromptTooLong(ValueError):
     """The prompt does not fit the model's context window."""
 
@@ -89,7 +92,7 @@ class Engine:
         device: str,
         *,
         max_rows: int = 32,
-        max_kv_tokens: int = 16384,
+        max_kv_tokens: int | None = None,
         prefill_chunk: int = 256,
         prefix_cache_tokens: int = 4096,
         prefix_block: int = 32,
@@ -112,7 +115,7 @@ class Engine:
             device=device,
         )
         self.max_rows = max(1, max_rows)
-        self.max_kv_tokens = max(1, max_kv_tokens)
+        self.max_kv_tokens = max(1, max_kv_tokens or self._default_kv_tokens())
         self.prefill_chunk = max(1, prefill_chunk)
         self.prefix = PrefixCache(max_tokens=prefix_cache_tokens, block=prefix_block)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id or 0
@@ -127,6 +130,14 @@ class Engine:
         self.presence = None  # bool [allocated rows, vocab]: tokens each row has seen
         self.stats = EngineStats()
         self._settings: RowSettings | None = None  # of the running rows, rebuilt when they change
+
+    def _default_kv_tokens(self) -> int:
+        """KV storage for the running rows: half the free GPU memory on CUDA, 512 MiB elsewhere."""
+        budget = KV_BYTES_CPU
+        if str(self.device).startswith("cuda"):
+            free, _ = self.torch.cuda.mem_get_info(self.torch.device(self.device))
+            budget = free // 2
+        return max(1, budget // self.cache.token_bytes())
 
     # ------------------------------------------------------------------ requests
 
@@ -207,7 +218,7 @@ class Engine:
         torch = self.torch
         rows = len(self.running) + 1
         length = _round_up(max(self._reserved(s) for s in [*self.running, seq]), 128)
-        spare = min(self.max_rows, max(rows, 2 * self.cache.rows, 4), max(rows, self.max_kv_tokens // length))
+        spare = min(self.max_rows, max(rows, self.cache.rows + 4), max(rows, self.max_kv_tokens // length))
         self.cache.reserve(rows, length, spare_rows=spare)
         if self.presence is None or self.presence.shape[0] < self.cache.rows:
             grown = torch.zeros((self.cache.rows, self.vocab), dtype=torch.bool, device=self.device)
