@@ -293,16 +293,19 @@ def measure(
         if sequential_rate is None or not sequential_sample:
             # with a sample: its first K prompts (the same for every N), timed once
             sample = encode_all(tokenizer, chat_prompts(sequential_sample)) if sequential_sample else ids
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             tokens = sum(hf_generate(model, tokenizer, device, [p], new_tokens) for p in sample)
             sequential_rate = tokens / (time.perf_counter() - started)
-        started = time.perf_counter()
+            sequential_cpu_rate = tokens / (time.process_time() - cpu)
+        started, cpu = time.perf_counter(), time.process_time()
         tokens = hf_generate(model, tokenizer, device, ids, new_tokens)
         batch_rate = tokens / (time.perf_counter() - started)
-        started = time.perf_counter()
+        batch_cpu_rate = tokens / (time.process_time() - cpu)
+        started, cpu = time.perf_counter(), time.process_time()
         tokens, stats = anyio.run(server_run, model, tokenizer, device, prompts, new_tokens, max(sizes))
         server_s = time.perf_counter() - started
         server_rate = tokens / server_s
+        server_cpu_rate = tokens / (time.process_time() - cpu)
         row: dict[str, object] = {
             "n": n,
             "tokens_per_s_sequential": round(sequential_rate, 1),
@@ -312,6 +315,10 @@ def measure(
             "ratio_vs_ideal_batch": round(server_rate / batch_rate, 3),
             "server_mean_batch": stats["mean_batch"],
             "server_padding_share": stats["padding_share"],
+            # tokens per CPU-second of this process (all its threads): far less sensitive than
+            # wall time to other processes sharing the cores
+            "cpu_ratio_vs_sequential": round(server_cpu_rate / sequential_cpu_rate, 3),
+            "cpu_ratio_vs_ideal_batch": round(server_cpu_rate / batch_cpu_rate, 3),
         }
         if hf_cb:
             started = time.perf_counter()
@@ -322,7 +329,8 @@ def measure(
             row["roofline_share"] = round(weights_bytes * stats["steps"] / server_s / bandwidth, 3)
         rows.append(row)
         line = (f"{n:>5} {sequential_rate:>14.1f} {batch_rate:>16.1f} {server_rate:>17.1f} "
-                f"{row['ratio_vs_sequential']:>7.2f} {row['ratio_vs_ideal_batch']:>6.2f}")
+                f"{row['ratio_vs_sequential']:>7.2f} {row['ratio_vs_ideal_batch']:>6.2f}  per CPU-s: "
+                f"c/a {row['cpu_ratio_vs_sequential']:.2f} c/b {row['cpu_ratio_vs_ideal_batch']:.2f}")
         if hf_cb:
             line += f"  hf generate_batch {row['tokens_per_s_hf_continuous']:.1f} tok/s"
         if "roofline_share" in row:
@@ -342,12 +350,15 @@ def measure_trace(model, tokenizer, device: str, *, episodes: int | None = None,
     for repeat in range(1, repeats + 1):
         for kind in ("static", "server"):
             server = new_server(model, tokenizer, device, max_batch=32, static=kind == "static")
+            cpu = time.process_time()
             figures = anyio.run(lambda: local_trace.replay(server, trace, episodes=episodes))
+            cpu = time.process_time() - cpu
             stats = server.stats.summary()
             row = {
                 "workload": f"trace {kind} #{repeat}",
                 "n": figures["requests"],
                 "tokens_per_s": figures["tokens_per_s"],
+                "tokens_per_cpu_s": round(figures["generated_tokens"] / cpu, 2) if cpu > 0 else 0.0,
                 "wall_s": figures["wall_s"],
                 "latency_p50_s": figures["latency_p50_s"],
                 "latency_p95_s": figures["latency_p95_s"],
@@ -359,7 +370,8 @@ def measure_trace(model, tokenizer, device: str, *, episodes: int | None = None,
                 row["kv_padding_share"] = stats["kv_padding_share"]
                 row["prefix_hit_rate"] = stats["prefix_hit_rate"]
             rows.append(row)
-            say(f"{row['workload']}: {figures['requests']} requests, {figures['tokens_per_s']} tok/s, "
+            say(f"{row['workload']}: {figures['requests']} requests, {figures['tokens_per_s']} tok/s "
+                f"({row['tokens_per_cpu_s']} per CPU-s), "
                 f"p50 {figures['latency_p50_s']} s, p95 {figures['latency_p95_s']} s, wall {figures['wall_s']} s, "
                 f"padding {stats['padding_share']}, idle rows {stats['idle_row_share']}")
     return rows
@@ -437,7 +449,8 @@ def run(quick: bool = False, *, model: str = "smollm2-135m-instruct", device: st
         command="python -m prose_sim bench local" + (" --quick" if quick else ""),
         columns=["workload", "n", "tokens_per_s_sequential", "tokens_per_s_ideal_batch", "tokens_per_s_server",
                  "ratio_vs_sequential", "ratio_vs_ideal_batch", "server_mean_batch", "server_padding_share",
-                 "tokens_per_s", "latency_p50_s", "latency_p95_s", "padding_share", "idle_row_share",
+                 "cpu_ratio_vs_sequential", "cpu_ratio_vs_ideal_batch",
+                 "tokens_per_s", "tokens_per_cpu_s", "latency_p50_s", "latency_p95_s", "padding_share", "idle_row_share",
                  "kv_padding_share", "prefix_hit_rate"],
         rows=rows,
         checks=checks(rows),
