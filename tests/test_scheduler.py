@@ -90,7 +90,8 @@ def test_a_sampled_answer_depends_on_its_seed_and_prompt_not_on_its_batch(tiny):
     _, tokenizer = tiny
 
     def sampled(i, seed):
-        return Sequence(prompt=prompt_ids(tokenizer, TEXTS[i]), params=SamplingParams(seed=seed, max_new_tokens=12, **SAMPLED))
+        params = SamplingParams(seed=seed, max_new_tokens=12, **SAMPLED)
+        return Sequence(prompt=prompt_ids(tokenizer, TEXTS[i]), params=params)
 
     alone = sampled(0, 7)
     run(engine_for(tiny), {0: [alone]})

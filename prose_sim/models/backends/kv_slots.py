@@ -117,7 +117,10 @@ class SlotCache:
         import torch
 
         return torch.stack(
-            [torch.stack([self.keys[i][slot, :, start:stop], self.values[i][slot, :, start:stop]]) for i in range(self.layers)]
+            [
+                torch.stack([self.keys[i][slot, :, start:stop], self.values[i][slot, :, start:stop]])
+                for i in range(self.layers)
+            ]
         ).clone()
 
     # ------------------------------------------------------------------ one forward

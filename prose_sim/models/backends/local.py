@@ -209,6 +209,8 @@ class LocalModelServer:
         job = _Job(seq=seq, request=request, enqueued=time.perf_counter())
         seq.key = job
         self._inbox.put(job)
+        if self.down:  # the worker stopped meanwhile: nobody will take the job
+            raise LocalServerDown(self.down)
         try:
             await job.done.wait()
         finally:
