@@ -87,7 +87,8 @@ class ModelSpec(Strict):
     repetition_penalty: Annotated[float, msgspec.Meta(gt=0)] = 1.0
     max_new_tokens: Positive = 512
     # local backend only: weights dtype (auto: bfloat16 on CUDA, float32 on CPU), device,
-    # and the server's dynamic batching (largest batch, longest wait for more requests)
+    # and the server's scheduling (most requests decoding together; how long an idle server
+    # waits for the requests sent with the first)
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     device: str = "auto"
     max_batch_size: Positive = 32

@@ -8,7 +8,12 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from prose_sim.models.backends.local import LocalModelServer  # noqa: E402
+from prose_sim.models.backends.local import (  # noqa: E402
+    LocalModelServer,
+    LocalRequestRejected,
+    LocalServerDown,
+    LocalStepFailed,
+)
 from prose_sim.models.local_loading import load_local_model, tiny_test_model  # noqa: E402
 from prose_sim.models.protocol import ModelRequest, SamplingParams  # noqa: E402
 
@@ -75,13 +80,17 @@ async def test_greedy_outputs_equal_one_at_a_time_generate_token_for_token(tiny)
         assert done.text == tokenizer.decode(expected, skip_special_tokens=True)
 
 
-async def test_concurrent_requests_are_coalesced_into_batches(tiny):
-    requests = [request(i, p, max_new_tokens=4) for i, p in enumerate(PROMPTS)]
-    _, server = await serve_all(tiny, requests, max_batch_size=4, max_wait_s=0.2)
+async def test_requests_decode_together_without_padding_or_idle_rows(tiny):
+    requests = [request(i, p, max_new_tokens=4 + 3 * i) for i, p in enumerate(PROMPTS)]
+    results, server = await serve_all(tiny, requests, max_batch_size=4, max_wait_s=0.2)
     stats = server.stats.summary()
-    assert stats["requests"] == 6 and stats["batches"] == 2 and stats["max_batch"] == 4
-    assert stats["padded_tokens"] > 0 and 0 < stats["padding_share"] < 1
-    assert stats["generated_tokens"] > 0 and stats["mean_queue_wait_s"] >= 0
+    assert stats["requests"] == 6 and stats["max_batch"] == 4  # never more rows than max_batch_size
+    assert stats["mean_batch"] > 1  # rows really shared decode steps
+    assert stats["padded_tokens"] == 0 and stats["padding_share"] == 0
+    assert stats["idle_row_steps"] == 0  # every prompt fits one prefill chunk here: no row waits
+    assert stats["generated_tokens"] == sum(r.output_tokens for r in results)
+    assert stats["prompt_tokens"] == sum(len(server.encode(r)) for r in requests)
+    assert stats["mean_queue_wait_s"] >= 0 and stats["batches"] >= 1
 
 
 async def test_a_sampled_answer_depends_on_its_seed_not_on_its_batch(tiny):
@@ -106,24 +115,93 @@ async def test_the_answer_starts_with_the_response_prefix(tiny):
     assert results[0].input_tokens == len(server.encode(req))
 
 
-async def test_a_failing_batch_fails_its_requests_and_the_server_goes_on(tiny):
+def failing_steps(server, failures):
+    """Make the server's next ``failures`` iterations raise (a simulated out-of-memory)."""
+    real_step = server.engine.step
+    calls = []
+
+    def step():
+        calls.append(1)
+        if len(calls) <= failures:
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return real_step()
+
+    server.engine.step = step
+    return calls
+
+
+async def test_a_failing_iteration_fails_its_requests_and_the_server_goes_on(tiny):
     model, tokenizer, device = tiny
     server = LocalModelServer(model, tokenizer, device, name="tiny")
-    calls = []
-    real_run = server.generator.run
-
-    def flaky(prompts, params):
-        calls.append(len(prompts))
-        if len(calls) == 1:
-            raise RuntimeError("CUDA out of memory (simulated)")
-        return real_run(prompts, params)
-
-    server.generator.run = flaky
+    failing_steps(server, 1)
     async with server:
-        with pytest.raises(RuntimeError, match="out of memory"):
+        with pytest.raises(LocalStepFailed, match="out of memory") as failed:
             await server.complete(request(0, "Hi", max_new_tokens=2))
+        assert failed.value.retryable  # the gateway may try it again
         done = await server.complete(request(1, "Hi", max_new_tokens=2))
-    assert done.output_tokens <= 2 and len(calls) == 2
+    assert 0 < done.output_tokens <= 2 and server.stats.failed == 1 and not server.down
+
+
+async def test_a_server_whose_iterations_keep_failing_is_down_for_every_request(tiny):
+    model, tokenizer, device = tiny
+    server = LocalModelServer(model, tokenizer, device, name="tiny", max_step_failures=2)
+    failing_steps(server, 100)
+    async with server:
+        with pytest.raises(LocalStepFailed):
+            await server.complete(request(0, "Hi", max_new_tokens=2))
+        with pytest.raises(LocalServerDown, match="is down: 2 iterations in a row failed.*out of memory") as down:
+            await server.complete(request(1, "Hi", max_new_tokens=2))
+        assert not down.value.retryable
+        with pytest.raises(LocalServerDown):  # a new request fails at once
+            await server.complete(request(2, "Hi", max_new_tokens=2))
+
+
+async def test_a_prompt_too_long_for_the_model_fails_alone(tiny):
+    long_text = "word " * 250  # the tiny model's context is 1024 tokens, one per byte
+    results = {}
+    model, tokenizer, device = tiny
+    async with LocalModelServer(model, tokenizer, device, name="tiny") as server:
+
+        async def one(i, r):
+            try:
+                results[i] = await server.complete(r)
+            except LocalRequestRejected as exc:
+                results[i] = exc
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(one, 0, request(0, long_text, max_new_tokens=2))
+            tg.start_soon(one, 1, request(1, "Hi", max_new_tokens=2))
+    assert isinstance(results[0], LocalRequestRejected) and "context holds 1024" in str(results[0])
+    assert not results[0].retryable and not isinstance(results[0], LocalServerDown)
+    assert results[1].output_tokens > 0 and not server.down and server.stats.rejected == 1
+
+
+async def test_a_cancelled_request_leaves_the_batch_and_frees_its_row(tiny):
+    model, tokenizer, device = tiny
+    server = LocalModelServer(model, tokenizer, device, name="tiny", max_wait_s=0.0)
+    server.engine.eos_ids = set()  # the long request would run its whole budget
+    real_step = server.engine.step
+    steps = []
+    scope = anyio.CancelScope()
+
+    def step():
+        finished = real_step()
+        steps.append(len(server.engine.running))
+        if len(steps) == 3:  # the caller gives up while its request is decoding
+            anyio.from_thread.run_sync(scope.cancel, token=server._token)
+        return finished
+
+    server.engine.step = step
+    async with server:
+        with scope:
+            await server.complete(request(0, "Hi", max_new_tokens=400))
+        assert scope.cancelled_caught
+        after = await server.complete(request(1, "Hi", max_new_tokens=3))
+    assert after.output_tokens == 3
+    assert server.stats.cancelled == 1 and server.engine.stats.dropped == 1
+    assert 0 < server.stats.cancelled_tokens < 400  # dropped mid-answer, not decoded to the end
+    assert server.stats.requests == 1 and not server.engine.running
+    assert len(steps) < 3 + 400  # the dropped row did not keep the engine busy
 
 
 async def test_complete_outside_the_server_context_is_an_error(tiny):

@@ -203,13 +203,13 @@ async def test_a_local_server_reports_the_batch_it_reads_and_decodes(tmp_path):
     model, tokenizer, device, _ = load_local_model(str(tiny_test_model(tmp_path)), dtype="float32", device="cpu")
     server = LocalModelServer(model, tokenizer, device, name="tiny", max_batch_size=8, max_wait_s=0.2)
     seen = []
-    real = server.generator.model
+    real = server.engine.model
 
     def spy(*args, **kwargs):  # each forward pass: what the server says it is doing
         seen.append(server.live())
         return real(*args, **kwargs)
 
-    server.generator.model = spy
+    server.engine.model = spy
     requests = [
         ModelRequest(role="agent", purpose="draft", episode_id="e", instance=i, model="tiny",
                      messages=[{"role": "user", "content": f"prompt {i}"}],
@@ -221,9 +221,11 @@ async def test_a_local_server_reports_the_batch_it_reads_and_decodes(tmp_path):
         async with anyio.create_task_group() as tg:
             for r in requests:
                 tg.start_soon(server.complete, r)
-    assert (seen[0].batch, seen[0].step, seen[0].max_steps) == (3, 0, 4)  # reading the prompts
-    assert [s.step for s in seen[1:]] == list(range(1, len(seen)))  # then one step per forward pass
-    assert "batch 3 reading prompts for" in render_line(
+    assert seen[0].batch >= 1 and seen[0].step == 0  # reading the prompts
+    assert max(s.batch for s in seen) == 3  # the rows run together
+    steps = [s.step for s in seen if s.step]
+    assert steps == sorted(steps) and all(s.max_steps == 4 for s in seen if s.step)  # the lead row advances
+    assert "reading prompts for" in render_line(
         Tracker(ResultsCollector(), TOTALS, [FakeServer(seen[0])], clock=Clock()).snapshot()
     )
     assert server.live().batch == 0  # idle again

@@ -458,7 +458,7 @@ def _tiny_tokenizer():
         bos_token="<|im_start|>",
         eos_token="<|im_end|>",
         pad_token="<pad>",
-        model_max_length=512,
+        model_max_length=1024,
     )
     tokenizer.chat_template = CHATML_TEMPLATE
     return tokenizer
@@ -479,7 +479,7 @@ def tiny_test_model(path: Path, seed: int = 0) -> Path:
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
-        max_position_embeddings=512,
+        max_position_embeddings=1024,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,

@@ -1,27 +1,64 @@
 """The local backend: one in-process model server shared by every episode.
 
-Requests from all episodes and roles that name the same model go into one
-queue. The server takes the first waiting request, waits at most
-``max_wait_s`` for more (up to ``max_batch_size``), and decodes them as one
-padded batch in a worker thread (torch releases the GIL, so the event loop
-keeps feeding the queue meanwhile). Measured on 2 CPU cores, this dynamic
-batching beats transformers' continuous batching there (see
-benchmarks/local_server.py).
+Requests from all episodes and roles that name the same model go to one
+engine (``scheduler.py``) that schedules at the level of decode steps: a
+request joins the running batch at the next iteration and leaves it, its
+answer returned at once, when it ends; prompts are prefilled without padding,
+in chunks, and shared prompt prefixes come from a bounded KV cache. The engine
+runs on one dedicated worker thread (torch releases the GIL, so the event loop
+keeps feeding it meanwhile; per-thread library state such as cuBLAS handles
+stays warm, which measured 3x faster on an H100 than fresh pool threads).
+
+Failure: a request whose caller gave up (cancelled, e.g. the gateway's
+timeout) is dropped from the batch at the next iteration. A prompt the model
+cannot take fails alone (``LocalRequestRejected``). A failing iteration (e.g.
+out of memory) fails the requests in flight with ``LocalStepFailed``
+(retryable) and the server goes on with a fresh KV cache; after
+``max_step_failures`` failing iterations in a row, or if the worker dies, the
+server is down and fails every request, queued or new, with
+``LocalServerDown`` (not retryable).
 """
 
 from __future__ import annotations
 
 import math
+import queue
+import threading
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import anyio
+import anyio.from_thread
+import anyio.lowlevel
 import msgspec
 
-from prose_sim.models.backends.batching import BatchGenerator, BatchStats
-from prose_sim.models.protocol import Completion, ModelRequest
+from prose_sim.models.backends.scheduler import Engine, EngineStats, PromptTooLong, Sequence
+from prose_sim.models.protocol import Completion, ModelRequest, PermanentModelError, RetryableModelError
+
+
+class LocalRequestRejected(PermanentModelError):
+    """This one request cannot be served (e.g. its prompt exceeds the model's context)."""
+
+
+class LocalStepFailed(RetryableModelError):
+    """A scheduler iteration failed; every request in flight in it failed with it."""
+
+
+class LocalServerDown(PermanentModelError):
+    """The local model server has stopped working; no request can be served."""
+
+
+class WindowStats(msgspec.Struct, kw_only=True):
+    """What the server did between two reports (a ``BatchServed`` event each)."""
+
+    size: int  # requests answered in the window
+    prompt_tokens: int
+    padded_tokens: int  # always 0: prompts are prefilled at their own length
+    generated_tokens: int
+    steps: int
+    idle_row_steps: int
+    wall_s: float
 
 
 class ServerStats(msgspec.Struct, kw_only=True):
@@ -30,32 +67,42 @@ class ServerStats(msgspec.Struct, kw_only=True):
     model: str
     device: str
     dtype: str
-    batches: int = 0
-    requests: int = 0
-    max_batch: int = 0
+    batches: int = 0  # reporting windows (BatchServed events)
+    requests: int = 0  # answered
+    cancelled: int = 0  # dropped because their caller gave up
+    cancelled_tokens: int = 0  # tokens generated for those before they were dropped
+    rejected: int = 0
+    failed: int = 0  # failed by a failing iteration or a down server
+    max_batch: int = 0  # most rows decoding together
     prompt_tokens: int = 0
     padded_tokens: int = 0
+    prefix_hit_tokens: int = 0
+    prefill_tokens: int = 0
     generated_tokens: int = 0
     idle_row_steps: int = 0
-    steps: int = 0  # decode steps, all batches
+    steps: int = 0
     row_steps: int = 0
+    kv_positions: int = 0
+    kv_padding: int = 0
+    peak_kv_tokens: int = 0
     busy_s: float = 0.0
     queue_wait_s: float = 0.0
     max_queue_wait_s: float = 0.0
 
-    def add(self, batch: BatchStats, waits: list[float]) -> None:
-        self.batches += 1
-        self.requests += batch.size
-        self.max_batch = max(self.max_batch, batch.size)
-        self.prompt_tokens += batch.prompt_tokens
-        self.padded_tokens += batch.padded_tokens
-        self.generated_tokens += batch.generated_tokens
-        self.idle_row_steps += batch.idle_row_steps
-        self.steps += batch.steps
-        self.row_steps += batch.size * batch.steps
-        self.busy_s += batch.wall_s
-        self.queue_wait_s += sum(waits)
-        self.max_queue_wait_s = max([self.max_queue_wait_s, *waits])
+    def absorb(self, engine: EngineStats) -> None:
+        self.max_batch = engine.max_rows
+        self.prompt_tokens = engine.prompt_tokens
+        self.prefix_hit_tokens = engine.cached_tokens
+        self.prefill_tokens = engine.prefill_tokens
+        self.generated_tokens = engine.generated_tokens
+        self.idle_row_steps = engine.idle_row_steps
+        self.steps = engine.steps
+        self.row_steps = engine.row_steps
+        self.kv_positions = engine.kv_positions
+        self.kv_padding = engine.kv_padding
+        self.peak_kv_tokens = engine.peak_kv_tokens
+        self.busy_s = engine.busy_s
+        self.cancelled_tokens = engine.dropped_tokens
 
     def summary(self) -> dict[str, object]:
         def ratio(a: float, b: float) -> float:
@@ -63,11 +110,13 @@ class ServerStats(msgspec.Struct, kw_only=True):
 
         return {
             **msgspec.structs.asdict(self),
-            "mean_batch": ratio(self.requests, self.batches),
+            "mean_batch": ratio(self.row_steps, self.steps),
             "generated_tokens_per_s": ratio(self.generated_tokens, self.busy_s),
             "mean_queue_wait_s": ratio(self.queue_wait_s, self.requests),
             "padding_share": ratio(self.padded_tokens, self.prompt_tokens + self.padded_tokens),
             "idle_row_share": ratio(self.idle_row_steps, self.row_steps),
+            "kv_padding_share": ratio(self.kv_padding, self.kv_positions),
+            "prefix_hit_rate": ratio(self.prefix_hit_tokens, self.prompt_tokens),
         }
 
 
@@ -77,26 +126,29 @@ class ServerLive(msgspec.Struct, frozen=True, kw_only=True):
     model: str
     queued: int  # requests waiting for a batch
     batch: int  # rows of the batch being decoded (0: idle)
-    step: int  # its decode steps so far (0 while it reads the prompts)
-    max_steps: int  # its longest row's token budget
-    busy_s: float = 0.0  # how long it has been running
+    step: int  # tokens of the row that has decoded longest (0 while the rows read their prompts)
+    max_steps: int  # that row's token budget
+    busy_s: float = 0.0  # since the oldest running row was admitted
 
 
-@dataclass
+@dataclass(eq=False)
 class _Job:
-    prompt: list[int]
+    seq: Sequence
     request: ModelRequest
     enqueued: float
     done: anyio.Event = field(default_factory=anyio.Event)
-    tokens: list[int] | None = None
     error: BaseException | None = None
+    cancelled: bool = False  # set by the caller's task, read by the worker
+    wait_s: float = 0.0
 
 
-OnBatch = Callable[[BatchStats, list[float]], Awaitable[None]]
+OnBatch = Callable[[WindowStats, list[float]], Awaitable[None]]
+
+_STOP = object()
 
 
 class LocalModelServer:
-    """A Backend (``complete``) and an async context manager that runs the batching loop."""
+    """A Backend (``complete``) and an async context manager that runs the engine's worker thread."""
 
     def __init__(
         self,
@@ -108,40 +160,69 @@ class LocalModelServer:
         dtype: str = "",
         max_batch_size: int = 32,
         max_wait_s: float = 0.02,
+        max_kv_tokens: int | None = None,  # default: half the free GPU memory on CUDA, 512 MiB elsewhere
+        prefill_chunk: int = 256,
+        prefix_cache_tokens: int = 4096,
+        max_step_failures: int = 3,
+        report_every_steps: int = 64,
         on_batch: OnBatch | None = None,
     ):
         self.tokenizer = tokenizer
-        self.generator = BatchGenerator(model, tokenizer, device)
-        self.max_batch_size = max_batch_size
+        self.engine = Engine(
+            model,
+            tokenizer,
+            device,
+            max_rows=max_batch_size,
+            max_kv_tokens=max_kv_tokens,
+            prefill_chunk=prefill_chunk,
+            prefix_cache_tokens=prefix_cache_tokens,
+        )
+        # an idle server waits this long after a first request for others, so requests sent
+        # together are prefilled together before decoding starts
         self.max_wait_s = max_wait_s
+        self.max_step_failures = max(1, max_step_failures)
+        self.report_every_steps = max(1, report_every_steps)
         self.on_batch = on_batch
         self.stats = ServerStats(model=name, device=device, dtype=dtype)
-        self._send, self._receive = anyio.create_memory_object_stream[_Job](math.inf)
-        self._group: anyio.abc.TaskGroup | None = None
-        # Every batch runs on this one thread: per-thread library state (cuBLAS
-        # handles, cuDNN attention plans for each sequence length) then stays warm.
-        # Measured on an H100, decoding in fresh pool threads was 3x slower.
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prose-sim-model")
+        self.down: str = ""  # why the server is down, once it is
+        self._inbox: queue.Queue = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._token = None
+        self._window_start = EngineStats()
+        self._window_answers: list[_Job] = []
+        self._window_started = 0.0
 
     async def __aenter__(self) -> LocalModelServer:
-        self._group = anyio.create_task_group()
-        await self._group.__aenter__()
-        self._group.start_soon(self._serve)
+        self._token = anyio.lowlevel.current_token()
+        self._thread = threading.Thread(target=self._work, name="prose-sim-model", daemon=True)
+        self._thread.start()
         return self
 
-    async def __aexit__(self, *exc_info) -> bool | None:
-        self._send.close()
-        try:
-            return await self._group.__aexit__(*exc_info)
-        finally:
-            self._worker.shutdown(wait=False)
+    async def __aexit__(self, *exc_info) -> None:
+        self._inbox.put(_STOP)
+        thread, self._thread = self._thread, None
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(thread.join)
 
     def live(self) -> ServerLive:
-        rows, step, budget, started = self.generator.live
-        queued = self._receive.statistics().current_buffer_used
-        busy = time.perf_counter() - started if rows else 0.0
+        """A snapshot for the progress display, read from the event loop while the worker runs.
+
+        ``batch`` is the rows running now (they join and leave at every step); ``step`` and
+        ``max_steps`` are the tokens and budget of the row that has decoded longest."""
+        engine = self.engine
+        queued = self._inbox.qsize() + len(engine.waiting)
+        running = list(engine.running)  # a copy: the worker thread changes the list
+        if not running:
+            return ServerLive(model=self.stats.model, queued=queued, batch=0, step=0, max_steps=0)
+        lead = max(running, key=lambda seq: len(seq.output))
+        started = min(seq.admitted_at for seq in running)
         return ServerLive(
-            model=self.stats.model, queued=queued, batch=rows, step=step, max_steps=budget, busy_s=busy
+            model=self.stats.model,
+            queued=queued,
+            batch=len(running),
+            step=len(lead.output),
+            max_steps=lead.budget,
+            busy_s=max(0.0, time.perf_counter() - started),
         )
 
     def encode(self, request: ModelRequest) -> list[int]:
@@ -152,53 +233,182 @@ class LocalModelServer:
         return self.tokenizer(text + request.response_prefix, add_special_tokens=False)["input_ids"]
 
     async def complete(self, request: ModelRequest) -> Completion:
-        if self._group is None:
+        if self._thread is None:
             raise RuntimeError("the local model server is not running (use it as `async with`)")
-        job = _Job(prompt=self.encode(request), request=request, enqueued=time.perf_counter())
-        await self._send.send(job)
-        await job.done.wait()
+        if self.down:
+            raise LocalServerDown(self.down)
+        seq = Sequence(prompt=self.encode(request), params=request.params)
+        job = _Job(seq=seq, request=request, enqueued=time.perf_counter())
+        seq.key = job
+        self._inbox.put(job)
+        if self.down:  # the worker stopped meanwhile: nobody will take the job
+            raise LocalServerDown(self.down)
+        try:
+            await job.done.wait()
+        finally:
+            if not job.done.is_set():  # the caller gave up: the worker drops it at its next iteration
+                job.cancelled = True
+                self._inbox.put(None)  # wakes an idle worker
         if job.error is not None:
             raise job.error
-        tokens = job.tokens or []
-        text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+        text = self.tokenizer.decode(seq.output, skip_special_tokens=True)
         return Completion(
             text=request.response_prefix + text,
-            input_tokens=len(job.prompt),
-            output_tokens=len(tokens),
+            input_tokens=len(seq.prompt),
+            output_tokens=len(seq.output),
         )
 
-    async def _serve(self) -> None:
-        async with self._receive:
-            while True:
-                try:
-                    first = await self._receive.receive()
-                except anyio.EndOfStream:
-                    return
-                batch = [first]
-                with anyio.move_on_after(self.max_wait_s):
-                    while len(batch) < self.max_batch_size:
-                        try:
-                            batch.append(await self._receive.receive())
-                        except anyio.EndOfStream:
-                            break
-                await self._run(batch)
+    # ------------------------------------------------------------------ the worker thread
 
-    async def _run(self, batch: list[_Job]) -> None:
-        started = time.perf_counter()
-        waits = [started - job.enqueued for job in batch]
+    def _work(self) -> None:
+        jobs: dict[int, _Job] = {}  # id(seq) -> job, for every job the engine holds
+        failures = 0
         try:
-            pending = self._worker.submit(
-                self.generator.run, [j.prompt for j in batch], [j.request.params for j in batch]
+            while True:
+                if not self._take_new(jobs):
+                    break
+                for job in [j for j in jobs.values() if j.cancelled]:
+                    self.engine.drop(job.seq)
+                    jobs.pop(id(job.seq))
+                    self.stats.cancelled += 1
+                if not self.engine.busy:
+                    continue
+                try:
+                    finished = self.engine.step()
+                except Exception as exc:  # noqa: BLE001 - e.g. out of memory: the requests in flight fail
+                    failures += 1
+                    lost = self.engine.reset()
+                    if failures >= self.max_step_failures:
+                        self.down = (
+                            f"local model server {self.stats.model!r} is down: {failures} iterations in a row "
+                            f"failed, the last with {type(exc).__name__}: {_one_line(exc)}"
+                        )
+                        break
+                    error = LocalStepFailed(
+                        f"local model server {self.stats.model!r}: an iteration failed with "
+                        f"{type(exc).__name__}: {_one_line(exc)}; its {len(lost)} requests failed"
+                    )
+                    self._release([jobs.pop(id(seq)) for seq in lost if id(seq) in jobs], error)
+                    self._clear_cuda()
+                    continue
+                failures = 0
+                answered = [jobs.pop(id(seq)) for seq in finished]
+                for job in answered:
+                    job.wait_s = job.seq.admitted_at - job.enqueued
+                self._window_answers.extend(answered)
+                # reported before the answers go out, so the report precedes whatever they cause
+                self._report(force=not self.engine.busy)
+                self._release(answered, None)
+        except BaseException as exc:  # noqa: BLE001 - the worker itself broke: nothing can be served
+            self.down = self.down or (
+                f"local model server {self.stats.model!r} is down: its worker stopped with "
+                f"{type(exc).__name__}: {_one_line(exc)}"
             )
-            outputs, stats = await anyio.to_thread.run_sync(pending.result)
-        except Exception as exc:  # e.g. out of memory: each request fails, the gateway retries
-            for job in batch:
-                job.error = exc
-                job.done.set()
+        finally:
+            if self.down or jobs:
+                error = LocalServerDown(self.down or f"local model server {self.stats.model!r} stopped")
+                self.engine.reset()
+                pending = list(jobs.values())
+                while True:
+                    try:
+                        item = self._inbox.get_nowait()
+                    except queue.Empty:
+                        break
+                    if isinstance(item, _Job):
+                        pending.append(item)
+                self._release(pending, error)
+            self._report(force=True)
+
+    def _take_new(self, jobs: dict[int, _Job]) -> bool:
+        """Move arrived requests into the engine; blocks while idle. False once the server stops."""
+        block = not self.engine.busy
+        deadline = None
+        while True:
+            try:
+                if block:
+                    item = self._inbox.get()
+                elif deadline is not None:
+                    item = self._inbox.get(timeout=max(0.0, deadline - time.perf_counter()))
+                else:
+                    item = self._inbox.get_nowait()
+            except queue.Empty:
+                return True
+            if item is _STOP:
+                return False
+            if item is None:  # a wake-up (a cancellation)
+                if block:
+                    return True
+                continue
+            if item.cancelled:
+                self.stats.cancelled += 1
+                continue
+            try:
+                self.engine.submit(item.seq)
+            except PromptTooLong as exc:
+                self.stats.rejected += 1
+                self._release([item], LocalRequestRejected(f"local model server {self.stats.model!r}: {exc}"))
+                continue
+            jobs[id(item.seq)] = item
+            if block:  # the first request after idling: gather the ones sent with it
+                block = False
+                deadline = time.perf_counter() + self.max_wait_s
+            if deadline is not None and time.perf_counter() >= deadline:
+                deadline = None
+
+    def _release(self, jobs: list[_Job], error: BaseException | None) -> None:
+        """Hand answers (or an error) back to the waiting callers, on the event loop."""
+        if not jobs:
             return
-        for job, tokens in zip(batch, outputs):
-            job.tokens = tokens
-            job.done.set()
-        self.stats.add(stats, waits)
+        if error is not None:
+            self.stats.failed += sum(not isinstance(error, LocalRequestRejected) for _ in jobs)
+        for job in jobs:
+            job.error = error
+            if error is None:
+                self.stats.requests += 1
+                self.stats.queue_wait_s += job.wait_s
+                self.stats.max_queue_wait_s = max(self.stats.max_queue_wait_s, job.wait_s)
+        try:
+            anyio.from_thread.run_sync(_set_all, jobs, token=self._token)
+        except RuntimeError:  # the event loop is gone (shutting down): nobody waits any more
+            pass
+
+    def _report(self, *, force: bool) -> None:
+        """Totals into ``stats``; a BatchServed report per window of steps with answers in it."""
+        engine = self.engine.stats
+        self.stats.absorb(engine)
+        start = self._window_start
+        if not self._window_answers or (not force and engine.steps - start.steps < self.report_every_steps):
+            return
+        window = WindowStats(
+            size=len(self._window_answers),
+            prompt_tokens=engine.prompt_tokens - start.prompt_tokens,
+            padded_tokens=0,
+            generated_tokens=engine.generated_tokens - start.generated_tokens,
+            steps=engine.steps - start.steps,
+            idle_row_steps=engine.idle_row_steps - start.idle_row_steps,
+            wall_s=engine.busy_s - start.busy_s,
+        )
+        waits = [job.wait_s for job in self._window_answers]
+        self._window_start = msgspec.structs.replace(engine)
+        self._window_answers = []
+        self.stats.batches += 1
         if self.on_batch is not None:
-            await self.on_batch(stats, waits)
+            try:
+                anyio.from_thread.run(self.on_batch, window, waits, token=self._token)
+            except Exception:  # noqa: BLE001 - a report that cannot be published must not stop serving
+                pass
+
+    def _clear_cuda(self) -> None:
+        if str(self.engine.device).startswith("cuda"):
+            self.engine.torch.cuda.empty_cache()
+
+
+def _set_all(jobs: list[_Job]) -> None:
+    for job in jobs:
+        job.done.set()
+
+
+def _one_line(exc: BaseException, limit: int = 200) -> str:
+    text = str(exc).strip()
+    line = text.splitlines()[0].strip() if text else type(exc).__name__
+    return line if len(line) <= limit else line[: limit - 3] + "..."
