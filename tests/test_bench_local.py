@@ -41,8 +41,8 @@ def test_a_trace_keeps_each_request_s_dependencies_within_its_episode(tmp_path):
     assert by_prompt["prompt a"].after == [] and by_prompt["prompt a"].answer_tokens == 7
     assert by_prompt["prompt b"].after == [0] and by_prompt["prompt c"].after == [0]  # sent together, after a
     assert by_prompt["prompt x"].after == []  # another episode's answer is no dependency
-    assert by_prompt["prompt b"].response_prefix == "Verdict:"  # as the agent asks for a validation
-    assert by_prompt["prompt c"].response_prefix == "Verdict:" and by_prompt["prompt a"].response_prefix == ""
+    # validation and the judge reason before their verdict: no response prefix, as the actors ask
+    assert by_prompt["prompt b"].response_prefix == "" and by_prompt["prompt c"].response_prefix == ""
     local_trace.save(trace, tmp_path / "t.json.gz")
     assert local_trace.load(tmp_path / "t.json.gz") == trace
 

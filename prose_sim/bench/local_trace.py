@@ -48,12 +48,9 @@ class Trace(msgspec.Struct, kw_only=True):
 def from_event_log(path: Path) -> Trace:
     """A trace of a run's local-model requests, from its ``events.jsonl``."""
     from prose_sim.actors.inferrers.base import FORMAT_PREFIX
-    from prose_sim.actors.judge import VERDICT_PREFIX
 
     def prefix(role: str, purpose: str) -> str:  # as the actors ask (the log does not record it)
-        if role == "agent":
-            return FORMAT_PREFIX.get(purpose, "")
-        return VERDICT_PREFIX if role == "judge" and purpose != "judge_similarity" else ""
+        return FORMAT_PREFIX.get(purpose, "") if role == "agent" else ""  # the judge reasons first
 
     requested: dict[str, dict] = {}
     answered: dict[str, dict] = {}
