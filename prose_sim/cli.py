@@ -157,6 +157,11 @@ def _parser() -> argparse.ArgumentParser:
     p_gen.add_argument("--out", type=Path, help="TOML file to write (default: stdout)")
     p_gen.set_defaults(handler=_cmd_personas_generate)
 
+    methods = commands.add_parser("methods", help="the inference methods")
+    method_cmds = methods.add_subparsers(dest="methods_command", metavar="ACTION", required=True)
+    m_list = method_cmds.add_parser("list", help="list the methods: built-in and installed plugins', with their knobs")
+    m_list.set_defaults(handler=_cmd_methods_list)
+
     prompts = commands.add_parser("prompts", help="inspect the prompts and answers of an episode")
     prompt_cmds = prompts.add_subparsers(dest="prompts_command", metavar="ACTION", required=True)
     pr_show = prompt_cmds.add_parser(
@@ -599,7 +604,20 @@ def _cmd_export_wandb(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-# --- personas -------------------------------------------------------------------
+# --- methods and personas -------------------------------------------------------
+
+
+def _cmd_methods_list(args: argparse.Namespace) -> int:
+    from prose_sim.actors.inferrers import method_origins
+
+    table = Table(title="methods")
+    for column in ["name", "from", "knobs"]:
+        table.add_column(column)
+    for name, origin, cls in method_origins():
+        table.add_row(name, origin, ", ".join(sorted(cls.allowed_knobs())) or "-")
+    _console().print(table)
+    return EXIT_OK
+
 
 
 def _catalog(files: list[Path]):

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 import tomli_w
 
-from prose_sim.actors.inferrers import METHODS, check_settings
+from prose_sim.actors.inferrers import check_settings, method_class, unknown_method
 from prose_sim.actors.inferrers.settings import MethodSettings
 from prose_sim.errors import UsageError, explain_validation
 from prose_sim.metrics.settings import MetricsSettings
@@ -392,12 +392,13 @@ def _check(scenario: Scenario, origin: str, catalog: PersonaCatalog, corpus: Cor
         tasks[task_name] = msgspec.structs.replace(spec, personas=list(personas))
     for label, spec in scenario.methods.items():
         method = spec.method or label
-        if method not in METHODS:
-            raise ScenarioError(
-                origin,
-                f"methods.{label}" + (".method" if spec.method else ""),
-                f"unknown method {method!r} (known: {', '.join(sorted(METHODS))})",
-            )
+        where = f"methods.{label}" + (".method" if spec.method else "")
+        try:
+            method_class(method)  # a plugin's is imported here, so a broken one fails at load
+        except KeyError:
+            raise ScenarioError(origin, where, unknown_method(method)) from None
+        except UsageError as exc:
+            raise ScenarioError(origin, where, str(exc)) from None
         problem = check_settings(method, spec)
         if problem:
             raise ScenarioError(origin, f"methods.{label}.{problem[0]}", problem[1])

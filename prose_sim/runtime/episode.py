@@ -15,7 +15,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from prose_sim.actors.agent import WritingAgent
 from prose_sim.actors.base import ActorContext
-from prose_sim.actors.inferrers import METHODS
+from prose_sim.actors.inferrers import method_class
 from prose_sim.actors.judge import Judge, TextScorer
 from prose_sim.actors.user import SimulatedUser
 from prose_sim.events import (
@@ -115,7 +115,7 @@ async def run_episode(plan: EpisodePlan, world: EpisodeWorld, sink: MemoryObject
         actors = [
             SimulatedUser(ctx),
             WritingAgent(ctx),
-            METHODS[plan.method](ctx, plan.settings),
+            method_class(plan.method)(ctx, plan.settings),
             Judge(
                 ctx,
                 world.metrics,

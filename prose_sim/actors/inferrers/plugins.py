@@ -1,0 +1,61 @@
+"""Inference methods from installed packages: the ``prose_sim.methods`` entry-point group.
+
+A package adds a method by naming an ``Inferrer`` subclass in its metadata::
+
+    [project.entry-points."prose_sim.methods"]
+    frequent = "my_package:Frequent"
+
+The entry point's name is the method's name in a scenario. Plugins are found by
+name without importing them; one is imported only when a scenario (or
+``methods list``) asks for it, and a plugin that cannot be imported, or that
+names something other than an ``Inferrer`` subclass, is a one-line error naming
+the entry point.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import EntryPoint, entry_points
+
+from prose_sim.actors.inferrers.base import Inferrer
+from prose_sim.actors.inferrers.settings import MethodSettings
+from prose_sim.errors import UsageError
+
+ENTRY_POINT_GROUP = "prose_sim.methods"
+
+
+def describe(ep: EntryPoint) -> str:
+    """How an error names an entry point: group, name, target and distribution."""
+    dist = f", from {distribution(ep)}" if ep.dist is not None else ""
+    return f"entry point {ep.name!r} ({ep.value}{dist}) in group {ENTRY_POINT_GROUP}"
+
+
+def distribution(ep: EntryPoint) -> str:
+    """The installed distribution that declares the entry point ("name version")."""
+    return f"{ep.dist.name} {ep.dist.version}" if ep.dist is not None else ep.value
+
+
+def plugin_entry_points(builtin: frozenset[str] | set[str]) -> dict[str, EntryPoint]:
+    """The installed method plugins by name (not imported). A name that is a built-in
+    method's, or that two distributions declare, is an error."""
+    found: dict[str, EntryPoint] = {}
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: (e.name, e.value)):
+        if ep.name in builtin:
+            raise UsageError(f"{describe(ep)}: {ep.name!r} is the name of a built-in method")
+        if ep.name in found and found[ep.name].value != ep.value:
+            raise UsageError(f"{describe(ep)}: method {ep.name!r} is also declared by {describe(found[ep.name])}")
+        found[ep.name] = ep
+    return found
+
+
+def load_method(ep: EntryPoint) -> type[Inferrer]:
+    """Import the plugin's class and check that it is an inferrer with known knobs."""
+    try:
+        loaded = ep.load()
+    except Exception as exc:  # a broken plugin is named, not a traceback
+        raise UsageError(f"{describe(ep)}: failed to load: {type(exc).__name__}: {exc}") from None
+    if not (isinstance(loaded, type) and issubclass(loaded, Inferrer)):
+        raise UsageError(f"{describe(ep)}: names {loaded!r}, not a subclass of prose_sim's Inferrer")
+    unknown = sorted(set(loaded.allowed_knobs()) - set(MethodSettings.__struct_fields__))
+    if unknown:
+        raise UsageError(f"{describe(ep)}: knobs {', '.join(unknown)} are not method settings")
+    return loaded
