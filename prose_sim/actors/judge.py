@@ -18,13 +18,14 @@ paper, and is counted.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import Protocol
 
-import anyio
 import msgspec
 
 from prose_sim.actors.base import Actor, ActorContext
+from prose_sim.actors.together import run_together
 from prose_sim.events import (
     DemonstrationProduced,
     DraftProduced,
@@ -144,15 +145,16 @@ class Judge(Actor):
             metrics["verifiable_share"] = sum(checked.values()) / len(checked)
             metrics["user_verifiable_share"] = verifiable_share(persona.components, demo.text)
         verdicts: list[Verdict | None] = []
-        async with anyio.create_task_group() as tg:
-            if self.settings.judge:
-                verdicts = [None] * (len(persona.components) + 2)
-                for i, component in enumerate(persona.components):
-                    tg.start_soon(self._ppcm, verdicts, i, draft, component, checked.get(component))
-                tg.start_soon(self._fpm, verdicts, len(persona.components), draft, persona)
-                tg.start_soon(self._similarity, verdicts, len(persona.components) + 1, draft, persona)
-            if self.scorer is not None:
-                tg.start_soon(self._bertscore, metrics, draft, demo, persona)
+        calls: list[Callable[[], Awaitable[object]]] = []
+        if self.settings.judge:
+            verdicts = [None] * (len(persona.components) + 2)
+            for i, component in enumerate(persona.components):
+                calls.append(partial(self._ppcm, verdicts, i, draft, component, checked.get(component)))
+            calls.append(partial(self._fpm, verdicts, len(persona.components), draft, persona))
+            calls.append(partial(self._similarity, verdicts, len(persona.components) + 1, draft, persona))
+        if self.scorer is not None:
+            calls.append(partial(self._bertscore, metrics, draft, demo, persona))
+        await run_together(calls)  # a failed question leaves the others to finish (and be recorded)
         judged = [v for v in verdicts if v is not None]
         for verdict in judged:  # published in a fixed order, whatever finished first
             await self.ctx.bus.publish(JudgeVerdict, **msgspec.structs.asdict(verdict))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import msgspec
 
-from prose_sim.actors.inferrers import METHODS
+from prose_sim.actors.inferrers import method_class
 from prose_sim.actors.inferrers.fixed_subset import subset_label
 from prose_sim.actors.inferrers.settings import MethodSettings
 from prose_sim.scenario import Scenario, scenario_catalog
@@ -41,7 +41,7 @@ def _variants(
 ) -> list[tuple[str, MethodSettings]]:
     """(label, settings) of one user's episodes of a method: one, or one per subset of the
     user's components for a method that runs subsets (fixed_subset's powerset)."""
-    subsets = getattr(METHODS[scenario.method_of(label)], "subsets", None)
+    subsets = getattr(method_class(scenario.method_of(label)), "subsets", None)
     if subsets is None:
         return [(label, settings)]
     chosen = subsets(settings, len(catalog.get(framework, task, user).components))
@@ -58,7 +58,7 @@ def expand(scenario: Scenario) -> list[EpisodePlan]:
             for label, settings in scenario.methods.items():
                 users = list(spec.personas or [])
                 exact = settings.retrieval_mode == "exact_match"
-                if getattr(METHODS[scenario.method_of(label)], "subsets", None) is not None:
+                if getattr(method_class(scenario.method_of(label)), "subsets", None) is not None:
                     catalog = catalog or scenario_catalog(scenario)
                     for seed in scenario.seeds:
                         for user in users:

@@ -23,13 +23,14 @@ from __future__ import annotations
 import json
 import math
 import re
+from functools import partial
 
-import anyio
 import msgspec
 
 from prose_sim.actors.inferrers.base import Inferrer, Learned, Retrieved
 from prose_sim.actors.inferrers.icl import icl_examples
 from prose_sim.actors.inferrers.settings import MethodSettings
+from prose_sim.actors.together import run_together
 from prose_sim.actors.writing import split_preferences, task_messages, written_text
 from prose_sim.events import InstanceStarted
 from prose_sim.parsing import parse_json_list, parse_preferences, parse_verdict
@@ -324,9 +325,7 @@ class Prose(Inferrer):
             means[component] = sum(scores) / len(scores) if scores else math.inf
             asked[component] = scores
 
-        async with anyio.create_task_group() as tg:
-            for component in components:
-                tg.start_soon(one, component)
+        await run_together([partial(one, component) for component in components])
         if scores_of is not None:  # in the components' order, whichever finished first
             scores_of.update((c, asked[c]) for c in components)
         return [c for c in components if means[c] > self.config.validation_threshold]
