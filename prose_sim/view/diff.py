@@ -1,4 +1,4 @@
-"""Word-level diff of the agent's draft against the user's text.
+"""Word-level diff of the writer's draft against the user's text.
 
 The diff is a longest common subsequence of words (rapidfuzz's Indel opcodes,
 C++: the stdlib's difflib took most of the viewer's build time on a large run).

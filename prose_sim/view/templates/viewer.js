@@ -140,7 +140,7 @@
   }
 
   function diffSides(segments) {
-    const draft = h("div", { class: "text diff-draft" }, h("h4", {}, "the agent's draft"));
+    const draft = h("div", { class: "text diff-draft" }, h("h4", {}, "the writer's draft"));
     const user = h("div", { class: "text diff-user" }, h("h4", {}, "the user's text"));
     for (const [op, text] of segments) {
       if (op <= 0) draft.append(op < 0 ? h("del", {}, text) : document.createTextNode(text));
