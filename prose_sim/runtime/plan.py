@@ -57,42 +57,35 @@ def expand(scenario: Scenario) -> list[EpisodePlan]:
         for framework in spec.frameworks:
             for label, settings in scenario.methods.items():
                 users = list(spec.personas or [])
-                exact = settings.retrieval_mode == "exact_match"
-                if getattr(method_class(scenario.method_of(label)), "subsets", None) is not None:
+                method = scenario.method_of(label)
+                runs_subsets = getattr(method_class(method), "subsets", None) is not None
+                # exact match (and a method that runs subsets of a user's components): one
+                # episode per user; otherwise one over all users
+                per_user = runs_subsets or settings.retrieval_mode == "exact_match"
+                if runs_subsets:
                     catalog = catalog or scenario_catalog(scenario)
-                    for seed in scenario.seeds:
-                        for user in users:
-                            for sub_label, sub in _variants(scenario, label, settings, framework, task, user, catalog):
-                                plans.append(
-                                    EpisodePlan(
-                                        episode_id=episode_id(task, framework, sub_label, seed, user),
-                                        task=task,
-                                        framework=framework,
-                                        method_label=sub_label,
-                                        method=scenario.method_of(label),
-                                        settings=sub,
-                                        seed=seed,
-                                        personas=[user],
-                                    )
-                                )
-                    continue
-                # exact match: one episode per user; otherwise one over all users
-                groups = [[u] for u in users] if exact else [users]
+                groups = [[u] for u in users] if per_user else [users]
                 for seed in scenario.seeds:
                     for personas in groups:
-                        who = personas[0] if exact else ALL_USERS
-                        plans.append(
-                            EpisodePlan(
-                                episode_id=episode_id(task, framework, label, seed, who),
-                                task=task,
-                                framework=framework,
-                                method_label=label,
-                                method=scenario.method_of(label),
-                                settings=settings,
-                                seed=seed,
-                                personas=personas,
-                            )
+                        who = personas[0] if per_user else ALL_USERS
+                        variants = (
+                            _variants(scenario, label, settings, framework, task, who, catalog)
+                            if runs_subsets
+                            else [(label, settings)]
                         )
+                        for variant_label, variant in variants:
+                            plans.append(
+                                EpisodePlan(
+                                    episode_id=episode_id(task, framework, variant_label, seed, who),
+                                    task=task,
+                                    framework=framework,
+                                    method_label=variant_label,
+                                    method=method,
+                                    settings=variant,
+                                    seed=seed,
+                                    personas=personas,
+                                )
+                            )
     return plans
 
 
