@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from prose_sim.bench.local import main  # noqa: E402
+from prose_sim.bench.local import main
 
 if __name__ == "__main__":
     main()

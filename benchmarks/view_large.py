@@ -35,7 +35,10 @@ def main() -> None:
     args = parser.parse_args()
     out = args.run_dir / "view.html"
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "prose_sim", "view", str(args.run_dir), "--out", str(out)], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "prose_sim", "view", str(args.run_dir), "--out", str(out)],
+        check=True,
+    )
     generation_s = time.perf_counter() - started
     result: dict[str, object] = {
         "run": str(args.run_dir),
@@ -61,7 +64,9 @@ def main() -> None:
         result.update({k: round(v, 1) for k, v in nav.items()})
         result["script_ready_ms"] = float(page.evaluate("document.body.dataset.readyMs"))
         result["episodes"] = page.evaluate("window.proseSimViewer.rows()")
-        timings = page.evaluate(f"window.proseSimViewer.measure({json.dumps(args.query)}, {json.dumps(args.method)})")
+        timings = page.evaluate(
+            f"window.proseSimViewer.measure({json.dumps(args.query)}, {json.dumps(args.method)})"
+        )
         result.update({k: round(v, 1) for k, v in timings.items()})
         if args.shots:
             args.shots.mkdir(parents=True, exist_ok=True)

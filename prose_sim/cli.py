@@ -36,7 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     run = commands.add_parser("run", help="run a scenario", description="Run a scenario file.")
-    run.add_argument("scenario", type=Path, nargs="?", help="scenario TOML file (optional with --resume)")
+    run.add_argument(
+        "scenario", type=Path, nargs="?", help="scenario TOML file (optional with --resume)"
+    )
     run.add_argument(
         "--resume",
         type=Path,
@@ -97,7 +99,9 @@ def _parser() -> argparse.ArgumentParser:
         "event) when not.",
     )
     replay.add_argument("run_dir", type=Path, metavar="RUN_DIR")
-    replay.add_argument("--out", type=Path, help="folder for the replayed run (default: RUN_DIR/replay)")
+    replay.add_argument(
+        "--out", type=Path, help="folder for the replayed run (default: RUN_DIR/replay)"
+    )
     replay.add_argument(
         "--report-only",
         action="store_true",
@@ -113,7 +117,9 @@ def _parser() -> argparse.ArgumentParser:
         "and writes bench_<suite>.json and .md under --out (default benchmarks/results).",
     )
     bench.add_argument("suite", choices=[*BENCH_SUITES, "all"])
-    bench.add_argument("--quick", action="store_true", help="smaller sizes (a smoke test; not for the record)")
+    bench.add_argument(
+        "--quick", action="store_true", help="smaller sizes (a smoke test; not for the record)"
+    )
     bench.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     bench.set_defaults(handler=_cmd_bench)
 
@@ -123,8 +129,12 @@ def _parser() -> argparse.ArgumentParser:
         description="Build the paper-style report from one or more run folders' event logs: "
         "Markdown on stdout; report.md, report.csv, judge_qa.csv and PNG plots in the output folder.",
     )
-    report.add_argument("runs", type=Path, nargs="+", metavar="RUN_DIR", help="run folders to combine")
-    report.add_argument("--out", type=Path, help="output folder (default: the run folder, when there is one)")
+    report.add_argument(
+        "runs", type=Path, nargs="+", metavar="RUN_DIR", help="run folders to combine"
+    )
+    report.add_argument(
+        "--out", type=Path, help="output folder (default: the run folder, when there is one)"
+    )
     report.set_defaults(handler=_cmd_report)
 
     personas = commands.add_parser("personas", help="the simulated users")
@@ -132,16 +142,28 @@ def _parser() -> argparse.ArgumentParser:
     p_list = persona_cmds.add_parser(
         "list", help="list the personas: built-in, installed plugins', and --file ones"
     )
-    p_list.add_argument("--file", action="append", default=[], type=Path, metavar="PATH",
-                        help="also a persona TOML file or folder (repeatable)")
+    p_list.add_argument(
+        "--file",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="PATH",
+        help="also a persona TOML file or folder (repeatable)",
+    )
     p_list.add_argument("--task", help="only this task's")
     p_list.set_defaults(handler=_cmd_personas_list)
     p_show = persona_cmds.add_parser("show", help="show one persona's preferences")
     p_show.add_argument("name", help="persona name, e.g. cnn_dailymail")
     p_show.add_argument("--task", help="summarization or email_writing")
     p_show.add_argument("--framework", help="plume or prelude")
-    p_show.add_argument("--file", action="append", default=[], type=Path, metavar="PATH",
-                        help="also a persona TOML file or folder (repeatable)")
+    p_show.add_argument(
+        "--file",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="PATH",
+        help="also a persona TOML file or folder (repeatable)",
+    )
     p_show.set_defaults(handler=_cmd_personas_show)
     p_gen = persona_cmds.add_parser(
         "generate",
@@ -151,7 +173,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     p_gen.add_argument("--task", required=True, choices=["summarization", "email_writing"])
     p_gen.add_argument("--n", type=int, required=True, help="how many personas")
-    p_gen.add_argument("--components", type=int, default=4, help="at most this many components each (1-4)")
+    p_gen.add_argument(
+        "--components", type=int, default=4, help="at most this many components each (1-4)"
+    )
     p_gen.add_argument("--seed", type=int, default=0)
     p_gen.add_argument("--framework", default="plume", choices=["plume", "prelude"])
     p_gen.add_argument("--out", type=Path, help="TOML file to write (default: stdout)")
@@ -159,7 +183,9 @@ def _parser() -> argparse.ArgumentParser:
 
     methods = commands.add_parser("methods", help="the inference methods")
     method_cmds = methods.add_subparsers(dest="methods_command", metavar="ACTION", required=True)
-    m_list = method_cmds.add_parser("list", help="list the methods: built-in and installed plugins', with their knobs")
+    m_list = method_cmds.add_parser(
+        "list", help="list the methods: built-in and installed plugins', with their knobs"
+    )
     m_list.set_defaults(handler=_cmd_methods_list)
 
     prompts = commands.add_parser("prompts", help="inspect the prompts and answers of an episode")
@@ -171,10 +197,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     source = pr_show.add_mutually_exclusive_group(required=True)
     source.add_argument("--run", type=Path, help="a run folder")
-    source.add_argument("--method", help="run one scripted episode of this method (e.g. prose, cipherN, icl)")
+    source.add_argument(
+        "--method", help="run one scripted episode of this method (e.g. prose, cipherN, icl)"
+    )
     pr_show.add_argument("--episode", help="episode id in the run (default: list them)")
     pr_show.add_argument("--variant", help="PROSE variant for --method prose")
-    pr_show.add_argument("--task", default="summarization", choices=["summarization", "email_writing"])
+    pr_show.add_argument(
+        "--task", default="summarization", choices=["summarization", "email_writing"]
+    )
     pr_show.add_argument("--framework", default="plume", choices=["plume", "prelude"])
     pr_show.add_argument("--persona", help="simulated user (default: the task's first)")
     pr_show.add_argument("--demonstrations", type=int, default=2, help="task instances (default 2)")
@@ -315,7 +345,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return 128 + outcome.signal
     if outcome.stop:
         nothing_more = "nothing more was asked; " if outcome.stop == "fatal" else ""
-        print(f"error: {outcome.stop_reason}; {nothing_more}once fixed, continue with: {resume}", file=sys.stderr)
+        print(
+            f"error: {outcome.stop_reason}; {nothing_more}once fixed, continue with: {resume}",
+            file=sys.stderr,
+        )
         return EXIT_BAD_INPUT if outcome.stop == "fatal" else EXIT_RUN_FAILED
     _print_summary(outcome)
     if args.write_report:
@@ -430,7 +463,9 @@ def _cmd_merge(args: argparse.Namespace) -> int:
 
     collector = merge_runs(args.runs, args.out)
     rows = collector.rows()
-    print(f"merged {len(args.runs)} shards: {len(collector.episodes_finished)} episodes, {len(rows)} task instances into {args.out}")
+    print(
+        f"merged {len(args.runs)} shards: {len(collector.episodes_finished)} episodes, {len(rows)} task instances into {args.out}"
+    )
     print(f"report: python -m prose_sim report {args.out}")
     return EXIT_OK
 
@@ -440,9 +475,9 @@ def _cmd_merge(args: argparse.Namespace) -> int:
 
 def _cmd_replay(args: argparse.Namespace) -> int:
     if args.report_only:
+        from prose_sim.eventlog import read_events
         from prose_sim.report.build import Report
         from prose_sim.report.results import ResultsCollector
-        from prose_sim.eventlog import read_events
 
         collector = ResultsCollector().observe_all(read_events(args.run_dir / "events.jsonl"))
         (args.run_dir / "results.csv").write_text(collector.results_csv(), encoding="utf-8")
@@ -508,8 +543,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_prompts_show(args: argparse.Namespace) -> int:
     import tempfile
 
-    from prose_sim.report.transcript import episode_ids, transcript
     from prose_sim.eventlog import read_events
+    from prose_sim.report.transcript import episode_ids, transcript
 
     if args.run is not None:
         log = args.run / "events.jsonl"
@@ -519,7 +554,9 @@ def _cmd_prompts_show(args: argparse.Namespace) -> int:
             print("\n".join(f"  {i}" for i in ids))
             return EXIT_OK
         if args.episode not in ids:
-            raise UsageError(f"{log}: no episode {args.episode!r} (run without --episode to list them)")
+            raise UsageError(
+                f"{log}: no episode {args.episode!r} (run without --episode to list them)"
+            )
         for line in transcript(read_events(log), args.episode):
             print(line)
         return EXIT_OK
@@ -576,7 +613,9 @@ def _add_view_and_export(commands) -> None:
     wandb.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     wandb.add_argument("--project", default="prose-sim")
     wandb.add_argument("--dir", type=Path, help="where wandb writes its files (default: RUN_DIR)")
-    wandb.add_argument("--online", action="store_true", help="log straight to the server (needs a login)")
+    wandb.add_argument(
+        "--online", action="store_true", help="log straight to the server (needs a login)"
+    )
     wandb.set_defaults(handler=_cmd_export_wandb)
 
 
@@ -588,7 +627,9 @@ def _cmd_view(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     out = write_view(args.run_dir, args.out)
     size = out.stat().st_size
-    print(f"wrote {out} ({size / 1e6:,.1f} MB in {time.perf_counter() - started:.1f} s); open it in any browser")
+    print(
+        f"wrote {out} ({size / 1e6:,.1f} MB in {time.perf_counter() - started:.1f} s); open it in any browser"
+    )
     if args.open:
         import webbrowser
 
@@ -617,7 +658,6 @@ def _cmd_methods_list(args: argparse.Namespace) -> int:
         table.add_row(name, origin, ", ".join(sorted(cls.allowed_knobs())) or "-")
     _console().print(table)
     return EXIT_OK
-
 
 
 def _catalog(files: list[Path]):
@@ -652,27 +692,35 @@ def _cmd_personas_show(args: argparse.Namespace) -> int:
         raise UsageError(f"no persona named {args.name!r} (see `prose-sim personas list`)")
     for p in found:
         documents = p.source or f"{len(p.documents)} of its own"
-        print(f"{p.framework} / {p.task} / {p.name}  (documents: {documents}; from {catalog.origin(p)})")
+        print(
+            f"{p.framework} / {p.task} / {p.name}  (documents: {documents}; from {catalog.origin(p)})"
+        )
         for component in p.components:
             print(f"  - {component}")
         b = p.behaviour
         if b.template or b.edit is not None or b.ignore_probability:
-            print(f"  behaviour: template={b.template or 'default'} edit={b.edit} "
-                  f"ignore_probability={b.ignore_probability}")
+            print(
+                f"  behaviour: template={b.template or 'default'} edit={b.edit} "
+                f"ignore_probability={b.ignore_probability}"
+            )
     return EXIT_OK
 
 
 def _cmd_personas_generate(args: argparse.Namespace) -> int:
     from prose_sim.world.generate import generate_personas, to_toml
 
-    personas = generate_personas(args.task, args.n, args.components, args.seed, framework=args.framework)
+    personas = generate_personas(
+        args.task, args.n, args.components, args.seed, framework=args.framework
+    )
     text = to_toml(personas, components=args.components, seed=args.seed)
     if args.out is None:
         sys.stdout.write(text)
     else:
         args.out.write_text(text, encoding="utf-8")
-        print(f"wrote {len(personas)} personas to {args.out} (use it with persona_files = [\"{args.out}\"])",
-              file=sys.stderr)
+        print(
+            f'wrote {len(personas)} personas to {args.out} (use it with persona_files = ["{args.out}"])',
+            file=sys.stderr,
+        )
     return EXIT_OK
 
 

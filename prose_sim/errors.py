@@ -28,8 +28,6 @@ def explain_validation(message: str) -> tuple[str, str]:
     return key or "(top level)", msg[0].lower() + msg[1:]
 
 
-
-
 class RunIOError(Exception):
     """A file of the run could not be written (a full disk, a lost mount, no permission).
 

@@ -9,8 +9,8 @@ the caller can count a parse failure), and never raises on any ``str``.
 from __future__ import annotations
 
 import ast
-import json
 import functools
+import json
 import re
 import warnings
 
@@ -62,7 +62,7 @@ def _labelled(line: str, label: re.Pattern[str]) -> str | None:
     """The rest of ``line`` after ``label`` when the line starts with it (markdown and a
     line wrapped in quotes tolerated)."""
     stripped = line.strip()
-    if len(stripped) >= 2 and stripped[0] in "\"“" and stripped[-1] in "\"”":
+    if len(stripped) >= 2 and stripped[0] in '"“' and stripped[-1] in '"”':
         line = stripped[1:-1]
     cleaned = _LINE_DECORATION.sub("", line, count=1)
     match = label.match(cleaned)
@@ -236,7 +236,11 @@ def _preferences_answer(text: str) -> str | None:
 
     answer = _unwrap(rest)
     if answer:
-        if answer.startswith("[") and _literal_list(answer) is not None and _whole_list(answer) is None:
+        if (
+            answer.startswith("[")
+            and _literal_list(answer) is not None
+            and _whole_list(answer) is None
+        ):
             return None  # a list, but no answer: a non-string item or a placeholder
         items = _whole_list(answer)
         if items is None and answer.startswith("[") and following:
@@ -283,7 +287,7 @@ def parse_json_list(text: str) -> list[str] | None:
     lists = _lists_in(text)
     if lists:
         return lists[-1][2]
-    if text.lstrip()[:1] in ("\"", "'", "“"):
+    if text.lstrip()[:1] in ('"', "'", "“"):
         # the continuation of a prefilled "Preferences: [": '"a", "b"]'
         lists = _lists_in("[" + text.lstrip())
         if lists and lists[0][0] == 0:

@@ -70,7 +70,9 @@ class ModelSpec(Strict):
     # out for a cooldown and retried later. rpm, tpm and max_concurrency below are EACH
     # endpoint's own limits (not the total), and api_key_env names the key for all of them
     base_urls: list[str] = []
-    api_key_env: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] = "OPENAI_API_KEY"
+    api_key_env: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] = (
+        "OPENAI_API_KEY"
+    )
     # any backend, shared by every role on the same endpoint: requests and tokens per
     # rate_window_s seconds (default: unlimited), and the adaptive concurrency cap's
     # ceiling (default: the run's concurrency; also the HTTP connection pool's size)
@@ -207,7 +209,9 @@ def scenario_from_dict(
     apply_generation_presets(raw)
     files = raw.get("persona_files")
     if isinstance(files, list):  # resolved here, so the saved scenario works from anywhere
-        raw["persona_files"] = [str((base_dir / f).resolve()) if isinstance(f, str) else f for f in files]
+        raw["persona_files"] = [
+            str((base_dir / f).resolve()) if isinstance(f, str) else f for f in files
+        ]
     # Tables keyed by name are converted entry by entry first, because
     # msgspec reports a dict key in a path as "[...]" and we want its name.
     for field, spec_type in (("tasks", TaskSpec), ("methods", MethodSpec)):
@@ -231,7 +235,13 @@ GENERATION_PRESETS: list[tuple[str, dict[str, object]]] = [
     ("gpt", {"temperature": 0.01, "max_new_tokens": 4000}),
     (
         "qwen2.5",
-        {"temperature": 0.7, "top_p": 0.8, "top_k": 20, "repetition_penalty": 1.05, "max_new_tokens": 1000},
+        {
+            "temperature": 0.7,
+            "top_p": 0.8,
+            "top_k": 20,
+            "repetition_penalty": 1.05,
+            "max_new_tokens": 1000,
+        },
     ),
 ]
 
@@ -287,7 +297,9 @@ def _convert(value: Any, type_: type, origin: str, prefix: str) -> Any:
         return msgspec.convert(value, type_)
     except msgspec.ValidationError as exc:
         key, reason = explain_validation(str(exc))
-        raise ScenarioError(origin, _join(prefix, key) if key != "(top level)" else prefix or key, reason) from None
+        raise ScenarioError(
+            origin, _join(prefix, key) if key != "(top level)" else prefix or key, reason
+        ) from None
 
 
 def _join(key: str, field: str) -> str:
@@ -305,14 +317,20 @@ def scenario_personas(scenario: Scenario, catalog: PersonaCatalog) -> list[Perso
     for task_name, spec in scenario.tasks.items():
         for framework in spec.frameworks:
             known = catalog.names(framework, task_name)
-            for name in _chosen(spec.personas, catalog, framework, task_name, scenario.persona_files):
+            for name in _chosen(
+                spec.personas, catalog, framework, task_name, scenario.persona_files
+            ):
                 if name in known:
                     out.append(catalog.get(framework, task_name, name))
     return out
 
 
 def _chosen(
-    personas: list[str] | str | None, catalog: PersonaCatalog, framework: str, task: str, files: list[str]
+    personas: list[str] | str | None,
+    catalog: PersonaCatalog,
+    framework: str,
+    task: str,
+    files: list[str],
 ) -> list[str]:
     """A task's persona names: as listed, or the default / "files" / "all" population."""
     if isinstance(personas, list):
@@ -321,7 +339,8 @@ def _chosen(
         return catalog.names(framework, task)
     if personas == "files":
         return [
-            n for n in catalog.names(framework, task)
+            n
+            for n in catalog.names(framework, task)
             if catalog.origins.get((persona_framework(framework), task, n)) in files
         ]
     return catalog.builtin_names(framework, task)
@@ -341,7 +360,9 @@ def persona_sources(scenario: Scenario, catalog: PersonaCatalog) -> tuple[str, .
 def scenario_corpus(scenario: Scenario, catalog: PersonaCatalog | None = None) -> Corpus:
     """The scenario's corpus, with the documents of personas that bring their own."""
     catalog = catalog or scenario_catalog(scenario)
-    corpus = load_corpus(scenario.corpus, persona_sources(scenario, catalog), scenario.corpus_max_per_source)
+    corpus = load_corpus(
+        scenario.corpus, persona_sources(scenario, catalog), scenario.corpus_max_per_source
+    )
     own = [d for p in scenario_personas(scenario, catalog) for d in p.own_documents()]
     return corpus.with_documents(own)
 
@@ -361,7 +382,9 @@ def _check(scenario: Scenario, origin: str, catalog: PersonaCatalog, corpus: Cor
     for task_name, spec in scenario.tasks.items():
         key = f"tasks.{task_name}"
         if task_name not in TASKS:
-            raise ScenarioError(origin, key, f"unknown task {task_name!r} (known: {', '.join(TASKS)})")
+            raise ScenarioError(
+                origin, key, f"unknown task {task_name!r} (known: {', '.join(TASKS)})"
+            )
         personas = spec.personas
         for framework in spec.frameworks:
             known = catalog.names(framework, task_name)
@@ -384,7 +407,9 @@ def _check(scenario: Scenario, origin: str, catalog: PersonaCatalog, corpus: Cor
                         f"{source!r} (persona {name!r}) has only {available} documents",
                     )
         if not isinstance(personas, list):
-            personas = _chosen(personas, catalog, spec.frameworks[0], task_name, scenario.persona_files)
+            personas = _chosen(
+                personas, catalog, spec.frameworks[0], task_name, scenario.persona_files
+            )
         if len(set(personas)) != len(personas):
             raise ScenarioError(origin, f"{key}.personas", "personas must be distinct")
         if not personas:
@@ -414,7 +439,9 @@ def _check(scenario: Scenario, origin: str, catalog: PersonaCatalog, corpus: Cor
             )
         if model.base_urls and model.base_url:
             raise ScenarioError(
-                origin, f"models.{role}.base_urls", "give base_url (one endpoint) or base_urls (several), not both"
+                origin,
+                f"models.{role}.base_urls",
+                "give base_url (one endpoint) or base_urls (several), not both",
             )
     assert all(f in RUN_FRAMEWORKS for t in tasks.values() for f in t.frameworks)
     return msgspec.structs.replace(scenario, tasks=tasks)

@@ -55,7 +55,7 @@ def render(name: str, **context: object) -> str:
     return _template(name).render(**context).strip()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _template(name: str) -> jinja2.Template:
     return environment().get_template(f"{name}.j2")
 

@@ -51,7 +51,9 @@ def make(method_cls, model: FakeModel, agent_model: str = "gpt-4o", embedder=Non
     return method_cls(ctx, MethodSettings(**settings)), receive
 
 
-def context(model: FakeModel, agent_model: str = "gpt-4o", embedder=None, task: str = "summarization"):
+def context(
+    model: FakeModel, agent_model: str = "gpt-4o", embedder=None, task: str = "summarization"
+):
     """An actor context on a fresh bus, every role served by ``model``; returns (ctx, sink)."""
     send, receive = anyio.create_memory_object_stream(100_000)
     bus = EpisodeBus("r", "e", send)
@@ -74,9 +76,15 @@ def context(model: FakeModel, agent_model: str = "gpt-4o", embedder=None, task: 
 _counter = itertools.count()
 
 
-def instance(i: int, persona: str = "cnn_dailymail", document: str | None = None) -> InstanceStarted:
+def instance(
+    i: int, persona: str = "cnn_dailymail", document: str | None = None
+) -> InstanceStarted:
     return InstanceStarted(
-        **BASE, instance=i, persona=persona, document_id=f"doc-{persona}-{i}", document=document or f"document number {i}"
+        **BASE,
+        instance=i,
+        persona=persona,
+        document_id=f"doc-{persona}-{i}",
+        document=document or f"document number {i}",
     )
 
 
@@ -88,7 +96,9 @@ def demo(i: int, text: str) -> DemonstrationProduced:
     return DemonstrationProduced(**BASE, instance=i, text=text)
 
 
-async def step(inferrer, i: int, draft_text: str, user_text: str, persona: str = "cnn_dailymail", document=None):
+async def step(
+    inferrer, i: int, draft_text: str, user_text: str, persona: str = "cnn_dailymail", document=None
+):
     """One full instance: retrieve, then learn from (draft, user text). Returns (retrieved, learned)."""
     inst = instance(i, persona, document)
     got = await inferrer.retrieve(inst)

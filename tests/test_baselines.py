@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from harness import FakeModel, by_purpose, make, step
+
 from prose_sim.actors.inferrers.cipher import Cipher1, CipherN
 from prose_sim.actors.inferrers.icl import Icl
 
@@ -69,7 +69,9 @@ async def test_cipher_infer_shows_no_document_and_keeps_the_whole_reply():
     _, learned = await step(cipher, 0, draft_text="d", user_text="u", document="THE-DOCUMENT-BODY")
     assert "THE-DOCUMENT-BODY" not in m.prompts("infer")[0]
     assert learned.preferences == "Short sentences and a formal tone."
-    assert m.by_purpose("infer")[0].response_prefix == ""  # no format keyword: the reply is the answer
+    assert (
+        m.by_purpose("infer")[0].response_prefix == ""
+    )  # no format keyword: the reply is the answer
 
 
 async def test_icl_can_repeat_the_current_document_as_the_released_prompt_does():
@@ -116,8 +118,25 @@ class WordEmbedder:
 
 
 async def test_cosine_retrieval_ranks_by_document_similarity():
-    icl, _ = make(Icl, FakeModel(by_purpose()), retrieval_mode="cosine_sim", num_examples=1, embedder=WordEmbedder())
-    await step(icl, 0, draft_text="d", user_text="about apples", persona="imdb", document="apples are red")
-    await step(icl, 1, draft_text="d", user_text="about pears", persona="cnn_dailymail", document="pears are green")
-    got, _ = await step(icl, 2, draft_text="d", user_text="u", persona="imdb", document="apples again")
+    icl, _ = make(
+        Icl,
+        FakeModel(by_purpose()),
+        retrieval_mode="cosine_sim",
+        num_examples=1,
+        embedder=WordEmbedder(),
+    )
+    await step(
+        icl, 0, draft_text="d", user_text="about apples", persona="imdb", document="apples are red"
+    )
+    await step(
+        icl,
+        1,
+        draft_text="d",
+        user_text="about pears",
+        persona="cnn_dailymail",
+        document="pears are green",
+    )
+    got, _ = await step(
+        icl, 2, draft_text="d", user_text="u", persona="imdb", document="apples again"
+    )
     assert got.examples == [("apples are red", "about apples")] and got.retrieved == ["imdb"]

@@ -39,10 +39,14 @@ def test_a_trace_keeps_each_request_s_dependencies_within_its_episode(tmp_path):
     by_prompt = {r.messages[0]["content"]: r for r in trace.requests}
     assert list(by_prompt) == ["prompt a", "prompt x", "prompt b", "prompt c"]
     assert by_prompt["prompt a"].after == [] and by_prompt["prompt a"].answer_tokens == 7
-    assert by_prompt["prompt b"].after == [0] and by_prompt["prompt c"].after == [0]  # sent together, after a
+    assert by_prompt["prompt b"].after == [0] and by_prompt["prompt c"].after == [
+        0
+    ]  # sent together, after a
     assert by_prompt["prompt x"].after == []  # another episode's answer is no dependency
     # validation and the judge reason before their verdict: no response prefix, as the actors ask
-    assert by_prompt["prompt b"].response_prefix == "" and by_prompt["prompt c"].response_prefix == ""
+    assert (
+        by_prompt["prompt b"].response_prefix == "" and by_prompt["prompt c"].response_prefix == ""
+    )
     local_trace.save(trace, tmp_path / "t.json.gz")
     assert local_trace.load(tmp_path / "t.json.gz") == trace
 
@@ -99,9 +103,14 @@ def test_trace_replays_through_both_servers_give_the_trace_checks(tmp_path):
                                                    device="cpu")  # fmt: skip
     events = []
     for e in ("e1", "e2"):
-        events += [requested(f"{e}a", e, 1.0), responded(f"{e}a", e, 2.0, output_tokens=3),
-                   requested(f"{e}b", e, 3.0), requested(f"{e}c", e, 3.0),
-                   responded(f"{e}b", e, 4.0, output_tokens=6), responded(f"{e}c", e, 4.0, output_tokens=2)]
+        events += [
+            requested(f"{e}a", e, 1.0),
+            responded(f"{e}a", e, 2.0, output_tokens=3),
+            requested(f"{e}b", e, 3.0),
+            requested(f"{e}c", e, 3.0),
+            responded(f"{e}b", e, 4.0, output_tokens=6),
+            responded(f"{e}c", e, 4.0, output_tokens=2),
+        ]
     trace = local_trace.from_event_log(write_log(tmp_path / "events.jsonl", events))
     rows = local.measure_trace(model, tokenizer, device, trace=trace, log=None)
     assert [r["workload"] for r in rows] == ["trace static #1", "trace server #1"]

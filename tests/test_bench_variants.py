@@ -39,7 +39,9 @@ def tiny_scenario():
 def suite(tmp_path_factory):
     work = tmp_path_factory.mktemp("variants")
     scenario = tiny_scenario()
-    result = variants.run(quick=True, methods_scenario=scenario, paper_scenario=scenario, workdir=work)
+    result = variants.run(
+        quick=True, methods_scenario=scenario, paper_scenario=scenario, workdir=work
+    )
     return result, work
 
 
@@ -83,26 +85,38 @@ def test_projection_is_positive_and_linear_in_price(suite):
     total = rows["paper grid (total)"]
     assert total["grid_usd"] > 0 and total["grid_hours"] > 0 and total["grid_demos"] > 0
     assert all(rows[m]["grid_usd"] > 0 for m in TINY["methods"])
-    usage = {"agent": {"calls": 10.0, "input_tokens": 5000.0, "output_tokens": 400.0},
-             "user": {"calls": 1.0, "input_tokens": 600.0, "output_tokens": 80.0},
-             "judge": {"calls": 6.0, "input_tokens": 1200.0, "output_tokens": 60.0}}
+    usage = {
+        "agent": {"calls": 10.0, "input_tokens": 5000.0, "output_tokens": 400.0},
+        "user": {"calls": 1.0, "input_tokens": 600.0, "output_tokens": 80.0},
+        "judge": {"calls": 6.0, "input_tokens": 1200.0, "output_tokens": 60.0},
+    }
     base = variants.Assumptions(prices={r: (2.5, 10.0) for r in variants.ROLES})
     one, two = variants.project(usage, base), variants.project(usage, base.scaled_prices(2))
     assert one["usd"] > 0 and two["usd"] == pytest.approx(2 * one["usd"])
     assert two["hours"] == one["hours"] > 0  # time does not depend on price
     # ten times the work: ten times the dollars and the hours
     big = variants.project(variants.scale(usage, 10), base)
-    assert big["usd"] == pytest.approx(10 * one["usd"]) and big["hours"] == pytest.approx(10 * one["hours"])
+    assert big["usd"] == pytest.approx(10 * one["usd"]) and big["hours"] == pytest.approx(
+        10 * one["hours"]
+    )
 
 
 def test_the_suite_doubles_its_dollars_with_doubled_prices(tmp_path):
     scenario = tiny_scenario()
     paper = variants.paper_assumptions(
-        variants.load_scenario(variants.scenarios_dir() / "paper.toml", catalog=variants.builtin_catalog())
+        variants.load_scenario(
+            variants.scenarios_dir() / "paper.toml", catalog=variants.builtin_catalog()
+        )
     )
-    doubled = variants.run(quick=True, methods_scenario=scenario, paper_scenario=scenario,
-                           assumptions=paper.scaled_prices(2))
-    single = variants.run(quick=True, methods_scenario=scenario, paper_scenario=scenario, assumptions=paper)
+    doubled = variants.run(
+        quick=True,
+        methods_scenario=scenario,
+        paper_scenario=scenario,
+        assumptions=paper.scaled_prices(2),
+    )
+    single = variants.run(
+        quick=True, methods_scenario=scenario, paper_scenario=scenario, assumptions=paper
+    )
     for a, b in zip(single.rows, doubled.rows):
         if a["grid_usd"] != "":
             assert b["grid_usd"] == pytest.approx(2 * a["grid_usd"], rel=0.01, abs=0.02)
@@ -131,8 +145,14 @@ def test_local_rows_have_the_ratios(tmp_path):
     rows = local.measure(model, tokenizer, device, [1, 2], 2, warmup_rounds=1, log=None)
     assert [r["n"] for r in rows] == [1, 2]
     for row in rows:
-        for key in ("n", "ratio_vs_sequential", "ratio_vs_ideal_batch", "tokens_per_s_sequential",
-                    "tokens_per_s_ideal_batch", "tokens_per_s_server"):
+        for key in (
+            "n",
+            "ratio_vs_sequential",
+            "ratio_vs_ideal_batch",
+            "tokens_per_s_sequential",
+            "tokens_per_s_ideal_batch",
+            "tokens_per_s_server",
+        ):
             assert key in row
         assert row["ratio_vs_sequential"] > 0 and row["ratio_vs_ideal_batch"] > 0
     names = [c.name for c in local.checks(rows)]
@@ -145,7 +165,11 @@ def test_local_suite_on_the_tiny_model(tmp_path, monkeypatch):
     from prose_sim.models.local_loading import tiny_test_model
 
     path = tiny_test_model(tmp_path / "tiny")
-    monkeypatch.setattr(local, "QUICK", {"sizes": (1, 2), "new_tokens": 2, "sequential_sample": 1, "warmup_rounds": 0})
+    monkeypatch.setattr(
+        local,
+        "QUICK",
+        {"sizes": (1, 2), "new_tokens": 2, "sequential_sample": 1, "warmup_rounds": 0},
+    )
     result = local.run(quick=True, model=str(path), log=None)
     assert isinstance(result, SuiteResult) and result.suite == "local"
     assert [r["n"] for r in result.rows] == [1, 2]

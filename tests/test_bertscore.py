@@ -20,12 +20,16 @@ PAIRS = [
     ("A quick brown fox jumps over the lazy dog!!!", "The weather is nice today."),
     ("?!", "Punctuation... everywhere; really?! (Yes.)"),
     ("  spaced out  ", "spaced out"),
-    ("Stock markets fell sharply on Tuesday as investors worried about inflation. " * 8,
-     "Markets dropped on Tuesday; inflation fears grew."),
+    (
+        "Stock markets fell sharply on Tuesday as investors worried about inflation. " * 8,
+        "Markets dropped on Tuesday; inflation fears grew.",
+    ),
     ("Completely unrelated: quantum chromodynamics.", "I like turtles, don't you?"),
     (LONG, LONG[: len(LONG) // 3]),
-    ("Prefers short sentences, active voice, and no jargon.",
-     "Write concisely; avoid technical terms; use the active voice."),
+    (
+        "Prefers short sentences, active voice, and no jargon.",
+        "Write concisely; avoid technical terms; use the active voice.",
+    ),
 ]
 
 
@@ -56,10 +60,12 @@ def test_identical_texts_score_one(scorer):
 
 def test_paraphrase_beats_unrelated(scorer):
     ref = "The meeting was postponed because of the storm."
-    para, unrelated = scorer.f1_sync([
-        ("Because of the storm, the meeting was put off.", ref),
-        ("Bananas are rich in potassium and taste sweet.", ref),
-    ])
+    para, unrelated = scorer.f1_sync(
+        [
+            ("Because of the storm, the meeting was put off.", ref),
+            ("Bananas are rich in potassium and taste sweet.", ref),
+        ]
+    )
     assert para > unrelated
 
 

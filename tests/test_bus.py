@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from prose_sim.events import DraftProduced, InstanceStarted, MetricsComputed
@@ -25,7 +26,10 @@ async def test_subscribers_get_only_their_kinds_and_the_sink_gets_all():
     assert [type(e) for e in (drafts.receive_nowait(),)] == [DraftProduced]
     with pytest.raises(anyio.WouldBlock):
         drafts.receive_nowait()
-    assert [type(both.receive_nowait()), type(both.receive_nowait())] == [DraftProduced, MetricsComputed]
+    assert [type(both.receive_nowait()), type(both.receive_nowait())] == [
+        DraftProduced,
+        MetricsComputed,
+    ]
     assert [type(sink.receive_nowait()) for _ in range(2)] == [DraftProduced, MetricsComputed]
 
 
@@ -50,7 +54,7 @@ async def test_an_event_reaches_every_subscriber_before_anyone_reacts():
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(reactor)
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()
         await bus.publish(InstanceStarted, instance=0, persona="p", document_id="d", document="t")
     seen = [type(observer_inbox.receive_nowait()), type(observer_inbox.receive_nowait())]
     assert seen == [InstanceStarted, DraftProduced]

@@ -6,20 +6,32 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import MINIMAL, ROOT
+
 from prose_sim.cli import main
 
 
 def cli(*args):
     return subprocess.run(
-        [sys.executable, "-m", "prose_sim", *map(str, args)], capture_output=True, text=True, cwd=ROOT
+        [sys.executable, "-m", "prose_sim", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
     )
 
 
 @pytest.mark.parametrize(
     "args",
-    [[], ["run"], ["personas"], ["personas", "list"], ["personas", "show"], ["corpus"], ["corpus", "list"], ["corpus", "show"]],
+    [
+        [],
+        ["run"],
+        ["personas"],
+        ["personas", "list"],
+        ["personas", "show"],
+        ["corpus"],
+        ["corpus", "list"],
+        ["corpus", "show"],
+    ],
 )
 def test_every_command_has_help(args, capsys):
     with pytest.raises(SystemExit) as info:
@@ -29,7 +41,14 @@ def test_every_command_has_help(args, capsys):
 
 
 def test_run_succeeds_with_exit_0(write_scenario, tmp_path):
-    done = cli("run", write_scenario(MINIMAL), "--out", tmp_path / "run", "--set", "demonstrations_per_user=1")
+    done = cli(
+        "run",
+        write_scenario(MINIMAL),
+        "--out",
+        tmp_path / "run",
+        "--set",
+        "demonstrations_per_user=1",
+    )
     assert done.returncode == 0, done.stderr
     assert "no_learning" in done.stdout and (tmp_path / "run" / "results.csv").exists()
 
@@ -54,7 +73,21 @@ def test_bad_scenario_exits_2_with_one_line_naming_the_key(write_scenario, tmp_p
 
 def test_existing_run_folder_is_refused(write_scenario, tmp_path):
     path = write_scenario(MINIMAL)
-    assert main(["run", str(path), "--out", str(tmp_path / "r"), "--progress", "off", "--set", "demonstrations_per_user=1"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(path),
+                "--out",
+                str(tmp_path / "r"),
+                "--progress",
+                "off",
+                "--set",
+                "demonstrations_per_user=1",
+            ]
+        )
+        == 0
+    )
     assert main(["run", str(path), "--out", str(tmp_path / "r"), "--progress", "off"]) == 2
 
 
@@ -77,21 +110,44 @@ def test_personas_and_corpus_commands(capsys):
 
 
 def test_prompts_show_from_a_fresh_scripted_episode(capsys):
-    assert main(["prompts", "show", "--method", "prose", "--variant", "1sc", "--demonstrations", "2"]) == 0
+    assert (
+        main(["prompts", "show", "--method", "prose", "--variant", "1sc", "--demonstrations", "2"])
+        == 0
+    )
     out = capsys.readouterr().out
-    for purpose in ("writer/draft", "user/demonstrate", "agent/refine", "agent/validate", "agent/coalesce"):
+    for purpose in (
+        "writer/draft",
+        "user/demonstrate",
+        "agent/refine",
+        "agent/validate",
+        "agent/coalesce",
+    ):
         assert f"[{purpose}]" in out
     assert "scripted backend" in out
 
 
 def test_prompts_show_from_a_run(write_scenario, tmp_path, capsys):
     run_dir = tmp_path / "run"
-    assert main(["run", str(write_scenario(MINIMAL)), "--out", str(run_dir), "--progress", "off"]) == 0
+    assert (
+        main(["run", str(write_scenario(MINIMAL)), "--out", str(run_dir), "--progress", "off"]) == 0
+    )
     capsys.readouterr()
     assert main(["prompts", "show", "--run", str(run_dir)]) == 0
     listed = capsys.readouterr().out
     assert "summarization/plume/oracle/1235/imdb" in listed
-    assert main(["prompts", "show", "--run", str(run_dir), "--episode", "summarization/plume/oracle/1235/imdb"]) == 0
+    assert (
+        main(
+            [
+                "prompts",
+                "show",
+                "--run",
+                str(run_dir),
+                "--episode",
+                "summarization/plume/oracle/1235/imdb",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "instance 1: user imdb" in out and "[writer/draft]" in out
     assert main(["prompts", "show", "--run", str(run_dir), "--episode", "nope"]) == 2

@@ -109,7 +109,9 @@ class Clock:
 def fake_pool(n: int = 2, **settings) -> tuple[EndpointPool, list[FakeEndpoint], Clock]:
     fakes = [FakeEndpoint(f"e{i}") for i in range(n)]
     clock = Clock()
-    pool = EndpointPool([PoolMember(f.name, f) for f in fakes], PoolSettings(**settings), clock=clock)
+    pool = EndpointPool(
+        [PoolMember(f.name, f) for f in fakes], PoolSettings(**settings), clock=clock
+    )
     return pool, fakes, clock
 
 
@@ -126,11 +128,15 @@ async def attempt(pool: EndpointPool, i: int = 0) -> str:
 async def test_load_is_spread_over_both_endpoints_by_outstanding_requests(servers):
     one, two = servers
     backends = [
-        OpenAIBackend(OpenAISettings(base_url=s.base_url, api_key_env=KEY_ENV, max_connections=64), FAKE_KEY)
+        OpenAIBackend(
+            OpenAISettings(base_url=s.base_url, api_key_env=KEY_ENV, max_connections=64), FAKE_KEY
+        )
         for s in servers
     ]
     members = [
-        PoolMember(b.base_url, b, EndpointLayers(EndpointLimits(max_concurrency=64, start_concurrency=64)))
+        PoolMember(
+            b.base_url, b, EndpointLayers(EndpointLimits(max_concurrency=64, start_concurrency=64))
+        )
         for b in backends
     ]
     pool = EndpointPool(members)
@@ -322,7 +328,9 @@ def models_block(urls: list[str], **extra) -> str:
 
 def test_build_models_gives_each_endpoint_its_own_layers_and_the_pool_none(write_scenario, key):
     urls = ["http://127.0.0.1:9/v1", "http://127.0.0.1:10/v1"]
-    scenario = load_scenario(write_scenario(SCENARIO.format(models=models_block(urls, rpm=50, max_concurrency=8))))
+    scenario = load_scenario(
+        write_scenario(SCENARIO.format(models=models_block(urls, rpm=50, max_concurrency=8)))
+    )
     built = build_models(scenario)
     try:
         pool_keys = {model.backend for model in built.roles.values()}
@@ -357,8 +365,12 @@ def test_a_role_on_one_of_the_pools_endpoints_shares_its_client_and_limits(write
         assert single == f"openai:{urls[0]}:{KEY_ENV}"
         pool = built.backends[built.roles["agent"].backend]
         assert pool.members[0].backend is built.backends[single]  # one client ...
-        assert pool.members[0].layers is built.layers[single]  # ... one set of limits for that server
-        assert len(built.clients) == 2 and set(built.layers) == {f"openai:{u}:{KEY_ENV}" for u in urls}
+        assert (
+            pool.members[0].layers is built.layers[single]
+        )  # ... one set of limits for that server
+        assert len(built.clients) == 2 and set(built.layers) == {
+            f"openai:{u}:{KEY_ENV}" for u in urls
+        }
     finally:
         for client in built.clients:
             anyio.run(client.aclose)
@@ -366,7 +378,7 @@ def test_a_role_on_one_of_the_pools_endpoints_shares_its_client_and_limits(write
 
 def test_base_url_and_base_urls_together_are_an_error(write_scenario):
     text = SCENARIO.format(models=models_block(["http://a/v1", "http://b/v1"]))
-    text = text.replace('[models.agent]\n', '[models.agent]\nbase_url = "http://c/v1"\n')
+    text = text.replace("[models.agent]\n", '[models.agent]\nbase_url = "http://c/v1"\n')
     with pytest.raises(UsageError, match=r"models\.agent\.base_urls.*not both"):
         load_scenario(write_scenario(text))
 

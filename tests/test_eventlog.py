@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from prose_sim.errors import UsageError
+from prose_sim.eventlog import EventLogWriter, read_events
 from prose_sim.events import (
     EVENT_TYPES,
     DemonstrationProduced,
@@ -15,25 +16,44 @@ from prose_sim.events import (
     PreferencesRetrieved,
     RunStarted,
 )
-from prose_sim.eventlog import EventLogWriter, read_events
 
 BASE = dict(run_id="r", episode_id="e", seq=3, ts=1.5)
 
 SAMPLES = [
     RunStarted(**BASE, scenario_name="s", scenario_digest="d", episodes=2, version="0"),
     EpisodeStarted(
-        **BASE, task="t", framework="plume", method="m", seed=1, personas=["a"], instances=2, models={"user": "x"}
+        **BASE,
+        task="t",
+        framework="plume",
+        method="m",
+        seed=1,
+        personas=["a"],
+        instances=2,
+        models={"user": "x"},
     ),
     PreferencesRetrieved(**BASE, instance=0, preferences="p", examples=[("doc", "text")]),
     DemonstrationProduced(**BASE, instance=0, text="ünïcode \n line", accepted=True),
     MetricsComputed(**BASE, instance=1, metrics={"a": 0.5, "b": -2.0}),
     ModelRequested(
-        **BASE, request_id="q", instance=0, role="agent", purpose="draft", model="m", request_hash="h",
+        **BASE,
+        request_id="q",
+        instance=0,
+        role="agent",
+        purpose="draft",
+        model="m",
+        request_hash="h",
         messages=[{"role": "user", "content": "hi"}],
     ),
     ModelResponded(
-        **BASE, request_id="q", instance=0, role="agent", purpose="draft", text="ok", input_tokens=3,
-        output_tokens=1, latency_s=0.01,
+        **BASE,
+        request_id="q",
+        instance=0,
+        role="agent",
+        purpose="draft",
+        text="ok",
+        input_tokens=3,
+        output_tokens=1,
+        latency_s=0.01,
     ),
 ]
 

@@ -31,11 +31,18 @@ def run_dir(tmp_path_factory):
     return tmp / "run"
 
 
-def test_an_offline_export_holds_config_instances_report_plots_and_totals(run_dir, tmp_path, monkeypatch, capsys):
-    pytest.importorskip("wandb", reason="wandb is not installed (pip install 'prose-sim[wandb]'); export test skipped")
+def test_an_offline_export_holds_config_instances_report_plots_and_totals(
+    run_dir, tmp_path, monkeypatch, capsys
+):
+    pytest.importorskip(
+        "wandb",
+        reason="wandb is not installed (pip install 'prose-sim[wandb]'); export test skipped",
+    )
     from tests.wandb_offline import read_run
 
-    monkeypatch.setenv("WANDB_MODE", "online")  # the shell's mode does not override offline-by-default
+    monkeypatch.setenv(
+        "WANDB_MODE", "online"
+    )  # the shell's mode does not override offline-by-default
     assert main(["export", "wandb", str(run_dir), "--dir", str(tmp_path)]) == 0
     assert "upload it with: wandb sync" in capsys.readouterr().out
     (offline,) = (tmp_path / "wandb").glob("offline-run-*")
@@ -46,13 +53,18 @@ def test_an_offline_export_holds_config_instances_report_plots_and_totals(run_di
     with open(run_dir / "results.csv", encoding="utf-8") as f:
         results = list(csv.DictReader(f))
     history = run["history"]
-    assert history["instances/_type"] == "table-file" and history["instances/nrows"] == len(results) == 8
+    assert (
+        history["instances/_type"] == "table-file"
+        and history["instances/nrows"] == len(results) == 8
+    )
     table = json.loads((offline / "files" / history["instances/path"]).read_text(encoding="utf-8"))
     column = table["columns"].index("ppcm")
     assert [row[column] for row in table["data"]] == [float(r["ppcm"]) for r in results]
     assert history["report/nrows"] == 2  # one report row per method
     assert {k.split("/")[1] for k in history if k.startswith("plots/")} == {
-        "ppcm_by_method", "ppcm_learning_curve", "cost_vs_ppcm"
+        "ppcm_by_method",
+        "ppcm_learning_curve",
+        "cost_vs_ppcm",
     }
     totals = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
     assert run["summary"]["model_calls"] == totals["model_calls"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import anyio
 import pytest
-
 from conftest import MINIMAL
+
 from prose_sim.eventlog import read_events
 from prose_sim.events import ModelFailed, ModelResponded, ParseFailed, StepFailed
 from prose_sim.models.backends.faulty import FaultSettings, FaultyBackend
@@ -15,12 +15,17 @@ from prose_sim.runtime.replay import replay_run
 from prose_sim.runtime.runner import execute
 from prose_sim.scenario import ScenarioError, load_scenario
 
-SCENARIO = MINIMAL.replace("seeds = [1235]", "seeds = [1, 2]").replace("[methods.oracle]", "[methods.prose]") + """
+SCENARIO = (
+    MINIMAL.replace("seeds = [1235]", "seeds = [1, 2]").replace(
+        "[methods.oracle]", "[methods.prose]"
+    )
+    + """
 [metrics]
 bertscore = ""
 [retry]
 backoff_s = 0.0
 """
+)
 
 
 def faulty_run(write_scenario, out, **faults):
@@ -32,7 +37,9 @@ def faulty_run(write_scenario, out, **faults):
     return outcome, backend, list(read_events(out / "events.jsonl"))
 
 
-def test_a_run_with_20_percent_failures_completes_and_counts_every_failure(write_scenario, tmp_path):
+def test_a_run_with_20_percent_failures_completes_and_counts_every_failure(
+    write_scenario, tmp_path
+):
     outcome, backend, events = faulty_run(write_scenario, tmp_path / "run", failure_rate=0.2)
     assert outcome.status == "completed" and outcome.episodes_completed == outcome.episodes
     injected = backend.injected["failure"]
@@ -52,7 +59,9 @@ def test_a_run_with_20_percent_failures_completes_and_counts_every_failure(write
 def test_fault_injection_is_reproducible(write_scenario, tmp_path):
     faulty_run(write_scenario, tmp_path / "a", failure_rate=0.3, malformed_rate=0.2)
     faulty_run(write_scenario, tmp_path / "b", failure_rate=0.3, malformed_rate=0.2)
-    assert (tmp_path / "a" / "results.csv").read_bytes() == (tmp_path / "b" / "results.csv").read_bytes()
+    assert (tmp_path / "a" / "results.csv").read_bytes() == (
+        tmp_path / "b" / "results.csv"
+    ).read_bytes()
 
 
 def test_malformed_answers_become_parse_failures_not_crashes(write_scenario, tmp_path):
@@ -63,7 +72,9 @@ def test_malformed_answers_become_parse_failures_not_crashes(write_scenario, tmp
 
 
 def test_latency_spikes_delay_answers(write_scenario, tmp_path):
-    outcome, backend, events = faulty_run(write_scenario, tmp_path / "run", latency_spike_rate=0.05, latency_spike_s=0.2)
+    outcome, backend, events = faulty_run(
+        write_scenario, tmp_path / "run", latency_spike_rate=0.05, latency_spike_s=0.2
+    )
     slow = [e for e in events if isinstance(e, ModelResponded) and e.latency_s >= 0.2]
     assert len(slow) == backend.injected["spike"] > 0
 
@@ -85,7 +96,9 @@ def test_faults_from_a_scenario(write_scenario, tmp_path):
     assert by_role["user"]["attempts"] == by_role["user"]["calls"]  # only the agent's calls fail
 
 
-@pytest.mark.parametrize("line, key", [("failure_rate = 1.5", "failure_rate"), ("typo = 1", "typo")])
+@pytest.mark.parametrize(
+    "line, key", [("failure_rate = 1.5", "failure_rate"), ("typo = 1", "typo")]
+)
 def test_bad_fault_settings_name_the_key(write_scenario, line, key):
     with pytest.raises(ScenarioError) as info:
         load_scenario(write_scenario(SCENARIO + f"[models.agent.faults]\n{line}\n"))

@@ -23,7 +23,9 @@ INFERENCE_PURPOSES = {"refine", "breakdown", "validate", "coalesce", "infer", "m
 WRITING_PURPOSES = {"draft", "candidate"}
 
 
-def run_events(tmp_path, methods, framework="plume", task="summarization", personas=("imdb",), demos=2, **extra):
+def run_events(
+    tmp_path, methods, framework="plume", task="summarization", personas=("imdb",), demos=2, **extra
+):
     raw = {
         "name": "fidelity",
         "demonstrations_per_user": demos,
@@ -38,7 +40,11 @@ def run_events(tmp_path, methods, framework="plume", task="summarization", perso
 
 
 def requests(events, **match):
-    return [e for e in events if isinstance(e, ModelRequested) and all(getattr(e, k) == v for k, v in match.items())]
+    return [
+        e
+        for e in events
+        if isinstance(e, ModelRequested) and all(getattr(e, k) == v for k, v in match.items())
+    ]
 
 
 # --- rule: paper.toml selects the reference's side of every knob ----------------------
@@ -52,7 +58,9 @@ def paper():
 def test_paper_uses_the_seeds_the_released_readme_names(paper):
     # README.md: {1235, 9328, 235, 6936, 2045} (scripts/run_all_experiments.py loops over another list)
     assert paper.seeds == [1235, 9328, 235, 6936, 2045]
-    assert paper.demonstrations_per_user == 5  # experiment_config.yaml: number_of_examples_per_preference_set
+    assert (
+        paper.demonstrations_per_user == 5
+    )  # experiment_config.yaml: number_of_examples_per_preference_set
 
 
 def test_paper_runs_the_plume_framework_on_both_tasks(paper):
@@ -78,8 +86,18 @@ def test_paper_gpt_sampling_is_the_released_codes(paper, role):
 def test_a_qwen_agent_gets_the_qwen_preset_and_its_prose_settings():
     scenario = load_scenario(PAPER, ["models.agent.model=Qwen/Qwen2.5-7B-Instruct"])
     agent = scenario.models.agent
-    assert (agent.temperature, agent.top_p, agent.top_k, agent.repetition_penalty, agent.max_new_tokens) == (
-        0.7, 0.8, 20, 1.05, 1000,
+    assert (
+        agent.temperature,
+        agent.top_p,
+        agent.top_k,
+        agent.repetition_penalty,
+        agent.max_new_tokens,
+    ) == (
+        0.7,
+        0.8,
+        20,
+        1.05,
+        1000,
     )
     cfg = resolve_config(scenario.methods["prose_full"], agent.model)
     assert (cfg.num_refinement_steps, cfg.validation_threshold) == (5, 0.25)
@@ -87,7 +105,9 @@ def test_a_qwen_agent_gets_the_qwen_preset_and_its_prose_settings():
 
 
 def test_a_sampling_key_set_in_the_scenario_wins_over_the_preset():
-    scenario = load_scenario(PAPER, ["models.agent.model=qwen2.5-72b", "models.agent.temperature=0.2"])
+    scenario = load_scenario(
+        PAPER, ["models.agent.model=qwen2.5-72b", "models.agent.temperature=0.2"]
+    )
     assert scenario.models.agent.temperature == 0.2 and scenario.models.agent.top_k == 20
 
 
@@ -100,7 +120,10 @@ def test_a_sampling_key_set_in_the_scenario_wins_over_the_preset():
         ("prose_sc", dict(candidate_type="single", num_refinement_steps=5, do_validate=True)),
         ("prose_1sc", dict(candidate_type="single", num_refinement_steps=1, do_validate=True)),
         ("prose_1nc", dict(candidate_type="none", num_refinement_steps=1, do_validate=True)),
-        ("prose_1sc_ap_nv", dict(candidate_type="single", num_refinement_steps=1, do_validate=False)),
+        (
+            "prose_1sc_ap_nv",
+            dict(candidate_type="single", num_refinement_steps=1, do_validate=False),
+        ),
     ],
 )
 def test_paper_prose_variants_are_the_released_ablations(paper, label, expected):
@@ -126,11 +149,15 @@ def test_paper_icl_prompts_repeat_the_current_document_as_released(paper):
 
 
 def test_drafts_and_candidates_are_requested_by_the_writer_role(tmp_path):
-    outcome, events = run_events(tmp_path, {"p": {"method": "prose", "variant": "full"}, "cipherN": {}})
+    outcome, events = run_events(
+        tmp_path, {"p": {"method": "prose", "variant": "full"}, "cipherN": {}}
+    )
     asked = requests(events)
     assert {e.role for e in asked if e.purpose in WRITING_PURPOSES} == {"writer"}
     assert {e.purpose for e in asked if e.role == "agent"} <= INFERENCE_PURPOSES
-    assert {"writer", "agent", "user"} <= {u["role"] for u in outcome.usage}  # usage by role shows it
+    assert {"writer", "agent", "user"} <= {
+        u["role"] for u in outcome.usage
+    }  # usage by role shows it
 
 
 def test_the_writer_defaults_to_the_users_spec_and_can_be_set():
@@ -157,15 +184,26 @@ def test_the_oracles_draft_and_the_plume_users_text_come_from_the_same_prompt(tm
 
 def test_a_plume_answer_is_the_text_between_triple_quotes(tmp_path):
     _, events = run_events(tmp_path, {"no_learning": {}})
-    assert all('"""' not in e.text and "Here it is" not in e.text for e in events if isinstance(e, DraftProduced))
+    assert all(
+        '"""' not in e.text and "Here it is" not in e.text
+        for e in events
+        if isinstance(e, DraftProduced)
+    )
 
 
 # --- rule: PRELUDE's user as released -----------------------------------------------------
 
 
-def test_the_prelude_user_asks_once_whether_the_draft_will_do_then_edits_without_the_document(tmp_path):
+def test_the_prelude_user_asks_once_whether_the_draft_will_do_then_edits_without_the_document(
+    tmp_path,
+):
     _, events = run_events(
-        tmp_path, {"no_learning": {}}, framework="prelude", task="email_writing", personas=("ampere",), demos=5
+        tmp_path,
+        {"no_learning": {}},
+        framework="prelude",
+        task="email_writing",
+        personas=("ampere",),
+        demos=5,
     )
     accepts = requests(events, role="user", purpose="accept")
     edits = requests(events, role="user", purpose="edit")
@@ -222,7 +260,9 @@ def test_each_variant_makes_the_calls_the_released_algorithm_implies(tmp_path, v
         else:
             assert validations == 0
     # in order: coalesce, draft, demonstrate, then refine / candidate alternating, breakdown, validate
-    second = [e.purpose for e in requests(events, instance=1) if e.role in ("agent", "writer", "user")]
+    second = [
+        e.purpose for e in requests(events, instance=1) if e.role in ("agent", "writer", "user")
+    ]
     start = ["coalesce", "draft", "demonstrate"] if kept[0] else ["draft", "demonstrate"]
     assert second[: len(start)] == start
     learning = second[len(start) :]

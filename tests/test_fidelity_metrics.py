@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from conftest import SCENARIOS
+
 from prose_sim.metrics.bertscore import PAPER_MODEL, default_layers
 from prose_sim.scenario import load_scenario
 
@@ -29,5 +30,7 @@ def test_the_judge_metrics_are_on():
 def test_the_metric_study_scores_as_the_paper_does():
     study = load_scenario(SCENARIOS / "metric_study.toml")
     assert study.metrics == PAPER.metrics
-    assert all(t.frameworks == ["plume", "prelude", "prelude.no_edit"] for t in study.tasks.values())
+    assert all(
+        t.frameworks == ["plume", "prelude", "prelude.no_edit"] for t in study.tasks.values()
+    )
     assert {study.method_of(label) for label in study.methods} == {"fixed_subset"}

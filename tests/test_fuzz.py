@@ -15,14 +15,57 @@ from prose_sim.scenario import Scenario, load_scenario, scenario_from_dict
 
 # keys the loader knows, so generated tables reach past the top level
 KEYS = [
-    "name", "seeds", "demonstrations_per_user", "tasks", "methods", "models", "metrics", "retry",
-    "summarization", "email_writing", "framework", "personas", "prose", "icl", "no_learning",
-    "method", "variant", "agent", "user", "judge", "backend", "latency_s", "faults", "failure_rate",
-    "bertscore", "judge", "attempts", "corpus", "concurrency", "rpm", "model",
+    "name",
+    "seeds",
+    "demonstrations_per_user",
+    "tasks",
+    "methods",
+    "models",
+    "metrics",
+    "retry",
+    "summarization",
+    "email_writing",
+    "framework",
+    "personas",
+    "prose",
+    "icl",
+    "no_learning",
+    "method",
+    "variant",
+    "agent",
+    "user",
+    "judge",
+    "backend",
+    "latency_s",
+    "faults",
+    "failure_rate",
+    "bertscore",
+    "judge",
+    "attempts",
+    "corpus",
+    "concurrency",
+    "rpm",
+    "model",
 ]
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-10, 10**6), st.floats(allow_nan=True), st.text(max_size=20),
-    st.sampled_from(["plume", "prelude", "scripted", "local", "openai", "prose", "cnn_dailymail", "1sc", "bundled"]),
+    st.none(),
+    st.booleans(),
+    st.integers(-10, 10**6),
+    st.floats(allow_nan=True),
+    st.text(max_size=20),
+    st.sampled_from(
+        [
+            "plume",
+            "prelude",
+            "scripted",
+            "local",
+            "openai",
+            "prose",
+            "cnn_dailymail",
+            "1sc",
+            "bundled",
+        ]
+    ),
 )
 values = st.recursive(
     scalars,
@@ -91,7 +134,9 @@ def test_the_log_reader_reads_or_rejects_arbitrary_bytes(tmp_path_factory, chunk
     except UsageError as exc:
         assert str(path) in str(exc)
     else:
-        assert torn is None or torn.lineno == data.count(b"\n") + 1  # only the last line may be torn
+        assert (
+            torn is None or torn.lineno == data.count(b"\n") + 1
+        )  # only the last line may be torn
     try:
         list(read_events(path))
     except UsageError as exc:

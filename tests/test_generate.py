@@ -53,12 +53,23 @@ def test_every_category_holds_at_least_ten_distinct_components(task):
 
 @pytest.mark.parametrize("task", TASKS)
 def test_pools_hold_text_decidable_components_each_with_its_own_checker(task):
-    checked = [checker_for(c).name for cats in load_pools()[task].values() for c in cats if checker_for(c)]
+    checked = [
+        checker_for(c).name for cats in load_pools()[task].values() for c in cats if checker_for(c)
+    ]
     assert len(checked) >= 10
     # no component triggers a checker by accident (one component per checker per task)
     assert [name for name, k in Counter(checked).items() if k > 1] == []
-    for name in ("emojis", "allcaps_emphasis", "semicolons", "ampersands", "bullet_points",
-                 "parenthetical_asides", "rhetorical_questions", "short_sentences", "second_person"):
+    for name in (
+        "emojis",
+        "allcaps_emphasis",
+        "semicolons",
+        "ampersands",
+        "bullet_points",
+        "parenthetical_asides",
+        "rhetorical_questions",
+        "short_sentences",
+        "second_person",
+    ):
         assert name in checked, name
     if task == "email_writing":
         assert "epithet_signoff" in checked
@@ -125,7 +136,9 @@ def test_generation_is_deterministic_and_depends_on_the_seed():
     assert a == generate_personas("email_writing", 50, 3, seed=5)
     b = generate_personas("email_writing", 50, 3, seed=6)
     assert [p["components"] for p in a] != [p["components"] for p in b]
-    assert a[0]["name"] == "gen-email_writing-5-00000" and b[0]["name"] == "gen-email_writing-6-00000"
+    assert (
+        a[0]["name"] == "gen-email_writing-5-00000" and b[0]["name"] == "gen-email_writing-6-00000"
+    )
     # a smaller n draws the same first personas
     assert generate_personas("email_writing", 20, 3, seed=5) == a[:20]
 
@@ -188,7 +201,9 @@ def test_bad_arguments_are_usage_errors(kwargs, message):
 
 def test_max_components_is_four():
     assert MAX_COMPONENTS == 4
-    assert max_personas("summarization", 1) == sum(len(c) for c in load_pools()["summarization"].values())
+    assert max_personas("summarization", 1) == sum(
+        len(c) for c in load_pools()["summarization"].values()
+    )
     assert max_personas("summarization", 4) > 100_000
 
 
@@ -210,7 +225,10 @@ def test_to_toml_has_the_personas_toml_layout_and_a_header():
     text = to_toml(personas, components=4, seed=9)
     header = [line for line in text.splitlines() if line.startswith("#")]
     assert any(
-        "task = summarization" in line and "n = 3" in line and "components = 4" in line and "seed = 9" in line
+        "task = summarization" in line
+        and "n = 3" in line
+        and "components = 4" in line
+        and "seed = 9" in line
         for line in header
     )
     assert text.count("[[persona]]\n") == 3
@@ -220,10 +238,15 @@ def test_to_toml_has_the_personas_toml_layout_and_a_header():
 
 
 def test_to_toml_escapes_quotes_and_keeps_special_components():
-    personas = [{
-        "framework": "plume", "task": "email_writing", "name": "x", "source": "ccby",
-        "components": ['write ampersands (&) in place of the word "and"', "it's \\ fine"],
-    }]
+    personas = [
+        {
+            "framework": "plume",
+            "task": "email_writing",
+            "name": "x",
+            "source": "ccby",
+            "components": ['write ampersands (&) in place of the word "and"', "it's \\ fine"],
+        }
+    ]
     assert tomllib.loads(to_toml(personas))["persona"] == personas
 
 

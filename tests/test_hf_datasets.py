@@ -48,11 +48,17 @@ def test_specs_cover_every_source_with_its_named_dataset():
 
 
 def test_loader_is_called_with_path_config_and_split():
-    hub = FakeHub({"cnn_dailymail": {"article": ["A short article."], "highlights": ["x"], "id": ["a"]}})
+    hub = FakeHub(
+        {"cnn_dailymail": {"article": ["A short article."], "highlights": ["x"], "id": ["a"]}}
+    )
     corpus = load_hf_corpus(["cnn_dailymail"], load_dataset=hub)
     assert hub.calls == [("cnn_dailymail", "3.0.0", "train")]
     [doc] = corpus.documents("cnn_dailymail")
-    assert (doc.id, doc.source, doc.text) == ("cnn_dailymail-hf-0", "cnn_dailymail", "A short article.")
+    assert (doc.id, doc.source, doc.text) == (
+        "cnn_dailymail-hf-0",
+        "cnn_dailymail",
+        "A short article.",
+    )
 
 
 def test_slf5k_keeps_posts_over_150_words():
@@ -112,7 +118,9 @@ def test_ccby_text_from_string_highlights_and_list_abstract():
 
 
 def test_ampere_joins_review_propositions():
-    corpus = load("ampere", {"doc_id": ["r1"], "text": [["The paper is clear.", " Results are weak. "]]})
+    corpus = load(
+        "ampere", {"doc_id": ["r1"], "text": [["The paper is clear.", " Results are weak. "]]}
+    )
     assert corpus.get("ampere", "ampere-hf-0").text == "The paper is clear. Results are weak."
 
 
@@ -134,7 +142,9 @@ def test_paper_tweet_extracts_the_tweet_text():
 
 
 def test_paper_tweet_falls_back_to_a_tweet_column():
-    corpus = load("paper_tweet", {"id": ["1"], "tweet": ["New preprint on graphs www.example.org/x"]})
+    corpus = load(
+        "paper_tweet", {"id": ["1"], "tweet": ["New preprint on graphs www.example.org/x"]}
+    )
     assert corpus.get("paper_tweet", "paper_tweet-hf-0").text == "New preprint on graphs"
 
 
@@ -159,7 +169,9 @@ def test_several_sources_into_one_corpus():
 
 def test_unreachable_dataset_is_a_one_line_usage_error():
     def offline(path, name=None, split=None, **kwargs):
-        raise ConnectionError(f"Couldn't reach '{path}' on the Hub (LocalEntryNotFoundError)\nmore detail")
+        raise ConnectionError(
+            f"Couldn't reach '{path}' on the Hub (LocalEntryNotFoundError)\nmore detail"
+        )
 
     with pytest.raises(UsageError) as info:
         load_hf_corpus(["wikipedia"], load_dataset=offline)
@@ -174,7 +186,9 @@ def test_unreachable_dataset_is_a_one_line_usage_error():
 
 
 def test_missing_dataset_names_it():
-    with pytest.raises(UsageError, match=r"cannot load Hugging Face dataset 'JeremyAlain/SLF5K' for source 'slf5k'"):
+    with pytest.raises(
+        UsageError, match=r"cannot load Hugging Face dataset 'JeremyAlain/SLF5K' for source 'slf5k'"
+    ):
         load_hf_corpus(["slf5k"], load_dataset=FakeHub({}))
 
 

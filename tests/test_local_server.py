@@ -38,8 +38,13 @@ def tiny(tmp_path_factory):
 
 def request(i, text, **params):
     return ModelRequest(
-        role="agent", purpose="draft", episode_id="e", instance=i, model="tiny",
-        messages=[{"role": "user", "content": text}], params=SamplingParams(**params),
+        role="agent",
+        purpose="draft",
+        episode_id="e",
+        instance=i,
+        model="tiny",
+        messages=[{"role": "user", "content": text}],
+        params=SamplingParams(**params),
     )
 
 
@@ -62,9 +67,11 @@ def one_at_a_time_greedy(tiny, server, req):
     model, tokenizer, _ = tiny
     ids = server.encode(req)
     out = model.generate(
-        torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
-        max_new_tokens=req.params.max_new_tokens, do_sample=False,
-    )[0, len(ids):].tolist()
+        torch.tensor([ids]),
+        attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+        max_new_tokens=req.params.max_new_tokens,
+        do_sample=False,
+    )[0, len(ids) :].tolist()
     eos = tokenizer.eos_token_id
     return out[: out.index(eos)] if eos in out else out
 
@@ -97,17 +104,26 @@ async def test_a_sampled_answer_depends_on_its_seed_not_on_its_batch(tiny):
     params = dict(temperature=0.9, top_p=0.9, top_k=20, repetition_penalty=1.1, max_new_tokens=10)
     alone, _ = await serve_all(tiny, [request(0, PROMPTS[0], seed=7, **params)])
     batched, _ = await serve_all(
-        tiny, [request(i, p, seed=7 if i == 0 else i, **params) for i, p in enumerate(PROMPTS)], max_wait_s=0.2
+        tiny,
+        [request(i, p, seed=7 if i == 0 else i, **params) for i, p in enumerate(PROMPTS)],
+        max_wait_s=0.2,
     )
     assert alone[0].text == batched[0].text
     other_seed, _ = await serve_all(tiny, [request(0, PROMPTS[0], seed=8, **params)])
-    assert other_seed[0].text != alone[0].text or other_seed[0].output_tokens != alone[0].output_tokens
+    assert (
+        other_seed[0].text != alone[0].text or other_seed[0].output_tokens != alone[0].output_tokens
+    )
 
 
 async def test_the_answer_starts_with_the_response_prefix(tiny):
     req = ModelRequest(
-        role="agent", purpose="breakdown", episode_id="e", instance=0, model="tiny",
-        messages=[{"role": "user", "content": "List them."}], params=SamplingParams(max_new_tokens=3),
+        role="agent",
+        purpose="breakdown",
+        episode_id="e",
+        instance=0,
+        model="tiny",
+        messages=[{"role": "user", "content": "List them."}],
+        params=SamplingParams(max_new_tokens=3),
         response_prefix="Preferences: [",
     )
     results, server = await serve_all(tiny, [req])
@@ -149,7 +165,9 @@ async def test_a_server_whose_iterations_keep_failing_is_down_for_every_request(
     async with server:
         with pytest.raises(LocalStepFailed):
             await server.complete(request(0, "Hi", max_new_tokens=2))
-        with pytest.raises(LocalServerDown, match="is down: 2 iterations in a row failed.*out of memory") as down:
+        with pytest.raises(
+            LocalServerDown, match="is down: 2 iterations in a row failed.*out of memory"
+        ) as down:
             await server.complete(request(1, "Hi", max_new_tokens=2))
         assert not down.value.retryable
         with pytest.raises(LocalServerDown):  # a new request fails at once
@@ -212,8 +230,8 @@ async def test_complete_outside_the_server_context_is_an_error(tiny):
 
 
 def test_a_scenario_runs_on_the_local_backend(tiny, tmp_path, write_scenario):
-    from prose_sim.events import BatchServed
     from prose_sim.eventlog import read_events
+    from prose_sim.events import BatchServed
     from prose_sim.runtime.runner import execute
     from prose_sim.scenario import load_scenario
 
@@ -239,7 +257,11 @@ max_new_tokens = 8
     outcome = anyio.run(lambda: execute(scenario, tmp_path / "run", progress="off"))
     assert outcome.status == "completed" and outcome.instances == 4
     assert len(outcome.servers) == 1  # user, writer and agent share one server
-    served = sum(u["calls"] for u in outcome.usage if u["role"] in ("user", "writer", "agent"))  # judge: scripted
+    served = sum(
+        u["calls"] for u in outcome.usage if u["role"] in ("user", "writer", "agent")
+    )  # judge: scripted
     assert outcome.servers[0]["requests"] == served
-    batches = [e for e in read_events(tmp_path / "run" / "events.jsonl") if isinstance(e, BatchServed)]
+    batches = [
+        e for e in read_events(tmp_path / "run" / "events.jsonl") if isinstance(e, BatchServed)
+    ]
     assert sum(b.size for b in batches) == served

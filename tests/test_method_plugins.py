@@ -6,8 +6,8 @@ import csv
 from importlib.metadata import EntryPoint, entry_points
 
 import pytest
-
 from conftest import MINIMAL
+
 from prose_sim.actors.inferrers import plugins
 from prose_sim.actors.inferrers.simple import NoLearning
 from prose_sim.cli import main
@@ -48,25 +48,41 @@ def fake_plugins(monkeypatch):
 def test_the_installed_example_method_is_listed_with_its_distribution_and_knobs(capsys):
     """Install it as the README's test command does: pip install -e examples/prose_sim_example_method."""
     names = [ep.name for ep in entry_points(group=GROUP)]
-    assert "frequent" in names, "install the example plugin: pip install -e examples/prose_sim_example_method"
+    assert "frequent" in names, (
+        "install the example plugin: pip install -e examples/prose_sim_example_method"
+    )
     assert main(["methods", "list"]) == 0
-    rows = {line.split("│")[1].strip(): line for line in capsys.readouterr().out.splitlines() if "│" in line}
-    assert "plugin prose-sim-example-method 0.1.0" in rows["frequent"] and "retrieval_mode" in rows["frequent"]
+    rows = {
+        line.split("│")[1].strip(): line
+        for line in capsys.readouterr().out.splitlines()
+        if "│" in line
+    }
+    assert (
+        "plugin prose-sim-example-method 0.1.0" in rows["frequent"]
+        and "retrieval_mode" in rows["frequent"]
+    )
     assert "built-in" in rows["prose"] and "candidate_type" in rows["prose"]
     assert "built-in" in rows["no_learning"]
 
 
 def test_the_installed_example_method_runs_in_a_scenario(write_scenario, tmp_path, capsys):
-    path = write_scenario(MINIMAL.replace("[methods.oracle]", "[methods.frequent]\nretrieval_mode = \"most_recent\""))
-    assert main(["run", str(path), "--out", str(tmp_path / "run"), "--progress", "off", "--no-report"]) == 0
+    path = write_scenario(
+        MINIMAL.replace("[methods.oracle]", '[methods.frequent]\nretrieval_mode = "most_recent"')
+    )
+    assert (
+        main(["run", str(path), "--out", str(tmp_path / "run"), "--progress", "off", "--no-report"])
+        == 0
+    )
     with open(tmp_path / "run" / "results.csv", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert {r["method"] for r in rows} == {"no_learning", "frequent"}
     assert sum(r["method"] == "frequent" for r in rows) == 4
 
 
-def test_an_unknown_method_is_one_line_naming_the_key_and_the_known_names(write_scenario, tmp_path, capsys):
-    path = write_scenario(MINIMAL.replace("[methods.oracle]", "[methods.mine]\nmethod = \"nope\""))
+def test_an_unknown_method_is_one_line_naming_the_key_and_the_known_names(
+    write_scenario, tmp_path, capsys
+):
+    path = write_scenario(MINIMAL.replace("[methods.oracle]", '[methods.mine]\nmethod = "nope"'))
     assert main(["run", str(path), "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err
@@ -86,13 +102,17 @@ def test_a_plugin_that_fails_to_import_is_named(fake_plugins):
 
 def test_a_plugin_naming_something_other_than_an_inferrer_is_an_error(fake_plugins):
     fake_plugins(("odd", "test_method_plugins:NotAMethod"))
-    with pytest.raises(ScenarioError, match="entry point 'odd' .*not a subclass of prose_sim's Inferrer"):
+    with pytest.raises(
+        ScenarioError, match="entry point 'odd' .*not a subclass of prose_sim's Inferrer"
+    ):
         scenario_from_dict(with_methods({"odd": {}}), "s.toml")
 
 
 def test_a_plugin_declaring_a_knob_that_is_not_a_method_setting_is_an_error(fake_plugins):
     fake_plugins(("hot", "test_method_plugins:TakesAnUnknownKnob"))
-    with pytest.raises(ScenarioError, match="entry point 'hot' .*knobs temperature are not method settings"):
+    with pytest.raises(
+        ScenarioError, match="entry point 'hot' .*knobs temperature are not method settings"
+    ):
         scenario_from_dict(with_methods({"hot": {}}), "s.toml")
 
 
@@ -100,12 +120,16 @@ def test_a_plugin_may_not_take_a_built_in_methods_name(fake_plugins, capsys):
     fake_plugins(("prose", "test_method_plugins:NotAMethod"))
     assert main(["methods", "list"]) == 2
     err = capsys.readouterr().err
-    assert "entry point 'prose' (test_method_plugins:NotAMethod) in group prose_sim.methods: " in err
+    assert (
+        "entry point 'prose' (test_method_plugins:NotAMethod) in group prose_sim.methods: " in err
+    )
     assert "'prose' is the name of a built-in method" in err
 
 
 def test_a_knob_the_plugin_method_does_not_take_is_an_error():
-    with pytest.raises(ScenarioError, match="methods.frequent.num_merged: not a setting of method 'frequent'"):
+    with pytest.raises(
+        ScenarioError, match="methods.frequent.num_merged: not a setting of method 'frequent'"
+    ):
         scenario_from_dict(with_methods({"frequent": {"num_merged": 2}}), "s.toml")
 
 
@@ -114,7 +138,9 @@ def test_plugins_are_not_looked_at_when_a_scenario_names_only_built_in_methods(m
         raise AssertionError("plugins were scanned")
 
     monkeypatch.setattr(plugins, "entry_points", refuse)
-    scenario = scenario_from_dict(with_methods({"no_learning": {}, "p": {"method": "prose"}}), "s.toml")
+    scenario = scenario_from_dict(
+        with_methods({"no_learning": {}, "p": {"method": "prose"}}), "s.toml"
+    )
     assert set(scenario.methods) == {"no_learning", "p"}
 
 

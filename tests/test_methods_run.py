@@ -5,10 +5,10 @@ from __future__ import annotations
 import csv
 
 import anyio
-
 from conftest import SCENARIOS
-from prose_sim.events import EpisodeStarted
+
 from prose_sim.eventlog import read_events
+from prose_sim.events import EpisodeStarted
 from prose_sim.runtime.runner import execute
 from prose_sim.scenario import load_scenario
 
@@ -28,12 +28,19 @@ def test_every_method_runs_on_both_tasks_and_frameworks(tmp_path):
     assert ("prose_full", "validate") in purposes and ("prose_full", "candidate") in purposes
     assert ("prose_1sc_ap_nv", "validate") not in purposes
     assert ("cipherN", "merge") in purposes and ("cipher1", "merge") not in purposes
-    assert not any(m == "icl" and p not in {"draft", "demonstrate", "accept", "edit"} for m, p in purposes)
+    assert not any(
+        m == "icl" and p not in {"draft", "demonstrate", "accept", "edit"} for m, p in purposes
+    )
     # one episode over all users for the cross-user retrieval mode
     episodes = [
-        e for e in read_events(tmp_path / "run" / "events.jsonl")
+        e
+        for e in read_events(tmp_path / "run" / "events.jsonl")
         if isinstance(e, EpisodeStarted) and e.method == "icl_most_recent"
     ]
     assert len(episodes) == 4 and all(len(e.personas) == 2 and e.instances == 6 for e in episodes)
-    retrieval = [float(r["retrieval_accuracy"]) for r in rows if r["method"] == "icl_most_recent" and r["retrieval_accuracy"]]
+    retrieval = [
+        float(r["retrieval_accuracy"])
+        for r in rows
+        if r["method"] == "icl_most_recent" and r["retrieval_accuracy"]
+    ]
     assert retrieval and min(retrieval) < 1.0

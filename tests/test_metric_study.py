@@ -8,9 +8,9 @@ import math
 
 import anyio
 import pytest
-
 from conftest import SCENARIOS
 from harness import FakeModel, by_purpose, context, step
+
 from prose_sim.actors.inferrers.fixed_subset import FixedSubset, powerset
 from prose_sim.actors.inferrers.settings import MethodSettings
 from prose_sim.cli import main
@@ -22,10 +22,22 @@ from prose_sim.world.personas import builtin_catalog
 
 CATALOG = builtin_catalog()
 SMALL = [
-    "--set", "models.user.backend=scripted", "--set", "models.agent.backend=scripted",
-    "--set", "models.judge.backend=scripted", "--set", "metrics.bertscore=all-MiniLM-L6-v2",
-    "--set", "metrics.bertscore_rescale=false", "--set", "demonstrations_per_user=1",
-    "--set", 'tasks.summarization.personas=["wikipedia"]', "--set", 'tasks.email_writing.personas=["ampere"]',
+    "--set",
+    "models.user.backend=scripted",
+    "--set",
+    "models.agent.backend=scripted",
+    "--set",
+    "models.judge.backend=scripted",
+    "--set",
+    "metrics.bertscore=all-MiniLM-L6-v2",
+    "--set",
+    "metrics.bertscore_rescale=false",
+    "--set",
+    "demonstrations_per_user=1",
+    "--set",
+    'tasks.summarization.personas=["wikipedia"]',
+    "--set",
+    'tasks.email_writing.personas=["ampere"]',
 ]
 
 
@@ -52,9 +64,12 @@ async def test_fixed_subset_drafts_with_the_given_components_and_learns_nothing(
 def test_the_plan_runs_every_subset_of_every_users_components_in_each_framework():
     scenario = load_scenario(SCENARIOS / "metric_study.toml", overrides(SMALL))
     plans = expand(scenario)
-    wiki = {f: len(CATALOG.get(f, "summarization", "wikipedia").components) for f in ("plume", "prelude")}
+    wiki = {
+        f: len(CATALOG.get(f, "summarization", "wikipedia").components)
+        for f in ("plume", "prelude")
+    }
     summaries = [p for p in plans if p.task == "summarization"]
-    assert len(summaries) == 2**wiki["plume"] + 2 * 2**wiki["prelude"]
+    assert len(summaries) == 2 ** wiki["plume"] + 2 * 2 ** wiki["prelude"]
     assert {p.framework for p in summaries} == {"plume", "prelude", "prelude.no_edit"}
     labels = {p.method_label for p in summaries if p.framework == "plume"}
     assert "fixed_subset[]" in labels and "fixed_subset[0+1+2+3]" in labels
@@ -70,26 +85,47 @@ def test_a_subset_knob_on_another_method_is_an_error(write_scenario):
 
 
 def test_prelude_without_edits_has_prelude_users_who_write_their_own_text(tmp_path):
-    scenario = load_scenario(SCENARIOS / "metric_study.toml", overrides(SMALL) + [
-        "tasks.summarization.framework=[\"prelude.no_edit\"]", "tasks.email_writing.framework=[\"prelude\"]",
-    ])
+    scenario = load_scenario(
+        SCENARIOS / "metric_study.toml",
+        overrides(SMALL)
+        + [
+            'tasks.summarization.framework=["prelude.no_edit"]',
+            'tasks.email_writing.framework=["prelude"]',
+        ],
+    )
     anyio.run(lambda: execute(scenario, tmp_path / "run", progress="off"))
     from prose_sim.eventlog import read_events
     from prose_sim.events import EpisodeStarted, ModelRequested
 
-    episodes = {e.episode_id: e for e in read_events(tmp_path / "run" / "events.jsonl") if isinstance(e, EpisodeStarted)}
+    episodes = {
+        e.episode_id: e
+        for e in read_events(tmp_path / "run" / "events.jsonl")
+        if isinstance(e, EpisodeStarted)
+    }
     purposes: dict[str, set[str]] = {}
     for e in read_events(tmp_path / "run" / "events.jsonl"):
         if isinstance(e, ModelRequested) and e.role == "user":
             purposes.setdefault(episodes[e.episode_id].framework, set()).add(e.purpose)
-    assert "edit" not in purposes["prelude.no_edit"] and "demonstrate" in purposes["prelude.no_edit"]
+    assert (
+        "edit" not in purposes["prelude.no_edit"] and "demonstrate" in purposes["prelude.no_edit"]
+    )
     assert "demonstrate" not in purposes["prelude"]
 
 
 def test_correlations_are_scipys_per_task_and_framework():
     rows = [
-        {"task": "t", "framework": "plume", "method": f"fixed_subset[{i}]", "status": "ok", "seed": 1,
-         "true_components_share": s, "ppcm": p, "fpm": 0.0, "levenshtein_norm": 1 - s, "bertscore": s * s}
+        {
+            "task": "t",
+            "framework": "plume",
+            "method": f"fixed_subset[{i}]",
+            "status": "ok",
+            "seed": 1,
+            "true_components_share": s,
+            "ppcm": p,
+            "fpm": 0.0,
+            "levenshtein_norm": 1 - s,
+            "bertscore": s * s,
+        }
         for i, (s, p) in enumerate([(0.0, -1.0), (0.5, 0.5), (1.0, 2.0), (0.25, 0.0)])
     ]
     rows.append({**rows[0], "method": "oracle"})  # not a study row
@@ -107,21 +143,40 @@ def test_correlations_are_scipys_per_task_and_framework():
 
 def test_the_scripted_study_writes_the_correlation_tables_and_the_plot(tmp_path, capsys):
     out = tmp_path / "run"
-    code = main(["run", str(SCENARIOS / "metric_study.toml"), "--out", str(out), "--progress", "off", *SMALL])
+    code = main(
+        [
+            "run",
+            str(SCENARIOS / "metric_study.toml"),
+            "--out",
+            str(out),
+            "--progress",
+            "off",
+            *SMALL,
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     report = (out / "report.md").read_text()
     assert "## Metric validity (PLUME vs PRELUDE)" in report
-    for panel in ("summarization (plume)", "summarization (prelude)", "summarization (prelude.no_edit)"):
+    for panel in (
+        "summarization (plume)",
+        "summarization (prelude)",
+        "summarization (prelude.no_edit)",
+    ):
         assert f"### {panel}" in report
     assert "MiniLM BERTScore, not comparable with the paper's" in report
     rows = list(csv.DictReader(io.StringIO((out / "correlations.csv").read_text())))
     assert {r["framework"] for r in rows} == {"plume", "prelude", "prelude.no_edit"}
-    assert len(rows) == 2 * 3 * len(metric_study.PREFERENCE_MEASURES) * len(metric_study.WRITING_METRICS)
+    assert len(rows) == 2 * 3 * len(metric_study.PREFERENCE_MEASURES) * len(
+        metric_study.WRITING_METRICS
+    )
     assert (out / metric_study.PLOT).stat().st_size > 0
 
 
 def test_study_results_do_not_depend_on_concurrency(tmp_path):
-    scenario = load_scenario(SCENARIOS / "metric_study.toml", overrides(SMALL) + ['tasks.email_writing.personas=["paper_tweet"]'])
+    scenario = load_scenario(
+        SCENARIOS / "metric_study.toml",
+        overrides(SMALL) + ['tasks.email_writing.personas=["paper_tweet"]'],
+    )
     for n in (1, 64):
         anyio.run(lambda n=n: execute(scenario, tmp_path / f"c{n}", progress="off", concurrency=n))
     first = (tmp_path / "c1" / "results.csv").read_bytes()
@@ -129,10 +184,22 @@ def test_study_results_do_not_depend_on_concurrency(tmp_path):
     assert b"bertscore" in first.splitlines()[0]
 
 
-def test_the_papers_bertscore_model_that_cannot_be_loaded_stops_the_run_at_start(tmp_path, capsys, monkeypatch):
+def test_the_papers_bertscore_model_that_cannot_be_loaded_stops_the_run_at_start(
+    tmp_path, capsys, monkeypatch
+):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # no hub here, and no local copy of the model
     args = [x for key in overrides(SMALL) if "bertscore" not in key for x in ("--set", key)]
-    code = main(["run", str(SCENARIOS / "metric_study.toml"), "--out", str(tmp_path / "run"), "--progress", "off", *args])
+    code = main(
+        [
+            "run",
+            str(SCENARIOS / "metric_study.toml"),
+            "--out",
+            str(tmp_path / "run"),
+            "--progress",
+            "off",
+            *args,
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1
     assert "microsoft/deberta-xlarge" in err and "metrics.bertscore=all-MiniLM-L6-v2" in err

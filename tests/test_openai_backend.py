@@ -11,8 +11,11 @@ import json
 
 import anyio
 import pytest
+from conftest import SCENARIOS
 
+from prose_sim.bench.chat_server import ChatServer
 from prose_sim.cli import main
+from prose_sim.eventlog import read_events
 from prose_sim.events import ModelFailed, ModelResponded
 from prose_sim.models.backends.openai_compat import OpenAIBackend, OpenAISettings
 from prose_sim.models.cache import ResponseCache
@@ -26,11 +29,8 @@ from prose_sim.models.protocol import (
     RetryableModelError,
     SamplingParams,
 )
-from prose_sim.eventlog import read_events
 from prose_sim.runtime.runner import execute
 from prose_sim.scenario import load_scenario
-from prose_sim.bench.chat_server import ChatServer
-from conftest import SCENARIOS
 
 pytestmark = pytest.mark.anyio
 
@@ -203,7 +203,9 @@ async def test_limits_matching_the_server_budget_see_no_429():
     # they left (new connections, a busy machine)
     with ChatServer(rpm=100, tpm=6000, window_s=10.0) as server:
         b = backend(server)
-        layers = EndpointLayers(EndpointLimits(rpm=100, tpm=6000, window_s=10.0, max_concurrency=200))
+        layers = EndpointLayers(
+            EndpointLimits(rpm=100, tpm=6000, window_s=10.0, max_concurrency=200)
+        )
         gateway = Gateway({"api": b}, RetryPolicy(attempts=1), layers={"api": layers})
         emit = Recorder()
         try:
@@ -242,9 +244,13 @@ async def test_token_limit_is_corrected_with_the_reported_usage():
 async def test_limits_set_too_high_still_complete_and_back_off():
     with ChatServer(rpm=8, window_s=0.5, retry_after_s=0.05) as server:
         b = backend(server)
-        layers = EndpointLayers(EndpointLimits(rpm=1000, window_s=0.5, max_concurrency=32, start_concurrency=32))
+        layers = EndpointLayers(
+            EndpointLimits(rpm=1000, window_s=0.5, max_concurrency=32, start_concurrency=32)
+        )
         gateway = Gateway(
-            {"api": b}, RetryPolicy(attempts=30, backoff_s=0.02, max_backoff_s=0.2), layers={"api": layers}
+            {"api": b},
+            RetryPolicy(attempts=30, backoff_s=0.02, max_backoff_s=0.2),
+            layers={"api": layers},
         )
         emit = Recorder()
         try:
@@ -288,7 +294,11 @@ async def test_response_cache_serves_identical_requests_without_calling(server, 
     finally:
         await b.aclose()
         cache.close()
-    assert (first.text, first.input_tokens, first.output_tokens) == (second.text, second.input_tokens, second.output_tokens)
+    assert (first.text, first.input_tokens, first.output_tokens) == (
+        second.text,
+        second.input_tokens,
+        second.output_tokens,
+    )
     assert len(server.requests) == 2
     assert [e.get("cached", False) for e in emit.of(ModelResponded)] == [False, True, False]
     with open(tmp_path / "c.sqlite3", "rb") as f:
@@ -372,15 +382,23 @@ async def test_second_identical_run_hits_the_cache_and_calls_the_server_zero_tim
     assert len(server.requests) == calls  # zero calls to the server
     assert second.model_calls == first.model_calls == second.cached_calls
     assert second.cost_usd == 0
-    responded = [e for e in read_events(tmp_path / "run2" / "events.jsonl") if isinstance(e, ModelResponded)]
+    responded = [
+        e for e in read_events(tmp_path / "run2" / "events.jsonl") if isinstance(e, ModelResponded)
+    ]
     assert responded and all(e.cached for e in responded)
-    assert (tmp_path / "run1" / "results.csv").read_text() == (tmp_path / "run2" / "results.csv").read_text()
+    assert (tmp_path / "run1" / "results.csv").read_text() == (
+        tmp_path / "run2" / "results.csv"
+    ).read_text()
 
-    third = await execute(scenario, tmp_path / "run3", progress="off", cache_path=cache, use_cache=False)
+    third = await execute(
+        scenario, tmp_path / "run3", progress="off", cache_path=cache, use_cache=False
+    )
     assert third.cached_calls == 0 and len(server.requests) == calls + third.model_calls
 
 
-def test_no_api_key_appears_in_any_output(write_scenario, tmp_path, key, server, capsys, monkeypatch):
+def test_no_api_key_appears_in_any_output(
+    write_scenario, tmp_path, key, server, capsys, monkeypatch
+):
     monkeypatch.setenv("PROSE_SIM_CACHE", str(tmp_path / "cache"))
     # a server that echoes the key in its errors, and failures that exhaust the retries
     server.faults.extend(["401", "429", "500", "drop"] + ["500"] * 8)
@@ -422,10 +440,14 @@ def test_paper_scenario_is_the_papers_grid(monkeypatch):
     assert scenario.models.agent.model  # set in one place
 
 
-def test_no_cache_flag_neither_reads_nor_writes_the_cache(write_scenario, tmp_path, key, server, monkeypatch):
+def test_no_cache_flag_neither_reads_nor_writes_the_cache(
+    write_scenario, tmp_path, key, server, monkeypatch
+):
     monkeypatch.setenv("PROSE_SIM_CACHE", str(tmp_path / "cache"))
     path = write_scenario(SCENARIO.format(models=models_block(server.base_url)))
-    code = main(["run", str(path), "--out", str(tmp_path / "run"), "--progress", "off", "--no-cache"])
+    code = main(
+        ["run", str(path), "--out", str(tmp_path / "run"), "--progress", "off", "--no-cache"]
+    )
     assert code == 0
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["cached_calls"] == 0

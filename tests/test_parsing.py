@@ -181,10 +181,7 @@ def test_verdict_line_with_markdown():
 
 
 def test_verdict_line_wins_over_reasoning():
-    text = (
-        "One might say it strongly confirms, strongly confirms even, but no.\n"
-        "Verdict: neutral"
-    )
+    text = "One might say it strongly confirms, strongly confirms even, but no.\nVerdict: neutral"
     assert parse_verdict(text, VALIDATION_SCALE) == 0
 
 
@@ -311,9 +308,9 @@ FRAGMENTS = [
     "use emojis",
 ]
 
-fragment_texts = st.lists(
-    st.sampled_from(FRAGMENTS) | st.text(max_size=5), max_size=40
-).map("".join)
+fragment_texts = st.lists(st.sampled_from(FRAGMENTS) | st.text(max_size=5), max_size=40).map(
+    "".join
+)
 any_text = st.text() | fragment_texts
 scales = st.sampled_from([VALIDATION_SCALE, PPCM_SCALE, FPM_SCALE]) | st.dictionaries(
     st.text(max_size=12), st.integers(-3, 3), max_size=5
@@ -356,8 +353,12 @@ def test_json_list_round_trip(items):
 
     from prose_sim.parsing import is_placeholder
 
-    expected = None if any(is_placeholder(item) for item in items) else [item.strip() for item in items]
-    assert parse_json_list("Preferences: " + json.dumps(items)) == expected  # "<...>" and "..." are echoes
+    expected = (
+        None if any(is_placeholder(item) for item in items) else [item.strip() for item in items]
+    )
+    assert (
+        parse_json_list("Preferences: " + json.dumps(items)) == expected
+    )  # "<...>" and "..." are echoes
 
 
 # --- as forgiving as the released code's extractors (prose.py: extract_raw_string_from_response,
@@ -401,7 +402,9 @@ def test_a_placeholder_description_is_a_parse_failure():
     assert parse_preferences("Preferences: be brief; ...") is None
 
 
-@pytest.mark.parametrize("answer", ['Preferences: ["a", 3]', 'Preferences: ["a", null]', 'Preferences: ["a", ["b"]]'])
+@pytest.mark.parametrize(
+    "answer", ['Preferences: ["a", 3]', 'Preferences: ["a", null]', 'Preferences: ["a", ["b"]]']
+)
 def test_non_string_list_items_are_parse_failures(answer):
     assert parse_json_list(answer) is None
 
@@ -417,11 +420,17 @@ def test_the_task_answer_is_the_text_between_triple_quotes_else_the_whole_reply(
 
 
 def test_a_cipher_answer_is_the_whole_reply():
-    assert parse_phrase('"Concise, formal tone with bullet points."') == "Concise, formal tone with bullet points."
+    assert (
+        parse_phrase('"Concise, formal tone with bullet points."')
+        == "Concise, formal tone with bullet points."
+    )
     assert parse_phrase("Reasoning.\nPreferences: be brief") == "be brief"
     assert parse_phrase("   ") is None and parse_phrase("...") is None
 
 
-@pytest.mark.parametrize(("answer", "yes"), [("Yes.", True), ("yes, it is good", True), ("No.", False), ("Eyes: no", False)])
+@pytest.mark.parametrize(
+    ("answer", "yes"),
+    [("Yes.", True), ("yes, it is good", True), ("No.", False), ("Eyes: no", False)],
+)
 def test_the_prelude_users_yes_or_no(answer, yes):
     assert parse_yes(answer) is yes

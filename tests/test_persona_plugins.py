@@ -57,7 +57,11 @@ def run(scenario, out):
 
 
 def prompts(events, purpose):
-    return [e.messages[-1]["content"] for e in events if isinstance(e, ModelRequested) and e.purpose == purpose]
+    return [
+        e.messages[-1]["content"]
+        for e in events
+        if isinstance(e, ModelRequested) and e.purpose == purpose
+    ]
 
 
 def test_personas_from_a_file_run_with_their_own_documents(tmp_path):
@@ -66,7 +70,10 @@ def test_personas_from_a_file_run_with_their_own_documents(tmp_path):
     outcome, events = run(scenario, tmp_path / "run")
     assert outcome.instances == 6
     demonstrations = prompts(events, "demonstrate")
-    assert any("about the harbour" in p or "about the pier" in p or "about boats" in p for p in demonstrations)
+    assert any(
+        "about the harbour" in p or "about the pier" in p or "about boats" in p
+        for p in demonstrations
+    )
     assert any("use bullet points, use emojis" in p for p in demonstrations)
 
 
@@ -83,10 +90,16 @@ def test_a_folder_of_persona_files(tmp_path):
     "change, key",
     [
         (('task = "summarization"', 'task = "poetry"'), "persona[0].task"),
-        (('components = ["use bullet points", "use emojis"]', "components = []"), "persona[0].components"),
+        (
+            ('components = ["use bullet points", "use emojis"]', "components = []"),
+            "persona[0].components",
+        ),
         (('source = "imdb"', 'source = "imdb"\ndocuments = ["x"]'), "persona[0].source"),
         (('name = "tidy"', 'name = "tidy"\nmood = "sunny"'), "persona[0].mood"),
-        (('name = "tidy"', 'name = "tidy"\nbehaviour = {ignore_probability = 2.0}'), "persona[0].behaviour.ignore_probability"),
+        (
+            ('name = "tidy"', 'name = "tidy"\nbehaviour = {ignore_probability = 2.0}'),
+            "persona[0].behaviour.ignore_probability",
+        ),
     ],
 )
 def test_a_bad_persona_file_names_the_file_and_key(tmp_path, change, key):
@@ -105,7 +118,9 @@ def test_a_name_defined_twice_is_an_error_naming_both(tmp_path):
 
 
 def test_behaviour_edit_makes_a_plume_user_edit_drafts(tmp_path):
-    personas = PERSONAS.replace('components = ["be brief"]', 'components = ["be brief"]\nbehaviour = {edit = true}')
+    personas = PERSONAS.replace(
+        'components = ["be brief"]', 'components = ["be brief"]\nbehaviour = {edit = true}'
+    )
     outcome, events = run(load_scenario(write(tmp_path, personas)), tmp_path / "run")
     # own_docs: 2 instances, each draft judged first, edited unless accepted
     assert len(prompts(events, "accept")) == 2 and len(prompts(events, "edit")) <= 2
@@ -113,7 +128,9 @@ def test_behaviour_edit_makes_a_plume_user_edit_drafts(tmp_path):
 
 
 def test_behaviour_template_is_the_users_prompt(tmp_path):
-    (tmp_path / "mine.j2").write_text("MY TEMPLATE for {{ document }} with {{ preferences }}", encoding="utf-8")
+    (tmp_path / "mine.j2").write_text(
+        "MY TEMPLATE for {{ document }} with {{ preferences }}", encoding="utf-8"
+    )
     personas = PERSONAS.replace(
         'components = ["use bullet points", "use emojis"]',
         f'components = ["use bullet points", "use emojis"]\nbehaviour = {{template = "{tmp_path / "mine.j2"}"}}',
@@ -141,7 +158,9 @@ def test_a_noisy_user_leaves_components_out(tmp_path, probability, shown):
 def test_the_installed_example_plugin_is_listed_and_runs(tmp_path, capsys):
     """Install it as the README's test command does: pip install -e examples/prose_sim_example_personas."""
     names = [ep.name for ep in entry_points(group="prose_sim.personas")]
-    assert "seafarers" in names, "install the example plugin: pip install -e examples/prose_sim_example_personas"
+    assert "seafarers" in names, (
+        "install the example plugin: pip install -e examples/prose_sim_example_personas"
+    )
     assert main(["personas", "list", "--task", "summarization"]) == 0
     out = capsys.readouterr().out
     assert "captains_log" in out and "plugin seafarers" in out
@@ -158,8 +177,25 @@ def test_the_installed_example_plugin_is_listed_and_runs(tmp_path, capsys):
 
 
 def test_a_generated_population_of_2000_runs_on_the_scripted_backend(tmp_path):
-    assert main(["personas", "generate", "--task", "summarization", "--n", "2000", "--components", "4",
-                 "--seed", "7", "--out", str(tmp_path / "population.toml")]) == 0
+    assert (
+        main(
+            [
+                "personas",
+                "generate",
+                "--task",
+                "summarization",
+                "--n",
+                "2000",
+                "--components",
+                "4",
+                "--seed",
+                "7",
+                "--out",
+                str(tmp_path / "population.toml"),
+            ]
+        )
+        == 0
+    )
     path = tmp_path / "s.toml"
     path.write_text(
         'name = "population"\ndemonstrations_per_user = 1\npersona_files = ["population.toml"]\n'
@@ -171,9 +207,11 @@ def test_a_generated_population_of_2000_runs_on_the_scripted_backend(tmp_path):
     assert len(scenario.tasks["summarization"].personas) == 2000
     outcome = anyio.run(lambda: execute(scenario, tmp_path / "run", progress="off"))
     assert outcome.status == "completed" and outcome.episodes == outcome.instances == 2000
-    users = {e.messages[-1]["content"].split("Your writing preferences are:\n")[1].split("\n")[0]
-             for e in read_events(tmp_path / "run" / "events.jsonl")
-             if isinstance(e, ModelRequested) and e.purpose == "demonstrate"}
+    users = {
+        e.messages[-1]["content"].split("Your writing preferences are:\n")[1].split("\n")[0]
+        for e in read_events(tmp_path / "run" / "events.jsonl")
+        if isinstance(e, ModelRequested) and e.purpose == "demonstrate"
+    }
     assert len(users) == 2000  # 2,000 distinct users wrote
 
 
@@ -182,7 +220,9 @@ def test_resume_refuses_when_a_persona_file_changed(tmp_path, capsys):
     scenario = load_scenario(path)
     run(scenario, tmp_path / "run")
     people = tmp_path / "people.toml"
-    people.write_text(PERSONAS.replace('"use emojis"', '"use semicolons (;) when possible"'), encoding="utf-8")
+    people.write_text(
+        PERSONAS.replace('"use emojis"', '"use semicolons (;) when possible"'), encoding="utf-8"
+    )
     from prose_sim.world.personas import _catalog_with
 
     _catalog_with.cache_clear()  # a new process would read the file afresh

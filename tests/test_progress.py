@@ -5,6 +5,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
+from prose_sim.actors.inferrers.settings import MethodSettings
 from prose_sim.cli import main
 from prose_sim.events import (
     EpisodeStarted,
@@ -20,12 +21,12 @@ from prose_sim.runtime.expected import MethodTotals, PlanTotals, instance_calls,
 from prose_sim.runtime.plan import expand
 from prose_sim.runtime.progress import Tracker, duration, log_fields, render_line
 from prose_sim.scenario import load_scenario, scenario_catalog
-from prose_sim.actors.inferrers.settings import MethodSettings
-
 from tests.conftest import SCENARIOS
 
 EP = "summarization/plume/prose/1/imdb"
-TOTALS = PlanTotals(episodes=2, instances=4, methods={"prose": MethodTotals(instances=4, calls=40.0)})
+TOTALS = PlanTotals(
+    episodes=2, instances=4, methods={"prose": MethodTotals(instances=4, calls=40.0)}
+)
 
 
 class Clock:
@@ -41,17 +42,39 @@ def _ev(cls, seq, **fields):
 
 
 def _started(collector):
-    collector.observe(_ev(EpisodeStarted, 0, task="summarization", framework="plume", method="prose", seed=1,
-                          personas=["imdb"], instances=2, models={}))
-    collector.observe(_ev(InstanceStarted, 1, instance=0, persona="imdb", document_id="d", document="x"))
+    collector.observe(
+        _ev(
+            EpisodeStarted,
+            0,
+            task="summarization",
+            framework="plume",
+            method="prose",
+            seed=1,
+            personas=["imdb"],
+            instances=2,
+            models={},
+        )
+    )
+    collector.observe(
+        _ev(InstanceStarted, 1, instance=0, persona="imdb", document_id="d", document="x")
+    )
 
 
 def _call(collector, seq, rid, answered=True):
     common = dict(request_id=rid, instance=0, role="agent", purpose="draft")
     collector.observe(_ev(ModelRequested, seq, model="m", request_hash="h", messages=[], **common))
     if answered:
-        collector.observe(_ev(ModelResponded, seq + 1, text="t", input_tokens=30, output_tokens=10,
-                              latency_s=0.1, **common))
+        collector.observe(
+            _ev(
+                ModelResponded,
+                seq + 1,
+                text="t",
+                input_tokens=30,
+                output_tokens=10,
+                latency_s=0.1,
+                **common,
+            )
+        )
 
 
 def test_the_first_tick_shows_the_totals_and_an_eta_field():
@@ -71,7 +94,11 @@ def test_rates_and_eta_from_the_calls_done_over_the_window():
     s = tracker.snapshot()
     assert s.calls_done == 10 and s.calls_per_s == 2.0 and s.tokens_per_s == 80.0
     assert s.eta_s == 15.0  # 30 calls left at 2 calls/s
-    assert "ETA 15s" in render_line(s) and "2.0 calls/s" in render_line(s) and "80 tok/s" in render_line(s)
+    assert (
+        "ETA 15s" in render_line(s)
+        and "2.0 calls/s" in render_line(s)
+        and "80 tok/s" in render_line(s)
+    )
 
 
 def test_a_window_without_finished_calls_falls_back_to_the_run_rate_for_the_eta():
@@ -108,7 +135,9 @@ def test_a_method_with_finished_instances_is_expected_at_its_observed_rate():
         _call(collector, 10 + 2 * i, f"r{i}")
     collector.observe(_ev(InstanceFinished, 30, instance=0, status="ok"))
     s = tracker.snapshot()
-    assert s.instances_done == 1 and s.calls_expected == 20  # 4 instances x 5 calls, not the prior 40
+    assert (
+        s.instances_done == 1 and s.calls_expected == 20
+    )  # 4 instances x 5 calls, not the prior 40
 
 
 def test_no_failures_reads_as_a_zero():
@@ -119,9 +148,22 @@ def test_failures_so_far_are_shown():
     collector = ResultsCollector()
     tracker = Tracker(collector, TOTALS, clock=Clock())
     _started(collector)
-    collector.observe(_ev(ModelRequested, 5, request_id="x", instance=0, role="agent", purpose="draft",
-                          model="m", request_hash="h", messages=[]))
-    collector.observe(_ev(ModelFailed, 6, request_id="x", instance=0, role="agent", purpose="draft", error="boom"))
+    collector.observe(
+        _ev(
+            ModelRequested,
+            5,
+            request_id="x",
+            instance=0,
+            role="agent",
+            purpose="draft",
+            model="m",
+            request_hash="h",
+            messages=[],
+        )
+    )
+    collector.observe(
+        _ev(ModelFailed, 6, request_id="x", instance=0, role="agent", purpose="draft", error="boom")
+    )
     collector.observe(_ev(InstanceFinished, 7, instance=0, status="failed"))
     s = tracker.snapshot()
     assert "failed 1 calls, 1 instances, 0 episodes" in render_line(s)
@@ -137,7 +179,9 @@ class FakeServer:
 
 
 def test_each_local_server_shows_its_queue_and_current_batch():
-    server = FakeServer(ServerLive(model="smol", queued=5, batch=12, step=17, max_steps=64, busy_s=3.2))
+    server = FakeServer(
+        ServerLive(model="smol", queued=5, batch=12, step=17, max_steps=64, busy_s=3.2)
+    )
     tracker = Tracker(ResultsCollector(), TOTALS, [server], clock=Clock())
     assert "smol: 5 queued, batch 12 at step 17/64 after 3s" in render_line(tracker.snapshot())
     server.state = ServerLive(model="smol", queued=0, batch=3, step=0, max_steps=64, busy_s=75)
@@ -149,12 +193,16 @@ def test_each_local_server_shows_its_queue_and_current_batch():
 
 def test_before_any_call_ends_the_eta_is_a_marked_guess_from_the_batch_in_flight():
     # 8 rows, 16 of 64 steps in 20 s: on course for 80 s a batch, 0.1 calls/s; 40 calls -> 400 s
-    server = FakeServer(ServerLive(model="smol", queued=0, batch=8, step=16, max_steps=64, busy_s=20.0))
+    server = FakeServer(
+        ServerLive(model="smol", queued=0, batch=8, step=16, max_steps=64, busy_s=20.0)
+    )
     s = Tracker(ResultsCollector(), TOTALS, [server], clock=Clock()).snapshot()
     assert s.eta_provisional and s.eta_s == pytest.approx(400.0)
     assert "ETA ~6m40s" in render_line(s) and log_fields(s)["eta"] == "~6m40s"
     server.state = ServerLive(model="smol", queued=0, batch=8, step=0, max_steps=64, busy_s=20.0)
-    assert "ETA estimating" in render_line(Tracker(ResultsCollector(), TOTALS, [server], clock=Clock()).snapshot())
+    assert "ETA estimating" in render_line(
+        Tracker(ResultsCollector(), TOTALS, [server], clock=Clock()).snapshot()
+    )
 
 
 def test_durations_read_as_a_person_would_say_them():
@@ -163,8 +211,13 @@ def test_durations_read_as_a_person_would_say_them():
 
 def test_the_plan_totals_count_every_instance_and_estimate_calls_per_method():
     scenario = load_scenario(SCENARIOS / "quickstart.toml")
-    totals = plan_totals(expand(scenario), scenario.demonstrations_per_user, scenario_catalog(scenario),
-                         "smollm2-135m-instruct", judge=True)
+    totals = plan_totals(
+        expand(scenario),
+        scenario.demonstrations_per_user,
+        scenario_catalog(scenario),
+        "smollm2-135m-instruct",
+        judge=True,
+    )
     assert totals.episodes == 8 and totals.instances == 16
     # no_learning: user, draft, 4 PPCM, FPM = 7 calls an instance
     assert totals.methods["no_learning"].calls == 7 * 8
@@ -181,14 +234,36 @@ def test_prose_estimate_follows_its_knobs():
     assert instance_calls("prose", one_step, "m", 1, 4, judge=False) == 2 + 1 + 1 + 1 + 8
 
 
-def test_the_log_lines_of_a_run_carry_totals_and_eta_from_the_first_line(write_scenario, tmp_path, capsys):
+def test_the_log_lines_of_a_run_carry_totals_and_eta_from_the_first_line(
+    write_scenario, tmp_path, capsys
+):
     scenario = write_scenario(
         'name = "t"\nseeds = [1]\ndemonstrations_per_user = 2\n'
         '[tasks.summarization]\npersonas = ["imdb"]\n[methods.no_learning]\n[metrics]\nbertscore = ""\n'
     )
-    assert main(["run", str(scenario), "--out", str(tmp_path / "run"), "--progress", "log", "--no-report"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(scenario),
+                "--out",
+                str(tmp_path / "run"),
+                "--progress",
+                "log",
+                "--no-report",
+            ]
+        )
+        == 0
+    )
     first = next(line for line in capsys.readouterr().err.splitlines() if "progress" in line)
-    for field in ("episodes=0/1", "instances=0/2", "model_calls=0/~14", "eta=estimating", "calls_per_s=", "failed_calls=0"):
+    for field in (
+        "episodes=0/1",
+        "instances=0/2",
+        "model_calls=0/~14",
+        "eta=estimating",
+        "calls_per_s=",
+        "failed_calls=0",
+    ):
         assert field in first
 
 
@@ -200,8 +275,12 @@ async def test_a_local_server_reports_the_batch_it_reads_and_decodes(tmp_path):
     from prose_sim.models.local_loading import load_local_model, tiny_test_model
     from prose_sim.models.protocol import ModelRequest, SamplingParams
 
-    model, tokenizer, device, _ = load_local_model(str(tiny_test_model(tmp_path)), dtype="float32", device="cpu")
-    server = LocalModelServer(model, tokenizer, device, name="tiny", max_batch_size=8, max_wait_s=0.2)
+    model, tokenizer, device, _ = load_local_model(
+        str(tiny_test_model(tmp_path)), dtype="float32", device="cpu"
+    )
+    server = LocalModelServer(
+        model, tokenizer, device, name="tiny", max_batch_size=8, max_wait_s=0.2
+    )
     seen = []
     real = server.engine.model
 
@@ -211,9 +290,15 @@ async def test_a_local_server_reports_the_batch_it_reads_and_decodes(tmp_path):
 
     server.engine.model = spy
     requests = [
-        ModelRequest(role="agent", purpose="draft", episode_id="e", instance=i, model="tiny",
-                     messages=[{"role": "user", "content": f"prompt {i}"}],
-                     params=SamplingParams(max_new_tokens=4))
+        ModelRequest(
+            role="agent",
+            purpose="draft",
+            episode_id="e",
+            instance=i,
+            model="tiny",
+            messages=[{"role": "user", "content": f"prompt {i}"}],
+            params=SamplingParams(max_new_tokens=4),
+        )
         for i in range(3)
     ]
     async with server:
@@ -224,7 +309,9 @@ async def test_a_local_server_reports_the_batch_it_reads_and_decodes(tmp_path):
     assert seen[0].batch >= 1 and seen[0].step == 0  # reading the prompts
     assert max(s.batch for s in seen) == 3  # the rows run together
     steps = [s.step for s in seen if s.step]
-    assert steps == sorted(steps) and all(s.max_steps == 4 for s in seen if s.step)  # the lead row advances
+    assert steps == sorted(steps) and all(
+        s.max_steps == 4 for s in seen if s.step
+    )  # the lead row advances
     assert "reading prompts for" in render_line(
         Tracker(ResultsCollector(), TOTALS, [FakeServer(seen[0])], clock=Clock()).snapshot()
     )

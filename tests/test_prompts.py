@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from prose_sim.scales import FPM_SCALE, PPCM_SCALE, SIMILARITY_SCALE, VALIDATION_SCALE
@@ -21,7 +19,12 @@ EXAMPLES = [
 # inference prompts name the task in their own words)
 CONTEXTS: dict[str, tuple[dict[str, object], str | None]] = {
     "draft": (
-        {"document": DOCUMENT, "preferences": "be brief", "components": ["be brief"], "examples": EXAMPLES},
+        {
+            "document": DOCUMENT,
+            "preferences": "be brief",
+            "components": ["be brief"],
+            "examples": EXAMPLES,
+        },
         None,
     ),
     "draft_system": ({}, None),
@@ -41,7 +44,10 @@ CONTEXTS: dict[str, tuple[dict[str, object], str | None]] = {
         },
         "Reason first",
     ),
-    "prose_breakdown": ({"preferences": "be brief and use emojis"}, 'Preferences: ["<preference 1>"'),
+    "prose_breakdown": (
+        {"preferences": "be brief and use emojis"},
+        'Preferences: ["<preference 1>"',
+    ),
     "prose_validate": (
         {
             "component": "COMPONENT-X",
@@ -70,7 +76,10 @@ CONTEXTS: dict[str, tuple[dict[str, object], str | None]] = {
         "Verdict:",
     ),
 }
-STATES_INSTRUCTION = {"judge_ppcm", "judge_fpm"}  # as released, similarity shows only the two preference strings
+STATES_INSTRUCTION = {
+    "judge_ppcm",
+    "judge_fpm",
+}  # as released, similarity shows only the two preference strings
 
 
 def prompt(name: str, task: str = "summarization", framework: str = "plume", **overrides) -> str:
@@ -120,7 +129,14 @@ def test_every_template_names_its_variables_in_a_comment():
 
 def draft(task="summarization", framework="plume", preferences="", examples=()):
     components = [p for p in preferences.split("; ") if p]
-    return prompt("draft", task, framework, preferences=preferences, components=components, examples=list(examples))
+    return prompt(
+        "draft",
+        task,
+        framework,
+        preferences=preferences,
+        components=components,
+        examples=list(examples),
+    )
 
 
 @pytest.mark.parametrize("task", sorted(TASKS))
@@ -240,7 +256,9 @@ def test_validate_shows_the_other_preferences_only_when_given():
 def test_coalesce_shows_the_components_as_json_and_preserves_wording():
     text = prompt("prose_coalesce")
     assert '["be brief", "be concise", "use emojis"]' in text
-    assert "one preference description" in text and "exact wording" in text and "specificity" in text
+    assert (
+        "one preference description" in text and "exact wording" in text and "specificity" in text
+    )
     listed = prompt("prose_coalesce", listed=True)
     assert "JSON list" in listed and "one preference description" not in listed
     # prelude_templates.py asks for a JSON list in every mode

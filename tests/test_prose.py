@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from harness import FakeModel, by_purpose, drain, make, step
+
 from prose_sim.actors.inferrers.prose import IclProse, Prose, model_defaults, resolve_config
 from prose_sim.actors.inferrers.settings import MethodSettings
 from prose_sim.events import ParseFailed
@@ -16,8 +16,13 @@ LIST = 'Preferences: ["use short sentences", "include a simile"]'
 
 
 def model(**answers):
-    defaults = dict(refine="Preferences: use short sentences; include a simile", breakdown=LIST, validate=CONFIRM,
-                    candidate="a new candidate", coalesce="Preferences: merged preferences")
+    defaults = dict(
+        refine="Preferences: use short sentences; include a simile",
+        breakdown=LIST,
+        validate=CONFIRM,
+        candidate="a new candidate",
+        coalesce="Preferences: merged preferences",
+    )
     defaults.update(answers)
     return FakeModel(by_purpose(**defaults))
 
@@ -88,7 +93,14 @@ async def test_breakdown_asks_the_model_for_a_list_otherwise():
 
 async def test_breakdown_each_iteration_breaks_down_after_every_refinement():
     m = model()
-    prose, _ = make(Prose, m, num_refinement_steps=3, breakdown="each_iteration", candidate_type="single", do_validate=False)
+    prose, _ = make(
+        Prose,
+        m,
+        num_refinement_steps=3,
+        breakdown="each_iteration",
+        candidate_type="single",
+        do_validate=False,
+    )
     await step(prose, 0, draft_text="d", user_text="u")
     assert len(m.by_purpose("breakdown")) == 3
 
@@ -137,7 +149,9 @@ async def test_validation_of_a_component_stops_after_two_verdicts_with_mean_magn
 
 async def test_validation_goes_on_while_the_mean_magnitude_is_at_most_1_5():
     verdicts = iter(["Verdict: strongly confirms", "Verdict: somewhat confirms"] * 50)
-    m = model(breakdown=fresh_components(), validate=lambda r: next(verdicts), coalesce="Preferences: x")
+    m = model(
+        breakdown=fresh_components(), validate=lambda r: next(verdicts), coalesce="Preferences: x"
+    )
     prose, _ = make(Prose, m, num_refinement_steps=1, num_other_sequences=5)
     for i in range(3):
         await step(prose, i, draft_text=f"d{i}", user_text=f"u{i}")
@@ -178,7 +192,10 @@ async def test_include_preferences_in_validate_shows_the_other_components_not_th
     m = model(validate=CONFIRM)
     prose, _ = make(Prose, m, num_refinement_steps=1, include_preferences_in_validate=True)
     await step(prose, 0, draft_text="d", user_text="u")
-    for checked, other in [("use short sentences", "include a simile"), ("include a simile", "use short sentences")]:
+    for checked, other in [
+        ("use short sentences", "include a simile"),
+        ("include a simile", "use short sentences"),
+    ]:
         (prompt,) = [p for p in m.prompts("validate") if f'preference: "{checked}"' in p]
         context = prompt.split("other preferences inferred:", 1)[1]
         assert other in context and checked not in context
@@ -236,7 +253,10 @@ async def test_candidates_are_written_by_the_writer_role_with_the_task_prompt():
     await step(prose, 0, draft_text="d", user_text="u")
     (candidate,) = m.by_purpose("candidate")
     assert candidate.role == "writer"
-    assert candidate.messages[0]["role"] == "system" and "triple quotes" in candidate.messages[-1]["content"]
+    assert (
+        candidate.messages[0]["role"] == "system"
+        and "triple quotes" in candidate.messages[-1]["content"]
+    )
 
 
 # --- validation as released (prose.py, Prose.learn and validate_preference) -------------
@@ -248,7 +268,9 @@ async def test_cached_verdicts_still_count_after_a_components_early_stop():
         return "Verdict: strongly contradicts" if "TEXT-0" in text else "Verdict: strongly confirms"
 
     m = model(breakdown='Preferences: ["A"]', validate=verdict)
-    prose, _ = make(Prose, m, num_refinement_steps=1, validation_threshold=1.0, num_other_sequences=5)
+    prose, _ = make(
+        Prose, m, num_refinement_steps=1, validation_threshold=1.0, num_other_sequences=5
+    )
     for i in range(3):
         _, learned = await step(prose, i, draft_text=f"d{i}", user_text=f"TEXT-{i}")
     # third instance: TEXT-2 (+2, asked), TEXT-1 (+2, cached): settled, but TEXT-0's cached -2
@@ -318,7 +340,11 @@ def test_variants_and_model_defaults():
     assert model_defaults("Qwen/Qwen2.5-7B-Instruct") == (5, 0.25)
     assert model_defaults("qwen-2_5-72b") == (5, 0.75)
     full = resolve_config(MethodSettings(variant="full"), "gpt-4o")
-    assert (full.candidate_type, full.num_refinement_steps, full.do_validate) == ("iterate", 5, True)
+    assert (full.candidate_type, full.num_refinement_steps, full.do_validate) == (
+        "iterate",
+        5,
+        True,
+    )
     one = resolve_config(MethodSettings(variant="1sc_ap_nv"), "gpt-4o")
     assert (one.candidate_type, one.num_refinement_steps, one.do_validate) == ("single", 1, False)
     assert resolve_config(MethodSettings(variant="1nc"), "x").candidate_type == "none"

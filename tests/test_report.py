@@ -7,12 +7,11 @@ import io
 import math
 
 import pytest
-
 from conftest import MINIMAL
+
 from prose_sim.cli import main
 from prose_sim.eventlog import read_events
 from prose_sim.events import JudgeVerdict
-from prose_sim.report.build import Report
 from prose_sim.report.plots import PLOTS
 from prose_sim.report.tables import summarize
 
@@ -20,7 +19,9 @@ TWO_SEEDS = MINIMAL.replace("seeds = [1235]", "seeds = [1, 2]")
 
 
 def run(write_scenario, out, *extra):
-    code = main(["run", str(write_scenario(TWO_SEEDS)), "--out", str(out), "--progress", "off", *extra])
+    code = main(
+        ["run", str(write_scenario(TWO_SEEDS)), "--out", str(out), "--progress", "off", *extra]
+    )
     assert code == 0
 
 
@@ -39,7 +40,15 @@ def test_run_writes_the_report_tables_qa_and_plots(finished):
         assert (finished / name).stat().st_size > 0, name
     text = (finished / "report.md").read_text()
     assert "## summarization (plume)" in text
-    for title in ("PPCM", "FPM", "Lev. norm", "BERTScore", "Pref. acc.", "Verifiable", "Calls/demo"):
+    for title in (
+        "PPCM",
+        "FPM",
+        "Lev. norm",
+        "BERTScore",
+        "Pref. acc.",
+        "Verifiable",
+        "Calls/demo",
+    ):
         assert title in text
     assert "| oracle |" in text and "| no_learning |" in text
 
@@ -103,14 +112,37 @@ def test_a_missing_run_folder_exits_2(tmp_path, capsys):
 
 
 def _row(seed, ppcm, status="ok", calls=2):
-    return dict(task="t", framework="plume", method="m", agent_model="a", seed=seed, status=status,
-                ppcm=ppcm, input_tokens=10, output_tokens=5, calls=calls, demonstration=0)
+    return dict(
+        task="t",
+        framework="plume",
+        method="m",
+        agent_model="a",
+        seed=seed,
+        status=status,
+        ppcm=ppcm,
+        input_tokens=10,
+        output_tokens=5,
+        calls=calls,
+        demonstration=0,
+    )
 
 
 def test_cells_are_means_over_seeds_of_per_seed_means_with_standard_error():
-    rows = [_row(1, 1.0), _row(1, 0.0), _row(2, 2.0), _row(2, 2.0), _row(2, -2.0, status="failed", calls=4)]
+    rows = [
+        _row(1, 1.0),
+        _row(1, 0.0),
+        _row(2, 2.0),
+        _row(2, 2.0),
+        _row(2, -2.0, status="failed", calls=4),
+    ]
     [s] = summarize(rows)
-    assert s.means["ppcm"] == pytest.approx((0.5 + 2.0) / 2)  # the failed instance's quality is left out
-    assert s.errors["ppcm"] == pytest.approx(math.sqrt(((0.5 - 1.25) ** 2 + (2 - 1.25) ** 2) / 1) / math.sqrt(2))
-    assert s.means["calls"] == pytest.approx((2 + (2 + 2 + 4) / 3) / 2)  # cost counts every instance
+    assert s.means["ppcm"] == pytest.approx(
+        (0.5 + 2.0) / 2
+    )  # the failed instance's quality is left out
+    assert s.errors["ppcm"] == pytest.approx(
+        math.sqrt(((0.5 - 1.25) ** 2 + (2 - 1.25) ** 2) / 1) / math.sqrt(2)
+    )
+    assert s.means["calls"] == pytest.approx(
+        (2 + (2 + 2 + 4) / 3) / 2
+    )  # cost counts every instance
     assert s.failed == 1 and s.seeds == 2

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import collections
-import os
 import signal
 import subprocess
 import sys
@@ -11,8 +10,8 @@ import time
 
 import anyio
 import pytest
-
 from conftest import ROOT
+
 from prose_sim.cli import main
 from prose_sim.eventlog import read_events, read_log
 from prose_sim.events import InstanceFinished, InstanceStarted, ModelRequested, RunResumed
@@ -72,8 +71,12 @@ def interrupt_at(scenario, out, at_lines: int, sig=signal.SIGKILL, extra=()) -> 
 
 def check_each_instance_once(run_dir, expected: int) -> None:
     events = list(read_events(run_dir / "events.jsonl"))
-    started = collections.Counter((e.episode_id, e.instance) for e in events if isinstance(e, InstanceStarted))
-    finished = collections.Counter((e.episode_id, e.instance) for e in events if isinstance(e, InstanceFinished))
+    started = collections.Counter(
+        (e.episode_id, e.instance) for e in events if isinstance(e, InstanceStarted)
+    )
+    finished = collections.Counter(
+        (e.episode_id, e.instance) for e in events if isinstance(e, InstanceFinished)
+    )
     assert len(started) == len(finished) == expected
     assert set(started.values()) == set(finished.values()) == {1}
 
@@ -83,7 +86,10 @@ def baseline(tmp_path_factory):
     root = tmp_path_factory.mktemp("baseline")
     scenario = root / "slow.toml"
     scenario.write_text(SLOW, encoding="utf-8")
-    assert main(["run", str(scenario), "--out", str(root / "run"), "--progress", "off", "--no-report"]) == 0
+    assert (
+        main(["run", str(scenario), "--out", str(root / "run"), "--progress", "off", "--no-report"])
+        == 0
+    )
     total = lines(root / "run" / "events.jsonl")
     return scenario, root / "run", total
 
@@ -144,7 +150,9 @@ def test_replay_reproduces_results_byte_for_byte_without_calling_a_model(baselin
     outcome = anyio.run(lambda: replay_run(reference, tmp_path / "replay", progress="off"))
     assert outcome.identical and outcome.unrecorded_calls == 0 and outcome.divergence == ""
     assert outcome.run.answers_from_log == outcome.run.model_calls > 0
-    assert (tmp_path / "replay" / "results.csv").read_bytes() == (reference / "results.csv").read_bytes()
+    assert (tmp_path / "replay" / "results.csv").read_bytes() == (
+        reference / "results.csv"
+    ).read_bytes()
 
 
 def test_replay_names_the_first_diverging_event(baseline, tmp_path, monkeypatch):
@@ -178,10 +186,15 @@ def test_resume_refuses_a_changed_scenario_naming_what_changed(baseline, tmp_pat
     scenario, reference, total = baseline
     out = tmp_path / "run"
     interrupt_at(scenario, out, total // 2)
-    code = main(["run", str(scenario), "--resume", str(out), "--set", "models.agent.temperature=0.7"])
+    code = main(
+        ["run", str(scenario), "--resume", str(out), "--set", "models.agent.temperature=0.7"]
+    )
     assert code == 2
     err = capsys.readouterr().err
-    assert "models.agent.temperature: 0.0 in the run, 0.7 now" in err and len(err.strip().splitlines()) == 1
+    assert (
+        "models.agent.temperature: 0.0 in the run, 0.7 now" in err
+        and len(err.strip().splitlines()) == 1
+    )
 
 
 def test_resume_refuses_an_edited_scenario_file(baseline, tmp_path, capsys):
@@ -189,7 +202,9 @@ def test_resume_refuses_an_edited_scenario_file(baseline, tmp_path, capsys):
     out = tmp_path / "run"
     interrupt_at(scenario, out, total // 2)
     path = out / "scenario.toml"
-    path.write_text(path.read_text().replace("demonstrations_per_user = 3", "demonstrations_per_user = 2"))
+    path.write_text(
+        path.read_text().replace("demonstrations_per_user = 3", "demonstrations_per_user = 2")
+    )
     assert main(["run", "--resume", str(out)]) == 2
     assert "edited after the run began" in capsys.readouterr().err
 

@@ -16,11 +16,11 @@ import os
 import signal
 
 import pytest
+from test_resume import SLOW, check_each_instance_once, interrupt_at, lines, start
 
 from prose_sim.bench.chat_server import ChatServer
 from prose_sim.cli import main
 from prose_sim.eventlog import read_log
-from test_resume import SLOW, check_each_instance_once, interrupt_at, lines, start
 
 POINTS = [0.1, 0.3, 0.5, 0.7, 0.9]  # shares of the uninterrupted run's log lines
 KEY_ENV = "PROSE_SIM_MATRIX_KEY"
@@ -72,24 +72,46 @@ def baseline(request, tmp_path_factory):
         request.addfinalizer(mp.undo)
         mp.setenv(KEY_ENV, "sk-matrix-not-a-real-key")  # inherited by the runs' processes
         mp.setenv("PROSE_SIM_CACHE", str(root / "cache"))
-        scenario.write_text(api_scenario(request.getfixturevalue("server").base_url), encoding="utf-8")
+        scenario.write_text(
+            api_scenario(request.getfixturevalue("server").base_url), encoding="utf-8"
+        )
         extra = ["--no-cache"]  # resumed answers come from the log, never from the cache
         instances = 24
     reference = root / "run"
-    assert main(["run", str(scenario), "--out", str(reference), "--progress", "off", "--no-report", *extra]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(scenario),
+                "--out",
+                str(reference),
+                "--progress",
+                "off",
+                "--no-report",
+                *extra,
+            ]
+        )
+        == 0
+    )
     return scenario, reference, lines(reference / "events.jsonl"), instances, extra
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "SIGTERM"])
 @pytest.mark.parametrize("share", POINTS)
-def test_interrupted_then_resumed_gives_the_uninterrupted_results(baseline, tmp_path, sig, share, record_property):
+def test_interrupted_then_resumed_gives_the_uninterrupted_results(
+    baseline, tmp_path, sig, share, record_property
+):
     scenario, reference, total, instances, extra = baseline
     out = tmp_path / "run"
     proc = interrupt_at(scenario, out, max(1, int(total * share)), sig, extra)
-    record_property("log_lines", f"{lines(out / 'events.jsonl')}/{total}")  # (--junitxml: the matrix)
+    record_property(
+        "log_lines", f"{lines(out / 'events.jsonl')}/{total}"
+    )  # (--junitxml: the matrix)
     record_property("exit", proc.returncode)
     if proc.returncode != 0:  # (0: it had finished before the signal came)
-        assert proc.returncode == (-signal.SIGKILL if sig == signal.SIGKILL else 143), proc.stderr_text
+        assert proc.returncode == (-signal.SIGKILL if sig == signal.SIGKILL else 143), (
+            proc.stderr_text
+        )
     if sig == signal.SIGTERM and proc.returncode == 143:
         assert f"run --resume {out}" in proc.stderr_text and "Traceback" not in proc.stderr_text
         assert read_log(out / "events.jsonl")[1] is None  # flushed whole lines

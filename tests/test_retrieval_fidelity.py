@@ -5,13 +5,21 @@ from __future__ import annotations
 import pytest
 
 from prose_sim.actors.inferrers.memory import Memory, MemoryItem
-from prose_sim.models.embeddings import HFEncoder, MiniLMEmbedder, Retrieval, RetrievalSettings, make_encoder
+from prose_sim.models.embeddings import (
+    HFEncoder,
+    MiniLMEmbedder,
+    Retrieval,
+    RetrievalSettings,
+    make_encoder,
+)
 
 pytestmark = pytest.mark.anyio
 
 
 def item(i: int, document: str, persona: str = "u") -> MemoryItem:
-    return MemoryItem(instance=i, persona=persona, document_id=f"d{i}", document=document, user_text="t")
+    return MemoryItem(
+        instance=i, persona=persona, document_id=f"d{i}", document=document, user_text="t"
+    )
 
 
 class Overlap:
@@ -52,7 +60,9 @@ async def test_equal_similarities_go_to_the_more_recent_instance():
 
 
 async def test_the_threshold_drops_retrieved_documents_below_it():
-    memory = await memory_with(Retrieval(scorer=Overlap(), threshold=0.5), ["x y z", "q r s", "x q r"])
+    memory = await memory_with(
+        Retrieval(scorer=Overlap(), threshold=0.5), ["x y z", "q r s", "x q r"]
+    )
     got = await memory.retrieve("u", "now", "x y w", 3, "bertscore")
     assert [m.document for m in got] == ["x y z"]  # 2/3; "x q r" scores 1/3, "q r s" 0
 
@@ -62,7 +72,9 @@ async def test_the_threshold_applies_to_cosine_similarity_too():
     got = await memory.retrieve("u", "now", "a doc", 2, "cosine_sim")
     assert [m.document for m in got] == []  # cos(a, b) = 0.6
     memory = await memory_with(Retrieval(Axis(), threshold=0.5), ["b doc", "c doc"])
-    assert [m.document for m in await memory.retrieve("u", "now", "a doc", 2, "cosine_sim")] == ["b doc"]
+    assert [m.document for m in await memory.retrieve("u", "now", "a doc", 2, "cosine_sim")] == [
+        "b doc"
+    ]
 
 
 def test_the_released_encoder_names_choose_their_models():
@@ -70,7 +82,10 @@ def test_the_released_encoder_names_choose_their_models():
     mpnet = make_encoder(RetrievalSettings(model="mpnet"))
     other = make_encoder(RetrievalSettings(model="some/model", aggregation="max_pool"))
     assert (bert.model, bert.aggregation) == ("bert-base-uncased", "mean_pool2")
-    assert (mpnet.model, mpnet.aggregation) == ("sentence-transformers/all-mpnet-base-v2", "mean_pool2")
+    assert (mpnet.model, mpnet.aggregation) == (
+        "sentence-transformers/all-mpnet-base-v2",
+        "mean_pool2",
+    )
     assert (other.model, other.aggregation) == ("some/model", "max_pool")
     assert isinstance(make_encoder(RetrievalSettings()), MiniLMEmbedder)  # the offline default
 
@@ -107,5 +122,7 @@ async def test_bertscore_retrieval_with_the_embedded_minilm():
         Retrieval(scorer=BertScorer()),
         ["Stocks fell on Tuesday as inflation fears grew.", "The recipe needs two eggs and flour."],
     )
-    got = await memory.retrieve("u", "now", "Markets dropped on Tuesday over inflation.", 1, "bertscore")
+    got = await memory.retrieve(
+        "u", "now", "Markets dropped on Tuesday over inflation.", 1, "bertscore"
+    )
     assert got[0].document.startswith("Stocks")

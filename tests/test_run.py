@@ -6,18 +6,19 @@ import csv
 import io
 
 import anyio
-import pytest
-
 from conftest import MINIMAL, SCENARIOS
+
+from prose_sim.eventlog import read_events
 from prose_sim.events import EpisodeFinished, InstanceFinished, ModelFailed, StepFailed
 from prose_sim.models.backends.scripted import ScriptedBackend
-from prose_sim.eventlog import read_events
-from prose_sim.runtime.plan import expand
 from prose_sim.report.results import ResultsCollector
+from prose_sim.runtime.plan import expand
 from prose_sim.runtime.runner import execute
 from prose_sim.scenario import load_scenario
 
-GRID = MINIMAL.replace("seeds = [1235]", "seeds = [1235, 9328]") + """
+GRID = (
+    MINIMAL.replace("seeds = [1235]", "seeds = [1235, 9328]")
+    + """
 [tasks.email_writing]
 framework = ["plume", "prelude"]
 personas = ["ccby", "ampere"]
@@ -28,6 +29,7 @@ latency_jitter = 1.0
 latency_s = 0.001
 latency_jitter = 1.0
 """
+)
 
 
 def run(scenario, out, **kw):
@@ -104,7 +106,8 @@ def test_a_failing_model_call_is_retried_then_recorded_as_a_failed_step(write_sc
     scenario = load_scenario(write_scenario(MINIMAL), ["retry.backoff_s=0", "retry.attempts=2"])
     user = FailingFor({"demonstrate"})
     outcome = run(
-        scenario, tmp_path / "run",
+        scenario,
+        tmp_path / "run",
         backends={"user": user, "agent": ScriptedBackend(), "judge": ScriptedBackend()},
     )
     assert outcome.status == "completed"  # the run finishes; the instances are failed
@@ -133,7 +136,9 @@ def test_a_crashing_actor_fails_its_episode_not_the_run(write_scenario, tmp_path
     rows = list(csv.DictReader(open(tmp_path / "run" / "results.csv")))
     assert {r["status"] for r in rows if r["method"] == "oracle"} == {"failed"}
     assert {r["status"] for r in rows if r["method"] == "no_learning"} == {"ok"}
-    episodes = [e for e in read_events(tmp_path / "run" / "events.jsonl") if isinstance(e, EpisodeFinished)]
+    episodes = [
+        e for e in read_events(tmp_path / "run" / "events.jsonl") if isinstance(e, EpisodeFinished)
+    ]
     assert all(e.status == "completed" for e in episodes)
 
 
@@ -143,7 +148,9 @@ def test_quickstart_runs_on_the_scripted_backend_too(tmp_path):
     assert outcome.status == "completed" and outcome.instances == 16
 
 
-def test_an_unexpected_actor_error_fails_the_episode_and_the_run_goes_on(write_scenario, tmp_path, monkeypatch):
+def test_an_unexpected_actor_error_fails_the_episode_and_the_run_goes_on(
+    write_scenario, tmp_path, monkeypatch
+):
     from prose_sim.actors.judge import Judge
     from prose_sim.events import DraftProduced
 
@@ -159,6 +166,8 @@ def test_an_unexpected_actor_error_fails_the_episode_and_the_run_goes_on(write_s
     outcome = run(scenario, tmp_path / "run")
     assert outcome.status == "failed"
     assert outcome.episodes_failed == 2 and outcome.episodes_completed == 2
-    episodes = [e for e in read_events(tmp_path / "run" / "events.jsonl") if isinstance(e, EpisodeFinished)]
+    episodes = [
+        e for e in read_events(tmp_path / "run" / "events.jsonl") if isinstance(e, EpisodeFinished)
+    ]
     assert sorted(e.status for e in episodes) == ["completed", "completed", "failed", "failed"]
     assert any("judge bug" in e.error for e in episodes)

@@ -11,13 +11,12 @@ from __future__ import annotations
 import errno
 import json
 import os
-import signal
 import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
+
 from prose_sim.bench.chat_server import ChatServer
 from prose_sim.cli import main
 from prose_sim.eventlog import read_log
@@ -98,7 +97,9 @@ def err_lines(capsys) -> list[str]:
 # --- 1. run folders are never clobbered ------------------------------------------
 
 
-def test_a_new_run_into_a_folder_holding_other_files_is_refused_and_touches_nothing(write_scenario, tmp_path, capsys):
+def test_a_new_run_into_a_folder_holding_other_files_is_refused_and_touches_nothing(
+    write_scenario, tmp_path, capsys
+):
     path = write_scenario(SMALL)
     mine = tmp_path / "mine"
     mine.mkdir()
@@ -140,10 +141,17 @@ def test_a_live_run_lock_refuses_a_second_process_naming_its_pid(write_scenario,
     assert run(path, "--out", out) == 0
     (out / "summary.json").unlink()  # as if it had been interrupted
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom pathlib import Path\n"
-         "from prose_sim.runtime.lock import RunLock\nRunLock(Path(sys.argv[1])).acquire()\n"
-         "print('locked', flush=True)\ntime.sleep(60)\n", str(out)],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nfrom pathlib import Path\n"
+            "from prose_sim.runtime.lock import RunLock\nRunLock(Path(sys.argv[1])).acquire()\n"
+            "print('locked', flush=True)\ntime.sleep(60)\n",
+            str(out),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "locked"
@@ -171,9 +179,8 @@ def test_a_stale_lock_file_of_a_dead_process_is_taken_over(write_scenario, tmp_p
 def test_the_lock_is_exclusive_between_open_files(tmp_path):
     from prose_sim.errors import UsageError
 
-    with RunLock(tmp_path):
-        with pytest.raises(UsageError, match=f"pid {os.getpid()}"):
-            RunLock(tmp_path).acquire()
+    with RunLock(tmp_path), pytest.raises(UsageError, match=f"pid {os.getpid()}"):
+        RunLock(tmp_path).acquire()
     RunLock(tmp_path).acquire().release()  # released: free again
 
 
@@ -202,7 +209,9 @@ def test_a_401_stops_the_run_at_once_with_one_line_exit_2_and_it_resumes_once_fi
     summary = json.loads((out / "summary.json").read_text())
     assert summary["stop"] == "fatal" and summary["status"] == "stopped"
     server.faults.clear()  # the key is fixed
-    assert main(["run", "--resume", str(out), "--progress", "off", "--no-report", "--no-cache"]) == 0
+    assert (
+        main(["run", "--resume", str(out), "--progress", "off", "--no-report", "--no-cache"]) == 0
+    )
     assert (out / "results.csv").read_bytes() == reference_api_run(tmp_path, server)
 
 
@@ -222,7 +231,9 @@ def test_an_unreachable_endpoint_at_start_stops_the_run_exit_2(tmp_path, key, ca
     assert "connection to" in line and url in line and "ConnectError" in line
 
 
-def test_a_run_whose_calls_all_fail_500_is_stopped_by_the_circuit_breaker_exit_1(tmp_path, key, server, capsys):
+def test_a_run_whose_calls_all_fail_500_is_stopped_by_the_circuit_breaker_exit_1(
+    tmp_path, key, server, capsys
+):
     (tmp_path / "api.toml").write_text(API.format(models=api_models(server.base_url)))
     server.faults.extend(["500"] * 1000)
     out = tmp_path / "run"
@@ -235,12 +246,17 @@ def test_a_run_whose_calls_all_fail_500_is_stopped_by_the_circuit_breaker_exit_1
     events, torn = read_log(out / "events.jsonl")
     assert torn is None and sum(isinstance(e, ModelFailed) for e in events) >= 4
     server.faults.clear()
-    assert main(["run", "--resume", str(out), "--progress", "off", "--no-report", "--no-cache"]) == 0
+    assert (
+        main(["run", "--resume", str(out), "--progress", "off", "--no-report", "--no-cache"]) == 0
+    )
     assert (out / "results.csv").read_bytes() == reference_api_run(tmp_path, server)
 
 
 def test_a_run_with_failed_instances_exits_1_and_says_how_many(write_scenario, tmp_path, capsys):
-    text = SMALL + "[retry]\nattempts = 1\nbreaker_calls = 0\n[models.judge.faults]\nfailure_rate = 1.0\n"
+    text = (
+        SMALL
+        + "[retry]\nattempts = 1\nbreaker_calls = 0\n[models.judge.faults]\nfailure_rate = 1.0\n"
+    )
     out = tmp_path / "run"
     assert run(write_scenario(text), "--out", out) == 1
     err = capsys.readouterr().err
@@ -252,7 +268,10 @@ def test_breaker_calls_is_a_retry_key(write_scenario):
     from prose_sim.scenario import load_scenario
 
     assert load_scenario(write_scenario(SMALL)).retry.breaker_calls == 10
-    assert load_scenario(write_scenario(SMALL + "[retry]\nbreaker_calls = 3\n")).retry.breaker_calls == 3
+    assert (
+        load_scenario(write_scenario(SMALL + "[retry]\nbreaker_calls = 3\n")).retry.breaker_calls
+        == 3
+    )
     with pytest.raises(UsageError, match="retry.breaker_calls"):
         load_scenario(write_scenario(SMALL + "[retry]\nbreaker_calls = -1\n"))
 
@@ -265,7 +284,9 @@ def test_a_second_signal_exits_at_once():
         "import os, signal, time\nfrom prose_sim.runtime.signals import exit_on_next_signal\n"
         "exit_on_next_signal()\nos.kill(os.getpid(), signal.SIGTERM)\ntime.sleep(30)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
     assert proc.returncode == 143 and "SIGTERM again: exiting at once" in proc.stderr
 
 
@@ -311,7 +332,9 @@ def small_disk(tmp_path):
     """A real 64 KiB filesystem (tmpfs; needs root, else the test is skipped)."""
     mount = tmp_path / "disk"
     mount.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True)
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True
+    )
     if made.returncode != 0:
         pytest.skip("cannot mount a tmpfs here (not root)")
     try:
@@ -326,8 +349,22 @@ def test_a_real_full_filesystem_then_resume_after_growing_it(write_scenario, tmp
     assert run(path, "--out", reference) == 0
     out = small_disk / "run"
     proc = subprocess.run(
-        [sys.executable, "-m", "prose_sim", "run", str(path), "--out", str(out), "--progress", "off", "--no-report"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "prose_sim",
+            "run",
+            str(path),
+            "--out",
+            str(out),
+            "--progress",
+            "off",
+            "--no-report",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 1, proc.stderr
     assert "No space left on device" in proc.stderr and "Traceback" not in proc.stderr
@@ -346,7 +383,19 @@ def test_a_deeply_nested_toml_file_is_one_clear_line(write_scenario, tmp_path, c
     assert run(write_scenario(deep), "--out", tmp_path / "run") == 2
     [line] = err_lines(capsys)
     assert "invalid TOML: nested too deeply" in line and "scenario.toml" in line
-    assert main(["run", str(write_scenario(SMALL)), "--set", "seeds=" + "[" * 50_000, "--out", str(tmp_path / "r")]) == 2
+    assert (
+        main(
+            [
+                "run",
+                str(write_scenario(SMALL)),
+                "--set",
+                "seeds=" + "[" * 50_000,
+                "--out",
+                str(tmp_path / "r"),
+            ]
+        )
+        == 2
+    )
 
 
 # --- 7. secrets ---------------------------------------------------------------------
@@ -356,13 +405,17 @@ def test_a_key_a_server_echoes_back_in_its_answers_is_never_persisted(tmp_path, 
     with ChatServer(answer=f"Preferences: short; your key is {FAKE_KEY} Verdict: yes") as echoing:
         (tmp_path / "api.toml").write_text(API.format(models=api_models(echoing.base_url)))
         out = tmp_path / "run"
-        assert main(["run", str(tmp_path / "api.toml"), "--out", str(out), "--progress", "off"]) == 0
+        assert (
+            main(["run", str(tmp_path / "api.toml"), "--out", str(out), "--progress", "off"]) == 0
+        )
         assert all(r["authorization"] == f"Bearer {FAKE_KEY}" for r in echoing.requests)
     captured = capsys.readouterr()
     assert FAKE_KEY not in captured.out + captured.err
     assert "your key is ***" in (out / "events.jsonl").read_text()
     files = [f for f in list(out.rglob("*")) + list((tmp_path / "cache").rglob("*")) if f.is_file()]
-    assert any(f.name == "responses.sqlite3" for f in files) and any(f.name == "report.md" for f in files)
+    assert any(f.name == "responses.sqlite3" for f in files) and any(
+        f.name == "report.md" for f in files
+    )
     for file in files:
         assert FAKE_KEY.encode() not in file.read_bytes(), file
 
@@ -374,8 +427,19 @@ def test_the_log_writer_scrubs_a_remembered_key_from_any_event(tmp_path):
     scrub.remember("sk-another-SECRET-value-42")
     scrub.remember("x")  # a placeholder key: too short to be a secret, never scrubbed
     writer = EventLogWriter(tmp_path / "events.jsonl")
-    writer.write(ModelFailed(run_id="r", episode_id="e", seq=0, ts=0.0, request_id="q", instance=0,
-                             role="user", purpose="demonstrate", error="echo: sk-another-SECRET-value-42 x"))
+    writer.write(
+        ModelFailed(
+            run_id="r",
+            episode_id="e",
+            seq=0,
+            ts=0.0,
+            request_id="q",
+            instance=0,
+            role="user",
+            purpose="demonstrate",
+            error="echo: sk-another-SECRET-value-42 x",
+        )
+    )
     writer.close()
     text = (tmp_path / "events.jsonl").read_text()
     assert "SECRET" not in text and "echo: *** x" in text

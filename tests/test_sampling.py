@@ -18,7 +18,9 @@ from prose_sim.models.backends.sampling import RowSettings, choose, distribution
 from prose_sim.models.protocol import SamplingParams  # noqa: E402
 
 ROWS = [
-    SamplingParams(temperature=0.7, top_p=0.8, top_k=20, repetition_penalty=1.05, seed=1),  # the paper's Qwen
+    SamplingParams(
+        temperature=0.7, top_p=0.8, top_k=20, repetition_penalty=1.05, seed=1
+    ),  # the paper's Qwen
     SamplingParams(temperature=1.3, top_p=1.0, top_k=0, repetition_penalty=1.0, seed=2),
     SamplingParams(temperature=0.5, top_p=0.5, top_k=0, repetition_penalty=1.3, seed=3),
     SamplingParams(temperature=1.0, top_p=0.95, top_k=5, repetition_penalty=0.9, seed=4),
@@ -56,12 +58,16 @@ def test_each_row_gets_its_own_settings_as_transformers_would_apply_them():
     logits, seen, presence = inputs()
     probs = distribution(logits, RowSettings.of(ROWS, "cpu"), presence)
     for row, params in enumerate(ROWS):
-        assert torch.allclose(probs[row], reference(logits[row], seen[row], params), atol=1e-6), params
+        assert torch.allclose(probs[row], reference(logits[row], seen[row], params), atol=1e-6), (
+            params
+        )
 
 
 def test_greedy_rows_take_the_penalised_argmax():
     logits, seen, presence = inputs()
-    chosen = choose(logits, RowSettings.of(ROWS, "cpu"), torch.zeros(len(ROWS), dtype=torch.long), presence)
+    chosen = choose(
+        logits, RowSettings.of(ROWS, "cpu"), torch.zeros(len(ROWS), dtype=torch.long), presence
+    )
     for row in (4, 5):
         assert int(chosen[row]) == int(reference(logits[row], seen[row], ROWS[row]).argmax())
 
@@ -75,7 +81,12 @@ def test_a_row_s_choice_does_not_depend_on_the_other_rows():
                        presence[row : row + 1])  # fmt: skip
         assert int(alone[0]) == int(together[row])
     order = list(reversed(range(len(ROWS))))
-    shuffled = choose(logits[order], RowSettings.of([ROWS[i] for i in order], "cpu"), counters[order], presence[order])
+    shuffled = choose(
+        logits[order],
+        RowSettings.of([ROWS[i] for i in order], "cpu"),
+        counters[order],
+        presence[order],
+    )
     assert shuffled.tolist() == together[order].tolist()
 
 
@@ -83,7 +94,9 @@ def test_samples_follow_the_distribution():
     logits, _, presence = inputs()
     params = [ROWS[1]] * 4000  # one row's settings, 4000 draws (counters 0..3999)
     settings = RowSettings.of(params, "cpu")
-    draws = choose(logits[1:2].expand(4000, -1), settings, torch.arange(4000), presence[1:2].expand(4000, -1))
+    draws = choose(
+        logits[1:2].expand(4000, -1), settings, torch.arange(4000), presence[1:2].expand(4000, -1)
+    )
     freq = torch.bincount(draws, minlength=VOCAB).float() / 4000
     expected = distribution(logits[1:2], RowSettings.of(ROWS[1:2], "cpu"))[0]
     assert (freq - expected).abs().max() < 0.03  # deterministic draws: this cannot flake
@@ -94,7 +107,13 @@ def test_only_allowed_tokens_are_chosen():
     allowed = torch.zeros(len(ROWS), VOCAB, dtype=torch.bool)
     allowed[:, [3, 17]] = True
     for counter in range(20):
-        chosen = choose(logits, RowSettings.of(ROWS, "cpu"), torch.full((len(ROWS),), counter), presence, allowed)
+        chosen = choose(
+            logits,
+            RowSettings.of(ROWS, "cpu"),
+            torch.full((len(ROWS),), counter),
+            presence,
+            allowed,
+        )
         assert set(chosen.tolist()) <= {3, 17}
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import MINIMAL, SCENARIOS
+
 from prose_sim.errors import UsageError
 from prose_sim.scenario import ScenarioError, dump_scenario, load_scenario, scenario_from_dict
 
@@ -45,7 +45,10 @@ def test_wrong_type_names_the_key(write_scenario):
 
 
 def test_out_of_range_value(write_scenario):
-    err = error_of(write_scenario, MINIMAL.replace("demonstrations_per_user = 2", "demonstrations_per_user = 0"))
+    err = error_of(
+        write_scenario,
+        MINIMAL.replace("demonstrations_per_user = 2", "demonstrations_per_user = 0"),
+    )
     assert err.key == "demonstrations_per_user"
 
 
@@ -76,7 +79,10 @@ def test_unknown_task(write_scenario):
 
 
 def test_unknown_framework(write_scenario):
-    err = error_of(write_scenario, MINIMAL.replace("[tasks.summarization]", '[tasks.summarization]\nframework="x"'))
+    err = error_of(
+        write_scenario,
+        MINIMAL.replace("[tasks.summarization]", '[tasks.summarization]\nframework="x"'),
+    )
     assert err.key == "tasks.summarization.framework"
 
 
@@ -86,7 +92,10 @@ def test_unknown_backend(write_scenario):
 
 
 def test_more_demonstrations_than_documents(write_scenario):
-    err = error_of(write_scenario, MINIMAL.replace("demonstrations_per_user = 2", "demonstrations_per_user = 500"))
+    err = error_of(
+        write_scenario,
+        MINIMAL.replace("demonstrations_per_user = 2", "demonstrations_per_user = 500"),
+    )
     assert err.key == "demonstrations_per_user" and "has only" in err.reason
 
 
@@ -104,7 +113,12 @@ def test_set_overrides_any_key(write_scenario):
     path = write_scenario(MINIMAL)
     scenario = load_scenario(
         path,
-        ["seeds=[1, 2]", "models.user.latency_s=0.25", 'tasks.summarization.personas=["imdb"]', "name=renamed"],
+        [
+            "seeds=[1, 2]",
+            "models.user.latency_s=0.25",
+            'tasks.summarization.personas=["imdb"]',
+            "name=renamed",
+        ],
     )
     assert scenario.seeds == [1, 2]
     assert scenario.models.user.latency_s == 0.25
@@ -131,13 +145,19 @@ def test_resolved_scenario_round_trips(write_scenario):
 
 def test_both_frameworks(write_scenario):
     scenario = scenario_from_dict(
-        {"name": "t", "tasks": {"summarization": {"framework": ["plume", "prelude"]}}, "methods": {"oracle": {}}},
+        {
+            "name": "t",
+            "tasks": {"summarization": {"framework": ["plume", "prelude"]}},
+            "methods": {"oracle": {}},
+        },
         "inline",
     )
     assert scenario.tasks["summarization"].frameworks == ["plume", "prelude"]
 
 
-def test_unreachable_huggingface_corpus_stops_at_load_naming_the_dataset(write_scenario, monkeypatch):
+def test_unreachable_huggingface_corpus_stops_at_load_naming_the_dataset(
+    write_scenario, monkeypatch
+):
     pytest.importorskip("datasets")
     from prose_sim.world import hf_datasets
 

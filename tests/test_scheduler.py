@@ -34,9 +34,11 @@ def prompt_ids(tokenizer, text):
 
 def one_at_a_time(model, tokenizer, ids, max_new_tokens):
     out = model.generate(
-        torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
-        max_new_tokens=max_new_tokens, do_sample=False,
-    )[0, len(ids):].tolist()
+        torch.tensor([ids]),
+        attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+    )[0, len(ids) :].tolist()
     eos = tokenizer.eos_token_id
     return out[: out.index(eos)] if eos in out else out
 
@@ -107,10 +109,17 @@ def test_a_sampled_answer_depends_on_its_seed_and_prompt_not_on_its_batch(tiny):
 def test_prefix_cache_hits_give_the_same_tokens_as_misses(tiny):
     _, tokenizer = tiny
     shared = "You are a careful assistant. " * 4
-    texts = [shared + "Summarize the river story.", shared + "Write to the landlord.", shared + "Hi"]
+    texts = [
+        shared + "Summarize the river story.",
+        shared + "Write to the landlord.",
+        shared + "Hi",
+    ]
 
     def answers(engine):
-        seqs = [Sequence(prompt=prompt_ids(tokenizer, t), params=SamplingParams(max_new_tokens=10)) for t in texts]
+        seqs = [
+            Sequence(prompt=prompt_ids(tokenizer, t), params=SamplingParams(max_new_tokens=10))
+            for t in texts
+        ]
         run(engine, {i: [s] for i, s in enumerate(seqs)})  # one after another: later ones can hit
         return [s.output for s in seqs]
 
@@ -134,11 +143,17 @@ def test_the_prefix_cache_stays_within_its_bound(tiny):
 def test_admission_keeps_to_the_row_and_kv_token_limits(tiny):
     _, tokenizer = tiny
     engine = engine_for(tiny, max_rows=2, max_kv_tokens=100_000)
-    seqs = [Sequence(prompt=prompt_ids(tokenizer, t), params=SamplingParams(max_new_tokens=5)) for t in TEXTS]
+    seqs = [
+        Sequence(prompt=prompt_ids(tokenizer, t), params=SamplingParams(max_new_tokens=5))
+        for t in TEXTS
+    ]
     run(engine, {0: seqs})
     assert engine.stats.max_rows == 2 and all(s.finish for s in seqs)
     small = engine_for(tiny, max_kv_tokens=256)  # one 128-position row at a time... two fit
-    seqs = [Sequence(prompt=prompt_ids(tokenizer, "Hi"), params=SamplingParams(max_new_tokens=5)) for _ in range(4)]
+    seqs = [
+        Sequence(prompt=prompt_ids(tokenizer, "Hi"), params=SamplingParams(max_new_tokens=5))
+        for _ in range(4)
+    ]
     run(small, {0: seqs})
     assert small.stats.max_rows == 2 and small.stats.peak_kv_tokens <= 256
 
@@ -163,7 +178,10 @@ def test_dropping_a_waiting_or_running_request_frees_it(tiny):
     _, tokenizer = tiny
     engine = engine_for(tiny)
     engine.eos_ids = set()
-    a, b, c = (Sequence(prompt=prompt_ids(tokenizer, t), params=SamplingParams(max_new_tokens=50)) for t in TEXTS[:3])
+    a, b, c = (
+        Sequence(prompt=prompt_ids(tokenizer, t), params=SamplingParams(max_new_tokens=50))
+        for t in TEXTS[:3]
+    )
     engine.submit(a)
     engine.submit(b)
     engine.step()

@@ -16,8 +16,13 @@ pytestmark = pytest.mark.anyio
 
 def request(purpose, content="Summarize this document about rivers and boats.", seed=0):
     return ModelRequest(
-        role="agent", purpose=purpose, episode_id="e", instance=0, model="m",
-        messages=[{"role": "user", "content": content}], params=SamplingParams(seed=seed),
+        role="agent",
+        purpose=purpose,
+        episode_id="e",
+        instance=0,
+        model="m",
+        messages=[{"role": "user", "content": content}],
+        params=SamplingParams(seed=seed),
     )
 
 
@@ -35,7 +40,9 @@ async def test_answers_follow_each_purposes_format():
     ppcm = (await backend.complete(request("judge_ppcm"))).text
     assert ppcm.splitlines()[-1].removeprefix("Verdict: ") in PPCM_SCALE
     prefs = (await backend.complete(request("refine"))).text
-    assert prefs.splitlines()[-1].startswith("Preferences: ") and len(prefs.splitlines()[-1]) > len("Preferences: ")
+    assert prefs.splitlines()[-1].startswith("Preferences: ") and len(prefs.splitlines()[-1]) > len(
+        "Preferences: "
+    )
     phrase = (await backend.complete(request("infer"))).text  # CIPHER: the whole reply
     assert phrase and "Preferences:" not in phrase
     assert (await backend.complete(request("accept"))).text in ("Yes.", "No.")

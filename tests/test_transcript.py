@@ -14,19 +14,47 @@ def _ev(cls, seq, **fields):
 
 
 def _request(seq, rid, purpose, prompt):
-    return _ev(ModelRequested, seq, request_id=rid, instance=0, role="agent", purpose=purpose,
-               model="m", request_hash="h", messages=[{"role": "user", "content": prompt}])
+    return _ev(
+        ModelRequested,
+        seq,
+        request_id=rid,
+        instance=0,
+        role="agent",
+        purpose=purpose,
+        model="m",
+        request_hash="h",
+        messages=[{"role": "user", "content": prompt}],
+    )
 
 
 def _answer(seq, rid, purpose, text):
-    return _ev(ModelResponded, seq, request_id=rid, instance=0, role="agent", purpose=purpose, text=text,
-               input_tokens=3, output_tokens=2, latency_s=0.1)
+    return _ev(
+        ModelResponded,
+        seq,
+        request_id=rid,
+        instance=0,
+        role="agent",
+        purpose=purpose,
+        text=text,
+        input_tokens=3,
+        output_tokens=2,
+        latency_s=0.1,
+    )
 
 
 def _events():
     return [
-        _ev(EpisodeStarted, 0, task="summarization", framework="plume", method="prose", seed=1,
-            personas=["imdb"], instances=1, models={}),
+        _ev(
+            EpisodeStarted,
+            0,
+            task="summarization",
+            framework="plume",
+            method="prose",
+            seed=1,
+            personas=["imdb"],
+            instances=1,
+            models={},
+        ),
         _request(1, "r-a", "validate", "QUESTION A"),
         _request(2, "r-b", "validate", "QUESTION B"),
         _answer(3, "r-b", "validate", "ANSWER B"),  # B comes back first
@@ -38,7 +66,12 @@ def _events():
 def test_each_answer_follows_its_request_in_request_order():
     lines = list(transcript(_events(), EP))
     text = "\n".join(lines)
-    assert text.index("QUESTION A") < text.index("ANSWER A") < text.index("QUESTION B") < text.index("ANSWER B")
+    assert (
+        text.index("QUESTION A")
+        < text.index("ANSWER A")
+        < text.index("QUESTION B")
+        < text.index("ANSWER B")
+    )
 
 
 def test_the_request_id_is_on_the_prompt_and_on_the_answer():

@@ -131,7 +131,17 @@ seed = 3
 
 def test_failed_calls_and_unparseable_answers_are_marked(tmp_path):
     (tmp_path / "s.toml").write_text(FAULTY, encoding="utf-8")
-    main(["run", str(tmp_path / "s.toml"), "--out", str(tmp_path / "run"), "--progress", "off", "--no-report"])
+    main(
+        [
+            "run",
+            str(tmp_path / "s.toml"),
+            "--out",
+            str(tmp_path / "run"),
+            "--progress",
+            "off",
+            "--no-report",
+        ]
+    )
     data = read_view_data(tmp_path / "run")
     calls = [c for e in _episodes(data).values() for i in e["instances"] for c in i["calls"]]
     failed = [c for c in calls if c["error"]]

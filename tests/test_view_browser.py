@@ -21,7 +21,8 @@ from prose_sim.cli import main
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 BROWSER = next((path for name in BROWSERS if (path := shutil.which(name))), None)
 pytestmark = pytest.mark.skipif(
-    BROWSER is None, reason="no Chromium here (install it: apt-get install -y chromium); the viewer's browser test is skipped"
+    BROWSER is None,
+    reason="no Chromium here (install it: apt-get install -y chromium); the viewer's browser test is skipped",
 )
 
 SCENARIO = """
@@ -42,8 +43,15 @@ EPISODE = "summarization/plume/prose/1235/imdb"
 
 
 def _chromium(*args: str) -> str:
-    command = [BROWSER, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-               "--virtual-time-budget=10000", *args]
+    command = [
+        BROWSER,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        "--virtual-time-budget=10000",
+        *args,
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
@@ -68,9 +76,11 @@ def test_the_page_lists_the_episodes_and_opens_one_with_its_diff_and_prompts(pag
     assert f'data-open-episode="{EPISODE}"' in dom
     assert "6 of 6 episodes" in dom  # 3 users x 2 methods
     assert len(re.findall(r'class="row[^"]*" style="top:', dom)) == 6
-    detail = dom[dom.index('id="detail"'):]
+    detail = dom[dom.index('id="detail"') :]
     assert "<del>" in detail and "<ins>" in detail  # the word diff
-    assert 'class="msg prompt"' in detail and "Put the summary between triple quotes" in detail  # a prompt
+    assert (
+        'class="msg prompt"' in detail and "Put the summary between triple quotes" in detail
+    )  # a prompt
     assert "agent/validate" in detail and "Preferences over time" in detail
 
 
@@ -80,7 +90,10 @@ def test_the_summary_shows_the_report_and_a_screenshot_is_saved(page, tmp_path):
     keep = os.environ.get("PROSE_SIM_SCREENSHOTS")
     folder = Path(keep) if keep else tmp_path
     folder.mkdir(parents=True, exist_ok=True)
-    for name, hash_ in (("viewer_summary.png", "summary"), ("viewer_episode.png", "e=" + urllib.parse.quote(EPISODE, safe=""))):
+    for name, hash_ in (
+        ("viewer_summary.png", "summary"),
+        ("viewer_episode.png", "e=" + urllib.parse.quote(EPISODE, safe="")),
+    ):
         shot = folder / name
         _chromium(f"--screenshot={shot}", "--window-size=1400,1000", _url(page, hash_))
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000

@@ -56,7 +56,9 @@ def test_draw_is_deterministic_per_seed_and_user_and_without_replacement():
     a = corpus.draw("imdb", 5, 1235, "plume/summarization/imdb")
     assert a == corpus.draw("imdb", 5, 1235, "plume/summarization/imdb")
     assert len({d.id for d in a}) == 5
-    others = [corpus.draw("imdb", 5, seed, "plume/summarization/imdb") for seed in (9328, 235, 6936, 2045)]
+    others = [
+        corpus.draw("imdb", 5, seed, "plume/summarization/imdb") for seed in (9328, 235, 6936, 2045)
+    ]
     assert all([d.id for d in o] != [d.id for d in a] for o in others)
 
 
@@ -67,7 +69,10 @@ def test_draw_more_than_available_is_a_clear_error():
 
 def test_different_users_of_one_source_draw_independently():
     corpus = bundled_corpus()
-    draws = {k: [d.id for d in corpus.draw("slf5k", 5, 1235, k)] for k in ("plume/summarization/slf5k", "plume/email_writing/slf5k")}
+    draws = {
+        k: [d.id for d in corpus.draw("slf5k", 5, 1235, k)]
+        for k in ("plume/summarization/slf5k", "plume/email_writing/slf5k")
+    }
     a, b = draws.values()
     assert a != b
 

@@ -127,7 +127,11 @@ class Judge(Actor):
             )
 
     async def _score(
-        self, demo: DemonstrationProduced, draft: DraftProduced, persona: Persona, retrieved: list[str]
+        self,
+        demo: DemonstrationProduced,
+        draft: DraftProduced,
+        persona: Persona,
+        retrieved: list[str],
     ) -> None:
         distance, normalized = word_levenshtein(draft.text, demo.text)
         metrics = {
@@ -138,9 +142,13 @@ class Judge(Actor):
             "accepted": float(demo.accepted),
         }
         if retrieved:  # share of the earlier instances drawn on that were this user's
-            metrics["retrieval_accuracy"] = sum(p == persona.name for p in retrieved) / len(retrieved)
+            metrics["retrieval_accuracy"] = sum(p == persona.name for p in retrieved) / len(
+                retrieved
+            )
         # component -> the draft passes its checker (checked once, reused by the PPCM verdicts)
-        checked = component_checks(persona.components, draft.text) if self.settings.verifiable else {}
+        checked = (
+            component_checks(persona.components, draft.text) if self.settings.verifiable else {}
+        )
         if checked:
             metrics["verifiable_share"] = sum(checked.values()) / len(checked)
             metrics["user_verifiable_share"] = verifiable_share(persona.components, demo.text)
@@ -149,9 +157,13 @@ class Judge(Actor):
         if self.settings.judge:
             verdicts = [None] * (len(persona.components) + 2)
             for i, component in enumerate(persona.components):
-                calls.append(partial(self._ppcm, verdicts, i, draft, component, checked.get(component)))
+                calls.append(
+                    partial(self._ppcm, verdicts, i, draft, component, checked.get(component))
+                )
             calls.append(partial(self._fpm, verdicts, len(persona.components), draft, persona))
-            calls.append(partial(self._similarity, verdicts, len(persona.components) + 1, draft, persona))
+            calls.append(
+                partial(self._similarity, verdicts, len(persona.components) + 1, draft, persona)
+            )
         if self.scorer is not None:
             calls.append(partial(self._bertscore, metrics, draft, demo, persona))
         await run_together(calls)  # a failed question leaves the others to finish (and be recorded)
@@ -193,7 +205,9 @@ class Judge(Actor):
         )
         out[slot] = _verdict(verdict, draft.instance, "fpm")
 
-    async def _similarity(self, out: list, slot: int, draft: DraftProduced, persona: Persona) -> None:
+    async def _similarity(
+        self, out: list, slot: int, draft: DraftProduced, persona: Persona
+    ) -> None:
         verdict = await self._ask(
             "judge_similarity",
             draft.instance,
@@ -204,7 +218,9 @@ class Judge(Actor):
         out[slot] = _verdict(verdict, draft.instance, "similarity")
 
     async def _ask(self, purpose: str, instance: int, scale: dict[str, int], **context: object):
-        prompt = render(purpose, task=self.ctx.task, framework=self.ctx.framework, scale=scale, **context)
+        prompt = render(
+            purpose, task=self.ctx.task, framework=self.ctx.framework, scale=scale, **context
+        )
         # no response prefix: the judge reasons before its verdict line, as in the released code
         completion = await self.ctx.models.complete("judge", purpose, instance, prompt)
         score = parse_verdict(completion.text, scale)
@@ -214,13 +230,21 @@ class Judge(Actor):
 
     async def _parse_failed(self, instance: int, purpose: str, text: str) -> None:
         await self.ctx.bus.publish(
-            ParseFailed, instance=instance, role="judge", purpose=purpose, excerpt=text[:EXCERPT_CHARS]
+            ParseFailed,
+            instance=instance,
+            role="judge",
+            purpose=purpose,
+            excerpt=text[:EXCERPT_CHARS],
         )
 
     # --- BERTScore and preference accuracy -----------------------------------------------
 
     async def _bertscore(
-        self, metrics: dict[str, float], draft: DraftProduced, demo: DemonstrationProduced, persona: Persona
+        self,
+        metrics: dict[str, float],
+        draft: DraftProduced,
+        demo: DemonstrationProduced,
+        persona: Persona,
     ) -> None:
         # every user of the task, in the task's user order (the tie rule reads it)
         users = list(self.population)
@@ -254,7 +278,9 @@ class Verdict(msgspec.Struct, frozen=True, kw_only=True):
     checked: bool | None = None
 
 
-def _verdict(answer: tuple[int | None, str], instance: int, metric: str, **extra: object) -> Verdict:
+def _verdict(
+    answer: tuple[int | None, str], instance: int, metric: str, **extra: object
+) -> Verdict:
     score, request_id = answer
     return Verdict(
         instance=instance,

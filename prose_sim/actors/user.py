@@ -37,7 +37,9 @@ class SimulatedUser(Actor):
             instance = self._instances.pop(event.instance)
             persona = self.ctx.personas[instance.persona]
             behaviour = persona.behaviour
-            edits = behaviour.edit if behaviour.edit is not None else self.ctx.framework == "prelude"
+            edits = (
+                behaviour.edit if behaviour.edit is not None else self.ctx.framework == "prelude"
+            )
             context = dict(
                 task=self.ctx.task,
                 framework=self.ctx.framework,
@@ -46,7 +48,9 @@ class SimulatedUser(Actor):
             )
             system = render("draft_system", task=self.ctx.task, framework=self.ctx.framework)
             if edits:
-                accepted, text = await self._accept_or_edit(event, system, context, behaviour.template)
+                accepted, text = await self._accept_or_edit(
+                    event, system, context, behaviour.template
+                )
             else:
                 system, prompt = task_messages(
                     self.ctx.task,
@@ -68,11 +72,15 @@ class SimulatedUser(Actor):
     ) -> tuple[bool, str]:
         """(accepted, user text): ask whether the draft will do; if not, ask for the edit."""
         prompt = render("prelude_accept", draft=draft.text, **context)
-        answer = await self.ctx.models.complete("user", "accept", draft.instance, prompt, system=system)
+        answer = await self.ctx.models.complete(
+            "user", "accept", draft.instance, prompt, system=system
+        )
         if parse_yes(answer.text):
             return True, draft.text
         prompt = render_template(template or "prelude_edit", draft=draft.text, **context)
-        edited = await self.ctx.models.complete("user", "edit", draft.instance, prompt, system=system)
+        edited = await self.ctx.models.complete(
+            "user", "edit", draft.instance, prompt, system=system
+        )
         return False, edited.text.strip()
 
     def _shown_preferences(self, persona: Persona, instance: InstanceStarted) -> str:
@@ -80,5 +88,12 @@ class SimulatedUser(Actor):
         p = persona.behaviour.ignore_probability
         if p == 0:
             return persona.preferences
-        rng = rng_for(self.ctx.seed, "ignore", persona.framework, persona.task, persona.name, instance.document_id)
+        rng = rng_for(
+            self.ctx.seed,
+            "ignore",
+            persona.framework,
+            persona.task,
+            persona.name,
+            instance.document_id,
+        )
         return "; ".join(c for c in persona.components if rng.random() >= p)

@@ -103,7 +103,9 @@ class ChatServer:
             def handle_error(self, request, client_address) -> None:
                 import sys
 
-                if not isinstance(sys.exc_info()[1], ConnectionError):  # a client that hung up: quiet
+                if not isinstance(
+                    sys.exc_info()[1], ConnectionError
+                ):  # a client that hung up: quiet
                     super().handle_error(request, client_address)
 
         self._httpd = Server(("127.0.0.1", 0), Handler)
@@ -176,8 +178,12 @@ class ChatServer:
             return
         if fault == "429":
             record["status"] = 429
-            self._send(h, 429, {"error": {"message": "rate limited", "type": "rate_limit"}},
-                       {"Retry-After": f"{self.retry_after_s}"})
+            self._send(
+                h,
+                429,
+                {"error": {"message": "rate limited", "type": "rate_limit"}},
+                {"Retry-After": f"{self.retry_after_s}"},
+            )
             return
         if fault == "500":
             record["status"] = 500
@@ -188,8 +194,12 @@ class ChatServer:
             self._send(h, 401, {"error": {"message": f"bad key: {h.headers.get('Authorization')}"}})
             return
         if status == 429:
-            self._send(h, 429, {"error": {"message": "budget exceeded", "type": "rate_limit"}},
-                       {"Retry-After": f"{self.retry_after_s}"})
+            self._send(
+                h,
+                429,
+                {"error": {"message": "budget exceeded", "type": "rate_limit"}},
+                {"Retry-After": f"{self.retry_after_s}"},
+            )
             return
         if fault == "slow":
             time.sleep(self.slow_s)
@@ -225,9 +235,14 @@ class ChatServer:
         """A short answer in the formats the prompts ask for, drawn from the prompt."""
         last = str(messages[-1].get("content", "")) if messages else ""
         words = last.split()[:40]
-        return "Preferences: use short sentences; adopt a playful tone\nVerdict: yes\nScore: 5\n" + " ".join(words)
+        return (
+            "Preferences: use short sentences; adopt a playful tone\nVerdict: yes\nScore: 5\n"
+            + " ".join(words)
+        )
 
-    def _send(self, h: BaseHTTPRequestHandler, status: int, payload: dict, headers: dict | None = None) -> None:
+    def _send(
+        self, h: BaseHTTPRequestHandler, status: int, payload: dict, headers: dict | None = None
+    ) -> None:
         data = json.dumps(payload).encode()
         with self._lock:
             self.statuses.append(status)
@@ -252,7 +267,10 @@ class ChatServer:
         if not self.requests:
             return []
         t0 = min(r["t"] for r in self.requests)
-        return [(round(r["t"] - t0, 3), r["status"]) for r in sorted(self.requests, key=lambda r: r["t"])]
+        return [
+            (round(r["t"] - t0, 3), r["status"])
+            for r in sorted(self.requests, key=lambda r: r["t"])
+        ]
 
     def max_in_window(self, window_s: float) -> int:
         """The most requests that arrived within any ``window_s`` seconds."""

@@ -17,7 +17,9 @@ def machine() -> dict[str, object]:
     facts: dict[str, object] = {
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
-        "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cpus": len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else os.cpu_count(),
         "python": platform.python_version(),
     }
     torch = sys.modules.get("torch")
@@ -40,7 +42,9 @@ class Check(msgspec.Struct, kw_only=True):
 class SuiteResult(msgspec.Struct, kw_only=True):
     suite: str
     command: str
-    date: str = msgspec.field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+    date: str = msgspec.field(
+        default_factory=lambda: time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    )
     machine: dict[str, object] = msgspec.field(default_factory=machine)
     columns: list[str] = []  # the table's columns, in order (keys of each row)
     rows: list[dict[str, object]] = []
@@ -48,8 +52,13 @@ class SuiteResult(msgspec.Struct, kw_only=True):
     notes: list[str] = []
 
     def markdown(self) -> str:
-        lines = [f"## bench {self.suite}", "", f"`{self.command}` on {self.date}; machine: "
-                 + ", ".join(f"{k} {v}" for k, v in self.machine.items()), ""]
+        lines = [
+            f"## bench {self.suite}",
+            "",
+            f"`{self.command}` on {self.date}; machine: "
+            + ", ".join(f"{k} {v}" for k, v in self.machine.items()),
+            "",
+        ]
         if self.rows:
             columns = self.columns or list(self.rows[0])
             lines.append("| " + " | ".join(columns) + " |")
@@ -68,8 +77,13 @@ class SuiteResult(msgspec.Struct, kw_only=True):
 
     def write(self, out_dir: Path) -> tuple[Path, Path]:
         out_dir.mkdir(parents=True, exist_ok=True)
-        json_path, md_path = out_dir / f"bench_{self.suite}.json", out_dir / f"bench_{self.suite}.md"
-        json_path.write_text(json.dumps(msgspec.to_builtins(self), indent=2) + "\n", encoding="utf-8")
+        json_path, md_path = (
+            out_dir / f"bench_{self.suite}.json",
+            out_dir / f"bench_{self.suite}.md",
+        )
+        json_path.write_text(
+            json.dumps(msgspec.to_builtins(self), indent=2) + "\n", encoding="utf-8"
+        )
         md_path.write_text(self.markdown(), encoding="utf-8")
         return json_path, md_path
 

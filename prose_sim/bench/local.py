@@ -53,10 +53,22 @@ SENTENCES = [
 
 # The suite's sizes: on 2 shared CPU cores the full suite takes about 25 minutes
 # (SmolLM2-135M in float32, model load included).
-FULL = {"sizes": (1, 8, 32, 64), "new_tokens": 64, "sequential_sample": 4, "warmup_rounds": 1,
-        "trace_episodes": None, "trace_repeats": 1}
-QUICK = {"sizes": (1, 8), "new_tokens": 8, "sequential_sample": 2, "warmup_rounds": 1,
-         "trace_episodes": 1, "trace_repeats": 1}
+FULL = {
+    "sizes": (1, 8, 32, 64),
+    "new_tokens": 64,
+    "sequential_sample": 4,
+    "warmup_rounds": 1,
+    "trace_episodes": None,
+    "trace_repeats": 1,
+}
+QUICK = {
+    "sizes": (1, 8),
+    "new_tokens": 8,
+    "sequential_sample": 2,
+    "warmup_rounds": 1,
+    "trace_episodes": 1,
+    "trace_repeats": 1,
+}
 CHECK_AT = 32  # the batch size of the headline checks (the largest measured when smaller)
 
 
@@ -113,8 +125,13 @@ def qwen7b_random(device: str, dtype):
     return model, tokenizer
 
 
-def load(model: str = "smollm2-135m-instruct", *, random_qwen7b: bool = False, device: str = "auto",
-         dtype: str = "float32"):
+def load(
+    model: str = "smollm2-135m-instruct",
+    *,
+    random_qwen7b: bool = False,
+    device: str = "auto",
+    dtype: str = "float32",
+):
     """``(model, tokenizer, device, label)``: a prose_sim local model, or the random Qwen2.5-7B."""
     import torch
 
@@ -165,7 +182,15 @@ def hf_generate(model, tokenizer, device, prompt_ids: list[list[int]], new_token
     return (out.shape[1] - width) * len(prompt_ids)
 
 
-def new_server(model, tokenizer, device, *, max_batch: int, static: bool = False, max_kv_tokens: int | None = None):
+def new_server(
+    model,
+    tokenizer,
+    device,
+    *,
+    max_batch: int,
+    static: bool = False,
+    max_kv_tokens: int | None = None,
+):
     """A fresh server on ``model`` that decodes every request to its budget (EOS ignored).
 
     ``max_kv_tokens`` None: the server's default KV budget (as in a run).
@@ -173,7 +198,9 @@ def new_server(model, tokenizer, device, *, max_batch: int, static: bool = False
     if static:
         from prose_sim.models.backends.static_server import StaticBatchServer
 
-        server = StaticBatchServer(model, tokenizer, device, name="bench", max_batch_size=max_batch, max_wait_s=0.02)
+        server = StaticBatchServer(
+            model, tokenizer, device, name="bench", max_batch_size=max_batch, max_wait_s=0.02
+        )
         server.generator.eos_ids = set()
         return server
     from prose_sim.models.backends.local import LocalModelServer
@@ -184,12 +211,16 @@ def new_server(model, tokenizer, device, *, max_batch: int, static: bool = False
     return server
 
 
-async def server_run(model, tokenizer, device, prompts, new_tokens: int, max_batch: int) -> tuple[int, dict]:
+async def server_run(
+    model, tokenizer, device, prompts, new_tokens: int, max_batch: int
+) -> tuple[int, dict]:
     """N concurrent requests to a fresh LocalModelServer; (generated tokens, server stats)."""
     from prose_sim.models.protocol import ModelRequest, SamplingParams
 
     # room for every request at once, as the ideal batch has: the same work, side by side
-    server = new_server(model, tokenizer, device, max_batch=max_batch, max_kv_tokens=max_batch * 512)
+    server = new_server(
+        model, tokenizer, device, max_batch=max_batch, max_kv_tokens=max_batch * 512
+    )
     total = 0
     async with server:
 
@@ -286,13 +317,17 @@ def measure(
 
     rows: list[dict[str, object]] = []
     sequential_rate: float | None = None
-    say(f"{'N':>5} {'(a) seq tok/s':>14} {'(b) batch tok/s':>16} {'(c) server tok/s':>17} {'c/a':>7} {'c/b':>6}")
+    say(
+        f"{'N':>5} {'(a) seq tok/s':>14} {'(b) batch tok/s':>16} {'(c) server tok/s':>17} {'c/a':>7} {'c/b':>6}"
+    )
     for n in sizes:
         prompts = chat_prompts(n)
         ids = encode_all(tokenizer, prompts)
         if sequential_rate is None or not sequential_sample:
             # with a sample: its first K prompts (the same for every N), timed once
-            sample = encode_all(tokenizer, chat_prompts(sequential_sample)) if sequential_sample else ids
+            sample = (
+                encode_all(tokenizer, chat_prompts(sequential_sample)) if sequential_sample else ids
+            )
             started, cpu = time.perf_counter(), time.process_time()
             tokens = sum(hf_generate(model, tokenizer, device, [p], new_tokens) for p in sample)
             sequential_rate = tokens / (time.perf_counter() - started)
@@ -302,7 +337,9 @@ def measure(
         batch_rate = tokens / (time.perf_counter() - started)
         batch_cpu_rate = tokens / (time.process_time() - cpu)
         started, cpu = time.perf_counter(), time.process_time()
-        tokens, stats = anyio.run(server_run, model, tokenizer, device, prompts, new_tokens, max(sizes))
+        tokens, stats = anyio.run(
+            server_run, model, tokenizer, device, prompts, new_tokens, max(sizes)
+        )
         server_s = time.perf_counter() - started
         server_rate = tokens / server_s
         server_cpu_rate = tokens / (time.process_time() - cpu)
@@ -328,9 +365,11 @@ def measure(
             # each decode step reads every weight once: compare with the copy bandwidth
             row["roofline_share"] = round(weights_bytes * stats["steps"] / server_s / bandwidth, 3)
         rows.append(row)
-        line = (f"{n:>5} {sequential_rate:>14.1f} {batch_rate:>16.1f} {server_rate:>17.1f} "
-                f"{row['ratio_vs_sequential']:>7.2f} {row['ratio_vs_ideal_batch']:>6.2f}  per CPU-s: "
-                f"c/a {row['cpu_ratio_vs_sequential']:.2f} c/b {row['cpu_ratio_vs_ideal_batch']:.2f}")
+        line = (
+            f"{n:>5} {sequential_rate:>14.1f} {batch_rate:>16.1f} {server_rate:>17.1f} "
+            f"{row['ratio_vs_sequential']:>7.2f} {row['ratio_vs_ideal_batch']:>6.2f}  per CPU-s: "
+            f"c/a {row['cpu_ratio_vs_sequential']:.2f} c/b {row['cpu_ratio_vs_ideal_batch']:.2f}"
+        )
         if hf_cb:
             line += f"  hf generate_batch {row['tokens_per_s_hf_continuous']:.1f} tok/s"
         if "roofline_share" in row:
@@ -339,8 +378,16 @@ def measure(
     return rows
 
 
-def measure_trace(model, tokenizer, device: str, *, episodes: int | None = None, repeats: int = 1,
-                  trace=None, log: Callable[[str], None] | None = print) -> list[dict[str, object]]:
+def measure_trace(
+    model,
+    tokenizer,
+    device: str,
+    *,
+    episodes: int | None = None,
+    repeats: int = 1,
+    trace=None,
+    log: Callable[[str], None] | None = print,
+) -> list[dict[str, object]]:
     """The quickstart trace through the static server and the new one, alternately; one row per replay."""
     from prose_sim.bench import local_trace
 
@@ -370,10 +417,12 @@ def measure_trace(model, tokenizer, device: str, *, episodes: int | None = None,
                 row["kv_padding_share"] = stats["kv_padding_share"]
                 row["prefix_hit_rate"] = stats["prefix_hit_rate"]
             rows.append(row)
-            say(f"{row['workload']}: {figures['requests']} requests, {figures['tokens_per_s']} tok/s "
+            say(
+                f"{row['workload']}: {figures['requests']} requests, {figures['tokens_per_s']} tok/s "
                 f"({row['tokens_per_cpu_s']} per CPU-s), "
                 f"p50 {figures['latency_p50_s']} s, p95 {figures['latency_p95_s']} s, wall {figures['wall_s']} s, "
-                f"padding {stats['padding_share']}, idle rows {stats['idle_row_share']}")
+                f"padding {stats['padding_share']}, idle rows {stats['idle_row_share']}"
+            )
     return rows
 
 
@@ -397,11 +446,15 @@ def checks(rows: list[dict[str, object]]):
     static = [r for r in rows if str(r.get("workload", "")).startswith("trace static")]
     new = [r for r in rows if str(r.get("workload", "")).startswith("trace server")]
     if static and new:
+
         def mean(items, key):
             return sum(float(r[key]) for r in items) / len(items)
 
         speed = mean(new, "tokens_per_s") / mean(static, "tokens_per_s")
-        spread = [round(float(b["tokens_per_s"]) / float(a["tokens_per_s"]), 2) for a, b in zip(static, new)]
+        spread = [
+            round(float(b["tokens_per_s"]) / float(a["tokens_per_s"]), 2)
+            for a, b in zip(static, new)
+        ]
         out += [
             Check(name=f"trace: tokens/s, new / static (per repeat {spread})", measured=round(speed, 2),
                   target=">= 2", met=speed >= 2),
@@ -421,8 +474,14 @@ def _stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def run(quick: bool = False, *, model: str = "smollm2-135m-instruct", device: str = "cpu",
-        dtype: str = "float32", log: Callable[[str], None] | None = _stderr):
+def run(
+    quick: bool = False,
+    *,
+    model: str = "smollm2-135m-instruct",
+    device: str = "cpu",
+    dtype: str = "float32",
+    log: Callable[[str], None] | None = _stderr,
+):
     """The suite: SmolLM2-135M (embedded) on the CPU, one row per N (progress lines to stderr)."""
     import torch
 
@@ -434,8 +493,16 @@ def run(quick: bool = False, *, model: str = "smollm2-135m-instruct", device: st
     loaded, tokenizer, device, label = load(model, device=device, dtype=dtype)
     load_s = time.perf_counter() - started
     started = time.perf_counter()
-    rows = measure(loaded, tokenizer, device, plan["sizes"], plan["new_tokens"],
-                   sequential_sample=plan["sequential_sample"], warmup_rounds=plan["warmup_rounds"], log=log)
+    rows = measure(
+        loaded,
+        tokenizer,
+        device,
+        plan["sizes"],
+        plan["new_tokens"],
+        sequential_sample=plan["sequential_sample"],
+        warmup_rounds=plan["warmup_rounds"],
+        log=log,
+    )
     for row in rows:
         row["workload"] = "fixed"
     if plan.get("trace_repeats"):
@@ -447,36 +514,69 @@ def run(quick: bool = False, *, model: str = "smollm2-135m-instruct", device: st
     result = SuiteResult(
         suite="local",
         command="python -m prose_sim bench local" + (" --quick" if quick else ""),
-        columns=["workload", "n", "tokens_per_s_sequential", "tokens_per_s_ideal_batch", "tokens_per_s_server",
-                 "ratio_vs_sequential", "ratio_vs_ideal_batch", "server_mean_batch", "server_padding_share",
-                 "cpu_ratio_vs_sequential", "cpu_ratio_vs_ideal_batch",
-                 "tokens_per_s", "tokens_per_cpu_s", "latency_p50_s", "latency_p95_s", "padding_share", "idle_row_share",
-                 "kv_padding_share", "prefix_hit_rate"],
+        columns=[
+            "workload",
+            "n",
+            "tokens_per_s_sequential",
+            "tokens_per_s_ideal_batch",
+            "tokens_per_s_server",
+            "ratio_vs_sequential",
+            "ratio_vs_ideal_batch",
+            "server_mean_batch",
+            "server_padding_share",
+            "cpu_ratio_vs_sequential",
+            "cpu_ratio_vs_ideal_batch",
+            "tokens_per_s",
+            "tokens_per_cpu_s",
+            "latency_p50_s",
+            "latency_p95_s",
+            "padding_share",
+            "idle_row_share",
+            "kv_padding_share",
+            "prefix_hit_rate",
+        ],
         rows=rows,
         checks=checks(rows),
         notes=[
-            (f"model {label} on {device}, {dtype_name}, torch threads {threads}; every request decodes exactly "
-            f"{plan['new_tokens']} new tokens greedily (EOS ignored) so (a), (b) and (c) do the same work"),
+            (
+                f"model {label} on {device}, {dtype_name}, torch threads {threads}; every request decodes exactly "
+                f"{plan['new_tokens']} new tokens greedily (EOS ignored) so (a), (b) and (c) do the same work"
+            ),
             "(a) sequential: one `generate` per request, one after another"
-            + (f", timed once on the first {plan['sequential_sample']} prompts and used for every N"
-               if plan["sequential_sample"] else "")
+            + (
+                f", timed once on the first {plan['sequential_sample']} prompts and used for every N"
+                if plan["sequential_sample"]
+                else ""
+            )
             + "; (b) ideal batch: one padded `generate` on all N; (c) server: N concurrent `complete` calls "
             "to LocalModelServer (max_wait_s 0.02, max batch = the largest N)",
-            ("ratio_vs_sequential = (c)/(a), ratio_vs_ideal_batch = (c)/(b); tokens/s are generated tokens per "
-            "wall second; these machines are noisy, so only the ratios measured together here are compared"),
-            ("trace rows: the 150 requests of a real quickstart run (benchmarks/traces/quickstart.json.gz: "
-            "prompts, response prefixes, real answer lengths, each episode's dependency chain) replayed closed-loop "
-            "through the former static-batching server and the new one, alternately"
-            + (f", first {plan['trace_episodes']} episode(s) only" if plan.get("trace_episodes") else "")
-            + "; n = requests, tokens_per_s = generated tokens per wall second of the replay, latency per request"),
+            (
+                "ratio_vs_sequential = (c)/(a), ratio_vs_ideal_batch = (c)/(b); tokens/s are generated tokens per "
+                "wall second; these machines are noisy, so only the ratios measured together here are compared"
+            ),
+            (
+                "trace rows: the 150 requests of a real quickstart run (benchmarks/traces/quickstart.json.gz: "
+                "prompts, response prefixes, real answer lengths, each episode's dependency chain) replayed closed-loop "
+                "through the former static-batching server and the new one, alternately"
+                + (
+                    f", first {plan['trace_episodes']} episode(s) only"
+                    if plan.get("trace_episodes")
+                    else ""
+                )
+                + "; n = requests, tokens_per_s = generated tokens per wall second of the replay, latency per request"
+            ),
             f"model load {load_s:.1f} s, measurement {measure_s:.1f} s (warm-up included)"
             + ("; --quick: a smoke test, not for the record" if quick else ""),
-            ("GPU: `benchmarks/gpu_server.sh` (Qwen2.5-7B architecture, random weights) via "
-            "`benchmarks/local_server.py --random-qwen7b`"),
+            (
+                "GPU: `benchmarks/gpu_server.sh` (Qwen2.5-7B architecture, random weights) via "
+                "`benchmarks/local_server.py --random-qwen7b`"
+            ),
         ],
     )
     # machine() records torch.__version__, a str subclass msgspec cannot encode
-    result.machine = {k: v if isinstance(v, (bool, int, float)) else str(v) for k, v in result.machine.items()}
+    result.machine = {
+        k: v if isinstance(v, (bool, int, float)) else str(v) for k, v in result.machine.items()
+    }
     return result
 
 
@@ -492,19 +592,33 @@ def main(argv: Sequence[str] | None = None) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--model", default="smollm2-135m-instruct")
-    parser.add_argument("--random-qwen7b", action="store_true", help="Qwen2.5-7B shape, random weights (GPU)")
+    parser.add_argument(
+        "--random-qwen7b", action="store_true", help="Qwen2.5-7B shape, random weights (GPU)"
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--n", default="1,8,32,64", help="concurrent requests, comma-separated")
     parser.add_argument("--new-tokens", type=int, default=64)
-    parser.add_argument("--sequential-sample", type=int, default=0,
-                        help="time (a) once, on this many requests, and use its rate for every N")
+    parser.add_argument(
+        "--sequential-sample",
+        type=int,
+        default=0,
+        help="time (a) once, on this many requests, and use its rate for every N",
+    )
     parser.add_argument("--warmup-rounds", type=int, default=2)
-    parser.add_argument("--hf-cb", action="store_true",
-                        help="also time transformers' continuous batching (generate_batch) at each N")
-    parser.add_argument("--trace", action="store_true",
-                        help="also replay the quickstart trace through the static and the new server")
-    parser.add_argument("--trace-episodes", type=int, default=0, help="replay only the first K episodes (0: all)")
+    parser.add_argument(
+        "--hf-cb",
+        action="store_true",
+        help="also time transformers' continuous batching (generate_batch) at each N",
+    )
+    parser.add_argument(
+        "--trace",
+        action="store_true",
+        help="also replay the quickstart trace through the static and the new server",
+    )
+    parser.add_argument(
+        "--trace-episodes", type=int, default=0, help="replay only the first K episodes (0: all)"
+    )
     parser.add_argument("--trace-repeats", type=int, default=1)
     parser.add_argument("--json", type=Path, help="write the rows here")
     args = parser.parse_args(argv)
@@ -512,15 +626,32 @@ def main(argv: Sequence[str] | None = None) -> None:
     import torch
 
     torch.manual_seed(0)
-    model, tokenizer, device, label = load(args.model, random_qwen7b=args.random_qwen7b, device=args.device,
-                                           dtype=args.dtype)
+    model, tokenizer, device, label = load(
+        args.model, random_qwen7b=args.random_qwen7b, device=args.device, dtype=args.dtype
+    )
     weights_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     sizes = [int(x) for x in args.n.split(",") if x.strip()]
-    print(f"model: {label}; device {device}; dtype {next(model.parameters()).dtype}; "
-          f"{weights_bytes / 1e9:.2f} GB of weights; {args.new_tokens} new tokens per request", flush=True)
+    print(
+        f"model: {label}; device {device}; dtype {next(model.parameters()).dtype}; "
+        f"{weights_bytes / 1e9:.2f} GB of weights; {args.new_tokens} new tokens per request",
+        flush=True,
+    )
     say = lambda line: print(line, flush=True)  # noqa: E731
-    rows = measure(model, tokenizer, device, sizes, args.new_tokens, sequential_sample=args.sequential_sample,
-                   warmup_rounds=args.warmup_rounds, hf_cb=args.hf_cb, log=say) if sizes else []
+    rows = (
+        measure(
+            model,
+            tokenizer,
+            device,
+            sizes,
+            args.new_tokens,
+            sequential_sample=args.sequential_sample,
+            warmup_rounds=args.warmup_rounds,
+            hf_cb=args.hf_cb,
+            log=say,
+        )
+        if sizes
+        else []
+    )
     if args.trace:
         rows += measure_trace(model, tokenizer, device, episodes=args.trace_episodes or None,
                               repeats=args.trace_repeats, log=say)  # fmt: skip
@@ -528,8 +659,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         say(f"{check.name}: {check.measured} (target {check.target}, met: {check.met})")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({
-            "model": label, "device": device, "dtype": str(next(model.parameters()).dtype),
-            "new_tokens": args.new_tokens, "machine": platform.node(), "date": time.strftime("%Y-%m-%d"),
-            "rows": rows,
-        }, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "model": label,
+                    "device": device,
+                    "dtype": str(next(model.parameters()).dtype),
+                    "new_tokens": args.new_tokens,
+                    "machine": platform.node(),
+                    "date": time.strftime("%Y-%m-%d"),
+                    "rows": rows,
+                },
+                indent=2,
+            )
+        )

@@ -93,7 +93,11 @@ def load(path: Path = TRACE) -> Trace:
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
+    return (
+        statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+        if len(values) > 1
+        else values[0]
+    )
 
 
 async def replay(server, trace: Trace, *, episodes: int | None = None) -> dict[str, float]:
@@ -122,11 +126,10 @@ async def replay(server, trace: Trace, *, episodes: int | None = None) -> dict[s
         done[i].set()
 
     started = time.perf_counter()
-    async with server:
-        async with anyio.create_task_group() as tg:
-            for i, item in enumerate(trace.requests):
-                if item.episode in chosen:
-                    tg.start_soon(one, i, item)
+    async with server, anyio.create_task_group() as tg:
+        for i, item in enumerate(trace.requests):
+            if item.episode in chosen:
+                tg.start_soon(one, i, item)
     wall = time.perf_counter() - started
     return {
         "requests": len(latencies),

@@ -44,27 +44,55 @@ def run(quick: bool = False) -> SuiteResult:
     rows = [_in_subprocess({"case": "reference", "episodes": sizes[-1]})]
     for latency in (0.0, 1.0):
         for episodes in sizes:
-            rows.append(_in_subprocess({"case": "full", "episodes": episodes, "latency_s": latency}))
+            rows.append(
+                _in_subprocess({"case": "full", "episodes": episodes, "latency_s": latency})
+            )
     reference = rows[0]["calls_per_s"]
     for row in rows:
         row["vs_reference"] = round(row["calls_per_s"] / reference, 3)
     zero = [r for r in rows if r["case"] == "full" and r["latency_s"] == 0.0]
-    largest = max((r for r in rows if r["case"] == "full"), key=lambda r: (r["episodes"], r["peak_mb"]))
+    largest = max(
+        (r for r in rows if r["case"] == "full"), key=lambda r: (r["episodes"], r["peak_mb"])
+    )
     best = max(r["calls_per_s"] for r in zero)
     checks = [
-        Check(name="calls/s at zero latency (full stack, best size)", measured=best,
-              target=">= 10,000 calls/s", met=best >= 10_000),
-        Check(name="full stack vs bare reference (calls/s ratio)", measured=round(best / reference, 3),
-              target=">= 0.33 (within 3x)", met=best / reference >= 1 / 3),
-        Check(name=f"peak memory, {largest['episodes']:,} concurrent episodes (MB)",
-              measured=largest["peak_mb"], target="<= 1,024 MB", met=largest["peak_mb"] <= 1024),
+        Check(
+            name="calls/s at zero latency (full stack, best size)",
+            measured=best,
+            target=">= 10,000 calls/s",
+            met=best >= 10_000,
+        ),
+        Check(
+            name="full stack vs bare reference (calls/s ratio)",
+            measured=round(best / reference, 3),
+            target=">= 0.33 (within 3x)",
+            met=best / reference >= 1 / 3,
+        ),
+        Check(
+            name=f"peak memory, {largest['episodes']:,} concurrent episodes (MB)",
+            measured=largest["peak_mb"],
+            target="<= 1,024 MB",
+            met=largest["peak_mb"] <= 1024,
+        ),
     ]
     return SuiteResult(
         suite="overhead",
         command="python -m prose_sim bench overhead" + (" --quick" if quick else ""),
-        columns=["case", "episodes", "latency_s", "calls", "events", "wall_s", "calls_per_s",
-                 "events_per_s", "peak_mb", "kb_per_episode", "outside_backend_share",
-                 "cpu_us_per_call", "vs_reference"],
+        columns=[
+            "case",
+            "episodes",
+            "latency_s",
+            "calls",
+            "events",
+            "wall_s",
+            "calls_per_s",
+            "events_per_s",
+            "peak_mb",
+            "kb_per_episode",
+            "outside_backend_share",
+            "cpu_us_per_call",
+            "vs_reference",
+        ],
         rows=rows,
         checks=checks,
         notes=[
@@ -128,7 +156,9 @@ def measure(case: dict) -> dict:
     episodes = case["episodes"]
     with PeakRSS() as memory:
         cpu0, t0 = time.process_time(), time.perf_counter()
-        if case["case"] == "reference":  # with the full stack's GC setting, to compare like with like
+        if (
+            case["case"] == "reference"
+        ):  # with the full stack's GC setting, to compare like with like
             from prose_sim.runtime.runner import relaxed_gc
 
             with relaxed_gc():
@@ -148,7 +178,9 @@ def measure(case: dict) -> dict:
         "events_per_s": round(events / wall, 1),
         "peak_mb": round(memory.peak_mb, 1),
         "kb_per_episode": round(grown * 1024 / episodes, 1),
-        "outside_backend_share": round(1 - backend_s / wall, 3) if case.get("latency_s", 0.0) == 0 else "",
+        "outside_backend_share": round(1 - backend_s / wall, 3)
+        if case.get("latency_s", 0.0) == 0
+        else "",
         "cpu_us_per_call": round(cpu / calls * 1e6, 1),
     }
 
@@ -198,10 +230,9 @@ async def _reference(episodes: int) -> tuple[int, int, float]:
         async with anyio.create_task_group() as tg:
             tg.start_soon(writer, Path(tmp) / "events.jsonl")
             tg.start_soon(backend)
-            async with log_send, req_send:
-                async with anyio.create_task_group() as eps:
-                    for i in range(episodes):
-                        eps.start_soon(episode, i, log_send.clone())
+            async with log_send, req_send, anyio.create_task_group() as eps:
+                for i in range(episodes):
+                    eps.start_soon(episode, i, log_send.clone())
     return counts["calls"], counts["events"], 0.0
 
 

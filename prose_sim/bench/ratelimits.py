@@ -137,7 +137,9 @@ def calibrate(
 ) -> Profile:
     """One seed, no latency, no limits: calls and tokens per seed of the scenario."""
     with ChatServer() as server, tempfile.TemporaryDirectory() as tmp:
-        raw = scenario_raw(server.base_url, 1, methods=methods, demonstrations=demonstrations, tasks=tasks)
+        raw = scenario_raw(
+            server.base_url, 1, methods=methods, demonstrations=demonstrations, tasks=tasks
+        )
         outcome = _run_scenario(raw, Path(tmp) / "run")
     return Profile(
         episodes=outcome.episodes,
@@ -146,7 +148,9 @@ def calibrate(
     )
 
 
-def binding_rate(budget_rpm: int | None, budget_tpm: int | None, window_s: float, tokens_per_call: float) -> float:
+def binding_rate(
+    budget_rpm: int | None, budget_tpm: int | None, window_s: float, tokens_per_call: float
+) -> float:
     """Requests per second the budget allows for calls of this size (inf: no budget)."""
     rates = []
     if budget_rpm:
@@ -250,23 +254,31 @@ def measure(
         "steady": window[2],
         "requests_per_s": round(len(inside) / measured_s, 2) if measured_s > 0 else 0.0,
         "tokens_per_s": round(sum(t for _, t in inside) / measured_s, 1) if measured_s > 0 else 0.0,
-        "achieved_rpm_share": _share(len(inside), budget_rpm, measured_s, window_s) if server_limits else "",
+        "achieved_rpm_share": _share(len(inside), budget_rpm, measured_s, window_s)
+        if server_limits
+        else "",
         "achieved_tpm_share": _share(sum(t for _, t in inside), budget_tpm, measured_s, window_s)
         if server_limits
         else "",
         # every served request over the first-to-last span, start-up burst and tail included
         "first_last_s": round(first_last, 2),
-        "first_last_rpm_share": _share(len(served), budget_rpm, first_last, window_s) if server_limits else "",
+        "first_last_rpm_share": _share(len(served), budget_rpm, first_last, window_s)
+        if server_limits
+        else "",
         # the server's bucket at its lowest, as a share of its capacity: what the
         # gateway never used (its bucket starts with 90% of a window's budget)
-        "server_min_headroom": _min_headroom(served, budget_rpm, budget_tpm, window_s) if server_limits else "",
+        "server_min_headroom": _min_headroom(served, budget_rpm, budget_tpm, window_s)
+        if server_limits
+        else "",
         "http_requests": len(arrivals),
         "http_429": sum(status == 429 for _, status, _ in arrivals),
         "retries": outcome.failed_attempts,
         "model_failures": outcome.model_failures,
         "lost_requests": lost,
         "instances_ok": f"{outcome.instances - outcome.instances_failed}/{outcome.instances}",
-        "completion_share": round((outcome.instances - outcome.instances_failed) / max(1, outcome.instances), 4),
+        "completion_share": round(
+            (outcome.instances - outcome.instances_failed) / max(1, outcome.instances), 4
+        ),
         "wall_s": outcome.wall_s,
         "episodes_failed": outcome.episodes_failed,
     }
@@ -298,7 +310,9 @@ def _min_headroom(
     return round(min(shares), 4) if shares else ""
 
 
-def _binds(rpm: int | None, tpm: int | None, served: list[tuple[float, int]], window_s: float) -> str:
+def _binds(
+    rpm: int | None, tpm: int | None, served: list[tuple[float, int]], window_s: float
+) -> str:
     """Which budget allows fewer of these requests per second."""
     if not served:
         return ""
@@ -338,7 +352,9 @@ def _measured_interval(
             served += 1
         # asked long enough ago, less answered or failed by now: a lower bound
         # on the requests that have waited at least WAITING_S in the gateway
-        waiting = bisect.bisect_right(asked, t - WAITING_S) - served - bisect.bisect_right(failed, t)
+        waiting = (
+            bisect.bisect_right(asked, t - WAITING_S) - served - bisect.bisect_right(failed, t)
+        )
         if waiting >= 1:
             end = t
     if end is None or end - start < window_s / 2:
@@ -386,7 +402,9 @@ def run(quick: bool = False) -> SuiteResult:
     rows.append(off)
 
     matched = [matched_rpm, matched_tpm]
-    shares = [r["achieved_rpm_share" if r["binds"] == "rpm" else "achieved_tpm_share"] for r in matched]
+    shares = [
+        r["achieved_rpm_share" if r["binds"] == "rpm" else "achieved_tpm_share"] for r in matched
+    ]
     numeric = [s for s in shares if isinstance(s, float)]
     worst = min(numeric) if numeric else 0.0
     matched_429 = sum(int(r["http_429"]) for r in matched)
@@ -399,13 +417,15 @@ def run(quick: bool = False) -> SuiteResult:
             target=">= 95%",
             met=worst >= 0.95 and all(r["steady"] for r in matched),
         ),
-        Check(name="429s with matched limits", measured=matched_429, target="0", met=matched_429 == 0),
+        Check(
+            name="429s with matched limits", measured=matched_429, target="0", met=matched_429 == 0
+        ),
         Check(
             name="lost requests with limits 2x too high",
             measured=int(too_high["lost_requests"]),
             target="0",
-            met=too_high["lost_requests"] == 0 and too_high["instances_ok"].split("/")[0]
-            == too_high["instances_ok"].split("/")[1],
+            met=too_high["lost_requests"] == 0
+            and too_high["instances_ok"].split("/")[0] == too_high["instances_ok"].split("/")[1],
         ),
         Check(
             name="limits off: requests/s vs the rpm budget's rate (limit-bound, not latency-bound)",
@@ -415,7 +435,12 @@ def run(quick: bool = False) -> SuiteResult:
         ),
     ]
     for row in rows:
-        for key in ("achieved_rpm_share", "achieved_tpm_share", "first_last_rpm_share", "server_min_headroom"):
+        for key in (
+            "achieved_rpm_share",
+            "achieved_tpm_share",
+            "first_last_rpm_share",
+            "server_min_headroom",
+        ):
             if isinstance(row[key], float):
                 row[key] = f"{row[key]:.1%}"
     notes = [
@@ -448,14 +473,35 @@ def run(quick: bool = False) -> SuiteResult:
         "its requests/s over its own measured interval (first to last request when no steady stretch)",
     ]
     if quick:
-        notes.insert(0, f"--quick: {seconds:g} s measured, {window_s:g} s windows: a smoke test, NOT FOR THE RECORD")
+        notes.insert(
+            0,
+            f"--quick: {seconds:g} s measured, {window_s:g} s windows: a smoke test, NOT FOR THE RECORD",
+        )
     return SuiteResult(
         suite="ratelimits",
         command="python -m prose_sim bench ratelimits" + (" --quick" if quick else ""),
         columns=[
-            "case", "binds", "budget_rpm", "budget_tpm", "scenario_rpm", "scenario_tpm", "requests", "tokens",
-            "measured_s", "requests_per_s", "achieved_rpm_share", "achieved_tpm_share", "first_last_rpm_share",
-            "server_min_headroom", "http_429", "retries", "model_failures", "lost_requests", "instances_ok", "calls", "wall_s",
+            "case",
+            "binds",
+            "budget_rpm",
+            "budget_tpm",
+            "scenario_rpm",
+            "scenario_tpm",
+            "requests",
+            "tokens",
+            "measured_s",
+            "requests_per_s",
+            "achieved_rpm_share",
+            "achieved_tpm_share",
+            "first_last_rpm_share",
+            "server_min_headroom",
+            "http_429",
+            "retries",
+            "model_failures",
+            "lost_requests",
+            "instances_ok",
+            "calls",
+            "wall_s",
         ],
         rows=rows,
         checks=checks,
@@ -464,6 +510,17 @@ def run(quick: bool = False) -> SuiteResult:
 
 
 def _summary(row: dict) -> str:
-    keys = ("requests", "measured_s", "requests_per_s", "achieved_rpm_share", "achieved_tpm_share",
-            "http_429", "retries", "model_failures", "lost_requests", "instances_ok", "wall_s")
+    keys = (
+        "requests",
+        "measured_s",
+        "requests_per_s",
+        "achieved_rpm_share",
+        "achieved_tpm_share",
+        "http_429",
+        "retries",
+        "model_failures",
+        "lost_requests",
+        "instances_ok",
+        "wall_s",
+    )
     return ", ".join(f"{k}={row[k]}" for k in keys)

@@ -128,7 +128,9 @@ def with_latency(scenario: Scenario, latency_s: float) -> Scenario:
     models = scenario.models
     for role in ROLES:
         spec = models.of(role)
-        models = msgspec.structs.replace(models, **{role: msgspec.structs.replace(spec, latency_s=latency_s, latency_jitter=0.0)})
+        models = msgspec.structs.replace(
+            models, **{role: msgspec.structs.replace(spec, latency_s=latency_s, latency_jitter=0.0)}
+        )
     return msgspec.structs.replace(scenario, models=models)
 
 
@@ -137,19 +139,25 @@ def measure(scenario: Scenario, run_dir: Path, *, probe_latency_s: float = 0.0) 
     for role in ROLES:
         backend = scenario.models.of(role).backend
         if backend != "scripted":
-            raise ValueError(f"bench variants measures on the scripted backend; models.{role} is {backend}")
+            raise ValueError(
+                f"bench variants measures on the scripted backend; models.{role} is {backend}"
+            )
     if probe_latency_s:
         scenario = with_latency(scenario, probe_latency_s)
     started = time.perf_counter()
     outcome = anyio.run(lambda: execute(scenario, run_dir, progress="off"))
     wall = time.perf_counter() - started
     if outcome.status != "completed":
-        raise RuntimeError(f"the scripted run in {run_dir} did not complete: {outcome.episodes_failed} episodes failed")
+        raise RuntimeError(
+            f"the scripted run in {run_dir} did not complete: {outcome.episodes_failed} episodes failed"
+        )
 
     method_of: dict[str, str] = {}
     figures: dict[str, MethodFigures] = {}
     depth: dict[str, tuple[int, int]] = {}  # request id -> (depth, agent depth)
-    done: dict[tuple[str, int], tuple[int, int]] = defaultdict(lambda: (0, 0))  # deepest answered so far
+    done: dict[tuple[str, int], tuple[int, int]] = defaultdict(
+        lambda: (0, 0)
+    )  # deepest answered so far
     deepest: dict[tuple[str, int], tuple[int, int]] = {}
     seen_hashes: set[str] = set()
     hash_of: dict[str, tuple[str, bool]] = {}  # request id -> (role, first of its content)
@@ -176,8 +184,12 @@ def measure(scenario: Scenario, run_dir: Path, *, probe_latency_s: float = 0.0) 
             top = deepest.get(key, (0, 0))
             deepest[key] = (max(top[0], d), max(top[1], a))
             fig = figures[method_of[event.episode_id]]
-            _add(fig.by_purpose.setdefault(f"{event.role}/{event.purpose}", {}), 1, event.input_tokens,
-                 event.output_tokens)
+            _add(
+                fig.by_purpose.setdefault(f"{event.role}/{event.purpose}", {}),
+                1,
+                event.input_tokens,
+                event.output_tokens,
+            )
             role, first = hash_of[event.request_id]
             if first:
                 _add(unique.setdefault(role, {}), 1, event.input_tokens, event.output_tokens)
@@ -204,7 +216,10 @@ class Assumptions(msgspec.Struct, kw_only=True):
     prices: dict[str, tuple[float, float]]
     endpoint_of: dict[str, str] = msgspec.field(default_factory=lambda: dict(ENDPOINT_OF))
     limits: dict[str, tuple[int, int]] = msgspec.field(
-        default_factory=lambda: {"agent": (DEFAULT_RPM, DEFAULT_TPM), "openai": (DEFAULT_RPM, DEFAULT_TPM)}
+        default_factory=lambda: {
+            "agent": (DEFAULT_RPM, DEFAULT_TPM),
+            "openai": (DEFAULT_RPM, DEFAULT_TPM),
+        }
     )  # endpoint -> (requests per minute, tokens per minute)
 
     def scaled_prices(self, factor: float) -> Assumptions:
@@ -218,7 +233,11 @@ def paper_assumptions(paper: Scenario) -> Assumptions:
     prices = {}
     for role in ROLES:
         spec = getattr(paper.models, role)
-        prices[role] = (spec.input_price, spec.output_price) if (spec.input_price or spec.output_price) else GPT4O_PRICE
+        prices[role] = (
+            (spec.input_price, spec.output_price)
+            if (spec.input_price or spec.output_price)
+            else GPT4O_PRICE
+        )
     limits: dict[str, tuple[int, int]] = {}
     for role in ROLES:
         spec = getattr(paper.models, role)
@@ -228,7 +247,9 @@ def paper_assumptions(paper: Scenario) -> Assumptions:
     return Assumptions(prices=prices, limits=limits)
 
 
-def project(usage_by_role: Mapping[str, Mapping[str, float]], assumptions: Assumptions) -> dict[str, object]:
+def project(
+    usage_by_role: Mapping[str, Mapping[str, float]], assumptions: Assumptions
+) -> dict[str, object]:
     """Dollars and hours of a workload (calls and tokens by role, totals).
 
     Dollars: tokens x the role's prices. Hours: each endpoint serves the roles
@@ -241,7 +262,9 @@ def project(usage_by_role: Mapping[str, Mapping[str, float]], assumptions: Assum
     for role, u in usage_by_role.items():
         price_in, price_out = assumptions.prices.get(role, (0.0, 0.0))
         usd_by_role[role] = (u["input_tokens"] * price_in + u["output_tokens"] * price_out) / 1e6
-        ep = endpoints.setdefault(assumptions.endpoint_of.get(role, role), {"requests": 0.0, "tokens": 0.0})
+        ep = endpoints.setdefault(
+            assumptions.endpoint_of.get(role, role), {"requests": 0.0, "tokens": 0.0}
+        )
         ep["requests"] += u["calls"]
         ep["tokens"] += u["input_tokens"] + u["output_tokens"]
     for name, ep in endpoints.items():
@@ -256,7 +279,9 @@ def project(usage_by_role: Mapping[str, Mapping[str, float]], assumptions: Assum
     }
 
 
-def scale(per_demo_by_role: Mapping[str, Mapping[str, float]], demos: float) -> dict[str, dict[str, float]]:
+def scale(
+    per_demo_by_role: Mapping[str, Mapping[str, float]], demos: float
+) -> dict[str, dict[str, float]]:
     return {role: {k: v * demos for k, v in u.items()} for role, u in per_demo_by_role.items()}
 
 
@@ -300,8 +325,14 @@ def run(
     paper = load_scenario(scenarios_dir() / "paper.toml", catalog=builtin_catalog())
     if paper_scenario is None:
         scripted = [f"models.{role}.backend=scripted" for role in ROLES]
-        probe = off + scripted + ([f"seeds=[{paper.seeds[0]}]", "demonstrations_per_user=2"] if quick else [])
-        paper_scenario = load_scenario(scenarios_dir() / "paper.toml", probe, catalog=builtin_catalog())
+        probe = (
+            off
+            + scripted
+            + ([f"seeds=[{paper.seeds[0]}]", "demonstrations_per_user=2"] if quick else [])
+        )
+        paper_scenario = load_scenario(
+            scenarios_dir() / "paper.toml", probe, catalog=builtin_catalog()
+        )
         if quick:
             paper_scenario = _one_task(paper_scenario)
     assumptions = assumptions or paper_assumptions(paper)
@@ -333,8 +364,12 @@ def run(
             "max_sequential_calls": max(fig.sequential, default=0),
             f"latency_s_per_demo_at_{CALL_LATENCY_S:g}s_per_call": round(seq * CALL_LATENCY_S, 1),
             "top_purposes": _top_purposes(fig),
-            "by_role": {role: {k: round(v, 2) for k, v in u.items()} for role, u in per_role.items()},
-            "purposes": {key: {k: round(v, 2) for k, v in u.items()} for key, u in fig.per_demo().items()},
+            "by_role": {
+                role: {k: round(v, 2) for k, v in u.items()} for role, u in per_role.items()
+            },
+            "purposes": {
+                key: {k: round(v, 2) for k, v in u.items()} for key, u in fig.per_demo().items()
+            },
         }
         probe = grid_probe.methods.get(label)
         demos = demos_in_grid.get(label, 0)
@@ -350,7 +385,10 @@ def run(
                 grid_usd=round(projection["usd"], 2),
                 grid_hours=round(projection["hours"], 2),
                 grid={
-                    "per_demo_by_role": {r: {k: round(v, 2) for k, v in u.items()} for r, u in probe.by_role().items()},
+                    "per_demo_by_role": {
+                        r: {k: round(v, 2) for k, v in u.items()}
+                        for r, u in probe.by_role().items()
+                    },
                     "usd_by_role": {r: round(v, 2) for r, v in projection["usd_by_role"].items()},
                     "endpoints": _round_endpoints(projection["endpoints"]),
                 },
@@ -360,58 +398,99 @@ def run(
         rows.append(row)
 
     every_call = project(grid_total, assumptions)
-    shared = project(grid_total, msgspec.structs.replace(assumptions, endpoint_of={r: "openai" for r in ROLES}))
+    shared = project(
+        grid_total, msgspec.structs.replace(assumptions, endpoint_of={r: "openai" for r in ROLES})
+    )
     # the response cache: requests of identical content (e.g. a PLUME user's text for one document,
     # the same for every method; first drafts before anything is learned) are paid once
     probe_demos = grid_probe.instances
     grid_demos_total = sum(demos_in_grid.values())
     cached_workload = scale(
-        {r: {k: v / max(1, probe_demos) for k, v in u.items()} for r, u in grid_probe.unique_by_role.items()},
+        {
+            r: {k: v / max(1, probe_demos) for k, v in u.items()}
+            for r, u in grid_probe.unique_by_role.items()
+        },
         grid_demos_total,
     )
     cached = project(cached_workload, assumptions)
     total_calls = sum(u["calls"] for u in grid_total.values())
-    rows.append({
-        "method": "paper grid (total)",
-        "demos": "",
-        "calls_per_demo": round(total_calls / max(1, grid_demos_total), 2),
-        "agent_calls_per_demo": round(grid_total.get("agent", {}).get("calls", 0.0) / max(1, grid_demos_total), 2),
-        "input_tokens_per_demo": round(sum(u["input_tokens"] for u in grid_total.values()) / max(1, grid_demos_total)),
-        "output_tokens_per_demo": round(sum(u["output_tokens"] for u in grid_total.values()) / max(1, grid_demos_total)),
-        "sequential_calls_per_demo": "",
-        "agent_sequential_calls_per_demo": "",
-        "top_purposes": "",
-        "grid_demos": grid_demos_total,
-        "grid_usd": round(every_call["usd"], 2),
-        "grid_hours": round(every_call["hours"], 2),
-        "grid": {
-            "calls": round(total_calls),
-            "by_role": {r: {k: round(v) for k, v in u.items()} for r, u in grid_total.items()},
-            "usd_by_role": {r: round(v, 2) for r, v in every_call["usd_by_role"].items()},
-            "endpoints": _round_endpoints(every_call["endpoints"]),
-            "with_response_cache": {
-                "calls": round(sum(u["calls"] for u in cached_workload.values())),
-                "usd": round(cached["usd"], 2),
-                "hours": round(cached["hours"], 2),
-                "usd_by_role": {r: round(v, 2) for r, v in cached["usd_by_role"].items()},
+    rows.append(
+        {
+            "method": "paper grid (total)",
+            "demos": "",
+            "calls_per_demo": round(total_calls / max(1, grid_demos_total), 2),
+            "agent_calls_per_demo": round(
+                grid_total.get("agent", {}).get("calls", 0.0) / max(1, grid_demos_total), 2
+            ),
+            "input_tokens_per_demo": round(
+                sum(u["input_tokens"] for u in grid_total.values()) / max(1, grid_demos_total)
+            ),
+            "output_tokens_per_demo": round(
+                sum(u["output_tokens"] for u in grid_total.values()) / max(1, grid_demos_total)
+            ),
+            "sequential_calls_per_demo": "",
+            "agent_sequential_calls_per_demo": "",
+            "top_purposes": "",
+            "grid_demos": grid_demos_total,
+            "grid_usd": round(every_call["usd"], 2),
+            "grid_hours": round(every_call["hours"], 2),
+            "grid": {
+                "calls": round(total_calls),
+                "by_role": {r: {k: round(v) for k, v in u.items()} for r, u in grid_total.items()},
+                "usd_by_role": {r: round(v, 2) for r, v in every_call["usd_by_role"].items()},
+                "endpoints": _round_endpoints(every_call["endpoints"]),
+                "with_response_cache": {
+                    "calls": round(sum(u["calls"] for u in cached_workload.values())),
+                    "usd": round(cached["usd"], 2),
+                    "hours": round(cached["hours"], 2),
+                    "usd_by_role": {r: round(v, 2) for r, v in cached["usd_by_role"].items()},
+                },
+                "one_shared_endpoint_hours": round(shared["hours"], 2),
             },
-            "one_shared_endpoint_hours": round(shared["hours"], 2),
-        },
-    })
+        }
+    )
 
-    limits = ", ".join(f"{ep} rpm {rpm:,} tpm {tpm:,}" for ep, (rpm, tpm) in assumptions.limits.items())
+    limits = ", ".join(
+        f"{ep} rpm {rpm:,} tpm {tpm:,}" for ep, (rpm, tpm) in assumptions.limits.items()
+    )
     prices = ", ".join(f"{r} ${p[0]:g}/${p[1]:g}" for r, p in assumptions.prices.items())
     checks = [
-        Check(name="paper grid: demonstrations (all methods)", measured=grid_demos_total, target="", met=None),
-        Check(name="paper grid: model calls (every call paid)", measured=round(total_calls), target="", met=None),
-        Check(name="paper grid: projected USD (every call paid)", measured=round(every_call["usd"], 2),
-              target="order of magnitude", met=None),
-        Check(name="paper grid: projected USD with the response cache", measured=round(cached["usd"], 2),
-              target="order of magnitude", met=None),
-        Check(name="paper grid: projected hours (agent endpoint + OpenAI endpoint)",
-              measured=round(every_call["hours"], 2), target="at the rate limits below", met=None),
-        Check(name="paper grid: projected hours (every role on one endpoint)", measured=round(shared["hours"], 2),
-              target="at the rate limits below", met=None),
+        Check(
+            name="paper grid: demonstrations (all methods)",
+            measured=grid_demos_total,
+            target="",
+            met=None,
+        ),
+        Check(
+            name="paper grid: model calls (every call paid)",
+            measured=round(total_calls),
+            target="",
+            met=None,
+        ),
+        Check(
+            name="paper grid: projected USD (every call paid)",
+            measured=round(every_call["usd"], 2),
+            target="order of magnitude",
+            met=None,
+        ),
+        Check(
+            name="paper grid: projected USD with the response cache",
+            measured=round(cached["usd"], 2),
+            target="order of magnitude",
+            met=None,
+        ),
+        Check(
+            name="paper grid: projected hours (agent endpoint + OpenAI endpoint)",
+            measured=round(every_call["hours"], 2),
+            target="at the rate limits below",
+            met=None,
+        ),
+        Check(
+            name="paper grid: projected hours (every role on one endpoint)",
+            measured=round(shared["hours"], 2),
+            target="at the rate limits below",
+            met=None,
+        ),
     ]
     longest = max((max(f.sequential, default=0) for f in measured.methods.values()), default=0)
     notes = [
@@ -421,14 +500,16 @@ def run(
         "demonstrations measured (both tasks and frameworks of methods.toml); calls and tokens count every role "
         "(agent = the model under test, which only infers; writer = the model that writes drafts and "
         "candidates, the user's by default; user = the simulated user; judge = the metrics' judge)",
-        (f"sequential_calls_per_demo: the critical path of one demonstration in model calls (mean over "
-        f"demonstrations; max {longest}): derived from the event log of a run where every call took "
-        f"{PROBE_LATENCY_S:g} s, a call's depth being 1 + the deepest call of its instance answered before it was "
-        f"asked, so calls made concurrently (PROSE's validation across components, the judge's questions, the judge "
-        f"beside the learning step) count once. The scripted backend has no real latency: latency per demonstration "
-        f"~ sequential calls x one call's latency, e.g. x {CALL_LATENCY_S:g} s (JSON key "
-        f"latency_s_per_demo_at_{CALL_LATENCY_S:g}s_per_call; an assumption, not a measurement); agent_sequential: "
-        f"the agent's calls on that path"),
+        (
+            f"sequential_calls_per_demo: the critical path of one demonstration in model calls (mean over "
+            f"demonstrations; max {longest}): derived from the event log of a run where every call took "
+            f"{PROBE_LATENCY_S:g} s, a call's depth being 1 + the deepest call of its instance answered before it was "
+            f"asked, so calls made concurrently (PROSE's validation across components, the judge's questions, the judge "
+            f"beside the learning step) count once. The scripted backend has no real latency: latency per demonstration "
+            f"~ sequential calls x one call's latency, e.g. x {CALL_LATENCY_S:g} s (JSON key "
+            f"latency_s_per_demo_at_{CALL_LATENCY_S:g}s_per_call; an assumption, not a measurement); agent_sequential: "
+            f"the agent's calls on that path"
+        ),
         f"grid columns: the paper grid of `scenarios/paper.toml` ({', '.join(paper.tasks)}, the built-in PLUME "
         f"users (not those of installed persona plugins), seeds {paper.seeds}, {paper.demonstrations_per_user} "
         f"demonstrations per user: {grid_demos_total:,} demonstrations, {max(demos_in_grid.values(), default=0):,} per method), projected from the "
@@ -436,24 +517,34 @@ def run(
         + (" (--quick: one seed, one task, 2 demonstrations)" if quick else "")
         + f" ({grid_probe.instances:,} demonstrations, {grid_probe.calls:,} calls). Methods not in paper.toml "
         "have no grid figures",
-        (f"prices (USD per million input/output tokens, from paper.toml, GPT-4o list price where none): {prices}; "
-        f"rate limits per endpoint: {limits}; writer, user and judge (GPT-4o) share the OpenAI endpoint and the agent has "
-        "its own; hours = max over endpoints of max(requests/rpm, tokens/tpm)/60, i.e. each endpoint kept "
-        "saturated (the rate-limit bound; retries and 429s come on top). If the agent is GPT-4o on the same "
-        "account, read the one-endpoint figure"),
-        (f"the total row: the grid's calls and tokens per demonstration averaged over its methods, and its totals; "
-        f"latency does not bound the grid: its longest episode is about {paper.demonstrations_per_user} "
-        f"demonstrations x {longest} sequential calls x {CALL_LATENCY_S:g} s = "
-        f"{paper.demonstrations_per_user * longest * CALL_LATENCY_S / 60:.1f} min when every episode runs at once"),
-        ("'with the response cache': requests of identical content (the same user text for one document for every "
-        "method, first drafts before anything is learned, ...) are answered once, counted by distinct request "
-        "content in the scripted run"),
-        ("ESTIMATE: the scripted backend counts about 4 tokens per 3 words; prompts are the real prompts, but "
-        "answers are scripted lengths (texts of 30-90 words, one-line verdicts where GPT-4o writes its reasoning "
-        "first), so output tokens and the texts fed back into later prompts are under-counted. The projection is "
-        "an order-of-magnitude estimate, not a quote"),
-        (f"run time: methods run {measured.wall_s:.1f} s (at {PROBE_LATENCY_S:g} s per call), grid run "
-        f"{grid_probe.wall_s:.1f} s, suite {time.perf_counter() - started:.1f} s"),
+        (
+            f"prices (USD per million input/output tokens, from paper.toml, GPT-4o list price where none): {prices}; "
+            f"rate limits per endpoint: {limits}; writer, user and judge (GPT-4o) share the OpenAI endpoint and the agent has "
+            "its own; hours = max over endpoints of max(requests/rpm, tokens/tpm)/60, i.e. each endpoint kept "
+            "saturated (the rate-limit bound; retries and 429s come on top). If the agent is GPT-4o on the same "
+            "account, read the one-endpoint figure"
+        ),
+        (
+            f"the total row: the grid's calls and tokens per demonstration averaged over its methods, and its totals; "
+            f"latency does not bound the grid: its longest episode is about {paper.demonstrations_per_user} "
+            f"demonstrations x {longest} sequential calls x {CALL_LATENCY_S:g} s = "
+            f"{paper.demonstrations_per_user * longest * CALL_LATENCY_S / 60:.1f} min when every episode runs at once"
+        ),
+        (
+            "'with the response cache': requests of identical content (the same user text for one document for every "
+            "method, first drafts before anything is learned, ...) are answered once, counted by distinct request "
+            "content in the scripted run"
+        ),
+        (
+            "ESTIMATE: the scripted backend counts about 4 tokens per 3 words; prompts are the real prompts, but "
+            "answers are scripted lengths (texts of 30-90 words, one-line verdicts where GPT-4o writes its reasoning "
+            "first), so output tokens and the texts fed back into later prompts are under-counted. The projection is "
+            "an order-of-magnitude estimate, not a quote"
+        ),
+        (
+            f"run time: methods run {measured.wall_s:.1f} s (at {PROBE_LATENCY_S:g} s per call), grid run "
+            f"{grid_probe.wall_s:.1f} s, suite {time.perf_counter() - started:.1f} s"
+        ),
     ]
     result = SuiteResult(
         suite="variants",
@@ -464,7 +555,9 @@ def run(
         notes=notes,
     )
     # machine() records torch.__version__ when torch is loaded: a str subclass msgspec cannot encode
-    result.machine = {k: v if isinstance(v, (bool, int, float)) else str(v) for k, v in result.machine.items()}
+    result.machine = {
+        k: v if isinstance(v, (bool, int, float)) else str(v) for k, v in result.machine.items()
+    }
     return result
 
 

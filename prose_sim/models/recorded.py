@@ -110,4 +110,6 @@ class UnrecordedBackend:
 
     async def complete(self, request: ModelRequest):
         self.calls += 1
-        raise NotRecorded(f"no recorded answer for {request.role}/{request.purpose} of {request.episode_id}")
+        raise NotRecorded(
+            f"no recorded answer for {request.role}/{request.purpose} of {request.episode_id}"
+        )

@@ -12,6 +12,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from prose_sim.errors import UsageError
+from prose_sim.eventlog import read_events
 from prose_sim.events import EpisodeStarted, ModelResponded, ParseFailed, RunStarted
 from prose_sim.metrics.bertscore import DEFAULT_MODEL, comparable_with_paper
 from prose_sim.report import aggregation, metric_study
@@ -20,7 +21,6 @@ from prose_sim.report.notice import run_dir_notice
 from prose_sim.report.plots import write_plots
 from prose_sim.report.results import ResultsCollector
 from prose_sim.report.tables import agreement_table, markdown_tables, summarize, summary_csv
-from prose_sim.eventlog import read_events
 
 
 class Report:
@@ -30,7 +30,9 @@ class Report:
         self.qa = JudgeQACollector()
         self.scenarios: list[str] = []
         self.parse_failures: dict[tuple[str, str], int] = defaultdict(int)
-        self.answers: dict[tuple[str, str], int] = defaultdict(int)  # answered calls, by role and purpose
+        self.answers: dict[tuple[str, str], int] = defaultdict(
+            int
+        )  # answered calls, by role and purpose
         self.notices: list[str] = []  # the smoke-test notices of the runs
         self.bertscore_models: set[tuple[str, bool]] = set()  # (model, rescaled) of each run
         for run_dir in run_dirs:
@@ -94,9 +96,16 @@ class Report:
             agreement_table(self.qa.agreement),
         ]
         if self.parse_failures:
-            lines += ["## Unparseable model answers", "", "| role | purpose | failed/total |", "|---|---|--:|"]
+            lines += [
+                "## Unparseable model answers",
+                "",
+                "| role | purpose | failed/total |",
+                "|---|---|--:|",
+            ]
             for (role, purpose), n in sorted(self.parse_failures.items()):
-                lines.append(f"| {role} | {purpose} | {n}/{max(n, self.answers[(role, purpose)])} |")
+                lines.append(
+                    f"| {role} | {purpose} | {n}/{max(n, self.answers[(role, purpose)])} |"
+                )
             lines += ["", "An unparseable judge verdict scores 0, as in the paper.", ""]
         return "\n".join(line for line in lines if line is not None).rstrip() + "\n"
 
@@ -111,7 +120,11 @@ class Report:
             ("report.md", self.markdown()),
             ("report.csv", summary_csv(self.summaries)),
             ("judge_qa.csv", self.qa.csv()),
-            *([("correlations.csv", metric_study.correlations_csv(self.correlations))] if self.correlations else []),
+            *(
+                [("correlations.csv", metric_study.correlations_csv(self.correlations))]
+                if self.correlations
+                else []
+            ),
         ):
             (out_dir / name).write_text(text, encoding="utf-8")
             written.append(out_dir / name)
@@ -126,7 +139,9 @@ def bertscore_note(models: set[tuple[str, bool]]) -> str:
     if models and all(comparable_with_paper(m, r) for m, r in models):
         return "BERTScore: microsoft/deberta-xlarge with baseline rescaling, as the paper's."
     names = ", ".join(sorted(f"{m}{' (rescaled)' if r else ''}" for m, r in models)) or "?"
-    return f"BERTScore: {names}, not comparable with the paper's (microsoft/deberta-xlarge, rescaled)."
+    return (
+        f"BERTScore: {names}, not comparable with the paper's (microsoft/deberta-xlarge, rescaled)."
+    )
 
 
 def run_bertscore_note(run_dir: Path) -> str:
@@ -137,7 +152,11 @@ def run_bertscore_note(run_dir: Path) -> str:
 def _bertscore_of(run_dir: Path) -> tuple[str, bool]:
     """The (BERTScore model, rescaled) a run's saved scenario names (defaults when unreadable)."""
     try:
-        metrics = tomllib.loads((run_dir / "scenario.toml").read_text(encoding="utf-8")).get("metrics", {})
+        metrics = tomllib.loads((run_dir / "scenario.toml").read_text(encoding="utf-8")).get(
+            "metrics", {}
+        )
     except (OSError, tomllib.TOMLDecodeError):
         metrics = {}
-    return str(metrics.get("bertscore", DEFAULT_MODEL)), bool(metrics.get("bertscore_rescale", False))
+    return str(metrics.get("bertscore", DEFAULT_MODEL)), bool(
+        metrics.get("bertscore_rescale", False)
+    )

@@ -77,7 +77,9 @@ class JudgeQACollector:
     def observe(self, event: Event) -> None:
         kind = type(event)
         if kind is ModelRequested and event.role == "judge":
-            self._questions[event.request_id] = event.messages[-1]["content"] if event.messages else ""
+            self._questions[event.request_id] = (
+                event.messages[-1]["content"] if event.messages else ""
+            )
         elif kind is ModelResponded and event.role == "judge":
             self._answers[event.request_id] = event.text
         elif kind is JudgeVerdict:
@@ -107,7 +109,14 @@ class JudgeQACollector:
             "question": self._questions.pop(event.request_id, ""),
             "answer": self._answers.pop(event.request_id, ""),
         }
-        order = (episode.task, episode.framework, episode.method, episode.seed, event.episode_id, event.seq)
+        order = (
+            episode.task,
+            episode.framework,
+            episode.method,
+            episode.seed,
+            event.episode_id,
+            event.seq,
+        )
         self._rows.append((order, row))
         if event.checker and event.checked is not None:
             key = (episode.task, event.component)

@@ -69,7 +69,11 @@ def correlations(rows: list[dict[str, object]]) -> list[Correlation]:
     for (task, framework), group in sorted(groups.items()):
         for measure, _ in PREFERENCE_MEASURES:
             for metric, _ in WRITING_METRICS:
-                pairs = [(float(r[measure]), float(r[metric])) for r in group if measure in r and metric in r]
+                pairs = [
+                    (float(r[measure]), float(r[metric]))
+                    for r in group
+                    if measure in r and metric in r
+                ]
                 xs, ys = [x for x, _ in pairs], [y for _, y in pairs]
                 if len(pairs) < 2 or len(set(xs)) < 2 or len(set(ys)) < 2:
                     p = s = k = math.nan
@@ -79,8 +83,14 @@ def correlations(rows: list[dict[str, object]]) -> list[Correlation]:
                     k = float(stats.kendalltau(xs, ys).statistic)
                 out.append(
                     Correlation(
-                        task=task, framework=framework, preference_measure=measure, writing_metric=metric,
-                        n=len(pairs), pearson=p, spearman=s, kendall=k,
+                        task=task,
+                        framework=framework,
+                        preference_measure=measure,
+                        writing_metric=metric,
+                        n=len(pairs),
+                        pearson=p,
+                        spearman=s,
+                        kendall=k,
                     )
                 )
     return out
@@ -133,19 +143,29 @@ def correlations_csv(found: list[Correlation]) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(fields)
     for c in found:
-        writer.writerow(["" if isinstance(v, float) and math.isnan(v) else v for v in (getattr(c, f) for f in fields)])
+        writer.writerow(
+            [
+                "" if isinstance(v, float) and math.isnan(v) else v
+                for v in (getattr(c, f) for f in fields)
+            ]
+        )
     return buffer.getvalue()
 
 
-def ppcm_by_share(rows: list[dict[str, object]]) -> dict[tuple[str, str], list[tuple[float, float]]]:
+def ppcm_by_share(
+    rows: list[dict[str, object]],
+) -> dict[tuple[str, str], list[tuple[float, float]]]:
     """(task, framework) -> [(share of true components, mean PPCM)], by share."""
     cells: dict[tuple[str, str], dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in study_rows(rows):
         if "ppcm" in r and "true_components_share" in r:
-            cells[(str(r["task"]), str(r["framework"]))][round(float(r["true_components_share"]), 6)].append(
-                float(r["ppcm"])
-            )
-    return {key: [(x, sum(v) / len(v)) for x, v in sorted(by.items())] for key, by in sorted(cells.items())}
+            cells[(str(r["task"]), str(r["framework"]))][
+                round(float(r["true_components_share"]), 6)
+            ].append(float(r["ppcm"]))
+    return {
+        key: [(x, sum(v) / len(v)) for x, v in sorted(by.items())]
+        for key, by in sorted(cells.items())
+    }
 
 
 def write_plot(

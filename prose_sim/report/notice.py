@@ -26,7 +26,9 @@ def notice_for(backends: Mapping[str, tuple[str, str]]) -> str:
         backends = {**backends, "writer": backends["user"]}
     scripted = [r for r in ROLES if backends.get(r, ("scripted", ""))[0] == "scripted"]
     embedded = [
-        r for r in ROLES if backends.get(r, ("", ""))[0] == "local" and backends[r][1] in ("", EMBEDDED)
+        r
+        for r in ROLES
+        if backends.get(r, ("", ""))[0] == "local" and backends[r][1] in ("", EMBEDDED)
     ]
     parts = []
     if scripted:
@@ -40,7 +42,9 @@ def notice_for(backends: Mapping[str, tuple[str, str]]) -> str:
 
 def smoke_notice(scenario) -> str:
     """The notice of a loaded ``Scenario``."""
-    return notice_for({r: (getattr(scenario.models, r).backend, getattr(scenario.models, r).model) for r in ROLES})
+    return notice_for(
+        {r: (getattr(scenario.models, r).backend, getattr(scenario.models, r).model) for r in ROLES}
+    )
 
 
 def run_dir_notice(run_dir: Path) -> str:

@@ -121,7 +121,9 @@ def _learning_curve(ax, group: list[GroupSummary], rows, several: bool) -> None:
         xs = [x for x, (m, _) in points.items() if not math.isnan(m)]
         ys = [points[x][0] for x in xs]
         es = [0.0 if math.isnan(points[x][1]) else points[x][1] for x in xs]
-        ax.errorbar([x + 1 for x in xs], ys, yerr=es, marker="o", capsize=3, label=_label(s, several))
+        ax.errorbar(
+            [x + 1 for x in xs], ys, yerr=es, marker="o", capsize=3, label=_label(s, several)
+        )
     ax.set_xlabel("demonstration")
     ax.set_ylabel("PPCM")
     ax.set_ylim(-2, 2)
@@ -135,7 +137,9 @@ def _ppcm(row: dict[str, object]) -> float | None:
 
 def _cost_vs_ppcm(ax, group: list[GroupSummary], rows, several: bool) -> None:
     priced = any(s.means.get("cost_usd", 0.0) > 0 for s in group)
-    key, unit = ("cost_usd", "USD per demonstration") if priced else ("tokens", "tokens per demonstration")
+    key, unit = (
+        ("cost_usd", "USD per demonstration") if priced else ("tokens", "tokens per demonstration")
+    )
     for s in group:
         ax.errorbar(
             s.means.get(key, 0.0),

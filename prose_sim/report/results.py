@@ -259,7 +259,9 @@ def over_seeds(rows: list[dict[str, object]], value) -> tuple[float, float]:
     return mean(per_seed), stderr(per_seed)
 
 
-def summarize_methods(rows: list[dict[str, object]], metric_names: list[str]) -> list[MethodSummary]:
+def summarize_methods(
+    rows: list[dict[str, object]], metric_names: list[str]
+) -> list[MethodSummary]:
     """Per method: each metric's mean over seeds of per-seed means, with its standard error."""
     groups: dict[tuple[str, str, str], list[dict[str, object]]] = defaultdict(list)
     for row in rows:
@@ -269,7 +271,9 @@ def summarize_methods(rows: list[dict[str, object]], metric_names: list[str]) ->
         ok = [r for r in group if r["status"] == "ok"]
         means, errors = {}, {}
         for name in metric_names:
-            means[name], errors[name] = over_seeds(ok, lambda r, n=name: float(r[n]) if n in r else None)
+            means[name], errors[name] = over_seeds(
+                ok, lambda r, n=name: float(r[n]) if n in r else None
+            )
         out.append(
             MethodSummary(
                 task=task,

@@ -62,7 +62,8 @@ def summarize(rows: list[dict[str, object]]) -> list[GroupSummary]:
         for key, _, _ in COLUMNS:
             # quality over the instances that finished; cost over all of them
             m, e = over_seeds(
-                group, lambda r, k=key: _value(r, k) if k in COST_KEYS or r["status"] == "ok" else None
+                group,
+                lambda r, k=key: _value(r, k) if k in COST_KEYS or r["status"] == "ok" else None,
             )
             if not math.isnan(m):
                 means[key], errors[key] = m, e
@@ -112,13 +113,21 @@ def markdown_tables(summaries: list[GroupSummary]) -> str:
         if not any(s.means.get("cost_usd") for s in group):  # unpriced models: no dollar column
             columns = [c for c in columns if c[0] != "cost_usd"]
         lines += [f"## {task} ({framework})", ""]
-        header = ["method", "agent model", "seeds", "instances", *[title for _, title, _ in columns]]
+        header = [
+            "method",
+            "agent model",
+            "seeds",
+            "instances",
+            *[title for _, title, _ in columns],
+        ]
         lines.append("| " + " | ".join(header) + " |")
         lines.append("|" + "|".join(["---"] * 2 + ["--:"] * (len(header) - 2)) + "|")
         for s in group:
             instances = f"{s.instances}" + (f" ({s.failed} failed)" if s.failed else "")
             cells = [cell(s.means.get(k), s.errors.get(k), d) for k, _, d in columns]
-            lines.append("| " + " | ".join([s.method, s.agent_model, str(s.seeds), instances, *cells]) + " |")
+            lines.append(
+                "| " + " | ".join([s.method, s.agent_model, str(s.seeds), instances, *cells]) + " |"
+            )
         lines.append("")
     return "\n".join(lines)
 

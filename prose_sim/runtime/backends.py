@@ -19,8 +19,8 @@ from prose_sim.models.backends.pool import EndpointPool, MemberLayers, PoolMembe
 from prose_sim.models.backends.scripted import ScriptedBackend, ScriptedSettings
 from prose_sim.models.gateway import RoleModel
 from prose_sim.models.limits import EndpointLayers, EndpointLimits
-from prose_sim.models.recorded import UnrecordedBackend
 from prose_sim.models.protocol import ROLES, Backend, SamplingParams
+from prose_sim.models.recorded import UnrecordedBackend
 from prose_sim.scenario import ModelSpec, Scenario
 
 EMBEDDED_DEFAULT = "smollm2-135m-instruct"
@@ -53,7 +53,9 @@ def check_credentials(scenario: Scenario, where: str = "scenario") -> None:
             read_key(spec.api_key_env, f"{where}: models.{role}")
 
 
-def build_models(scenario: Scenario, concurrency: int | None = None, replay: bool = False) -> BuiltModels:
+def build_models(
+    scenario: Scenario, concurrency: int | None = None, replay: bool = False
+) -> BuiltModels:
     """The backends, role models and shared layers a scenario names.
 
     An openai model whose key is not set raises a UsageError here, before the
@@ -105,10 +107,14 @@ def build_models(scenario: Scenario, concurrency: int | None = None, replay: boo
                 if key not in backends:
                     for endpoint in endpoints:
                         if endpoint not in members:
-                            members[endpoint] = PoolMember(backends[endpoint].base_url, backends[endpoint])
+                            members[endpoint] = PoolMember(
+                                backends[endpoint].base_url, backends[endpoint]
+                            )
                     backends[key] = EndpointPool([members[e] for e in dict.fromkeys(endpoints)])
                     # any replica of the model may answer: the set of endpoints names the answers
-                    cache_ids[key] = "openai|" + "|".join(sorted({backends[e].base_url for e in endpoints}))
+                    cache_ids[key] = "openai|" + "|".join(
+                        sorted({backends[e].base_url for e in endpoints})
+                    )
             # (prefix is off: chat completions cannot start the answer for the model)
         else:
             key = f"scripted:{role}"
@@ -124,7 +130,9 @@ def build_models(scenario: Scenario, concurrency: int | None = None, replay: boo
             inner, key = key, f"{key}+faults:{role}"
             backends[key] = FaultyBackend(backends[inner], spec.faults)
             aliases[key] = inner
-        if not replay and (spec.backend == "openai" or spec.rpm or spec.tpm or spec.max_concurrency):
+        if not replay and (
+            spec.backend == "openai" or spec.rpm or spec.tpm or spec.max_concurrency
+        ):
             mine = EndpointLimits(
                 rpm=spec.rpm,
                 tpm=spec.tpm,

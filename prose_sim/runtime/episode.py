@@ -81,7 +81,9 @@ class EpisodeWorld:
         for name in plan.personas:
             persona = self.catalog.get(plan.framework, plan.task, name)
             key = f"{plan.framework}/{plan.task}/{name}"
-            for doc in self.corpus.draw(persona.document_source, self.demonstrations_per_user, plan.seed, key):
+            for doc in self.corpus.draw(
+                persona.document_source, self.demonstrations_per_user, plan.seed, key
+            ):
                 out.append((name, doc))
         if len(plan.personas) > 1:
             rng_for(plan.seed, "order", plan.framework, plan.task, *plan.personas).shuffle(out)
@@ -93,10 +95,14 @@ def _as_run(persona: Persona, framework: str) -> Persona:
     edits = user_edits(framework)
     if edits is None or persona.behaviour.edit is not None:
         return persona
-    return msgspec.structs.replace(persona, behaviour=msgspec.structs.replace(persona.behaviour, edit=edits))
+    return msgspec.structs.replace(
+        persona, behaviour=msgspec.structs.replace(persona.behaviour, edit=edits)
+    )
 
 
-async def run_episode(plan: EpisodePlan, world: EpisodeWorld, sink: MemoryObjectSendStream[Event]) -> str:
+async def run_episode(
+    plan: EpisodePlan, world: EpisodeWorld, sink: MemoryObjectSendStream[Event]
+) -> str:
     """Run one episode to its end; returns its status. Never raises for its own failures."""
     bus = EpisodeBus(world.run_id, plan.episode_id, sink)
     instances = world.instances(plan)
@@ -107,7 +113,10 @@ async def run_episode(plan: EpisodePlan, world: EpisodeWorld, sink: MemoryObject
             task=TASKS[plan.task],
             framework=persona_framework(plan.framework),  # prelude.no_edit: PRELUDE's prompts
             seed=plan.seed,
-            personas={n: _as_run(world.catalog.get(plan.framework, plan.task, n), plan.framework) for n in plan.personas},
+            personas={
+                n: _as_run(world.catalog.get(plan.framework, plan.task, n), plan.framework)
+                for n in plan.personas
+            },
             agent_model=world.roles["agent"].model,
             embedder=world.embedder,
         )
@@ -150,10 +159,15 @@ async def run_episode(plan: EpisodePlan, world: EpisodeWorld, sink: MemoryObject
                         document=doc.text,
                     )
                     ok = await _await_instance(director_inbox, index)
-                    await bus.publish(InstanceFinished, instance=index, status="ok" if ok else "failed")
+                    await bus.publish(
+                        InstanceFinished, instance=index, status="ok" if ok else "failed"
+                    )
                     completed, failed = completed + ok, failed + (not ok)
             await bus.publish(
-                EpisodeFinished, status="completed", instances_completed=completed, instances_failed=failed
+                EpisodeFinished,
+                status="completed",
+                instances_completed=completed,
+                instances_failed=failed,
             )
             await bus.aclose()  # ends the actors' inboxes
         return "completed"

@@ -31,7 +31,9 @@ class RunLock:
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise UsageError(f"{self.path}: cannot create the run's lock file: {exc.strerror}") from None
+            raise UsageError(
+                f"{self.path}: cannot create the run's lock file: {exc.strerror}"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -42,7 +44,9 @@ class RunLock:
                 f"{self.path.parent}: in use by a running prose_sim ({who}); wait for it to end "
                 f"or stop it, then resume with: python -m prose_sim run --resume {self.path.parent}"
             ) from None
-        os.ftruncate(fd, 0)  # a stale pid (its process is gone: the OS dropped its lock) is replaced
+        os.ftruncate(
+            fd, 0
+        )  # a stale pid (its process is gone: the OS dropped its lock) is replaced
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
         return self

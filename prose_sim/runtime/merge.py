@@ -84,7 +84,9 @@ def _check(shards: list[PriorRun]) -> None:
         if p.started is None or not p.started.shard:
             raise UsageError(f"{p.run_dir}: not a shard (run it with --shard K/N)")
         if p.torn is not None or not any(isinstance(e, RunFinished) for e in p.events):
-            raise UsageError(f"{p.run_dir}: the shard did not finish; resume it first (run --resume {p.run_dir})")
+            raise UsageError(
+                f"{p.run_dir}: the shard did not finish; resume it first (run --resume {p.run_dir})"
+            )
     digests = {p.started.scenario_digest for p in shards}
     if len(digests) > 1:
         raise UsageError("the shards come from different scenarios (their scenario digests differ)")

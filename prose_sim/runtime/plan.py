@@ -17,7 +17,6 @@ from prose_sim.actors.inferrers.fixed_subset import subset_label
 from prose_sim.actors.inferrers.settings import MethodSettings
 from prose_sim.scenario import Scenario, scenario_catalog
 
-
 ALL_USERS = "all-users"
 
 
@@ -37,7 +36,13 @@ def episode_id(task: str, framework: str, method_label: str, seed: int, persona:
 
 
 def _variants(
-    scenario: Scenario, label: str, settings: MethodSettings, framework: str, task: str, user: str, catalog
+    scenario: Scenario,
+    label: str,
+    settings: MethodSettings,
+    framework: str,
+    task: str,
+    user: str,
+    catalog,
 ) -> list[tuple[str, MethodSettings]]:
     """(label, settings) of one user's episodes of a method: one, or one per subset of the
     user's components for a method that runs subsets (fixed_subset's powerset)."""
@@ -47,7 +52,9 @@ def _variants(
     chosen = subsets(settings, len(catalog.get(framework, task, user).components))
     if chosen is None:
         return [(label, settings)]
-    return [(subset_label(label, s), msgspec.structs.replace(settings, subset=list(s))) for s in chosen]
+    return [
+        (subset_label(label, s), msgspec.structs.replace(settings, subset=list(s))) for s in chosen
+    ]
 
 
 def expand(scenario: Scenario) -> list[EpisodePlan]:
@@ -76,7 +83,9 @@ def expand(scenario: Scenario) -> list[EpisodePlan]:
                         for variant_label, variant in variants:
                             plans.append(
                                 EpisodePlan(
-                                    episode_id=episode_id(task, framework, variant_label, seed, who),
+                                    episode_id=episode_id(
+                                        task, framework, variant_label, seed, who
+                                    ),
                                     task=task,
                                     framework=framework,
                                     method_label=variant_label,

@@ -54,7 +54,13 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True):
 class Tracker:
     """Turns the collector's counters into snapshots, keeping a window of samples for the rates."""
 
-    def __init__(self, collector: ResultsCollector, totals: PlanTotals, servers: Sequence = (), clock=time.monotonic):
+    def __init__(
+        self,
+        collector: ResultsCollector,
+        totals: PlanTotals,
+        servers: Sequence = (),
+        clock=time.monotonic,
+    ):
         self.collector = collector
         self.totals = totals
         self.servers = list(servers)
@@ -154,7 +160,9 @@ def server_text(live: ServerLive) -> str:
     elif not live.step:
         batch = f"batch {live.batch} reading prompts for {duration(live.busy_s)}"
     else:
-        batch = f"batch {live.batch} at step {live.step}/{live.max_steps} after {duration(live.busy_s)}"
+        batch = (
+            f"batch {live.batch} at step {live.step}/{live.max_steps} after {duration(live.busy_s)}"
+        )
     return f"{live.queued} queued, {batch}"
 
 

@@ -37,10 +37,14 @@ class ReplayOutcome(msgspec.Struct, kw_only=True):
     run: RunOutcome
 
 
-async def replay_run(run_dir: Path, out: Path, progress: str = "auto", **execute_options) -> ReplayOutcome:
+async def replay_run(
+    run_dir: Path, out: Path, progress: str = "auto", **execute_options
+) -> ReplayOutcome:
     prior = load_prior(run_dir)
     if prior.torn is not None or prior.started is None or not _finished(prior.events):
-        raise UsageError(f"{run_dir}: the run did not finish; resume it first (run --resume {run_dir})")
+        raise UsageError(
+            f"{run_dir}: the run did not finish; resume it first (run --resume {run_dir})"
+        )
     if out.resolve() == run_dir.resolve():
         raise UsageError("--out must be another folder than the recorded run's")
     recorded = RecordedResponses.from_events(prior.events, failures=True)
@@ -59,7 +63,9 @@ async def replay_run(run_dir: Path, out: Path, progress: str = "auto", **execute
     divergence = ""
     if not same or unrecorded.calls:
         replayed, _ = read_log(out / "events.jsonl")
-        divergence = first_divergence(prior.events, replayed) or "the logs agree, but results.csv differs"
+        divergence = (
+            first_divergence(prior.events, replayed) or "the logs agree, but results.csv differs"
+        )
     return ReplayOutcome(
         identical=same and not unrecorded.calls,
         unrecorded_calls=unrecorded.calls,
@@ -87,7 +93,9 @@ def first_divergence(recorded: list[Event], replayed: list[Event]) -> str | None
         left, right = a.get((episode, instance), []), b.get((episode, instance), [])
         for x, y in zip(left + [None] * len(right), right + [None] * len(left)):
             if x != y:
-                where = f"episode {episode}" + (f", instance {instance}" if 0 <= instance < _END else "")
+                where = f"episode {episode}" + (
+                    f", instance {instance}" if 0 <= instance < _END else ""
+                )
                 return f"{where}: recorded {_describe(x, y)}; replayed {_describe(y, x)}"
     return None
 

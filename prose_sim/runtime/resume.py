@@ -56,11 +56,15 @@ class PriorRun(msgspec.Struct, kw_only=True):
     def recorded_answers(self) -> RecordedResponses:
         """The answers of the unfinished episodes, to serve again (failures are retried)."""
         done = self.finished
-        unfinished = {e.episode_id for e in self.events if e.episode_id and e.episode_id not in done}
+        unfinished = {
+            e.episode_id for e in self.events if e.episode_id and e.episode_id not in done
+        }
         return RecordedResponses.from_events(self.events, unfinished)
 
 
-def load_prior(run_dir: Path, scenario_path: Path | None = None, overrides: list[str] = ()) -> PriorRun:
+def load_prior(
+    run_dir: Path, scenario_path: Path | None = None, overrides: list[str] = ()
+) -> PriorRun:
     """Read a run folder; refuse (naming what changed) a scenario that differs from the run's."""
     if not run_dir.is_dir():
         raise UsageError(f"{run_dir}: no such run folder")
@@ -72,7 +76,11 @@ def load_prior(run_dir: Path, scenario_path: Path | None = None, overrides: list
     started = next((e for e in events if isinstance(e, RunStarted)), None)
     if started is not None and started.scenario_digest != recorded.digest():
         raise UsageError(f"{recorded_path}: was edited after the run began; restore it to resume")
-    if started is not None and started.personas_digest and started.personas_digest != personas_digest(recorded):
+    if (
+        started is not None
+        and started.personas_digest
+        and started.personas_digest != personas_digest(recorded)
+    ):
         raise UsageError(
             f"{run_dir}: the personas the run uses changed since it began (a persona file or an "
             f"installed plugin: {', '.join(recorded.persona_files) or 'plugins'}); restore them to resume"
@@ -93,7 +101,11 @@ def load_prior(run_dir: Path, scenario_path: Path | None = None, overrides: list
 def scenario_changes(old: Scenario, new: Scenario) -> list[str]:
     """``key: old -> new`` for every setting that differs."""
     a, b = _flatten(msgspec.to_builtins(old)), _flatten(msgspec.to_builtins(new))
-    return [f"{k}: {a.get(k)!r} in the run, {b.get(k)!r} now" for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)]
+    return [
+        f"{k}: {a.get(k)!r} in the run, {b.get(k)!r} now"
+        for k in sorted(a.keys() | b.keys())
+        if a.get(k) != b.get(k)
+    ]
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:

@@ -31,28 +31,28 @@ import msgspec
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from prose_sim import __version__
-from prose_sim.errors import RunIOError, UsageError
-from prose_sim.events import BatchServed, Event, RunFinished, RunResumed, RunStarted
 from prose_sim.actors.judge import TextScorer
+from prose_sim.errors import RunIOError, UsageError
+from prose_sim.eventlog import EventLogWriter
+from prose_sim.events import BatchServed, Event, RunFinished, RunResumed, RunStarted
 from prose_sim.metrics.bertscore import BertScorer
 from prose_sim.models.cache import ResponseCache, default_cache_path
 from prose_sim.models.embeddings import CachedEmbedder, Embedder, Retrieval, make_encoder
 from prose_sim.models.gateway import Gateway, RetryPolicy
 from prose_sim.models.protocol import Backend
-from prose_sim.runtime.bus import EpisodeBus
-from prose_sim.runtime.control import RunControl
-from prose_sim.runtime.lock import LOCK_NAME, RunLock
-from prose_sim.runtime.signals import watch_signals
-from prose_sim.runtime.episode import EpisodeWorld, run_episode
-from prose_sim.eventlog import EventLogWriter
-from prose_sim.runtime.plan import expand, parse_shard, select_shard
 from prose_sim.models.recorded import RecordedResponses
-from prose_sim.runtime.expected import plan_totals
-from prose_sim.runtime.progress import show_progress
-from prose_sim.runtime.resume import PriorRun, rewrite_log
 from prose_sim.report.notice import smoke_notice
 from prose_sim.report.results import MethodSummary, ResultsCollector, Usage, summarize_methods
 from prose_sim.runtime.backends import build_models
+from prose_sim.runtime.bus import EpisodeBus
+from prose_sim.runtime.control import RunControl
+from prose_sim.runtime.episode import EpisodeWorld, run_episode
+from prose_sim.runtime.expected import plan_totals
+from prose_sim.runtime.lock import LOCK_NAME, RunLock
+from prose_sim.runtime.plan import expand, parse_shard, select_shard
+from prose_sim.runtime.progress import show_progress
+from prose_sim.runtime.resume import PriorRun, rewrite_log
+from prose_sim.runtime.signals import watch_signals
 from prose_sim.scenario import (
     Scenario,
     dump_scenario,
@@ -166,12 +166,17 @@ def default_scorer(scenario: Scenario) -> TextScorer | None:
     if not settings.bertscore:
         return None
     return _loaded_scorer(
-        settings.bertscore, settings.bertscore_layers, settings.bertscore_rescale, settings.bertscore_baseline
+        settings.bertscore,
+        settings.bertscore_layers,
+        settings.bertscore_rescale,
+        settings.bertscore_baseline,
     )
 
 
 @functools.cache
-def _loaded_scorer(model: str, layers: int | None, rescale: bool = False, baseline: str = "") -> BertScorer:
+def _loaded_scorer(
+    model: str, layers: int | None, rescale: bool = False, baseline: str = ""
+) -> BertScorer:
     """One loaded model per process: runs in one process (tests, benchmarks) share it."""
     scorer = BertScorer(model, layers, rescale=rescale, baseline=baseline)
     scorer.check_available()
@@ -198,7 +203,11 @@ def check_run_dir(run_dir: Path) -> None:
     if not present:
         return
     if (run_dir / "events.jsonl").exists():
-        what = "a finished run" if _finished(run_dir) else "a run (unfinished: continue it with run --resume)"
+        what = (
+            "a finished run"
+            if _finished(run_dir)
+            else "a run (unfinished: continue it with run --resume)"
+        )
         raise UsageError(f"{run_dir}: already holds {what}; choose a new or empty --out")
     shown = ", ".join(present[:5]) + (f" and {len(present) - 5} more" if len(present) > 5 else "")
     raise UsageError(
@@ -280,9 +289,22 @@ async def _execute(
     lock = claim_run_dir(run_dir, new=prior is None)
     try:
         return await _run_locked(
-            scenario, run_dir, built, all_plans, plans, done, limit,
-            backends=backends, progress=progress, embedder=embedder, scorer=scorer,
-            use_cache=use_cache, cache_path=cache_path, prior=prior, replay=replay, shard=shard,
+            scenario,
+            run_dir,
+            built,
+            all_plans,
+            plans,
+            done,
+            limit,
+            backends=backends,
+            progress=progress,
+            embedder=embedder,
+            scorer=scorer,
+            use_cache=use_cache,
+            cache_path=cache_path,
+            prior=prior,
+            replay=replay,
+            shard=shard,
         )
     finally:
         lock.release()
@@ -445,7 +467,11 @@ def _stopped(outcome: RunOutcome, control: RunControl) -> RunOutcome:
     """The outcome, saying why the run stopped early when it did."""
     if control.kind:
         outcome.status = control.status
-        outcome.stop, outcome.stop_reason, outcome.signal = control.kind, control.message, control.signal
+        outcome.stop, outcome.stop_reason, outcome.signal = (
+            control.kind,
+            control.message,
+            control.signal,
+        )
     return outcome
 
 
@@ -515,7 +541,12 @@ def _guarded(write, control: RunControl) -> None:
 
 
 def _outcome(
-    run_dir: Path, collector: ResultsCollector, episodes: int, statuses: list[str], wall: float, limit: int
+    run_dir: Path,
+    collector: ResultsCollector,
+    episodes: int,
+    statuses: list[str],
+    wall: float,
+    limit: int,
 ) -> RunOutcome:
     rows = collector.rows()
     total = Usage()

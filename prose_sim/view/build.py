@@ -28,9 +28,7 @@ from prose_sim.events import (
     InstanceStarted,
     JudgeVerdict,
     MetricsComputed,
-    ModelFailed,
     ModelRequested,
-    ModelResponded,
     ParseFailed,
     PreferencesInferred,
     PreferencesRetrieved,
@@ -135,7 +133,9 @@ class ViewBuilder:
         content = message.get("content", "")
         for document in episode.documents:
             if document and document in content:
-                content = content.replace(document, f"{DOC_OPEN}{self._document_index[document]}{DOC_CLOSE}")
+                content = content.replace(
+                    document, f"{DOC_OPEN}{self._document_index[document]}{DOC_CLOSE}"
+                )
         return {**message, "content": content}
 
     # --- one finished episode ------------------------------------------------------------
@@ -176,7 +176,11 @@ class ViewBuilder:
         for event in episode.events:
             kind = type(event)
             if kind is InstanceStarted:
-                true = self.true_components(s.framework, s.task, event.persona) if self.true_components else None
+                true = (
+                    self.true_components(s.framework, s.task, event.persona)
+                    if self.true_components
+                    else None
+                )
                 instances[event.instance] = InstanceView(
                     instance=event.instance,
                     user=event.persona,
@@ -189,7 +193,11 @@ class ViewBuilder:
             if inst is None:
                 continue
             if kind is PreferencesRetrieved:
-                inst.used, inst.examples, inst.retrieved = event.preferences, len(event.examples), event.retrieved
+                inst.used, inst.examples, inst.retrieved = (
+                    event.preferences,
+                    len(event.examples),
+                    event.retrieved,
+                )
             elif kind is DraftProduced:
                 drafts[event.instance] = event.text
                 inst.used = inst.used or event.preferences
@@ -223,7 +231,9 @@ class ViewBuilder:
                 inst.true = [v.component for v in inst.verdicts if v.metric == "ppcm"]
         for failed in unmatched:
             if (inst := instances.get(failed.instance)) is not None:
-                inst.problems.append(f"{failed.role}/{failed.purpose} answer could not be parsed: {failed.excerpt}")
+                inst.problems.append(
+                    f"{failed.role}/{failed.purpose} answer could not be parsed: {failed.excerpt}"
+                )
         for call in calls:
             if (inst := instances.get(call.request.instance)) is not None:
                 inst.calls.append(_call_view(call))
@@ -262,7 +272,12 @@ def _mean(values: list[float]) -> float | None:
 def _row(view: EpisodeView, episode: _Episode, chunk: int) -> EpisodeRow:
     ok = [i for i in view.instances if i.status == "ok"]
     search = " ".join(
-        [view.id, *view.users, *(i.document_id for i in view.instances), *(i.inferred for i in view.instances)]
+        [
+            view.id,
+            *view.users,
+            *(i.document_id for i in view.instances),
+            *(i.inferred for i in view.instances),
+        ]
     )
     return EpisodeRow(
         id=view.id,
@@ -276,7 +291,9 @@ def _row(view: EpisodeView, episode: _Episode, chunk: int) -> EpisodeRow:
         failed=sum(i.status != "ok" for i in view.instances),
         ppcm=_mean([i.metrics["ppcm"] for i in ok if "ppcm" in i.metrics]),
         fpm=_mean([i.metrics["fpm"] for i in ok if "fpm" in i.metrics]),
-        levenshtein_norm=_mean([i.metrics["levenshtein_norm"] for i in ok if "levenshtein_norm" in i.metrics]),
+        levenshtein_norm=_mean(
+            [i.metrics["levenshtein_norm"] for i in ok if "levenshtein_norm" in i.metrics]
+        ),
         calls=sum(len(i.calls) for i in view.instances),
         parse_failures=sum(1 for e in episode.events if type(e) is ParseFailed),
         chunk=chunk,

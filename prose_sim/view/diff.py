@@ -40,11 +40,11 @@ def word_diff(draft: str, user_text: str) -> list[tuple[int, str]]:
             for ta, tb in zip(a[i1:i2], b[j1:j2]):
                 word = ta.rstrip()
                 add(0, word)
-                if ta[len(word):] == tb[len(word):]:
-                    add(0, ta[len(word):])
+                if ta[len(word) :] == tb[len(word) :]:
+                    add(0, ta[len(word) :])
                 else:
-                    add(-1, ta[len(word):])
-                    add(1, tb[len(word):])
+                    add(-1, ta[len(word) :])
+                    add(1, tb[len(word) :])
         else:
             add(-1, "".join(a[i1:i2]))
             add(1, "".join(b[j1:j2]))

@@ -52,7 +52,9 @@ def smoke_notices(models: dict[str, dict]) -> list[str]:
         role
         for role, spec in models.items()
         if spec.get("backend") == "local"
-        and any(s in str(spec.get("model") or "smollm2-135m-instruct").lower() for s in SMALL_MODELS)
+        and any(
+            s in str(spec.get("model") or "smollm2-135m-instruct").lower() for s in SMALL_MODELS
+        )
     )
     if small:
         notices.append(
@@ -93,10 +95,16 @@ def _true_components(run_dir: Path):
 
 
 def _summary(run_dir: Path, data: ViewData, scenario: dict) -> RunSummary:
-    models = {role: spec for role, spec in scenario.get("models", {}).items() if isinstance(spec, dict)}
+    models = {
+        role: spec for role, spec in scenario.get("models", {}).items() if isinstance(spec, dict)
+    }
     methods = {}
     for label, settings in scenario.get("methods", {}).items():
-        given = ", ".join(f"{k} = {json.dumps(v)}" for k, v in settings.items()) if isinstance(settings, dict) else ""
+        given = (
+            ", ".join(f"{k} = {json.dumps(v)}" for k, v in settings.items())
+            if isinstance(settings, dict)
+            else ""
+        )
         methods[label] = given or "(defaults)"
     started, finished = data.run_started, data.run_finished
     stats: dict[str, str] = {}
@@ -148,13 +156,22 @@ def _report_html(run_dir: Path) -> tuple[str, list[tuple[str, str]]]:
 def _report_from(plot_dir: Path) -> tuple[str, list[tuple[str, str]]]:
     markdown = (plot_dir / "report.md").read_text(encoding="utf-8")
     # the page has its own title and run line
-    body = "\n".join(line for line in markdown.splitlines() if not line.startswith("# ") and not line.startswith("Runs: "))
+    body = "\n".join(
+        line
+        for line in markdown.splitlines()
+        if not line.startswith("# ") and not line.startswith("Runs: ")
+    )
     html = MarkdownIt("commonmark", {"html": False}).enable("table").render(body)
     plots = []
     for name in PLOTS:
         path = plot_dir / name
         if path.exists():
-            plots.append((name, "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")))
+            plots.append(
+                (
+                    name,
+                    "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii"),
+                )
+            )
     return html, plots
 
 

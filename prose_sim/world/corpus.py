@@ -40,10 +40,16 @@ SOURCES: dict[str, SourceInfo] = {
     for s in [
         SourceInfo("cnn_dailymail", "news article", "cnn_dailymail (3.0.0)", 250, 900),
         SourceInfo("slf5k", "first-person reddit post", "JeremyAlain/SLF5K", 151, 600),
-        SourceInfo("wikipedia", "simple-English encyclopedia page", "wikipedia (20220301.simple)", 500, 800),
-        SourceInfo("ml_arxiv", "machine-learning paper abstract", "CShorten/ML-ArXiv-Papers", 80, 350),
+        SourceInfo(
+            "wikipedia", "simple-English encyclopedia page", "wikipedia (20220301.simple)", 500, 800
+        ),
+        SourceInfo(
+            "ml_arxiv", "machine-learning paper abstract", "CShorten/ML-ArXiv-Papers", 80, 350
+        ),
         SourceInfo("imdb", "movie review", "imdb", 151, 600),
-        SourceInfo("ccby", "paper title, abstract and highlights", "orieg/elsevier-oa-cc-by", 120, 500),
+        SourceInfo(
+            "ccby", "paper title, abstract and highlights", "orieg/elsevier-oa-cc-by", 120, 500
+        ),
         SourceInfo("ampere", "peer review of a paper", "launch/ampere", 150, 700),
         SourceInfo("paper_tweet", "paper-announcement tweet", "nitsanb/paper_tweet", 8, 70),
     ]

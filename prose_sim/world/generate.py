@@ -218,13 +218,15 @@ def generate_personas(
                 break
         combo = sets[key].draw(rng)
         left[count] -= 1
-        personas.append({
-            "framework": framework,
-            "task": task,
-            "name": f"gen-{task}-{seed}-{i:05d}",
-            "source": sources[i % len(sources)],
-            "components": [pools[c][j] for c, j in zip(key, combo, strict=True)],
-        })
+        personas.append(
+            {
+                "framework": framework,
+                "task": task,
+                "name": f"gen-{task}-{seed}-{i:05d}",
+                "source": sources[i % len(sources)],
+                "components": [pools[c][j] for c, j in zip(key, combo, strict=True)],
+            }
+        )
     return personas
 
 

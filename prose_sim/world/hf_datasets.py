@@ -185,15 +185,31 @@ def _wikipedia_length(text: str) -> bool:
 
 
 DATASET_SPECS: dict[str, HFSpec] = {
-    "cnn_dailymail": HFSpec("cnn_dailymail", "3.0.0", "train", _field("article"), _any, "non-empty articles"),
-    "slf5k": HFSpec("JeremyAlain/SLF5K", None, "train", _field("post"), _over_150_words, "posts over 150 words"),
-    "wikipedia": HFSpec(
-        "wikipedia", "20220301.simple", "train", _field("text"), _wikipedia_length, "pages of 500-800 words"
+    "cnn_dailymail": HFSpec(
+        "cnn_dailymail", "3.0.0", "train", _field("article"), _any, "non-empty articles"
     ),
-    "ml_arxiv": HFSpec("CShorten/ML-ArXiv-Papers", None, "train", _field("abstract"), _any, "non-empty abstracts"),
+    "slf5k": HFSpec(
+        "JeremyAlain/SLF5K", None, "train", _field("post"), _over_150_words, "posts over 150 words"
+    ),
+    "wikipedia": HFSpec(
+        "wikipedia",
+        "20220301.simple",
+        "train",
+        _field("text"),
+        _wikipedia_length,
+        "pages of 500-800 words",
+    ),
+    "ml_arxiv": HFSpec(
+        "CShorten/ML-ArXiv-Papers", None, "train", _field("abstract"), _any, "non-empty abstracts"
+    ),
     "imdb": HFSpec("imdb", None, "train", _imdb_text, _over_150_words, "reviews over 150 words"),
     "ccby": HFSpec(
-        "orieg/elsevier-oa-cc-by", None, "train", _ccby_text, _any, "articles with a title, abstract and highlights"
+        "orieg/elsevier-oa-cc-by",
+        None,
+        "train",
+        _ccby_text,
+        _any,
+        "articles with a title, abstract and highlights",
     ),
     "ampere": HFSpec("launch/ampere", None, "train", _field("text"), _any, "non-empty reviews"),
     "paper_tweet": HFSpec(
@@ -286,4 +302,3 @@ def load_hf_corpus(
             )
         documents.extend(docs)
     return Corpus(documents)
-

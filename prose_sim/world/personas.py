@@ -9,9 +9,8 @@ validated at load. A persona is identified by (framework, task, name).
 from __future__ import annotations
 
 import functools
-from importlib import resources
-
 import tomllib
+from importlib import resources
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated
@@ -69,7 +68,9 @@ class _CatalogFile(msgspec.Struct, forbid_unknown_fields=True):
 class PersonaCatalog:
     """Look-ups over a list of personas."""
 
-    def __init__(self, personas: list[Persona], origins: dict[tuple[str, str, str], str] | None = None):
+    def __init__(
+        self, personas: list[Persona], origins: dict[tuple[str, str, str], str] | None = None
+    ):
         self._by_key = {(p.framework, p.task, p.name): p for p in personas}
         if len(self._by_key) != len(personas):
             raise ValueError("persona catalog has duplicate (framework, task, name)")
@@ -79,7 +80,11 @@ class PersonaCatalog:
     def builtin_names(self, framework: str, task: str) -> list[str]:
         """The paper's users of a task: a scenario's default population."""
         framework = persona_framework(framework)
-        return [n for n in self.names(framework, task) if self.origins.get((framework, task, n)) == "built-in"]
+        return [
+            n
+            for n in self.names(framework, task)
+            if self.origins.get((framework, task, n)) == "built-in"
+        ]
 
     def origin(self, persona: Persona) -> str:
         return self.origins.get((persona.framework, persona.task, persona.name), "built-in")
@@ -127,7 +132,9 @@ def load_persona_file(path: Path) -> list[Persona]:
         raise UsageError(f"{path}: invalid TOML: {exc}") from None
     except RecursionError:
         raise UsageError(f"{path}: invalid TOML: nested too deeply") from None
-    return personas_from_dicts(raw.get("persona", None) if isinstance(raw, dict) else None, str(path))
+    return personas_from_dicts(
+        raw.get("persona", None) if isinstance(raw, dict) else None, str(path)
+    )
 
 
 def personas_from_dicts(entries: object, origin: str) -> list[Persona]:

@@ -60,7 +60,12 @@ class FrequentComponents(Inferrer):
 
     async def learn(self, instance, draft, demonstration):
         answer = await self.ask(
-            "infer", instance.instance, "cipher_infer", parse_phrase, draft=draft.text, user_text=demonstration.text
+            "infer",
+            instance.instance,
+            "cipher_infer",
+            parse_phrase,
+            draft=draft.text,
+            user_text=demonstration.text,
         )
         components = components_of(answer or "")
         preferences = "; ".join(components)

@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 import anyio
+from prose_sim_example_method import FrequentComponents, components_of, most_frequent
 
 from prose_sim.actors.inferrers import method_class
 from prose_sim.eventlog import read_events
 from prose_sim.events import PreferencesInferred, PreferencesRetrieved
 from prose_sim.runtime.runner import execute
 from prose_sim.scenario import scenario_from_dict
-from prose_sim_example_method import FrequentComponents, components_of, most_frequent
 
 
 def test_an_answer_splits_into_trimmed_components_without_repeats():
-    assert components_of(" use emojis; Keep it brief. ;; use Emojis ;") == ["use emojis", "Keep it brief"]
+    assert components_of(" use emojis; Keep it brief. ;; use Emojis ;") == [
+        "use emojis",
+        "Keep it brief",
+    ]
     assert components_of("") == []
 
 
 def test_the_most_frequent_components_are_kept_ties_to_the_most_recent():
-    learned = [["be brief", "use emojis"], ["use emojis", "a simile"], ["Use Emojis", "be brief", "rhymes"]]
+    learned = [
+        ["be brief", "use emojis"],
+        ["use emojis", "a simile"],
+        ["Use Emojis", "be brief", "rhymes"],
+    ]
     assert most_frequent(learned, keep=2) == ["use emojis", "be brief"]
     assert most_frequent([["b"], ["a"]], keep=1) == ["b"]  # a tie: the first seen (most recent)
     assert most_frequent([], keep=3) == []

@@ -34,4 +34,6 @@ def test_the_plugin_personas_run_in_a_scenario(tmp_path):
     outcome = anyio.run(lambda: execute(scenario, tmp_path / "run", progress="off"))
     assert outcome.status == "completed" and outcome.instances == 4
     purposes = {u["purpose"] for u in outcome.usage if u["role"] == "user"}
-    assert {"demonstrate", "accept"} <= purposes <= {"demonstrate", "accept", "edit"}  # the harbour master edits drafts
+    assert (
+        {"demonstrate", "accept"} <= purposes <= {"demonstrate", "accept", "edit"}
+    )  # the harbour master edits drafts

@@ -57,7 +57,9 @@ def method_origins() -> list[tuple[str, str, type[Inferrer]]]:
     Imports every plugin."""
     plugins = plugin_entry_points(set(METHODS))
     builtin = [(name, "built-in", cls) for name, cls in METHODS.items()]
-    return builtin + [(name, f"plugin {distribution(ep)}", method_class(name)) for name, ep in plugins.items()]
+    return builtin + [
+        (name, f"plugin {distribution(ep)}", method_class(name)) for name, ep in plugins.items()
+    ]
 
 
 def unknown_method(method: str) -> str:

@@ -110,11 +110,19 @@ class Inferrer(Actor):
 
     async def recall(self, instance: InstanceStarted, k: int) -> list[MemoryItem]:
         return await self.memory.retrieve(
-            instance.persona, instance.document_id, instance.document, k, self.settings.retrieval_mode
+            instance.persona,
+            instance.document_id,
+            instance.document,
+            k,
+            self.settings.retrieval_mode,
         )
 
     def remember(
-        self, instance: InstanceStarted, user_text: str, preferences: str = "", components: list[str] = ()
+        self,
+        instance: InstanceStarted,
+        user_text: str,
+        preferences: str = "",
+        components: list[str] = (),
     ) -> None:
         self.memory.add(
             MemoryItem(

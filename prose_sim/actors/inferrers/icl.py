@@ -16,9 +16,13 @@ from prose_sim.events import InstanceStarted
 DEFAULT_EXAMPLES = 5
 
 
-def icl_examples(items: Sequence[MemoryItem], instance: InstanceStarted, document: str) -> list[tuple[str, str]]:
+def icl_examples(
+    items: Sequence[MemoryItem], instance: InstanceStarted, document: str
+) -> list[tuple[str, str]]:
     """(document, user text) examples; ``document``: "own" (each its own) or "current"."""
-    return [(instance.document if document == "current" else m.document, m.user_text) for m in items]
+    return [
+        (instance.document if document == "current" else m.document, m.user_text) for m in items
+    ]
 
 
 class Icl(Inferrer):

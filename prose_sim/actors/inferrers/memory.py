@@ -50,11 +50,17 @@ class Memory:
         if mode in ("cosine_sim", "bertscore"):
             if self._embedder is None:
                 raise RuntimeError(f"{mode} retrieval needs an embedder")
-            retrieval = self._embedder if isinstance(self._embedder, Retrieval) else Retrieval(self._embedder)
+            retrieval = (
+                self._embedder
+                if isinstance(self._embedder, Retrieval)
+                else Retrieval(self._embedder)
+            )
             scores = await retrieval.similarities(
                 mode, (document_id, document), [(m.document_id, m.document) for m in recent_first]
             )
-            ranked = sorted(zip(scores, range(len(recent_first)), recent_first), key=lambda t: (-t[0], t[1]))[:k]
+            ranked = sorted(
+                zip(scores, range(len(recent_first)), recent_first), key=lambda t: (-t[0], t[1])
+            )[:k]
             threshold = retrieval.threshold
             return [item for score, _, item in ranked if threshold is None or score >= threshold]
         raise ValueError(f"unknown retrieval mode {mode!r}")

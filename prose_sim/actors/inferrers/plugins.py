@@ -42,7 +42,9 @@ def plugin_entry_points(builtin: frozenset[str] | set[str]) -> dict[str, EntryPo
         if ep.name in builtin:
             raise UsageError(f"{describe(ep)}: {ep.name!r} is the name of a built-in method")
         if ep.name in found and found[ep.name].value != ep.value:
-            raise UsageError(f"{describe(ep)}: method {ep.name!r} is also declared by {describe(found[ep.name])}")
+            raise UsageError(
+                f"{describe(ep)}: method {ep.name!r} is also declared by {describe(found[ep.name])}"
+            )
         found[ep.name] = ep
     return found
 
@@ -54,7 +56,9 @@ def load_method(ep: EntryPoint) -> type[Inferrer]:
     except Exception as exc:  # a broken plugin is named, not a traceback
         raise UsageError(f"{describe(ep)}: failed to load: {type(exc).__name__}: {exc}") from None
     if not (isinstance(loaded, type) and issubclass(loaded, Inferrer)):
-        raise UsageError(f"{describe(ep)}: names {loaded!r}, not a subclass of prose_sim's Inferrer")
+        raise UsageError(
+            f"{describe(ep)}: names {loaded!r}, not a subclass of prose_sim's Inferrer"
+        )
     unknown = sorted(set(loaded.allowed_knobs()) - set(MethodSettings.__struct_fields__))
     if unknown:
         raise UsageError(f"{describe(ep)}: knobs {', '.join(unknown)} are not method settings")

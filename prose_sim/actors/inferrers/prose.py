@@ -87,7 +87,9 @@ def model_defaults(model: str) -> tuple[int, float]:
     return FALLBACK_DEFAULTS
 
 
-def resolve_config(settings: MethodSettings, agent_model: str, use_icl: bool = False) -> ProseConfig:
+def resolve_config(
+    settings: MethodSettings, agent_model: str, use_icl: bool = False
+) -> ProseConfig:
     """Explicit knobs over the variant's over the model's defaults."""
     steps, threshold = model_defaults(agent_model)
     values: dict[str, object] = {
@@ -166,23 +168,34 @@ class Prose(Inferrer):
     @classmethod
     def check(cls, settings: MethodSettings) -> tuple[str, str] | None:
         if settings.variant is not None and settings.variant not in VARIANTS:
-            return "variant", f"unknown PROSE variant {settings.variant!r} (known: {', '.join(VARIANTS)})"
+            return (
+                "variant",
+                f"unknown PROSE variant {settings.variant!r} (known: {', '.join(VARIANTS)})",
+            )
         return None
 
     # --- complete: the preferences to draft with ---------------------------------
 
     async def retrieve(self, instance):
         cfg = self.config
-        items = await self.recall(instance, max(cfg.num_other_sequences, cfg.num_examples if cfg.use_icl else 0))
+        items = await self.recall(
+            instance, max(cfg.num_other_sequences, cfg.num_examples if cfg.use_icl else 0)
+        )
         earlier = items[: cfg.num_other_sequences]
         components = list(dict.fromkeys(c for m in earlier for c in m.components))
         starting: list[str] = []
         if components:  # coalesce only when earlier preferences exist
             starting = await self.coalesce(instance.instance, components)
-        examples = icl_examples(items[: cfg.num_examples], instance, cfg.icl_example_document) if cfg.use_icl else []
+        examples = (
+            icl_examples(items[: cfg.num_examples], instance, cfg.icl_example_document)
+            if cfg.use_icl
+            else []
+        )
         self._examples[instance.instance] = examples
         self._starting[instance.instance] = starting
-        return Retrieved(preferences="; ".join(starting), examples=examples, retrieved=[m.persona for m in items])
+        return Retrieved(
+            preferences="; ".join(starting), examples=examples, retrieved=[m.persona for m in items]
+        )
 
     async def coalesce(self, instance: int, components: list[str]) -> list[str]:
         """The earlier preferences condensed: one description (after_refinement, never), or a
@@ -250,7 +263,9 @@ class Prose(Inferrer):
         self.remember(instance, user_text, joined, components)
         self._examples.pop(instance.instance, None)
         threshold = cfg.validation_threshold if scores else None
-        return Learned(preferences=joined, components=components, validation=scores, threshold=threshold)
+        return Learned(
+            preferences=joined, components=components, validation=scores, threshold=threshold
+        )
 
     async def redraft(self, instance: InstanceStarted, preferences: str) -> str:
         """A new candidate, written by the writer with the task prompt and the latest preferences."""
@@ -285,7 +300,11 @@ class Prose(Inferrer):
     # --- validation ----------------------------------------------------------------
 
     async def validate(
-        self, instance: InstanceStarted, user_text: str, components: list[str], scores_of: dict | None = None
+        self,
+        instance: InstanceStarted,
+        user_text: str,
+        components: list[str],
+        scores_of: dict | None = None,
     ) -> list[str]:
         """Keep the components the user's texts confirm; all are validated concurrently.
 
@@ -320,7 +339,9 @@ class Prose(Inferrer):
                         others=[c for c in components if c != component] if show_others else None,
                         scale=VALIDATION_SCALE,
                     )
-                    self.verdicts[key] = verdict if verdict is not None else VALIDATION_SCALE["neutral"]
+                    self.verdicts[key] = (
+                        verdict if verdict is not None else VALIDATION_SCALE["neutral"]
+                    )
                 scores.append(self.verdicts[key])
             means[component] = sum(scores) / len(scores) if scores else math.inf
             asked[component] = scores
@@ -333,7 +354,10 @@ class Prose(Inferrer):
 
 def _settled(scores: list[int]) -> bool:
     """Enough verdicts, strongly enough one way, to ask no more (cached ones still count)."""
-    return len(scores) >= EARLY_STOP_MIN_VERDICTS and abs(sum(scores) / len(scores)) > EARLY_STOP_MEAN_MAGNITUDE
+    return (
+        len(scores) >= EARLY_STOP_MIN_VERDICTS
+        and abs(sum(scores) / len(scores)) > EARLY_STOP_MEAN_MAGNITUDE
+    )
 
 
 class IclProse(Prose):

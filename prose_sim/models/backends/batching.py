@@ -46,7 +46,9 @@ class BatchGenerator:
         self.torch = torch
         self.model = model
         self.device = device
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self.pad_id = (
+            tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        )
         eos = model.generation_config.eos_token_id
         eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
         if tokenizer.eos_token_id is not None:
@@ -58,9 +60,13 @@ class BatchGenerator:
         # (rows, decode steps done, longest token budget, perf_counter at its start) of the
         # batch in flight, rows 0 when idle: written by the worker thread, read by the progress display
         self.live: tuple[int, int, int, float] = (0, 0, 0, 0.0)
-        self._cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+        self._cache_arg = (
+            "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+        )
 
-    def run(self, prompts: list[list[int]], params: list[SamplingParams]) -> tuple[list[list[int]], BatchStats]:
+    def run(
+        self, prompts: list[list[int]], params: list[SamplingParams]
+    ) -> tuple[list[list[int]], BatchStats]:
         torch = self.torch
         started = time.perf_counter()
         batch = len(prompts)
@@ -112,7 +118,9 @@ class BatchGenerator:
                     dtype=torch.long,
                     device=self.device,
                 )
-                attention = torch.cat([attention, torch.ones((batch, 1), dtype=torch.long, device=self.device)], 1)
+                attention = torch.cat(
+                    [attention, torch.ones((batch, 1), dtype=torch.long, device=self.device)], 1
+                )
                 last_positions = last_positions + 1
                 out = self.model(
                     input_ids=next_ids,
@@ -146,7 +154,9 @@ class BatchGenerator:
             return contextlib.nullcontext()
         from torch.nn.attention import SDPBackend, sdpa_kernel
 
-        return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
+        return sdpa_kernel(
+            [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+        )
 
     def _choose(self, logits, params, generators, seen, done) -> list[int]:
         """Next token per row: greedy where temperature is 0, else sampled with its own generator."""
@@ -163,7 +173,9 @@ class BatchGenerator:
             if needs_penalty:
                 ids = torch.tensor(sorted(seen[row]), dtype=torch.long, device=scores.device)
                 picked = scores[ids]
-                scores[ids] = torch.where(picked > 0, picked / p.repetition_penalty, picked * p.repetition_penalty)
+                scores[ids] = torch.where(
+                    picked > 0, picked / p.repetition_penalty, picked * p.repetition_penalty
+                )
             if p.temperature <= 0:
                 chosen[row] = int(scores.argmax())
                 continue
@@ -174,7 +186,9 @@ class BatchGenerator:
             if p.top_p < 1.0:
                 ordered, order = torch.sort(scores, descending=True)
                 cumulative = torch.softmax(ordered, -1).cumsum(-1)
-                drop = cumulative - torch.softmax(ordered, -1) > p.top_p  # keep the first token past top_p
+                drop = (
+                    cumulative - torch.softmax(ordered, -1) > p.top_p
+                )  # keep the first token past top_p
                 scores[order[drop]] = float("-inf")
             probs = torch.softmax(scores, -1).cpu()
             chosen[row] = int(torch.multinomial(probs, 1, generator=generators[row]))

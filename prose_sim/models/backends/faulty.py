@@ -25,7 +25,7 @@ MALFORMED = (
     "I'm sorry, but I can't help with that request.",
     "",
     "As an AI language model, I",
-    "```json\n{\"error\": ",
+    '```json\n{"error": ',
     "\u2047\u2047\u2047",
 )
 

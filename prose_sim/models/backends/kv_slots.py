@@ -52,7 +52,13 @@ class SlotCache:
         """Bytes of keys and values per token, all layers."""
         import torch
 
-        return 2 * self.layers * self.kv_heads * self.head_dim * torch.empty((), dtype=self.dtype).element_size()
+        return (
+            2
+            * self.layers
+            * self.kv_heads
+            * self.head_dim
+            * torch.empty((), dtype=self.dtype).element_size()
+        )
 
     def _reallocate(self, rows: int, length: int) -> None:
         import torch
@@ -79,7 +85,10 @@ class SlotCache:
         """
         if rows <= self.rows and length <= self.length:
             return
-        self._reallocate(max(rows, spare_rows), _round_up(max(length, max(self.lengths, default=0)), _LENGTH_STEP))
+        self._reallocate(
+            max(rows, spare_rows),
+            _round_up(max(length, max(self.lengths, default=0)), _LENGTH_STEP),
+        )
 
     def add(self) -> int:
         """A new, empty active slot (call ``reserve`` first); returns its index."""
@@ -118,7 +127,9 @@ class SlotCache:
 
         return torch.stack(
             [
-                torch.stack([self.keys[i][slot, :, start:stop], self.values[i][slot, :, start:stop]])
+                torch.stack(
+                    [self.keys[i][slot, :, start:stop], self.values[i][slot, :, start:stop]]
+                )
                 for i in range(self.layers)
             ]
         ).clone()
@@ -130,7 +141,12 @@ class SlotCache:
         import torch
 
         n = self.active
-        self._plan = ("decode", torch.arange(n, device=self.device), positions, max(self.lengths) + 1)
+        self._plan = (
+            "decode",
+            torch.arange(n, device=self.device),
+            positions,
+            max(self.lengths) + 1,
+        )
 
     def for_prefill(self, slot: int, start: int, tokens: int) -> None:
         """The next forward feeds ``tokens`` prompt tokens of ``slot``, written from position ``start``."""
@@ -158,7 +174,9 @@ class SlotCache:
             _, slot, start, tokens = self._plan
             keys[slot, :, start : start + tokens] = key_states[0]
             values[slot, :, start : start + tokens] = value_states[0]
-            return keys[slot : slot + 1, :, : start + tokens], values[slot : slot + 1, :, : start + tokens]
+            return keys[slot : slot + 1, :, : start + tokens], values[
+                slot : slot + 1, :, : start + tokens
+            ]
         raise RuntimeError("SlotCache used without for_decode() or for_prefill()")
 
     def get_seq_length(self, layer_idx: int = 0) -> int:

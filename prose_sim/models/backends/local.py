@@ -34,7 +34,12 @@ import anyio.lowlevel
 import msgspec
 
 from prose_sim.models.backends.scheduler import Engine, EngineStats, PromptTooLong, Sequence
-from prose_sim.models.protocol import Completion, ModelRequest, PermanentModelError, RetryableModelError
+from prose_sim.models.protocol import (
+    Completion,
+    ModelRequest,
+    PermanentModelError,
+    RetryableModelError,
+)
 
 
 class LocalRequestRejected(PermanentModelError):
@@ -160,7 +165,8 @@ class LocalModelServer:
         dtype: str = "",
         max_batch_size: int = 32,
         max_wait_s: float = 0.02,
-        max_kv_tokens: int | None = None,  # default: half the free GPU memory on CUDA, 512 MiB elsewhere
+        max_kv_tokens: int
+        | None = None,  # default: half the free GPU memory on CUDA, 512 MiB elsewhere
         prefill_chunk: int = 256,
         prefix_cache_tokens: int = 4096,
         max_step_failures: int = 3,
@@ -246,7 +252,9 @@ class LocalModelServer:
         try:
             await job.done.wait()
         finally:
-            if not job.done.is_set():  # the caller gave up: the worker drops it at its next iteration
+            if (
+                not job.done.is_set()
+            ):  # the caller gave up: the worker drops it at its next iteration
                 job.cancelled = True
                 self._inbox.put(None)  # wakes an idle worker
         if job.error is not None:
@@ -275,7 +283,7 @@ class LocalModelServer:
                     continue
                 try:
                     finished = self.engine.step()
-                except Exception as exc:  # noqa: BLE001 - e.g. out of memory: the requests in flight fail
+                except Exception as exc:
                     failures += 1
                     lost = self.engine.reset()
                     if failures >= self.max_step_failures:
@@ -299,14 +307,16 @@ class LocalModelServer:
                 # reported before the answers go out, so the report precedes whatever they cause
                 self._report(force=not self.engine.busy)
                 self._release(answered, None)
-        except BaseException as exc:  # noqa: BLE001 - the worker itself broke: nothing can be served
+        except BaseException as exc:
             self.down = self.down or (
                 f"local model server {self.stats.model!r} is down: its worker stopped with "
                 f"{type(exc).__name__}: {_one_line(exc)}"
             )
         finally:
             if self.down or jobs:
-                error = LocalServerDown(self.down or f"local model server {self.stats.model!r} stopped")
+                error = LocalServerDown(
+                    self.down or f"local model server {self.stats.model!r} stopped"
+                )
                 self.engine.reset()
                 pending = list(jobs.values())
                 while True:
@@ -346,7 +356,9 @@ class LocalModelServer:
                 self.engine.submit(item.seq)
             except PromptTooLong as exc:
                 self.stats.rejected += 1
-                self._release([item], LocalRequestRejected(f"local model server {self.stats.model!r}: {exc}"))
+                self._release(
+                    [item], LocalRequestRejected(f"local model server {self.stats.model!r}: {exc}")
+                )
                 continue
             jobs[id(item.seq)] = item
             if block:  # the first request after idling: gather the ones sent with it
@@ -377,7 +389,9 @@ class LocalModelServer:
         engine = self.engine.stats
         self.stats.absorb(engine)
         start = self._window_start
-        if not self._window_answers or (not force and engine.steps - start.steps < self.report_every_steps):
+        if not self._window_answers or (
+            not force and engine.steps - start.steps < self.report_every_steps
+        ):
             return
         window = WindowStats(
             size=len(self._window_answers),
@@ -395,7 +409,7 @@ class LocalModelServer:
         if self.on_batch is not None:
             try:
                 anyio.from_thread.run(self.on_batch, window, waits, token=self._token)
-            except Exception:  # noqa: BLE001 - a report that cannot be published must not stop serving
+            except Exception:
                 pass
 
     def _clear_cuda(self) -> None:

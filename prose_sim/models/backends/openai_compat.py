@@ -139,8 +139,12 @@ class OpenAIBackend:
             raise RetryableModelError(f"timed out waiting for {self.base_url}") from None
         except openai.APIConnectionError as exc:
             cause = exc.__cause__ or exc
-            kind = UnreachableError if isinstance(cause, httpx.ConnectError) else RetryableModelError
-            raise kind(self._scrub(f"connection to {self.base_url} failed: {type(cause).__name__}")) from None
+            kind = (
+                UnreachableError if isinstance(cause, httpx.ConnectError) else RetryableModelError
+            )
+            raise kind(
+                self._scrub(f"connection to {self.base_url} failed: {type(cause).__name__}")
+            ) from None
         except openai.OpenAIError as exc:  # e.g. an answer that does not parse
             raise RetryableModelError(self._scrub(f"{type(exc).__name__}: {exc}")[:300]) from None
         choice = response.choices[0] if response.choices else None

@@ -138,7 +138,11 @@ class EndpointPool:
         self._turn = (self._turn + 1) % n
         order = [self.members[(start + i) % n] for i in range(n)]
         for member in order:  # a member whose cooldown has passed gets the next request
-            if member.ejected_until is not None and now >= member.ejected_until and not member.probing:
+            if (
+                member.ejected_until is not None
+                and now >= member.ejected_until
+                and not member.probing
+            ):
                 return member, True
         healthy = [m for m in order if m.ejected_until is None]
         if healthy:
@@ -157,7 +161,8 @@ class EndpointPool:
         member.failures += 1
         member.consecutive_failures += 1
         if probe or (
-            member.ejected_until is None and member.consecutive_failures >= self.settings.failures_to_eject
+            member.ejected_until is None
+            and member.consecutive_failures >= self.settings.failures_to_eject
         ):
             self._eject(member)
 

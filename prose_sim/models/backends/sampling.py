@@ -73,10 +73,16 @@ class RowSettings(msgspec.Struct, frozen=True, kw_only=True):
         penalty = [float(p.repetition_penalty) for p in params]
         return cls(
             temperature=torch.tensor(temperature, dtype=torch.float32, device=device),
-            top_k=torch.tensor([max(0, int(p.top_k)) for p in params], dtype=torch.long, device=device),
-            top_p=torch.tensor([float(p.top_p) for p in params], dtype=torch.float32, device=device),
+            top_k=torch.tensor(
+                [max(0, int(p.top_k)) for p in params], dtype=torch.long, device=device
+            ),
+            top_p=torch.tensor(
+                [float(p.top_p) for p in params], dtype=torch.float32, device=device
+            ),
             penalty=torch.tensor(penalty, dtype=torch.float32, device=device),
-            seeds=torch.tensor([_signed(int(p.seed)) for p in params], dtype=torch.long, device=device),
+            seeds=torch.tensor(
+                [_signed(int(p.seed)) for p in params], dtype=torch.long, device=device
+            ),
             any_sampled=any(t > 0 for t in temperature),
             any_penalty=any(p != 1.0 for p in penalty),
         )
@@ -109,7 +115,9 @@ def _truncated(scores, settings: RowSettings, rows):
     values = values.masked_fill(rank >= k[:, None], float("-inf"))  # top-k
     top_p = settings.top_p.index_select(0, rows)[:, None]
     probs = torch.softmax(values, -1)
-    before = probs.cumsum(-1) - probs  # the mass of the better tokens (as transformers' TopPLogitsWarper)
+    before = (
+        probs.cumsum(-1) - probs
+    )  # the mass of the better tokens (as transformers' TopPLogitsWarper)
     return values.masked_fill((before >= top_p) & (top_p < 1), float("-inf")), ids
 
 

@@ -34,8 +34,9 @@ from prose_sim.models.backends.prefix_cache import PrefixCache
 from prose_sim.models.backends.sampling import RowSettings, choose
 from prose_sim.models.protocol import SamplingParams
 
-
-KV_BYTES_CPU = 512 * 2**20  # the default KV budget off CUDA (SmolLM2-135M in float32: 11,650 tokens)
+KV_BYTES_CPU = (
+    512 * 2**20
+)  # the default KV budget off CUDA (SmolLM2-135M in float32: 11,650 tokens)
 
 
 class PromptTooLong(ValueError):
@@ -102,7 +103,11 @@ class Engine:
         self.torch = torch
         self.model = model
         self.device = device
-        config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+        config = (
+            model.config.get_text_config()
+            if hasattr(model.config, "get_text_config")
+            else model.config
+        )
         heads = config.num_attention_heads
         head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
         self.context = int(getattr(config, "max_position_embeddings", 0) or 1 << 30)
@@ -118,13 +123,19 @@ class Engine:
         self.max_kv_tokens = max(1, max_kv_tokens or self._default_kv_tokens())
         self.prefill_chunk = max(1, prefill_chunk)
         self.prefix = PrefixCache(max_tokens=prefix_cache_tokens, block=prefix_block)
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id or 0
+        self.pad_id = (
+            tokenizer.pad_token_id
+            if tokenizer.pad_token_id is not None
+            else tokenizer.eos_token_id or 0
+        )
         eos = model.generation_config.eos_token_id if model.generation_config is not None else None
         eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
         if tokenizer.eos_token_id is not None:
             eos_ids.add(tokenizer.eos_token_id)
         self.eos_ids = eos_ids
-        self._cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+        self._cache_arg = (
+            "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+        )
         self.waiting: deque[Sequence] = deque()
         self.running: list[Sequence] = []  # index = slot
         self.presence = None  # bool [allocated rows, vocab]: tokens each row has seen
@@ -211,14 +222,18 @@ class Engine:
             return True
         if len(self.running) >= self.max_rows:
             return False
-        length = _round_up(max(self._reserved(seq), *(self._reserved(s) for s in self.running)), 128)
+        length = _round_up(
+            max(self._reserved(seq), *(self._reserved(s) for s in self.running)), 128
+        )
         return (len(self.running) + 1) * length <= self.max_kv_tokens
 
     def _admit(self, seq: Sequence) -> None:
         torch = self.torch
         rows = len(self.running) + 1
         length = _round_up(max(self._reserved(s) for s in [*self.running, seq]), 128)
-        spare = min(self.max_rows, max(rows, self.cache.rows + 4), max(rows, self.max_kv_tokens // length))
+        spare = min(
+            self.max_rows, max(rows, self.cache.rows + 4), max(rows, self.max_kv_tokens // length)
+        )
         self.cache.reserve(rows, length, spare_rows=spare)
         if self.presence is None or self.presence.shape[0] < self.cache.rows:
             grown = torch.zeros((self.cache.rows, self.vocab), dtype=torch.bool, device=self.device)
@@ -230,7 +245,9 @@ class Engine:
         self._settings = None
         seq.admitted_at = time.perf_counter()
         self.presence[seq.slot] = False
-        self.presence[seq.slot, torch.tensor(seq.prompt, device=self.device).clamp(max=self.vocab - 1)] = True
+        self.presence[
+            seq.slot, torch.tensor(seq.prompt, device=self.device).clamp(max=self.vocab - 1)
+        ] = True
         hit, kv = self.prefix.lookup(seq.prompt)
         if hit:
             self.cache.write(seq.slot, 0, kv)
@@ -260,15 +277,21 @@ class Engine:
         while not seq.decoding and used < budget:
             start = seq.prefilled
             count = int(min(len(seq.prompt) - start, self.prefill_chunk, budget - used))
-            ids = torch.tensor([seq.prompt[start : start + count]], dtype=torch.long, device=self.device)
+            ids = torch.tensor(
+                [seq.prompt[start : start + count]], dtype=torch.long, device=self.device
+            )
             positions = torch.arange(start, start + count, device=self.device)[None, :]
             self.cache.for_prefill(seq.slot, start, count)
-            logits = self._forward(ids, positions, self.cache.prefill_mask(start, count), logits_to_keep=1)
+            logits = self._forward(
+                ids, positions, self.cache.prefill_mask(start, count), logits_to_keep=1
+            )
             seq.prefilled += count
             used += count
             self.stats.prefill_forwards += 1
             self.stats.prefill_tokens += count
-        if seq.decoding and not seq.output:  # the prompt is in: its last logits give the first token
+        if (
+            seq.decoding and not seq.output
+        ):  # the prompt is in: its last logits give the first token
             settings = RowSettings.of([seq.params], self.device)
             token = choose(logits, settings, torch.zeros(1, dtype=torch.long, device=self.device),
                            self.presence[seq.slot : seq.slot + 1])  # fmt: skip
@@ -281,7 +304,9 @@ class Engine:
         torch = self.torch
         rows = self.running
         n = len(rows)
-        ids = torch.tensor([[s.output[-1] if s.decoding else self.pad_id] for s in rows], device=self.device)
+        ids = torch.tensor(
+            [[s.output[-1] if s.decoding else self.pad_id] for s in rows], device=self.device
+        )
         lengths = self.cache.lengths
         positions = torch.tensor(lengths, dtype=torch.long, device=self.device)
         width = max(lengths) + 1
@@ -292,7 +317,9 @@ class Engine:
         counters = torch.tensor([len(s.output) for s in rows], dtype=torch.long, device=self.device)
         tokens = choose(logits, self._settings, counters, self.presence[:n])
         decoding = [s.decoding for s in rows]
-        self.presence[torch.arange(n, device=self.device), tokens] |= torch.tensor(decoding, device=self.device)
+        self.presence[torch.arange(n, device=self.device), tokens] |= torch.tensor(
+            decoding, device=self.device
+        )
         idle = decoding.count(False)
         self.stats.steps += 1
         self.stats.row_steps += n

@@ -107,7 +107,9 @@ class ScriptedBackend:
         words = [w for w in prompt.split() if '"""' not in w]
         if not words:
             return "Nothing to write about."
-        n = rng.randint(self.settings.min_words, max(self.settings.min_words, self.settings.max_words))
+        n = rng.randint(
+            self.settings.min_words, max(self.settings.min_words, self.settings.max_words)
+        )
         out: list[str] = []
         while len(out) < n:
             start = rng.randrange(len(words))
