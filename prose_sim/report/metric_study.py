@@ -105,7 +105,6 @@ def markdown(found: list[Correlation], bertscore_note: str = "") -> str:
     cells = Pearson / Spearman / Kendall with each writing metric."""
     if not found:
         return ""
-    titles = dict(PREFERENCE_MEASURES)
     lines = [
         "## Metric validity (PLUME vs PRELUDE)",
         "",
@@ -128,7 +127,7 @@ def markdown(found: list[Correlation], bertscore_note: str = "") -> str:
         lines.append("|---|" + "---|" * len(WRITING_METRICS))
         cells = {(c.preference_measure, c.writing_metric): c for c in group}
         for measure, title in PREFERENCE_MEASURES:
-            row = [titles[measure]]
+            row = [title]
             for metric, _ in WRITING_METRICS:
                 c = cells[(measure, metric)]
                 row.append(f"{_fmt(c.pearson)} / {_fmt(c.spearman)} / {_fmt(c.kendall)}")
