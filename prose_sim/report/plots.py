@@ -17,6 +17,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from prose_sim.report.results import over_seeds
+from prose_sim.report.rows import Row, number
 from prose_sim.report.tables import GroupSummary
 
 PLOTS = ("ppcm_by_method.png", "ppcm_learning_curve.png", "cost_vs_ppcm.png")
@@ -52,7 +53,7 @@ ONE_SEED = "one seed, no error bars"
 
 
 def write_plots(
-    summaries: list[GroupSummary], rows: list[dict[str, object]], out_dir: Path, notice: str = ""
+    summaries: list[GroupSummary], rows: list[Row], out_dir: Path, notice: str = ""
 ) -> list[Path]:
     """Draw the plots into ``out_dir``; returns the files written. ``notice``: the smoke-test line."""
     panels = _panels(summaries)
@@ -112,11 +113,11 @@ def _ppcm_by_method(ax, group: list[GroupSummary], rows, several: bool) -> None:
 def _learning_curve(ax, group: list[GroupSummary], rows, several: bool) -> None:
     for s in group:
         # per demonstration index: mean over seeds of per-seed means, with its s.e.
-        by_index: dict[int, list[dict[str, object]]] = defaultdict(list)
+        by_index: dict[int, list[Row]] = defaultdict(list)
         for r in rows:
             key = (r["task"], r["framework"], r["method"], r["agent_model"])
             if key == (s.task, s.framework, s.method, s.agent_model) and r["status"] == "ok":
-                by_index[int(r["demonstration"])].append(r)
+                by_index[int(number(r, "demonstration"))].append(r)
         points = {x: over_seeds(by_index[x], _ppcm) for x in sorted(by_index)}
         xs = [x for x, (m, _) in points.items() if not math.isnan(m)]
         ys = [points[x][0] for x in xs]
@@ -130,9 +131,8 @@ def _learning_curve(ax, group: list[GroupSummary], rows, several: bool) -> None:
     ax.legend(fontsize=8)
 
 
-def _ppcm(row: dict[str, object]) -> float | None:
-    value = row.get("ppcm", "")
-    return None if value == "" else float(value)
+def _ppcm(row: Row) -> float | None:
+    return None if row.get("ppcm", "") == "" else number(row, "ppcm")
 
 
 def _cost_vs_ppcm(ax, group: list[GroupSummary], rows, several: bool) -> None:
