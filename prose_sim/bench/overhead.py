@@ -28,6 +28,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import NotRequired, TypedDict
 
 import anyio
 import msgspec
@@ -37,6 +38,32 @@ from prose_sim.bench.common import Check, SuiteResult
 CALLS_PER_REFERENCE_EPISODE = 20
 # 9 PLUME users (both tasks) x seeds = episodes; 2 instances each, 7 calls an instance
 USERS = 9
+
+
+class Case(TypedDict):
+    """One case, as its subprocess is given it (JSON on the command line)."""
+
+    case: str  # "reference" or "full"
+    episodes: int
+    latency_s: NotRequired[float]  # full stack only; 0 when not given
+
+
+class CaseFigures(TypedDict):
+    """What one case measured (the subprocess prints it as JSON): a row of the suite's table."""
+
+    case: str
+    episodes: int
+    latency_s: float
+    calls: int
+    events: int
+    wall_s: float
+    calls_per_s: float
+    events_per_s: float
+    peak_mb: float
+    kb_per_episode: float
+    outside_backend_share: float | str  # "" with latency (the backend's time is its sleep)
+    cpu_us_per_call: float
+    vs_reference: NotRequired[float]  # set by run(): calls/s over the reference's
 
 
 def run(quick: bool = False) -> SuiteResult:
@@ -93,7 +120,7 @@ def run(quick: bool = False) -> SuiteResult:
             "cpu_us_per_call",
             "vs_reference",
         ],
-        rows=rows,
+        rows=[dict(row) for row in rows],
         checks=checks,
         notes=[
             "reference: anyio memory-stream bus, one backend task, msgspec JSON-lines log, under the same "
@@ -109,7 +136,7 @@ def run(quick: bool = False) -> SuiteResult:
     )
 
 
-def _in_subprocess(case: dict) -> dict:
+def _in_subprocess(case: Case) -> CaseFigures:
     done = subprocess.run(
         [sys.executable, "-m", "prose_sim.bench.overhead", json.dumps(case)],
         capture_output=True,
@@ -119,7 +146,7 @@ def _in_subprocess(case: dict) -> dict:
     if done.returncode != 0:
         raise RuntimeError(f"bench overhead case {case} failed:\n{done.stderr[-2000:]}")
     print(f"  {done.stdout.strip()}", file=sys.stderr)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return msgspec.json.decode(done.stdout.strip().splitlines()[-1], type=CaseFigures)
 
 
 # --- measuring one case (in its own process) --------------------------------------
@@ -152,7 +179,7 @@ def _rss_mb() -> float:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def measure(case: dict) -> dict:
+def measure(case: Case) -> CaseFigures:
     episodes = case["episodes"]
     with PeakRSS() as memory:
         cpu0, t0 = time.process_time(), time.perf_counter()
@@ -281,4 +308,4 @@ async def _full_stack(episodes: int, latency_s: float) -> tuple[int, int, float]
 
 
 if __name__ == "__main__":
-    print(json.dumps(measure(json.loads(sys.argv[1]))))
+    print(json.dumps(measure(msgspec.json.decode(sys.argv[1], type=Case))))
