@@ -32,6 +32,7 @@ from typing import NotRequired, TypedDict
 
 import anyio
 import msgspec
+from anyio.streams.memory import MemoryObjectSendStream
 
 from prose_sim.bench.common import Check, SuiteResult
 
@@ -221,8 +222,11 @@ class _Call(msgspec.Struct, tag=True):
 async def _reference(episodes: int) -> tuple[int, int, float]:
     """The bare minimum: bus, one backend task, JSON-lines log."""
     encoder = msgspec.json.Encoder()
-    log_send, log_receive = anyio.create_memory_object_stream(8192)
-    req_send, req_receive = anyio.create_memory_object_stream(8192)
+    log_send, log_receive = anyio.create_memory_object_stream[_Call](8192)
+    # each request with the stream its answer goes back on
+    req_send, req_receive = anyio.create_memory_object_stream[
+        tuple[_Call, MemoryObjectSendStream[_Call]]
+    ](8192)
     counts = {"events": 0, "calls": 0}
 
     async def writer(path: Path) -> None:
@@ -245,8 +249,8 @@ async def _reference(episodes: int) -> tuple[int, int, float]:
             async for request, reply in req_receive:
                 await reply.send(_Call(episode=request.episode, n=request.n, text="answer " * 20))
 
-    async def episode(i: int, log) -> None:
-        reply_send, reply_receive = anyio.create_memory_object_stream(1)
+    async def episode(i: int, log: MemoryObjectSendStream[_Call]) -> None:
+        reply_send, reply_receive = anyio.create_memory_object_stream[_Call](1)
         async with log, reply_send, reply_receive:
             for n in range(CALLS_PER_REFERENCE_EPISODE):
                 request = _Call(episode=i, n=n, text="prompt " * 50)

@@ -348,13 +348,13 @@ def run(
     paper = load_scenario(scenarios_dir() / "paper.toml", catalog=builtin_catalog())
     if paper_scenario is None:
         scripted = [f"models.{role}.backend=scripted" for role in ROLES]
-        probe = (
+        probe_overrides = (
             off
             + scripted
             + ([f"seeds=[{paper.seeds[0]}]", "demonstrations_per_user=2"] if quick else [])
         )
         paper_scenario = load_scenario(
-            scenarios_dir() / "paper.toml", probe, catalog=builtin_catalog()
+            scenarios_dir() / "paper.toml", probe_overrides, catalog=builtin_catalog()
         )
         if quick:
             paper_scenario = _one_task(paper_scenario)
