@@ -56,13 +56,8 @@ def summarize(rows: list[Row]) -> list[GroupSummary]:
     """One summary per (task, framework, method, agent model), in a fixed order."""
     groups: dict[tuple[str, str, str, str], list[Row]] = defaultdict(list)
     for row in rows:
-        group = (
-            str(row["task"]),
-            str(row["framework"]),
-            str(row["method"]),
-            str(row["agent_model"]),
-        )
-        groups[group].append(row)
+        by = (str(row["task"]), str(row["framework"]), str(row["method"]), str(row["agent_model"]))
+        groups[by].append(row)
     out = []
     for (task, framework, method, model), group in sorted(groups.items()):
         means: dict[str, float] = {}
