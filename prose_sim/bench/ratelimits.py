@@ -42,7 +42,7 @@ import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal, TypedDict
+from typing import TYPE_CHECKING, Literal, TypedDict
 
 import anyio
 import msgspec
@@ -52,15 +52,20 @@ from prose_sim.bench.common import Check, SuiteResult
 from prose_sim.eventlog import read_events
 from prose_sim.events import ModelFailed, ModelRequested, ModelResponded
 
+if TYPE_CHECKING:
+    from prose_sim.runtime.runner import RunOutcome
+
 KEY_ENV = "PROSE_SIM_BENCH_RATELIMITS_KEY"
 DUMMY_KEY = "sk-bench-ratelimits-dummy"
 WINDOW_S = 10.0
 LATENCY_S = 0.3
 RETRY_AFTER_S = 1.0
-METHODS: dict[str, dict] = {"no_learning": {}, "prose_1sc": {"method": "prose", "variant": "1sc"}}
+# a table of a scenario, as TOML would give it (scenario_from_dict checks it)
+Table = dict[str, object]
+METHODS: dict[str, Table] = {"no_learning": {}, "prose_1sc": {"method": "prose", "variant": "1sc"}}
 DEMONSTRATIONS = 2
 # the scenario's [retry]: generous enough that throttled requests are never lost
-RETRY = {"attempts": 10, "backoff_s": 0.5, "max_backoff_s": 8.0, "timeout_s": 30.0}
+RETRY: Table = {"attempts": 10, "backoff_s": 0.5, "max_backoff_s": 8.0, "timeout_s": 30.0}
 # budgets per window: requests / tokens, for each binding budget (the other one loose)
 BUDGETS = {
     "rpm": (300, 400_000),  # 30 requests/s bind; ~15k of the 40k tokens/s used
@@ -133,13 +138,13 @@ def scenario_raw(
     rpm: int | None = None,
     tpm: int | None = None,
     window_s: float = WINDOW_S,
-    methods: dict[str, dict] | None = None,
+    methods: dict[str, Table] | None = None,
     demonstrations: int = DEMONSTRATIONS,
-    retry: dict | None = None,
-    tasks: dict[str, dict] | None = None,
-) -> dict:
+    retry: Table | None = None,
+    tasks: dict[str, Table] | None = None,
+) -> Table:
     """A scenario with every role on the loopback endpoint, limited (or not) as given."""
-    models = {}
+    models: dict[str, Table] = {}
     for role in ("user", "agent", "judge"):
         spec: dict[str, object] = {
             "backend": "openai",
@@ -165,23 +170,23 @@ def scenario_raw(
     }
 
 
-def _run_scenario(raw: dict, run_dir: Path):
+def _run_scenario(raw: Table, run_dir: Path) -> RunOutcome:
     from prose_sim.runtime.runner import execute
     from prose_sim.scenario import scenario_from_dict
 
     os.environ.setdefault(KEY_ENV, DUMMY_KEY)  # in-process only: the loopback server takes any key
     scenario = scenario_from_dict(raw, "bench ratelimits")
 
-    async def go():
+    async def go() -> RunOutcome:
         return await execute(scenario, run_dir, progress="off", use_cache=False)
 
     return anyio.run(go)
 
 
 def calibrate(
-    methods: dict[str, dict] | None = None,
+    methods: dict[str, Table] | None = None,
     demonstrations: int = DEMONSTRATIONS,
-    tasks: dict[str, dict] | None = None,
+    tasks: dict[str, Table] | None = None,
 ) -> Profile:
     """One seed, no latency, no limits: calls and tokens per seed of the scenario."""
     with ChatServer() as server, tempfile.TemporaryDirectory() as tmp:
@@ -226,10 +231,10 @@ def measure(
     retry_after_s: float = RETRY_AFTER_S,
     seeds: int | None = None,
     profile: Profile | None = None,
-    methods: dict[str, dict] | None = None,
+    methods: dict[str, Table] | None = None,
     demonstrations: int = DEMONSTRATIONS,
-    retry: dict | None = None,
-    tasks: dict[str, dict] | None = None,
+    retry: Table | None = None,
+    tasks: dict[str, Table] | None = None,
     server_limits: bool = True,
 ) -> CaseRow:
     """One case: a real run against a ChatServer with budget ``budget_rpm`` / ``budget_tpm``

@@ -178,9 +178,11 @@ def write_plot(
     lines = ppcm_by_share(rows)
     if not lines:
         return []
-    from prose_sim.report.plots import _pyplot
+    from prose_sim.report.plots import files_only
 
-    plt = _pyplot()
+    files_only()
+    import matplotlib.pyplot as plt
+
     tasks = sorted({task for task, _ in lines})
     fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4.2), squeeze=False)
     for ax, task in zip(axes[0], tasks):
