@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import functools
 import os
 import platform
 import sys
@@ -109,7 +110,7 @@ def qwen7b_random(device: str, dtype):
     model.eval()
     # a word-level tokenizer over a made-up vocabulary: ids are what matter here
     vocab = {"<pad>": 0, "<eos>": 1, "<unk>": 2}
-    for word in " ".join(SENTENCES + ["Summarize this in one sentence: user assistant"]).split():
+    for word in " ".join([*SENTENCES, "Summarize this in one sentence: user assistant"]).split():
         vocab.setdefault(word, len(vocab))
     inner = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     inner.pre_tokenizer = pre_tokenizers.Whitespace()
@@ -398,7 +399,9 @@ def measure_trace(
         for kind in ("static", "server"):
             server = new_server(model, tokenizer, device, max_batch=32, static=kind == "static")
             cpu = time.process_time()
-            figures = anyio.run(lambda: local_trace.replay(server, trace, episodes=episodes))
+            figures = anyio.run(
+                functools.partial(local_trace.replay, server, trace, episodes=episodes)
+            )
             cpu = time.process_time() - cpu
             stats = server.stats.summary()
             row = {

@@ -21,6 +21,7 @@ import msgspec
 
 from prose_sim import scrub
 from prose_sim.errors import UsageError
+from prose_sim.models.answers import AnswerShape, Choice, json_schema
 from prose_sim.models.protocol import (
     Completion,
     FatalModelError,
@@ -115,6 +116,8 @@ class OpenAIBackend:
             extra["top_k"] = p.top_k
         if p.repetition_penalty != 1.0:
             extra["repetition_penalty"] = p.repetition_penalty
+        if request.answer is not None:  # a constrained role: the server's structured output
+            extra["response_format"] = response_format(request.answer)
         try:
             response = await self._client.chat.completions.create(
                 model=request.model,
@@ -156,6 +159,14 @@ class OpenAIBackend:
             input_tokens = sum(estimate_tokens(m["content"]) for m in request.messages)
             output_tokens = estimate_tokens(text)
         return Completion(text=text, input_tokens=input_tokens, output_tokens=output_tokens)
+
+
+def response_format(shape: AnswerShape) -> dict[str, object]:
+    """The ``response_format`` of the chat-completions API for ``shape``: a JSON schema, the
+    structured-output request vLLM, SGLang and OpenAI share (vLLM's ``guided_choice`` went
+    in v0.12). A verdict comes back as a JSON string, which the verdict parser reads."""
+    name = "verdict" if isinstance(shape, Choice) else "string_list"
+    return {"type": "json_schema", "json_schema": {"name": name, "schema": json_schema(shape)}}
 
 
 def _error_text(exc) -> str:
