@@ -30,8 +30,8 @@ on a GPU, for ``benchmarks/gpu_server.sh``).
 from __future__ import annotations
 
 import argparse
-import json
 import functools
+import json
 import os
 import platform
 import sys
