@@ -166,9 +166,10 @@ class Constraint:
         row = next_states[self.state]
         torch = self.table.torch
         ok = [n for n in range(_STATES) if dist[n] <= remaining - 1]
-        if not ok:  # too little budget to finish anyway: keep to the shape as far as it goes
-            return row != _REJECT
-        return torch.isin(row, torch.tensor(ok, dtype=row.dtype, device=row.device))
+        finishing = torch.isin(row, torch.tensor(ok, dtype=row.dtype, device=row.device))
+        if not ok or not bool(finishing.any()):
+            return row != _REJECT  # too little budget to finish anyway: keep to the shape
+        return finishing
 
     def _choice_tokens(self, remaining: int) -> list[int]:
         keywords = [k for k in self.shape.keywords if k.startswith(self.text)]  # type: ignore[union-attr]
