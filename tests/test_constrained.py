@@ -12,26 +12,45 @@ from hypothesis import strategies as st
 
 from prose_sim.models.answers import Choice, JsonList
 from prose_sim.models.backends.constrained import json_state
-from prose_sim.models.gateway import EpisodeModels, RoleModel
+from prose_sim.models.gateway import ModelClient, RoleModel
 from prose_sim.models.protocol import Completion, ModelRequest, SamplingParams
 from prose_sim.parsing import parse_json_list, parse_verdict
 from prose_sim.scales import FPM_SCALE, VALIDATION_SCALE
 
 pytestmark = pytest.mark.anyio
 
-_DONE = 6
-_TEXT = st.text(
-    alphabet=st.characters(min_codepoint=0x20, blacklist_categories=("Cs",)), max_size=12
+_DONE = 7
+_ITEM = st.builds(
+    lambda spaces, first, rest: " " * spaces + first + rest,
+    st.integers(0, 2),
+    st.characters(categories=("L", "Nd")).filter(str.isalnum),
+    st.text(alphabet=st.characters(min_codepoint=0x20, exclude_categories=("Cs",)), max_size=12),
 )
 
 
-@given(st.lists(_TEXT, max_size=5))
-def test_every_json_list_of_strings_is_accepted_by_the_automaton(items):
-    assert json_state(json.dumps(items, ensure_ascii=False)) == _DONE
+@given(st.lists(_ITEM, min_size=1, max_size=5))
+def test_every_list_of_real_strings_is_accepted_by_the_automaton_and_parses(items):
+    text = json.dumps(items, ensure_ascii=False)
+    assert json_state(text) == _DONE
+    assert parse_json_list(text) is not None
 
 
-@pytest.mark.parametrize("text", ['["a",]', '["a" "b"]', "[1]", '["a\nb"]', '{"a": 1}', '"a"'])
-def test_what_is_not_a_json_list_of_strings_is_rejected(text):
+@pytest.mark.parametrize(
+    "text",
+    [
+        '["a",]',
+        '["a" "b"]',
+        "[1]",
+        '["a\nb"]',
+        '{"a": 1}',
+        '"a"',
+        "[]",
+        '[""]',
+        '["..."]',
+        '["<x>"]',
+    ],
+)
+def test_what_the_list_parser_would_refuse_is_rejected(text):
     assert json_state(text) != _DONE
 
 
@@ -128,7 +147,7 @@ class Capture:
 async def test_the_answer_shape_reaches_the_backend_only_for_constrained_roles(constrained):
     gateway = Capture()
     roles = {"judge": RoleModel(backend="b", model="m", constrained=constrained)}
-    models = EpisodeModels(gateway, None, roles, "e", seed=1)  # type: ignore[arg-type]
+    models = ModelClient(gateway, None, roles, "e", seed=1)  # type: ignore[arg-type]
     await models.complete("judge", "judge_fpm", 0, "which?", answer=Choice.of(FPM_SCALE))
     (sent,) = gateway.requests
     assert sent.answer == (Choice.of(FPM_SCALE) if constrained else None)
@@ -184,6 +203,7 @@ def test_any_path_the_mask_allows_ends_as_a_parseable_list(tiny, seed, budget, p
     vocab = int(model.get_output_embeddings().weight.shape[0])
     table = TokenTable(tokenizer, vocab, "cpu", {tokenizer.eos_token_id})
     constraint = Constraint.start(JsonList(), table, prefix)
+    budget = max(budget, constraint.fewest_tokens())  # as the engine does
     rng = random.Random(seed)
     tokens: list[int] = []
     while not constraint.done and len(tokens) < budget:
@@ -191,6 +211,5 @@ def test_any_path_the_mask_allows_ends_as_a_parseable_list(tiny, seed, budget, p
         token = rng.choice(allowed)
         tokens.append(token)
         constraint.advance(token)
-    if budget >= 2:  # the shortest closed list: '"]' after an open string, '[]' from the start
-        assert constraint.done
-        assert parse_json_list(prefix + tokenizer.decode(tokens)) is not None
+    assert constraint.done
+    assert parse_json_list(prefix + tokenizer.decode(tokens)) is not None

@@ -7,10 +7,13 @@ sampler applies to the logits). Two shapes (``prose_sim.models.answers``):
 - ``Choice``: the answer is one of a few keywords; the state is the text so
   far, and a token is allowed when the text with it is still the start of a
   keyword;
-- ``JsonList``: a JSON list of strings, recognised by a small character
-  automaton (no ``\\u`` escapes, no control characters in strings, spaces as
-  the only whitespace). Each token's effect on each automaton state is worked
-  out once per tokenizer (``TokenTable``), so a step is one table lookup.
+- ``JsonList``: a JSON list of strings that the list parser takes as an
+  answer: not empty, each string starting (after spaces) with a letter or
+  digit, so never empty or a placeholder echoed from a prompt ("...",
+  "<component1>"); recognised by a small character automaton (no ``\\u``
+  escapes, no control characters in strings, spaces as the only whitespace).
+  Each token's effect on each automaton state is worked out once per tokenizer
+  (``TokenTable``), so a step is one table lookup.
 
 Both stop offering tokens that could not finish the answer within its token
 budget, so a constrained answer always ends complete and parses. Why not a
@@ -25,14 +28,17 @@ from dataclasses import dataclass, field
 from prose_sim.models.answers import AnswerShape, Choice
 
 # the JSON-list automaton's states
-_START, _OPEN, _COMMA, _STRING, _ESCAPE, _AFTER, _DONE = range(7)
-_STATES = 7
+# _FRESH: a string just opened, nothing but spaces in it yet
+_START, _OPEN, _COMMA, _FRESH, _STRING, _ESCAPE, _AFTER, _DONE = range(8)
+_STATES = 8
 _REJECT = -1
 _ESCAPES = frozenset('"\\/bfnrt')
 
 
 def _json_char(state: int, char: str) -> int:
     """The automaton's next state after ``char`` (``_REJECT``: not a JSON list of strings)."""
+    if state == _FRESH:
+        return _FRESH if char == " " else _STRING if char.isalnum() else _REJECT
     if state == _STRING:
         if char == '"':
             return _AFTER
@@ -45,10 +51,8 @@ def _json_char(state: int, char: str) -> int:
         return state
     if state == _START:
         return _OPEN if char == "[" else _REJECT
-    if state == _OPEN:
-        return _STRING if char == '"' else _DONE if char == "]" else _REJECT
-    if state == _COMMA:
-        return _STRING if char == '"' else _REJECT
+    if state in (_OPEN, _COMMA):
+        return _FRESH if char == '"' else _REJECT
     if state == _AFTER:
         return _COMMA if char == "," else _DONE if char == "]" else _REJECT
     return _REJECT
