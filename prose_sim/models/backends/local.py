@@ -25,8 +25,9 @@ import contextlib
 import queue
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 import anyio.from_thread
@@ -119,7 +120,7 @@ class _Job:
     wait_s: float = 0.0
 
 
-OnBatch = Callable[[BatchStats], Awaitable[None]]
+OnBatch = Callable[[BatchStats], Coroutine[Any, Any, None]]
 
 _STOP = object()
 
@@ -165,7 +166,7 @@ class LocalModelServer:
         self.down: str = ""  # why the server is down, once it is
         self._inbox: queue.Queue = queue.Queue()
         self._thread: threading.Thread | None = None
-        self._token = None
+        self._token: anyio.lowlevel.EventLoopToken | None = None
         self._window_start = EngineStats()
         self._window_answers: list[_Job] = []
         self._window_started = 0.0
@@ -179,6 +180,8 @@ class LocalModelServer:
     async def __aexit__(self, *exc_info) -> None:
         self._inbox.put(_STOP)
         thread, self._thread = self._thread, None
+        if thread is None:
+            return
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(thread.join)
 
@@ -291,7 +294,7 @@ class LocalModelServer:
             )
         finally:
             if self.down or jobs:
-                error = LocalServerDown(
+                stopped = LocalServerDown(
                     self.down or f"local model server {self.stats.model!r} stopped"
                 )
                 self.engine.reset()
@@ -303,7 +306,7 @@ class LocalModelServer:
                         break
                     if isinstance(item, _Job):
                         pending.append(item)
-                self._release(pending, error)
+                self._release(pending, stopped)
             self._report(force=True)
 
     def _take_new(self, jobs: dict[int, _Job]) -> bool:

@@ -32,10 +32,10 @@ from prose_sim.models.protocol import (
     UnreachableError,
 )
 
-try:  # the SDK's transport: httpx (openai 1.x) or its successor httpx2
-    import httpx  # type: ignore[import-not-found]
+try:  # the SDK's transport: httpx2 (the SDK's newer releases), else httpx (openai 1.x)
+    import httpx2 as httpx  # type: ignore[import-not-found,unused-ignore]
 except ImportError:  # pragma: no cover - depends on the installed SDK
-    import httpx2 as httpx  # type: ignore[import-not-found,no-redef]
+    import httpx  # type: ignore[import-not-found,no-redef,unused-ignore]
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 # a wrong key, no permission, an unknown model or path: no retry and no other call can succeed

@@ -144,7 +144,8 @@ class Engine:
         )
         self.waiting: deque[Sequence] = deque()
         self.running: list[Sequence] = []  # index = slot
-        self.presence = None  # bool [allocated rows, vocab]: tokens each row has seen
+        # bool [allocated rows, vocab]: the tokens each row has seen
+        self.presence = torch.zeros((0, self.vocab), dtype=torch.bool, device=device)
         self.stats = EngineStats()
         self._settings: RowSettings | None = None  # of the running rows, rebuilt when they change
         self._tokenizer = tokenizer
@@ -204,7 +205,7 @@ class Engine:
         self.running.clear()
         self.waiting.clear()
         self.cache.clear()
-        self.presence = None
+        self.presence = self.presence[:0]
         self._settings = None
         return lost
 
@@ -250,10 +251,9 @@ class Engine:
             self.max_rows, max(rows, self.cache.rows + 4), max(rows, self.max_kv_tokens // length)
         )
         self.cache.reserve(rows, length, spare_rows=spare)
-        if self.presence is None or self.presence.shape[0] < self.cache.rows:
+        if self.presence.shape[0] < self.cache.rows:
             grown = torch.zeros((self.cache.rows, self.vocab), dtype=torch.bool, device=self.device)
-            if self.presence is not None:
-                grown[: self.presence.shape[0]] = self.presence
+            grown[: self.presence.shape[0]] = self.presence
             self.presence = grown
         seq.slot = self.cache.add()
         self.running.append(seq)

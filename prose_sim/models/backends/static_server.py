@@ -97,8 +97,11 @@ class StaticBatchServer:
 
     async def __aexit__(self, *exc_info) -> bool | None:
         self._send.close()
+        group, self._group = self._group, None
+        if group is None:
+            return None
         try:
-            return await self._group.__aexit__(*exc_info)
+            return await group.__aexit__(*exc_info)
         finally:
             self._worker.shutdown(wait=False)
 
