@@ -143,6 +143,7 @@ class LocalModelServer:
         prefill_chunk: int = 256,
         prefix_cache_tokens: int = 4096,
         max_step_failures: int = 3,
+        release_idle_s: float = 1.0,
         report_every_steps: int = 64,
         on_batch: OnBatch | None = None,
     ):
@@ -160,6 +161,7 @@ class LocalModelServer:
         # together are prefilled together before decoding starts
         self.max_wait_s = max_wait_s
         self.max_step_failures = max(1, max_step_failures)
+        self.release_idle_s = release_idle_s
         self.report_every_steps = max(1, report_every_steps)
         self.on_batch = on_batch
         self.stats = ServerStats(model=name, device=device, dtype=dtype)
@@ -316,7 +318,7 @@ class LocalModelServer:
         while True:
             try:
                 if block:
-                    item = self._inbox.get()
+                    item = self._idle_get()
                 elif deadline is not None:
                     item = self._inbox.get(timeout=max(0.0, deadline - time.perf_counter()))
                 else:
@@ -346,6 +348,17 @@ class LocalModelServer:
                 deadline = time.perf_counter() + self.max_wait_s
             if deadline is not None and time.perf_counter() >= deadline:
                 deadline = None
+
+    def _idle_get(self):
+        """The next inbox item for an idle worker. Idle for ``release_idle_s``: the KV storage
+        is freed first (it is sized for the busiest moment, and the run's other models, e.g.
+        the metrics', need memory while the server waits), then the wait goes on."""
+        try:
+            return self._inbox.get(timeout=self.release_idle_s)
+        except queue.Empty:
+            self.engine.release()
+            self._clear_cuda()
+            return self._inbox.get()
 
     def _release(self, jobs: list[_Job], error: BaseException | None) -> None:
         """Hand answers (or an error) back to the waiting callers, on the event loop."""

@@ -197,6 +197,12 @@ class Engine:
                 return
             self.stats.dropped += 1
 
+    def release(self) -> None:
+        """Free the KV storage (the next admission allocates it again); only when nothing runs."""
+        assert not self.running, "release() with rows running"
+        self.cache.clear()
+        self.presence = self.torch.zeros((0, self.vocab), dtype=self.torch.bool, device=self.device)
+
     def reset(self) -> list[Sequence]:
         """Forget every request (after a failed step) and free the KV storage; returns them."""
         lost = list(self.running) + list(self.waiting)
@@ -204,8 +210,7 @@ class Engine:
             seq.slot = -1
         self.running.clear()
         self.waiting.clear()
-        self.cache.clear()
-        self.presence = self.presence[:0]
+        self.release()
         self._settings = None
         return lost
 
