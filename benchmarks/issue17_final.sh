@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Issue 17's final figures, for a quiet machine (2 cores: about 12-14 minutes in all).
+# Issue 17's final figures, for a quiet machine. Not yet timed there: estimated 15-18 minutes on 2 idle
+# cores (quickstart about 3, fixed workload 5-6, the trace 8-9 of which the static server is 5-6).
 #
 #   bash benchmarks/issue17_final.sh
 #
