@@ -14,22 +14,21 @@ the error text with the key scrubbed out, and chained to nothing.
 
 from __future__ import annotations
 
-import math
 import os
 
 import msgspec
 
 from prose_sim import scrub
-from prose_sim.errors import UsageError
-from prose_sim.models.protocol import (
-    Completion,
+from prose_sim.errors import (
     FatalModelError,
-    ModelRequest,
     PermanentModelError,
     RateLimitedError,
     RetryableModelError,
     UnreachableError,
+    UsageError,
 )
+from prose_sim.models.protocol import Completion, ModelRequest
+from prose_sim.models.tokens import estimate_tokens
 
 try:  # the SDK's transport: httpx (openai 1.x) or its successor httpx2
     import httpx  # type: ignore[import-not-found]
@@ -46,11 +45,6 @@ class OpenAISettings(msgspec.Struct, frozen=True, kw_only=True):
     api_key_env: str = "OPENAI_API_KEY"
     max_connections: int = 100  # the httpx pool
     timeout_s: float = 600.0  # the SDK's own timeout; the gateway enforces the per-attempt one
-
-
-def estimate_tokens(text: str) -> int:
-    """A rough token count: one token per 4 characters (rounded up)."""
-    return math.ceil(len(text) / 4)
 
 
 def missing_key_message(env: str, where: str) -> str:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
+from prose_sim.errors import PromptTooLong
 from prose_sim.models.backends.kv_slots import SlotCache, _round_up
 from prose_sim.models.backends.prefix_cache import PrefixCache
 from prose_sim.models.backends.sampling import RowSettings, choose
@@ -37,10 +38,6 @@ from prose_sim.models.protocol import SamplingParams
 KV_BYTES_CPU = (
     512 * 2**20
 )  # the default KV budget off CUDA (SmolLM2-135M in float32: 11,650 tokens)
-
-
-class PromptTooLong(ValueError):
-    """The prompt does not fit the model's context window."""
 
 
 @dataclass(eq=False)
