@@ -61,17 +61,13 @@ class ResponseCache:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(_SCHEMA)
         self._db.commit()
-        self.hits = 0
-        self.misses = 0
 
     def get(self, key: str) -> Completion | None:
         row = self._db.execute(
             "SELECT text, input_tokens, output_tokens FROM responses WHERE key = ?", (key,)
         ).fetchone()
         if row is None:
-            self.misses += 1
             return None
-        self.hits += 1
         return Completion(text=row[0], input_tokens=row[1], output_tokens=row[2])
 
     def put(self, key: str, completion: Completion) -> None:

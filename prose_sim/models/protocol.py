@@ -1,7 +1,8 @@
-"""What a model request and completion are, and the one-method backend protocol.
+"""What a model request and completion are, and the backend protocol.
 
-A backend turns one request into one completion. Everything else (retries,
-accounting, caching, rate limits, the concurrency cap) wraps backends once, in the gateway.
+A backend turns one request into one completion, and closes what it holds when
+the run ends. Everything else (retries, accounting, caching, rate limits, the
+concurrency cap) wraps backends once, in the gateway.
 """
 
 from __future__ import annotations

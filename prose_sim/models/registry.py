@@ -131,8 +131,7 @@ def backend_kind(name: str) -> BackendKind:
     else:
         plugins = plugin_entry_points()
         if name not in plugins:
-            known = ", ".join(sorted({*BUILTIN, *plugins}))
-            raise UsageError(f"unknown backend {name!r} (known: {known})")
+            raise UsageError(f"unknown backend {name!r} (known: {', '.join(backend_names())})")
         ep = plugins[name]
     try:
         loaded = ep.load()

@@ -22,11 +22,6 @@ from prose_sim.models.registry import Parts, Served, backend_kind
 from prose_sim.scenario import ModelSpec, Scenario
 
 
-def model_name(spec: ModelSpec) -> str:
-    """The model a role names: its ``model``, else its backend's default."""
-    return spec.model or backend_kind(spec.backend).default_model or spec.backend
-
-
 class BuiltModels(msgspec.Struct, kw_only=True):
     backends: dict[str, Backend]
     roles: dict[str, RoleModel]
