@@ -133,7 +133,7 @@ def test_an_installed_wheel_renders_the_prompts_it_carries(tmp_path):
     assert carried == {p.name for p in (ROOT / "prompts").glob("*.j2")}
     script = (
         "from prose_sim.templating import render, template_dir; "
-        "print(template_dir()); print(render('draft_system'))"
+        "print(template_dir()); print(render('draft_system', framework='plume', task=None))"
     )
     done = subprocess.run(
         [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(site)!r}); {script}"],
