@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Annotated, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 import anyio
 import msgspec
@@ -122,7 +122,10 @@ class HFEncoder:
 
     def __init__(self, model: str, aggregation: str = "mean_pool", device: str = "cpu"):
         self.model, self.aggregation, self._device = model, aggregation, device
-        self._net = self._tok = self._torch = None
+        # loaded on first use: torch and transformers are imported then
+        self._net: Any = None
+        self._tok: Any = None
+        self._torch: Any = None
 
     def _load(self):
         if self._net is None:

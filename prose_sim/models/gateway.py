@@ -192,10 +192,12 @@ class Gateway:
         if self.cache is not None and identity is not None:
             key = cache_key(identity, request)
             while True:
-                hit = self.cache.get(key)
-                if hit is not None:
-                    await _responded(emit, request_id, request, hit, 0.0, attempts=0, cached=True)
-                    return msgspec.structs.replace(hit, request_id=request_id)
+                stored = self.cache.get(key)
+                if stored is not None:
+                    await _responded(
+                        emit, request_id, request, stored, 0.0, attempts=0, cached=True
+                    )
+                    return msgspec.structs.replace(stored, request_id=request_id)
                 pending = self._in_flight.get(key)
                 if pending is None:
                     break

@@ -18,6 +18,7 @@ import os
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -159,7 +160,8 @@ def load_local_model(model: str, dtype: str = "auto", device: str = "auto"):
         kwargs["local_files_only"] = True
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
-        loaded = AutoModelForCausalLM.from_pretrained(
+        # (Any: transformers' decorated signatures confuse type checkers)
+        loaded: Any = AutoModelForCausalLM.from_pretrained(
             source, dtype=getattr(torch, dtype_str), **kwargs
         )
     except UsageError:
