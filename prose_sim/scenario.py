@@ -23,6 +23,7 @@ from prose_sim.errors import UsageError, explain_validation
 from prose_sim.metrics.settings import MetricsSettings
 from prose_sim.models.backends.faulty import FaultSettings
 from prose_sim.models.embeddings import RetrievalSettings
+from prose_sim.models.registry import backend_kind
 from prose_sim.world.corpus import Corpus, load_corpus
 from prose_sim.world.personas import Persona, PersonaCatalog, catalog_with
 from prose_sim.world.tasks import RUN_FRAMEWORKS, TASKS, persona_framework
@@ -58,7 +59,8 @@ MetricsSpec = MetricsSettings
 class ModelSpec(Strict):
     # scripted: the deterministic test double; local: a transformers model served in-process;
     # openai: any OpenAI-compatible chat-completions endpoint (OpenAI, vLLM, SGLang, Ollama, ...)
-    backend: Literal["scripted", "local", "openai"] = "scripted"
+    # (or a backend an installed package adds: the prose_sim.backends entry-point group)
+    backend: str = "scripted"
     # local: a Hugging Face name, a local folder, a .gguf file, or the embedded
     # "smollm2-135m-instruct" (the default); openai: the served model's name; scripted: a label
     model: str = ""
@@ -437,10 +439,12 @@ def _check(scenario: Scenario, origin: str, catalog: PersonaCatalog, corpus: Cor
         )
     for role in ("user", "writer", "agent", "judge"):
         model = scenario.models.of(role)
-        if model.backend == "openai" and not model.model:
-            raise ScenarioError(
-                origin, f"models.{role}.model", "required for backend 'openai' (e.g. \"gpt-4o\")"
-            )
+        try:
+            problem = backend_kind(model.backend).problem(model)
+        except UsageError as exc:  # an unknown name, a broken plugin
+            raise ScenarioError(origin, f"models.{role}.backend", str(exc)) from None
+        if problem is not None:
+            raise ScenarioError(origin, f"models.{role}.{problem[0]}", problem[1])
         if model.base_urls and model.base_url:
             raise ScenarioError(
                 origin,

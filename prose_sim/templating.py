@@ -1,7 +1,10 @@
 """Prompt templates: jinja2 files in the top-level ``prompts/`` folder.
 
-An installed wheel carries them as ``prose_sim/prompts/``; a source checkout
-(editable install) reads them from the repository's ``prompts/``.
+One lookup for both layouts: an installed wheel carries the folder as
+``prose_sim/prompts/`` (pyproject's force-include), a source checkout (an
+editable install, or ``PYTHONPATH`` at the repository) reads the repository's
+``prompts/`` beside the package. A folder counts only if it holds the
+templates, so a stray ``prompts/`` beside an installed package is never read.
 """
 
 from __future__ import annotations
@@ -12,13 +15,19 @@ from pathlib import Path
 import jinja2
 
 _PACKAGE = Path(__file__).resolve().parent
+_PROBE = "draft.j2"  # a template every layout has
 
 
-def template_dir() -> Path:
-    for candidate in (_PACKAGE / "prompts", _PACKAGE.parent / "prompts"):
-        if candidate.is_dir():
+def template_dir(package: Path = _PACKAGE) -> Path:
+    """The folder of the prompt templates for the package at ``package``."""
+    candidates = (package / "prompts", package.parent / "prompts")  # a wheel's, a checkout's
+    for candidate in candidates:
+        if (candidate / _PROBE).is_file():
             return candidate
-    raise FileNotFoundError("prompt templates not found (expected prose_sim/prompts or ./prompts)")
+    raise FileNotFoundError(
+        f"prompt templates not found: neither {candidates[0]} (an installed wheel) nor "
+        f"{candidates[1]} (a source checkout) holds {_PROBE}"
+    )
 
 
 @functools.cache

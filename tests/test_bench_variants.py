@@ -138,7 +138,8 @@ def test_the_result_is_written_as_json_and_markdown(suite, tmp_path):
 def test_local_rows_have_the_ratios(tmp_path):
     pytest.importorskip("transformers")
     from prose_sim.bench import local
-    from prose_sim.models.local_loading import load_local_model, tiny_test_model
+    from prose_sim.models.local_loading import load_local_model
+    from prose_sim.testing.tiny_model import tiny_test_model
 
     path = tiny_test_model(tmp_path / "tiny")
     model, tokenizer, device, _ = load_local_model(str(path), dtype="float32", device="cpu")
@@ -162,7 +163,7 @@ def test_local_rows_have_the_ratios(tmp_path):
 def test_local_suite_on_the_tiny_model(tmp_path, monkeypatch):
     pytest.importorskip("transformers")
     from prose_sim.bench import local
-    from prose_sim.models.local_loading import tiny_test_model
+    from prose_sim.testing.tiny_model import tiny_test_model
 
     path = tiny_test_model(tmp_path / "tiny")
     monkeypatch.setattr(

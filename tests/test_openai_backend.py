@@ -1,6 +1,6 @@
 """The openai backend and the gateway's shared layers, against a real loopback server.
 
-The server (prose_sim/bench/chat_server.py) is a real HTTP server on 127.0.0.1 that speaks
+The server (prose_sim/testing/chat_server.py) is a real HTTP server on 127.0.0.1 that speaks
 the chat-completions API, injects faults on request and enforces its own
 budget. Assertions are on counts, never on durations.
 """
@@ -13,7 +13,6 @@ import anyio
 import pytest
 from conftest import SCENARIOS
 
-from prose_sim.bench.chat_server import ChatServer
 from prose_sim.cli import main
 from prose_sim.eventlog import read_events
 from prose_sim.events import ModelFailed, ModelResponded
@@ -31,6 +30,7 @@ from prose_sim.models.protocol import (
 )
 from prose_sim.runtime.runner import execute
 from prose_sim.scenario import load_scenario
+from prose_sim.testing.chat_server import ChatServer
 
 pytestmark = pytest.mark.anyio
 
@@ -301,8 +301,7 @@ async def test_response_cache_serves_identical_requests_without_calling(server, 
     )
     assert len(server.requests) == 2
     assert [e.get("cached", False) for e in emit.of(ModelResponded)] == [False, True, False]
-    with open(tmp_path / "c.sqlite3", "rb") as f:
-        assert FAKE_KEY.encode() not in f.read()
+    assert FAKE_KEY.encode() not in await anyio.Path(tmp_path / "c.sqlite3").read_bytes()
 
 
 async def test_identical_requests_in_flight_at_once_call_the_server_once(server, tmp_path):
@@ -459,5 +458,5 @@ def test_an_openai_model_needs_a_model_name(write_scenario):
     from prose_sim.errors import UsageError
 
     path = write_scenario(SCENARIO.format(models='[models.agent]\nbackend = "openai"'))
-    with pytest.raises(UsageError, match="models.agent.model"):
+    with pytest.raises(UsageError, match=r"models\.agent\.model"):
         load_scenario(path)

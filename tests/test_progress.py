@@ -272,8 +272,9 @@ async def test_a_local_server_reports_the_batch_it_reads_and_decodes(tmp_path):
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
     from prose_sim.models.backends.local import LocalModelServer
-    from prose_sim.models.local_loading import load_local_model, tiny_test_model
+    from prose_sim.models.local_loading import load_local_model
     from prose_sim.models.protocol import ModelRequest, SamplingParams
+    from prose_sim.testing.tiny_model import tiny_test_model
 
     model, tokenizer, device, _ = load_local_model(
         str(tiny_test_model(tmp_path)), dtype="float32", device="cpu"

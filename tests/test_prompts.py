@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
 import pytest
 
 from prose_sim.scales import FPM_SCALE, PPCM_SCALE, SIMILARITY_SCALE, VALIDATION_SCALE
@@ -85,6 +91,60 @@ STATES_INSTRUCTION = {
 def prompt(name: str, task: str = "summarization", framework: str = "plume", **overrides) -> str:
     context = {**CONTEXTS[name][0], **overrides}
     return render(name, task=TASKS[task], framework=framework, **context)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_a_source_checkout_reads_the_prompts_folder_of_the_repository():
+    assert template_dir() == ROOT / "prompts"
+
+
+def test_the_lookup_takes_a_wheels_prompts_first_and_never_a_stray_folder(tmp_path):
+    package = tmp_path / "site" / "prose_sim"
+    package.mkdir(parents=True)
+    (tmp_path / "site" / "prompts").mkdir()  # another distribution's folder, no templates
+    with pytest.raises(FileNotFoundError, match=r"draft\.j2"):
+        template_dir(package)
+    (tmp_path / "site" / "prompts" / "draft.j2").write_text("{# x #}", encoding="utf-8")
+    assert template_dir(package) == tmp_path / "site" / "prompts"  # a checkout's layout
+    (package / "prompts").mkdir()
+    (package / "prompts" / "draft.j2").write_text("{# x #}", encoding="utf-8")
+    assert template_dir(package) == package / "prompts"  # a wheel's, first
+
+
+def test_the_wheel_carries_the_prompts_folder_inside_the_package():
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    force_include = config["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]
+    assert force_include == {"prompts": "prose_sim/prompts"}
+
+
+def test_an_installed_wheel_renders_the_prompts_it_carries(tmp_path):
+    """Built with hatchling (skipped without it), unpacked as pip installs it, rendered there."""
+    pytest.importorskip("hatchling")
+    build = [sys.executable, "-m", "hatchling", "build", "-t", "wheel", "-d", str(tmp_path)]
+    done = subprocess.run(build, cwd=ROOT, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    (wheel,) = tmp_path.glob("prose_sim-*.whl")
+    site = tmp_path / "site"
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(site)
+    carried = {p.name for p in (site / "prose_sim" / "prompts").glob("*.j2")}
+    assert carried == {p.name for p in (ROOT / "prompts").glob("*.j2")}
+    script = (
+        "from prose_sim.templating import render, template_dir; "
+        "print(template_dir()); print(render('draft_system', framework='plume', task=None))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(site)!r}); {script}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    folder, text = done.stdout.split("\n", 1)
+    assert Path(folder) == site / "prose_sim" / "prompts" and text.strip()
 
 
 def test_every_template_file_is_covered():

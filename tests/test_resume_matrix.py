@@ -2,7 +2,7 @@
 
 Two runs: the scripted one of tests/test_resume.py, and one whose every role is
 served over HTTP by the loopback OpenAI-compatible server
-(prose_sim/bench/chat_server.py, running in this test process, so it outlives
+(prose_sim/testing/chat_server.py, running in this test process, so it outlives
 the killed run). Every interrupted run, resumed, gives a results.csv byte for
 byte identical to the uninterrupted run's, with each task instance exactly once.
 SIGTERM (and SIGHUP) also exit 143 (129) with the log whole, the summary of
@@ -18,9 +18,9 @@ import signal
 import pytest
 from test_resume import SLOW, check_each_instance_once, interrupt_at, lines, start
 
-from prose_sim.bench.chat_server import ChatServer
 from prose_sim.cli import main
 from prose_sim.eventlog import read_log
+from prose_sim.testing.chat_server import ChatServer
 
 POINTS = [0.1, 0.3, 0.5, 0.7, 0.9]  # shares of the uninterrupted run's log lines
 KEY_ENV = "PROSE_SIM_MATRIX_KEY"

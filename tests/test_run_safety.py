@@ -17,11 +17,11 @@ import sys
 import pytest
 from conftest import ROOT
 
-from prose_sim.bench.chat_server import ChatServer
 from prose_sim.cli import main
 from prose_sim.eventlog import read_log
 from prose_sim.events import ModelFailed, RunFinished
 from prose_sim.runtime.lock import LOCK_NAME, RunLock
+from prose_sim.testing.chat_server import ChatServer
 
 FAKE_KEY = "sk-test-SAFETYKEY-0123456789abcdef"
 KEY_ENV = "PROSE_SIM_SAFETY_KEY"

@@ -8,8 +8,9 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from prose_sim.models.backends.scheduler import Engine, PromptTooLong, Sequence  # noqa: E402
-from prose_sim.models.local_loading import load_local_model, tiny_test_model  # noqa: E402
+from prose_sim.models.local_loading import load_local_model  # noqa: E402
 from prose_sim.models.protocol import SamplingParams  # noqa: E402
+from prose_sim.testing.tiny_model import tiny_test_model  # noqa: E402
 
 TEXTS = [
     "Summarize: the river rose overnight.",

@@ -2,7 +2,7 @@
 
 Real runs (every role on the ``openai`` backend, BERTScore off, the response
 cache off) against the loopback chat-completions server
-(:class:`~prose_sim.bench.chat_server.ChatServer`), which enforces its own
+(:class:`~prose_sim.testing.chat_server.ChatServer`), which enforces its own
 requests and tokens per window as a token bucket (429 past it) and answers
 after a simulated latency, so that concurrency matters. Cases, one run each:
 
@@ -47,10 +47,10 @@ from typing import TYPE_CHECKING, Literal, TypedDict
 import anyio
 import msgspec
 
-from prose_sim.bench.chat_server import ChatServer
 from prose_sim.bench.common import Check, SuiteResult
 from prose_sim.eventlog import read_events
 from prose_sim.events import ModelFailed, ModelRequested, ModelResponded
+from prose_sim.testing.chat_server import ChatServer
 
 if TYPE_CHECKING:
     from prose_sim.runtime.runner import RunOutcome
@@ -493,7 +493,7 @@ def run(quick: bool = False) -> SuiteResult:
             if isinstance(share, float):
                 row[key] = f"{share:.1%}"
     notes = [
-        f"every role on backend openai against the loopback ChatServer (prose_sim/bench/chat_server.py), "
+        f"every role on backend openai against the loopback ChatServer (prose_sim/testing/chat_server.py), "
         f"answering after {LATENCY_S} s; methods {', '.join(METHODS)}, {DEMONSTRATIONS} instances per episode, "
         f"all PLUME users of both tasks, seeds as sized; BERTScore and the response cache off; "
         f"all episodes in flight at once; budgets per {window_s:g} s window (rate_window_s = the server's window_s)",

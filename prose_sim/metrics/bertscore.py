@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from prose_sim.errors import UsageError
+from prose_sim.errors import UsageError, describe_error
 
 if TYPE_CHECKING:
     import torch
@@ -59,11 +59,6 @@ def default_layers(model: str) -> int | None:
 def comparable_with_paper(model: str, rescale: bool) -> bool:
     """Whether scores of this model and rescaling are on the released code's scale."""
     return model == PAPER_MODEL and rescale
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:200] if text else ''}".rstrip(": ")
 
 
 def model_path(model: str) -> str:
@@ -150,7 +145,7 @@ class BertScorer:
                     f" --set {self._key}.bertscore_rescale=false), not comparable with the paper's"
                 )
                 raise UsageError(
-                    f"BERTScore model {self.model!r} cannot be loaded ({_one_line(exc)}){alternative}"
+                    f"BERTScore model {self.model!r} cannot be loaded ({describe_error(exc, 250)}){alternative}"
                 ) from None
             total = getattr(scorer._model.config, "num_hidden_layers", None)
             if total is not None and self.layers > total:
@@ -164,7 +159,7 @@ class BertScorer:
                 except (ValueError, OSError, IndexError) as exc:
                     raise UsageError(
                         f"{self._key}.bertscore_rescale: bert-score has no baseline for {self.model!r} at layer "
-                        f"{self.layers} ({_one_line(exc)}); give {self._key}.bertscore_baseline (a bert-score "
+                        f"{self.layers} ({describe_error(exc, 250)}); give {self._key}.bertscore_baseline (a bert-score "
                         f"baseline file) or set {self._key}.bertscore_rescale = false"
                     ) from None
             tok = scorer._tokenizer

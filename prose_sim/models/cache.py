@@ -1,4 +1,4 @@
-"""The response cache: model answers stored by content, shared between runs.
+"""prose_sim's cache folder, and the response cache: model answers stored by content.
 
 An entry is keyed by a hash of (backend identity, model, messages, sampling
 parameters with the seed, response prefix); the backend identity is the
@@ -11,6 +11,7 @@ scenario costs nothing for the requests already answered.
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 from pathlib import Path
 
@@ -28,9 +29,20 @@ CREATE TABLE IF NOT EXISTS responses (
 """
 
 
-def default_cache_path() -> Path:
-    from prose_sim.models.local_loading import cache_dir
+def cache_dir() -> Path:
+    """``$PROSE_SIM_CACHE`` if set, else ``~/.cache/prose_sim`` (``$XDG_CACHE_HOME`` honoured).
 
+    It holds the response cache and the converted embedded models.
+    """
+    env = os.environ.get("PROSE_SIM_CACHE")
+    if env:
+        return Path(os.path.expanduser(env))
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(os.path.expanduser(xdg)) if xdg else Path(os.path.expanduser("~")) / ".cache"
+    return base / "prose_sim"
+
+
+def default_cache_path() -> Path:
     return cache_dir() / "responses.sqlite3"
 
 
@@ -49,17 +61,13 @@ class ResponseCache:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(_SCHEMA)
         self._db.commit()
-        self.hits = 0
-        self.misses = 0
 
     def get(self, key: str) -> Completion | None:
         row = self._db.execute(
             "SELECT text, input_tokens, output_tokens FROM responses WHERE key = ?", (key,)
         ).fetchone()
         if row is None:
-            self.misses += 1
             return None
-        self.hits += 1
         return Completion(text=row[0], input_tokens=row[1], output_tokens=row[2])
 
     def put(self, key: str, completion: Completion) -> None:

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Annotated, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 import anyio
 import msgspec
 
-from prose_sim.errors import UsageError
+from prose_sim.errors import UsageError, describe_error
 
 Aggregation = Literal["cls", "mean_pool", "mean_pool2", "max_pool"]
 # the released code's named encoders: (model, how its token states are pooled)
@@ -122,7 +122,10 @@ class HFEncoder:
 
     def __init__(self, model: str, aggregation: str = "mean_pool", device: str = "cpu"):
         self.model, self.aggregation, self._device = model, aggregation, device
-        self._net = self._tok = self._torch = None
+        # loaded on first use: torch and transformers are imported then
+        self._net: Any = None
+        self._tok: Any = None
+        self._torch: Any = None
 
     def _load(self):
         if self._net is None:
@@ -137,9 +140,8 @@ class HFEncoder:
                 tok = AutoTokenizer.from_pretrained(self.model)
                 net = AutoModel.from_pretrained(self.model).eval().to(self._device)
             except Exception as exc:
-                first = (str(exc).strip().splitlines() or [""])[0][:200]
                 raise UsageError(
-                    f"retrieval.model {self.model!r} cannot be loaded ({type(exc).__name__}: {first}); "
+                    f"retrieval.model {self.model!r} cannot be loaded ({describe_error(exc, 200)}); "
                     'offline, use the embedded "all-MiniLM-L6-v2"'
                 ) from None
             self._tok, self._torch, self._net = tok, torch, net

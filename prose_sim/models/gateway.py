@@ -26,28 +26,19 @@ import anyio
 import anyio.lowlevel
 import msgspec
 
+from prose_sim.errors import ModelCallError, ModelCallFailed, RunStopping, describe_error
 from prose_sim.events import ModelFailed, ModelRequested, ModelResponded
 from prose_sim.models.answers import AnswerShape
 from prose_sim.models.cache import ResponseCache, cache_key
-from prose_sim.models.limits import EndpointLayers, estimate_request_tokens
-from prose_sim.models.protocol import (
-    Backend,
-    Completion,
-    ModelCallError,
-    ModelCallFailed,
-    ModelRequest,
-    SamplingParams,
-)
+from prose_sim.models.limits import EndpointLayers
+from prose_sim.models.protocol import Backend, Completion, ModelRequest, SamplingParams
 from prose_sim.models.recorded import RecordedCall, RecordedResponses
+from prose_sim.models.tokens import estimate_request_tokens
 from prose_sim.seeding import derive_seed
 
 Emit = Callable[..., Awaitable[object]]
 # on_stop(kind, message): kind "fatal" (exit 2) or "breaker" (exit 1)
 StopRun = Callable[[str, str], None]
-
-
-class RunStopping(Exception):
-    """The run is being stopped (``on_stop`` was called): this call ends unrecorded."""
 
 
 class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
@@ -63,6 +54,9 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
         return rng.uniform(0, min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1)))
 
 
+DEFAULT_RETRY = RetryPolicy()  # frozen: one shared default
+
+
 class RoleModel(msgspec.Struct, frozen=True, kw_only=True):
     """What serves one role: the backend's key, the model name, sampling defaults."""
 
@@ -76,16 +70,6 @@ class RoleModel(msgspec.Struct, frozen=True, kw_only=True):
     # USD per million input / output tokens (0: not priced)
     input_price: float = 0.0
     output_price: float = 0.0
-
-
-def describe_error(exc: BaseException) -> str:
-    """One line for an error; a task group's single error is named, not its group."""
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    if isinstance(exc, TimeoutError) and not str(exc):
-        return "TimeoutError: the attempt timed out"
-    text = f"{type(exc).__name__}: {exc}"
-    return text if len(text) <= 300 else text[:297] + "..."
 
 
 async def _responded(
@@ -160,7 +144,7 @@ class Gateway:
     def __init__(
         self,
         backends: Mapping[str, Backend],
-        retry: RetryPolicy = RetryPolicy(),
+        retry: RetryPolicy = DEFAULT_RETRY,
         *,
         layers: Mapping[str, EndpointLayers] | None = None,
         cache: ResponseCache | None = None,
@@ -211,10 +195,12 @@ class Gateway:
         if self.cache is not None and identity is not None:
             key = cache_key(identity, request)
             while True:
-                hit = self.cache.get(key)
-                if hit is not None:
-                    await _responded(emit, request_id, request, hit, 0.0, attempts=0, cached=True)
-                    return msgspec.structs.replace(hit, request_id=request_id)
+                stored = self.cache.get(key)
+                if stored is not None:
+                    await _responded(
+                        emit, request_id, request, stored, 0.0, attempts=0, cached=True
+                    )
+                    return msgspec.structs.replace(stored, request_id=request_id)
                 pending = self._in_flight.get(key)
                 if pending is None:
                     break

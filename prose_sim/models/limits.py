@@ -7,13 +7,9 @@ after) and an adaptive concurrency cap that backs off on 429s.
 
 from __future__ import annotations
 
-import math
-
 import anyio
 import msgspec
 from aiolimiter import AsyncLimiter
-
-from prose_sim.models.protocol import ModelRequest
 
 
 class EndpointLimits(msgspec.Struct, frozen=True, kw_only=True):
@@ -34,12 +30,6 @@ def _bucket(budget: int, limits: EndpointLimits) -> AsyncLimiter:
     """A leaky bucket with the budget's sustained rate and a burst of ``burst`` of it."""
     capacity = max(1.0, budget * limits.burst)
     return AsyncLimiter(capacity, limits.window_s * capacity / budget)
-
-
-def estimate_request_tokens(request: ModelRequest) -> int:
-    """Tokens a request may use, before the call: prompt (4 characters a token) + max answer."""
-    prompt = sum(math.ceil(len(m.get("content", "")) / 4) for m in request.messages)
-    return prompt + request.params.max_new_tokens
 
 
 class AdaptiveConcurrency:

@@ -1,7 +1,8 @@
-"""What a model request and completion are, and the one-method backend protocol.
+"""What a model request and completion are, and the backend protocol.
 
-A backend turns one request into one completion. Everything else (retries,
-accounting, caching, rate limits, the concurrency cap) wraps backends once, in the gateway.
+A backend turns one request into one completion, and closes what it holds when
+the run ends. Everything else (retries, accounting, caching, rate limits, the
+concurrency cap) wraps backends once, in the gateway.
 """
 
 from __future__ import annotations
@@ -10,6 +11,32 @@ import hashlib
 from typing import Protocol
 
 import msgspec
+
+# the model-call errors live in prose_sim.errors; they stay importable from here
+from prose_sim.errors import (
+    FatalModelError,
+    ModelCallError,
+    ModelCallFailed,
+    PermanentModelError,
+    RateLimitedError,
+    RetryableModelError,
+    UnreachableError,
+)
+
+__all__ = [
+    "ROLES",
+    "Backend",
+    "Completion",
+    "FatalModelError",
+    "ModelCallError",
+    "ModelCallFailed",
+    "ModelRequest",
+    "PermanentModelError",
+    "RateLimitedError",
+    "RetryableModelError",
+    "SamplingParams",
+    "UnreachableError",
+]
 
 from prose_sim.models.answers import AnswerShape
 
@@ -69,61 +96,16 @@ class Completion(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Backend(Protocol):
+    """What serves requests: the scripted double, a local model server, an HTTP client, ...
+
+    Whoever builds a backend closes it with ``aclose`` when the run ends (closing
+    twice is harmless); a backend that holds nothing closes as a no-op.
+    """
+
     async def complete(self, request: ModelRequest) -> Completion:
         """Answer one request. Raise on failure; the gateway retries."""
         ...
 
-
-class ModelCallFailed(Exception):
-    """A request failed after every retry. The caller records a failed step."""
-
-
-class ModelCallError(Exception):
-    """A backend failure classified for the gateway's retries.
-
-    ``retryable``: worth another attempt (429, 5xx, timeouts, dropped
-    connections); ``throttled``: the provider asked us to slow down (429);
-    ``retry_after``: seconds the provider asked us to wait, if it said.
-    Other exceptions a backend raises are retried as well.
-    """
-
-    retryable = True
-    throttled = False
-    # retrying, or going on with other calls, cannot help (401, 403, 404): stop the run
-    fatal = False
-    # the endpoint could not be reached at all (refused, no such host): fatal before
-    # the endpoint has answered once, retried after (a blip)
-    unreachable = False
-
-    def __init__(self, message: str, *, retry_after: float | None = None):
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class RetryableModelError(ModelCallError):
-    """5xx, a timeout or a dropped connection."""
-
-
-class RateLimitedError(ModelCallError):
-    """The provider answered 429."""
-
-    throttled = True
-
-
-class PermanentModelError(ModelCallError):
-    """Retrying cannot help (400, 401, 403, 404, ...)."""
-
-    retryable = False
-
-
-class FatalModelError(PermanentModelError):
-    """No call to this endpoint can succeed: a wrong key (401), no permission (403), an
-    unknown model or path (404). The gateway stops the run at the first one."""
-
-    fatal = True
-
-
-class UnreachableError(RetryableModelError):
-    """The connection could not be made (refused, unknown host)."""
-
-    unreachable = True
+    async def aclose(self) -> None:
+        """Release what the backend holds (connections, a worker thread)."""
+        ...

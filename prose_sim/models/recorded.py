@@ -15,8 +15,9 @@ from collections.abc import Iterable
 
 import msgspec
 
+from prose_sim.errors import NotRecorded
 from prose_sim.events import Event, ModelFailed, ModelRequested, ModelResponded
-from prose_sim.models.protocol import ModelCallError, ModelRequest
+from prose_sim.models.protocol import Completion, ModelRequest
 
 Key = tuple[str, str, str]  # episode, purpose, request hash
 
@@ -96,20 +97,17 @@ class RecordedResponses:
         return sum(len(q) for q in self._calls.values())
 
 
-class NotRecorded(ModelCallError):
-    """A replayed run asked for something the log does not hold: the run diverged."""
-
-    retryable = False
-
-
 class UnrecordedBackend:
     """The backend behind a replay: every request it sees is one the log lacks."""
 
     def __init__(self) -> None:
         self.calls = 0
 
-    async def complete(self, request: ModelRequest):
+    async def complete(self, request: ModelRequest) -> Completion:
         self.calls += 1
         raise NotRecorded(
             f"no recorded answer for {request.role}/{request.purpose} of {request.episode_id}"
         )
+
+    async def aclose(self) -> None:
+        """Holds nothing."""

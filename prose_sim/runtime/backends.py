@@ -1,13 +1,11 @@
 """Building the model backends a scenario names, once per run.
 
-Roles that name the same local model (and dtype, device and batching) share
-one model server, so their requests are batched together; roles that name the
-same OpenAI-compatible endpoint (base_url and key variable) share one client,
-one set of rate limits and one adaptive concurrency cap. A role with several
-endpoints (``base_urls``) is served by an ``EndpointPool`` over them (shared by
-roles naming the same list and key variable); each endpoint is a member with
-its own client and its own limits (the role's rpm, tpm and max_concurrency
-each), which the pool applies, not the gateway.
+Each role's ``backend`` names a kind (``prose_sim.models.registry``), which
+builds what serves the role, shared with other roles where it should be (one
+local model server per model, one HTTP client per endpoint). Here, for every
+kind alike: fault injection around a role's backend, each endpoint's limits
+(the stricter of the roles' where they share one), and replay, where one
+backend that holds nothing serves every role.
 """
 
 from __future__ import annotations
@@ -15,21 +13,13 @@ from __future__ import annotations
 import msgspec
 
 from prose_sim.models.backends.faulty import FaultyBackend
-from prose_sim.models.backends.pool import EndpointPool, MemberLayers, PoolMember
-from prose_sim.models.backends.scripted import ScriptedBackend, ScriptedSettings
+from prose_sim.models.backends.pool import MemberLayers
 from prose_sim.models.gateway import RoleModel
 from prose_sim.models.limits import EndpointLayers, EndpointLimits
 from prose_sim.models.protocol import ROLES, Backend, SamplingParams
 from prose_sim.models.recorded import UnrecordedBackend
+from prose_sim.models.registry import Parts, Served, backend_kind
 from prose_sim.scenario import ModelSpec, Scenario
-
-EMBEDDED_DEFAULT = "smollm2-135m-instruct"
-
-
-def model_name(spec: ModelSpec) -> str:
-    if spec.model:
-        return spec.model
-    return EMBEDDED_DEFAULT if spec.backend == "local" else spec.backend
 
 
 class BuiltModels(msgspec.Struct, kw_only=True):
@@ -40,17 +30,29 @@ class BuiltModels(msgspec.Struct, kw_only=True):
     # endpoint keys (MemberLayers, applied by the pool); the pool's key has none
     layers: dict[str, EndpointLayers]
     cache_ids: dict[str, str]  # by backend key: backends whose answers may be cached
-    clients: list  # backends to close at the end (HTTP clients)
+    # every backend built here, each once, in the order built: what ``aclose`` closes
+    # (not backends the caller adds to ``backends`` later)
+    built: list[Backend] = []
+
+    async def aclose(self) -> None:
+        """Close every backend built here, wrappers first; each is closed even when
+        another fails (the first failure is raised after)."""
+        failure: Exception | None = None
+        for backend in reversed(self.built):
+            try:
+                await backend.aclose()
+            except Exception as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
 
 
 def check_credentials(scenario: Scenario, where: str = "scenario") -> None:
-    """Raise a UsageError naming how to fix it when an openai model's key is not set."""
-    from prose_sim.models.backends.openai_compat import read_key
-
+    """Raise a UsageError naming how to fix it when a role's backend cannot start (an
+    openai model whose key is not set); nothing is built."""
     for role in ROLES:
         spec: ModelSpec = scenario.models.of(role)
-        if spec.backend == "openai":
-            read_key(spec.api_key_env, f"{where}: models.{role}")
+        backend_kind(spec.backend).check(spec, f"{where}: models.{role}")
 
 
 def build_models(
@@ -68,71 +70,28 @@ def build_models(
     requests), all served by one backend that holds nothing (answers come from
     the recorded log); no model is loaded and no key is read.
     """
-    backends: dict[str, Backend] = {}
-    roles: dict[str, RoleModel] = {}
-    servers = []
-    limits: dict[str, EndpointLimits] = {}
-    cache_ids: dict[str, str] = {}
-    clients = []
-    aliases: dict[str, str] = {}  # fault-injecting wrapper key -> the wrapped backend's key
-    members: dict[str, PoolMember] = {}  # pool members, by endpoint key
     default_cap = max(1, concurrency or scenario.concurrency or 100)
+    parts = Parts(default_cap)
+    roles: dict[str, RoleModel] = {}
+    limits: dict[str, EndpointLimits] = {}
+    aliases: dict[str, str] = {}  # fault-injecting wrapper key -> the wrapped backend's key
     for role in ROLES:
         spec: ModelSpec = scenario.models.of(role)
-        name = model_name(spec)
+        kind = backend_kind(spec.backend)
+        name = spec.model or kind.default_model or spec.backend
         cap = spec.max_concurrency or default_cap
-        prefix = spec.response_prefix and spec.backend != "openai"
-        endpoints: list[str] = []  # a pool's members: the keys its limits go to
         if replay:
-            key = "replay"
-            backends.setdefault(key, UnrecordedBackend())
-        elif spec.backend == "local":
-            key = f"local:{name}:{spec.dtype}:{spec.device}:{spec.max_batch_size}:{spec.max_wait_s}"
-            if key not in backends:
-                backends[key] = _local_server(spec, name)
-                servers.append(backends[key])
-        elif spec.backend == "openai":
-            urls = spec.base_urls or [spec.base_url]
-            endpoints = [f"openai:{url}:{spec.api_key_env}" for url in urls]
-            for url, endpoint in zip(urls, endpoints):  # one client per endpoint
-                if endpoint not in backends:
-                    backend = _openai_backend(spec, role, url, cap)
-                    backends[endpoint] = backend
-                    cache_ids[endpoint] = backend.cache_identity
-                    clients.append(backend)
-            if not spec.base_urls:
-                key, endpoints = endpoints[0], []
-            else:  # several endpoints: one pool over them, each a member with its own limits
-                key = f"openai-pool:{','.join(urls)}:{spec.api_key_env}"
-                if key not in backends:
-                    for endpoint in endpoints:
-                        if endpoint not in members:
-                            members[endpoint] = PoolMember(
-                                backends[endpoint].base_url, backends[endpoint]
-                            )
-                    backends[key] = EndpointPool([members[e] for e in dict.fromkeys(endpoints)])
-                    # any replica of the model may answer: the set of endpoints names the answers
-                    cache_ids[key] = "openai|" + "|".join(
-                        sorted({backends[e].base_url for e in endpoints})
-                    )
-            # (prefix is off: chat completions cannot start the answer for the model)
+            served = Served(key="replay")
+            if "replay" not in parts.backends:
+                parts.add("replay", UnrecordedBackend())
         else:
-            key = f"scripted:{role}"
-            backends[key] = ScriptedBackend(
-                ScriptedSettings(
-                    latency_s=spec.latency_s,
-                    latency_jitter=spec.latency_jitter,
-                    min_words=spec.min_words,
-                    max_words=spec.max_words,
-                )
-            )
+            served = kind.build(role, spec, name, parts)
+        key = served.key
         if spec.faults is not None and not replay:  # this role's calls only; limits shared
             inner, key = key, f"{key}+faults:{role}"
-            backends[key] = FaultyBackend(backends[inner], spec.faults)
+            parts.add(key, FaultyBackend(parts.backends[inner], spec.faults))
             aliases[key] = inner
-        if not replay and (
-            spec.backend == "openai" or spec.rpm or spec.tpm or spec.max_concurrency
-        ):
+        if not replay and (kind.limited or spec.rpm or spec.tpm or spec.max_concurrency):
             mine = EndpointLimits(
                 rpm=spec.rpm,
                 tpm=spec.tpm,
@@ -140,12 +99,13 @@ def build_models(
                 max_concurrency=cap,
                 start_concurrency=min(16, cap),
             )
-            for endpoint in endpoints or [aliases.get(key, key)]:  # each pool member: its own
+            # each pool member: its own
+            for endpoint in served.endpoints or [aliases.get(key, key)]:
                 limits[endpoint] = _tighter(limits[endpoint], mine) if endpoint in limits else mine
         roles[role] = RoleModel(
             backend=key,
             model=name,
-            use_response_prefix=prefix,
+            use_response_prefix=spec.response_prefix and kind.response_prefix,
             constrained=spec.constrained,  # in replay too: the same requests, the same hashes
             input_price=spec.input_price,
             output_price=spec.output_price,
@@ -157,6 +117,7 @@ def build_models(
                 max_new_tokens=spec.max_new_tokens,
             ),
         )
+    members = parts.members
     layers: dict[str, EndpointLayers] = {
         key: MemberLayers(value, members[key]) if key in members else EndpointLayers(value)
         for key, value in limits.items()
@@ -167,25 +128,12 @@ def build_models(
         if inner in layers:
             layers[key] = layers[inner]
     return BuiltModels(
-        backends=backends,
+        backends=parts.backends,
         roles=roles,
-        servers=servers,
+        servers=parts.servers,
         layers=layers,
-        cache_ids=cache_ids,
-        clients=clients,
-    )
-
-
-def _openai_backend(spec: ModelSpec, role: str, base_url: str, cap: int):
-    from prose_sim.models.backends.openai_compat import (
-        OpenAIBackend,
-        OpenAISettings,
-        read_key,
-    )
-
-    return OpenAIBackend(
-        OpenAISettings(base_url=base_url, api_key_env=spec.api_key_env, max_connections=cap),
-        read_key(spec.api_key_env, f"models.{role}"),
+        cache_ids=parts.cache_ids,
+        built=list({id(b): b for b in parts.backends.values()}.values()),
     )
 
 
@@ -201,20 +149,4 @@ def _tighter(a: EndpointLimits, b: EndpointLimits) -> EndpointLimits:
         window_s=max(a.window_s, b.window_s),
         max_concurrency=min(a.max_concurrency, b.max_concurrency),
         start_concurrency=min(a.start_concurrency, b.start_concurrency),
-    )
-
-
-def _local_server(spec: ModelSpec, name: str):
-    from prose_sim.models.backends.local import LocalModelServer
-    from prose_sim.models.local_loading import load_local_model
-
-    model, tokenizer, device, dtype = load_local_model(name, dtype=spec.dtype, device=spec.device)
-    return LocalModelServer(
-        model,
-        tokenizer,
-        device,
-        name=name,
-        dtype=dtype,
-        max_batch_size=spec.max_batch_size,
-        max_wait_s=spec.max_wait_s,
     )

@@ -451,9 +451,8 @@ async def _run_locked(
             # the sink is closed: the consumer drains what is left, then ends
     finally:
         writer.close()
-        for client in built.clients:
-            with contextlib.suppress(Exception):
-                await client.aclose()
+        with contextlib.suppress(Exception):
+            await built.aclose()  # every backend the scenario built (not the caller's doubles)
         if cache is not None:
             cache.close()
     wall = time.perf_counter() - started

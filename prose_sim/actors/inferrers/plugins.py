@@ -18,7 +18,7 @@ from importlib.metadata import EntryPoint, entry_points
 
 from prose_sim.actors.inferrers.base import Inferrer
 from prose_sim.actors.inferrers.settings import MethodSettings
-from prose_sim.errors import UsageError
+from prose_sim.errors import UsageError, describe_error
 
 ENTRY_POINT_GROUP = "prose_sim.methods"
 
@@ -54,7 +54,7 @@ def load_method(ep: EntryPoint) -> type[Inferrer]:
     try:
         loaded = ep.load()
     except Exception as exc:  # a broken plugin is named, not a traceback
-        raise UsageError(f"{describe(ep)}: failed to load: {type(exc).__name__}: {exc}") from None
+        raise UsageError(f"{describe(ep)}: failed to load: {describe_error(exc)}") from None
     if not (isinstance(loaded, type) and issubclass(loaded, Inferrer)):
         raise UsageError(
             f"{describe(ep)}: names {loaded!r}, not a subclass of prose_sim's Inferrer"

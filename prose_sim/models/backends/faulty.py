@@ -15,7 +15,8 @@ from typing import Annotated
 import anyio
 import msgspec
 
-from prose_sim.models.protocol import Backend, Completion, ModelRequest, RetryableModelError
+from prose_sim.errors import InjectedFailure
+from prose_sim.models.protocol import Backend, Completion, ModelRequest
 from prose_sim.seeding import derive_seed
 
 Rate = Annotated[float, msgspec.Meta(ge=0, le=1)]
@@ -36,10 +37,6 @@ class FaultSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     latency_spike_s: Annotated[float, msgspec.Meta(ge=0)] = 2.0
     malformed_rate: Rate = 0.0  # share of answers replaced by text no parser accepts
     seed: int = 0
-
-
-class InjectedFailure(RetryableModelError):
-    """A failure the fault injector made up."""
 
 
 class FaultyBackend:
@@ -67,3 +64,7 @@ class FaultyBackend:
             self.injected["malformed"] += 1
             return msgspec.structs.replace(completion, text=rng.choice(MALFORMED))
         return completion
+
+    async def aclose(self) -> None:
+        """Closes the backend it wraps."""
+        await self.inner.aclose()

@@ -34,27 +34,11 @@ import anyio.from_thread
 import anyio.lowlevel
 import msgspec
 
+from prose_sim.errors import LocalRequestRejected, LocalServerDown, LocalStepFailed, PromptTooLong
 from prose_sim.events import BatchStats
-from prose_sim.models.backends.scheduler import Engine, EngineStats, PromptTooLong, Sequence
+from prose_sim.models.backends.scheduler import Engine, EngineStats, Sequence
 from prose_sim.models.backends.server_stats import ratio, served_totals
-from prose_sim.models.protocol import (
-    Completion,
-    ModelRequest,
-    PermanentModelError,
-    RetryableModelError,
-)
-
-
-class LocalRequestRejected(PermanentModelError):
-    """This one request cannot be served (e.g. its prompt exceeds the model's context)."""
-
-
-class LocalStepFailed(RetryableModelError):
-    """A scheduler iteration failed; every request in flight in it failed with it."""
-
-
-class LocalServerDown(PermanentModelError):
-    """The local model server has stopped working; no request can be served."""
+from prose_sim.models.protocol import Completion, ModelRequest
 
 
 class ServerStats(msgspec.Struct, kw_only=True):
@@ -186,6 +170,11 @@ class LocalModelServer:
             return
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(thread.join)
+
+    async def aclose(self) -> None:
+        """Stop the worker if it runs (the Backend protocol's close; a second call does nothing)."""
+        if self._thread is not None:
+            await self.__aexit__(None, None, None)
 
     def live(self) -> ServerLive:
         """A snapshot for the progress display, read from the event loop while the worker runs.

@@ -14,23 +14,22 @@ the error text with the key scrubbed out, and chained to nothing.
 
 from __future__ import annotations
 
-import math
 import os
 
 import msgspec
 
 from prose_sim import scrub
-from prose_sim.errors import UsageError
-from prose_sim.models.answers import AnswerShape, Choice, json_schema
-from prose_sim.models.protocol import (
-    Completion,
+from prose_sim.errors import (
     FatalModelError,
-    ModelRequest,
     PermanentModelError,
     RateLimitedError,
     RetryableModelError,
     UnreachableError,
+    UsageError,
 )
+from prose_sim.models.answers import AnswerShape, Choice, json_schema
+from prose_sim.models.protocol import Completion, ModelRequest
+from prose_sim.models.tokens import estimate_tokens
 
 try:  # the SDK's transport: httpx2 (the SDK's newer releases), else httpx (openai 1.x)
     import httpx2 as httpx  # type: ignore[import-not-found,unused-ignore]
@@ -47,11 +46,6 @@ class OpenAISettings(msgspec.Struct, frozen=True, kw_only=True):
     api_key_env: str = "OPENAI_API_KEY"
     max_connections: int = 100  # the httpx pool
     timeout_s: float = 600.0  # the SDK's own timeout; the gateway enforces the per-attempt one
-
-
-def estimate_tokens(text: str) -> int:
-    """A rough token count: one token per 4 characters (rounded up)."""
-    return math.ceil(len(text) / 4)
 
 
 def missing_key_message(env: str, where: str) -> str:

@@ -34,18 +34,19 @@ from collections.abc import Callable, Sequence
 import anyio
 import msgspec
 
-from prose_sim.models.limits import (
-    EndpointLayers,
-    EndpointLimits,
-    estimate_request_tokens,
-)
-from prose_sim.models.protocol import Backend, Completion, ModelCallError, ModelRequest
+from prose_sim.errors import ModelCallError
+from prose_sim.models.limits import EndpointLayers, EndpointLimits
+from prose_sim.models.protocol import Backend, Completion, ModelRequest
+from prose_sim.models.tokens import estimate_request_tokens
 
 
 class PoolSettings(msgspec.Struct, frozen=True, kw_only=True):
     failures_to_eject: int = 3  # consecutive endpoint failures that take a member out
     cooldown_s: float = 10.0  # how long the first ejection lasts
     max_cooldown_s: float = 160.0  # repeated ejections double the cooldown up to this
+
+
+DEFAULT_POOL = PoolSettings()  # frozen: one shared default
 
 
 class PoolMember:
@@ -109,7 +110,7 @@ class EndpointPool:
     def __init__(
         self,
         members: Sequence[PoolMember],
-        settings: PoolSettings = PoolSettings(),
+        settings: PoolSettings = DEFAULT_POOL,
         clock: Callable[[], float] = time.monotonic,
     ):
         if not members:
@@ -120,10 +121,9 @@ class EndpointPool:
         self._turn = 0  # round-robin among equally loaded members
 
     async def aclose(self) -> None:
+        """Closes every member's backend (a member shared with another pool closes twice: harmless)."""
         for member in self.members:
-            close = getattr(member.backend, "aclose", None)
-            if close is not None:
-                await close()
+            await member.backend.aclose()
 
     def stats(self) -> list[dict[str, object]]:
         return [{"endpoint": m.name, **m.stats()} for m in self.members]

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
+from prose_sim.errors import PromptTooLong
 from prose_sim.models.answers import AnswerShape
 from prose_sim.models.backends.constrained import Constraint, TokenTable
 from prose_sim.models.backends.kv_slots import SlotCache, _round_up
@@ -39,10 +40,6 @@ from prose_sim.models.protocol import SamplingParams
 KV_BYTES_CPU = (
     512 * 2**20
 )  # the default KV budget off CUDA (SmolLM2-135M in float32: 11,650 tokens)
-
-
-class PromptTooLong(ValueError):
-    """The prompt does not fit the model's context window."""
 
 
 @dataclass(eq=False)

@@ -55,14 +55,25 @@ class ScriptedSettings(msgspec.Struct, frozen=True, kw_only=True):
     max_words: int = 90
 
 
-def estimate_tokens(text: str) -> int:
-    """A rough token count (about 4 tokens per 3 words) for simulated usage."""
+DEFAULT_SCRIPTED = ScriptedSettings()  # frozen: one shared default
+
+
+def simulated_usage(text: str) -> int:
+    """The test double's made-up token count (about 4 tokens per 3 words).
+
+    Not an estimate of anything (``prose_sim.models.tokens`` holds the one
+    estimate): it is what scripted runs report as usage, so results.csv of
+    every scripted scenario depends on it and it stays as it is.
+    """
     return (len(text.split()) * 4 + 2) // 3
 
 
 class ScriptedBackend:
-    def __init__(self, settings: ScriptedSettings = ScriptedSettings()):
+    def __init__(self, settings: ScriptedSettings = DEFAULT_SCRIPTED):
         self.settings = settings
+
+    async def aclose(self) -> None:
+        """Holds nothing."""
 
     async def complete(self, request: ModelRequest) -> Completion:
         s = self.settings
@@ -80,8 +91,8 @@ class ScriptedBackend:
         prompt = " ".join(m["content"] for m in request.messages)
         return Completion(
             text=text,
-            input_tokens=estimate_tokens(prompt),
-            output_tokens=estimate_tokens(text),
+            input_tokens=simulated_usage(prompt),
+            output_tokens=simulated_usage(text),
         )
 
     def _answer(self, request: ModelRequest, rng: random.Random) -> str:

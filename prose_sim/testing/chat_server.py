@@ -16,22 +16,21 @@ shape, with ``usage``. Tests can tell it to misbehave:
 It records every request (``requests``: arrival time, body, status and the
 tokens it would be charged) and every answer's status
 (``statuses``); ``budget_rejections`` counts the 429s the budget caused.
-Token counts are ``ceil(characters / 4)`` of the message contents, the same
-estimate the gateway uses.
+Token counts are the gateway's estimate (``prose_sim.models.tokens``) of the
+message contents.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import math
+import sys
 import threading
 import time
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-
-def count_tokens(text: str) -> int:
-    return math.ceil(len(text) / 4)
+from prose_sim.models.tokens import estimate_tokens
 
 
 class _Bucket:
@@ -101,11 +100,7 @@ class ChatServer:
             request_queue_size = 1024  # the default backlog (5) resets bursts of new connections
 
             def handle_error(self, request, client_address) -> None:
-                import sys
-
-                if not isinstance(
-                    sys.exc_info()[1], ConnectionError
-                ):  # a client that hung up: quiet
+                if not isinstance(sys.exc_info()[1], ConnectionError):  # a client hung up: quiet
                     super().handle_error(request, client_address)
 
         self._httpd = Server(("127.0.0.1", 0), Handler)
@@ -139,14 +134,14 @@ class ChatServer:
             self._send(h, 404, {"error": {"message": "not found"}})
             return
         messages = body.get("messages", [])
-        prompt_tokens = sum(count_tokens(str(m.get("content", ""))) for m in messages)
+        prompt_tokens = sum(estimate_tokens(str(m.get("content", ""))) for m in messages)
         max_tokens = int(body.get("max_tokens") or body.get("max_completion_tokens") or 512)
         text = self.answer if self.answer is not None else self._reply(messages)
         words = text.split()
-        while words and count_tokens(" ".join(words)) > max_tokens:
+        while words and estimate_tokens(" ".join(words)) > max_tokens:
             words.pop()
         text = " ".join(words)
-        completion_tokens = count_tokens(text)
+        completion_tokens = estimate_tokens(text)
         record = {
             "t": now,
             "body": body,
@@ -171,10 +166,8 @@ class ChatServer:
         if fault == "drop":
             record["status"] = -1
             h.close_connection = True
-            try:
+            with contextlib.suppress(OSError):
                 h.connection.shutdown(2)
-            except OSError:
-                pass
             return
         if fault == "429":
             record["status"] = 429

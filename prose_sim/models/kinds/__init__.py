@@ -1,0 +1,1 @@
+"""The built-in backend kinds, one module each (see ``prose_sim.models.registry``)."""

@@ -1,0 +1,24 @@
+"""``backend = "scripted"``: the deterministic test double, one per role."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from prose_sim.models.backends.scripted import ScriptedBackend, ScriptedSettings
+from prose_sim.models.registry import BackendKind, Parts, Served
+
+if TYPE_CHECKING:
+    from prose_sim.scenario import ModelSpec
+
+
+class ScriptedKind(BackendKind):
+    def build(self, role: str, spec: ModelSpec, model: str, parts: Parts) -> Served:
+        key = f"scripted:{role}"
+        settings = ScriptedSettings(
+            latency_s=spec.latency_s,
+            latency_jitter=spec.latency_jitter,
+            min_words=spec.min_words,
+            max_words=spec.max_words,
+        )
+        parts.add(key, ScriptedBackend(settings))
+        return Served(key=key)
