@@ -184,6 +184,7 @@ def test_study_results_do_not_depend_on_concurrency(tmp_path):
     assert b"bertscore" in first.splitlines()[0]
 
 
+@pytest.mark.real_bertscore
 def test_the_papers_bertscore_model_that_cannot_be_loaded_stops_the_run_at_start(
     tmp_path, capsys, monkeypatch
 ):

@@ -14,6 +14,8 @@ from prose_sim.parsing import parse_verdict
 from prose_sim.scales import SIMILARITY_SCALE
 from prose_sim.world.personas import builtin_catalog
 
+pytestmark = pytest.mark.real_bertscore  # checked against bert-score itself
+
 CNN = builtin_catalog().get("plume", "summarization", "cnn_dailymail")
 POPULATION = builtin_catalog().for_task("plume", "summarization")
 
