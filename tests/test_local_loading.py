@@ -17,6 +17,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from prose_sim.errors import UsageError  # noqa: E402
+from prose_sim.extras import install_command  # noqa: E402
 from prose_sim.models import local_loading as ll  # noqa: E402
 from prose_sim.models.local_loading import (  # noqa: E402
     EMBEDDED_MODELS,
@@ -308,7 +309,7 @@ def test_two_processes_convert_once(tmp_path):
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-        )  # fmt: skip
+        )
         for _ in range(2)
     ]
     outs = [p.communicate(timeout=120) for p in procs]
@@ -350,7 +351,7 @@ def test_missing_gguf_package_is_a_one_line_usage_error(monkeypatch, tmp_path):
     with pytest.raises(UsageError) as exc:
         ensure_embedded("smollm2-135m-instruct")
     message = _assert_one_line(exc)
-    assert "pip install gguf accelerate" in message and "prose-sim[local]" in message
+    assert "pip install gguf accelerate" in message and install_command("local") in message
 
 
 # ----------------------------------------------------------------------------- the real embedded model

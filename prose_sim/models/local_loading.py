@@ -33,6 +33,7 @@ from pathlib import Path
 import structlog
 
 from prose_sim.errors import UsageError
+from prose_sim.extras import install_command, missing_extra
 
 log = structlog.get_logger("prose_sim")
 
@@ -55,7 +56,6 @@ MARKER = ".prose_sim_complete.json"  # written last: a folder without it is neve
 DTYPES = ("float32", "bfloat16", "float16")
 _DTYPE_ALIASES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "half": "float16"}
 
-_INSTALL_LOCAL = "pip install 'prose-sim[local]'"
 # a Hugging Face repo id: "name" or "org/name"
 _HF_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
@@ -84,14 +84,14 @@ def _require(modules: tuple[str, ...], what: str) -> None:
     if missing:
         raise UsageError(
             f"{what} needs {', '.join(missing)}: pip install {' '.join(missing)} "
-            f"(or {_INSTALL_LOCAL})"
+            f"(or {install_command('local')})"
         )
 
 
 def _require_torch() -> None:
     missing = [m for m in ("torch", "transformers") if importlib.util.find_spec(m) is None]
     if missing:
-        raise UsageError(f"local models need {' and '.join(missing)}: {_INSTALL_LOCAL}")
+        raise missing_extra(f"local models ({' and '.join(missing)})", "local")
 
 
 # ----------------------------------------------------------------------------- embedded models
@@ -243,7 +243,7 @@ def ensure_embedded(name: str) -> Path:
             except ImportError as exc:
                 raise UsageError(
                     f"converting the embedded model {key!r} failed ({_one_line(exc)}): "
-                    f"pip install gguf accelerate (or {_INSTALL_LOCAL})"
+                    f"pip install gguf accelerate (or {install_command('local')})"
                 ) from None
             import transformers
 

@@ -1,0 +1,29 @@
+"""The one line that says how to install a missing optional extra.
+
+Every "needs an extra" error goes through ``missing_extra``, so each names the exact command:
+in a source checkout (an editable install, as the README's) ``pip install -e '.[extra]'``
+(with the checkout's path when run from elsewhere), else the published package's
+``pip install 'prose-sim[extra]'``. Small on purpose: it can move into ``errors``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prose_sim.errors import UsageError
+
+_CHECKOUT = Path(__file__).resolve().parents[1]
+
+
+def install_command(extra: str) -> str:
+    """The pip command that installs ``extra`` for this copy of prose_sim."""
+    if not (_CHECKOUT / "pyproject.toml").is_file():  # an installed wheel
+        return f"pip install 'prose-sim[{extra}]'"
+    if Path.cwd().resolve() == _CHECKOUT:
+        return f"pip install -e '.[{extra}]'"
+    return f"pip install -e '{_CHECKOUT}[{extra}]'"
+
+
+def missing_extra(what: str, extra: str) -> UsageError:
+    """The error to raise when ``what`` needs ``extra``, which is not installed."""
+    return UsageError(f"{what} needs the {extra} extra: {install_command(extra)}")
