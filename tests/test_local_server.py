@@ -32,7 +32,7 @@ PROMPTS = [
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     path = tiny_test_model(tmp_path_factory.mktemp("tiny"))
-    model, tokenizer, device, dtype = load_local_model(str(path), dtype="float32", device="cpu")
+    model, tokenizer, device, _dtype = load_local_model(str(path), dtype="float32", device="cpu")
     return model, tokenizer, device
 
 
@@ -166,7 +166,7 @@ async def test_a_server_whose_iterations_keep_failing_is_down_for_every_request(
         with pytest.raises(LocalStepFailed):
             await server.complete(request(0, "Hi", max_new_tokens=2))
         with pytest.raises(
-            LocalServerDown, match="is down: 2 iterations in a row failed.*out of memory"
+            LocalServerDown, match=r"is down: 2 iterations in a row failed.*out of memory"
         ) as down:
             await server.complete(request(1, "Hi", max_new_tokens=2))
         assert not down.value.retryable

@@ -301,8 +301,7 @@ async def test_response_cache_serves_identical_requests_without_calling(server, 
     )
     assert len(server.requests) == 2
     assert [e.get("cached", False) for e in emit.of(ModelResponded)] == [False, True, False]
-    with open(tmp_path / "c.sqlite3", "rb") as f:
-        assert FAKE_KEY.encode() not in f.read()
+    assert FAKE_KEY.encode() not in (tmp_path / "c.sqlite3").read_bytes()
 
 
 async def test_identical_requests_in_flight_at_once_call_the_server_once(server, tmp_path):
@@ -459,5 +458,5 @@ def test_an_openai_model_needs_a_model_name(write_scenario):
     from prose_sim.errors import UsageError
 
     path = write_scenario(SCENARIO.format(models='[models.agent]\nbackend = "openai"'))
-    with pytest.raises(UsageError, match="models.agent.model"):
+    with pytest.raises(UsageError, match=r"models\.agent\.model"):
         load_scenario(path)

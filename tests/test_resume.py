@@ -151,7 +151,7 @@ def test_a_torn_last_line_is_dropped_and_reported(baseline, tmp_path, capsys):
     interrupt_at(scenario, out, total // 2)
     with open(out / "events.jsonl", "ab") as log:
         log.write(b'{"kind":"model_responded","run_id":"x","epis')  # cut mid-line
-    events, torn = read_log(out / "events.jsonl")
+    _events, torn = read_log(out / "events.jsonl")
     assert torn is not None and torn.length > 0
     assert main(["run", "--resume", str(out), "--progress", "off", "--no-report"]) == 0
     assert "torn last line" in capsys.readouterr().err
@@ -212,7 +212,7 @@ def test_first_divergence_ignores_ids_and_times():
 
 
 def test_resume_refuses_a_changed_scenario_naming_what_changed(baseline, tmp_path, capsys):
-    scenario, reference, total = baseline
+    scenario, _reference, total = baseline
     out = tmp_path / "run"
     interrupt_at(scenario, out, total // 2)
     code = main(
@@ -227,7 +227,7 @@ def test_resume_refuses_a_changed_scenario_naming_what_changed(baseline, tmp_pat
 
 
 def test_resume_refuses_an_edited_scenario_file(baseline, tmp_path, capsys):
-    scenario, reference, total = baseline
+    scenario, _reference, total = baseline
     out = tmp_path / "run"
     interrupt_at(scenario, out, total // 2)
     path = out / "scenario.toml"

@@ -122,7 +122,7 @@ def test_interrupted_then_resumed_gives_the_uninterrupted_results(
 
 
 def test_sighup_behaves_like_sigterm_and_exits_129(baseline, tmp_path):
-    scenario, reference, total, instances, extra = baseline
+    scenario, reference, total, _instances, extra = baseline
     out = tmp_path / "run"
     proc = interrupt_at(scenario, out, total // 2, signal.SIGHUP, extra)
     assert proc.returncode == 129 and f"run --resume {out}" in proc.stderr_text
