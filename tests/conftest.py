@@ -1,11 +1,74 @@
+"""Shared fixtures and the suite's ground rules.
+
+The suite runs offline: ``HF_HUB_OFFLINE`` is set before anything imports huggingface_hub
+(which reads it once, at import), so a model that is not on disk fails at once instead of
+after a minute of retries against an unreachable hub; subprocesses inherit it.
+
+BERTScore's real model loads only where BERTScore itself is under test: every other test
+scores with ``harness.OverlapScorer`` (word overlap, same P/R/F shape, deterministic, no
+torch). Mark a test or module ``real_bertscore`` to get the real model.
+"""
+
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from harness import OverlapScorer
+
+from prose_sim.metrics.bertscore import BertScorer
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "scenarios"
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "real_bertscore: score with the real BERTScore model, not the word-overlap fake"
+    )
+
+
+_REAL_BERTSCORE = {
+    "check_available": BertScorer.check_available,
+    "score_sync": BertScorer.score_sync,
+}
+
+
+def _patch_bertscore(patch: pytest.MonkeyPatch, methods: dict) -> None:
+    for name, method in methods.items():
+        patch.setattr(BertScorer, name, method)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fake_bertscore(request):
+    """Every BertScorer of the module scores by word overlap and loads nothing, unless the
+    module is marked real_bertscore.
+
+    Module-scoped and autouse, so it is in place before the module's own fixtures run (a
+    module fixture's run scores as the module's tests do); patched on the class, so it holds
+    wherever a run builds its scorer (metrics or retrieval), cached or not."""
+    if request.node.get_closest_marker("real_bertscore"):
+        yield
+        return
+    with pytest.MonkeyPatch.context() as patch:
+        _patch_bertscore(
+            patch,
+            {
+                "check_available": lambda self: None,
+                "score_sync": lambda self, pairs: [OverlapScorer.pair(c, r) for c, r in pairs],
+            },
+        )
+        yield
+
+
+@pytest.fixture(autouse=True)
+def real_bertscore_where_marked(request, monkeypatch):
+    """A test marked real_bertscore in a faked module gets the real model back for itself."""
+    if request.node.get_closest_marker("real_bertscore"):
+        _patch_bertscore(monkeypatch, _REAL_BERTSCORE)
 
 
 @pytest.fixture

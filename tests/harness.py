@@ -73,6 +73,35 @@ def context(
     return ctx, receive
 
 
+class OverlapScorer:
+    """A fake BERTScore: word-overlap precision, recall and F1 of each (candidate, reference).
+
+    Deterministic and in [0, 1] like the real scores, with identical texts at 1 and texts
+    sharing no word at 0; it loads nothing (see conftest's ``fake_bertscore``)."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[tuple[str, str]]] = []
+
+    def score_sync(self, pairs: list[tuple[str, str]]) -> list[tuple[float, float, float]]:
+        self.calls.append(list(pairs))
+        return [self.pair(candidate, reference) for candidate, reference in pairs]
+
+    async def score(self, pairs: list[tuple[str, str]]) -> list[tuple[float, float, float]]:
+        return self.score_sync(pairs)
+
+    async def f1(self, pairs: list[tuple[str, str]]) -> list[float]:
+        return [f for _, _, f in self.score_sync(pairs)]
+
+    @staticmethod
+    def pair(candidate: str, reference: str) -> tuple[float, float, float]:
+        cand, ref = set(candidate.lower().split()), set(reference.lower().split())
+        if not cand or not ref:
+            return (0.0, 0.0, 0.0)
+        shared = len(cand & ref)
+        p, r = shared / len(cand), shared / len(ref)
+        return (p, r, 2 * p * r / (p + r) if shared else 0.0)
+
+
 _counter = itertools.count()
 
 

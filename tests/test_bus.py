@@ -34,7 +34,7 @@ async def test_subscribers_get_only_their_kinds_and_the_sink_gets_all():
 
 
 async def test_events_are_stamped_with_run_episode_and_sequence():
-    bus, sink = make_bus()
+    bus, _sink = make_bus()
     first = await bus.publish(DraftProduced, instance=0, text="a", preferences="")
     second = await bus.publish(DraftProduced, instance=1, text="b", preferences="")
     assert (first.run_id, first.episode_id, first.seq) == ("run", "ep", 0)

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from prose_sim.cli import main
+from prose_sim.extras import install_command
 
 SCENARIO = """
 name = "exported"
@@ -74,7 +75,7 @@ def test_an_offline_export_holds_config_instances_report_plots_and_totals(
 def test_without_wandb_installed_the_export_says_how_to_get_it(run_dir, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "wandb", None)  # import wandb -> ImportError
     assert main(["export", "wandb", str(run_dir)]) == 2
-    assert "pip install 'prose-sim[wandb]'" in capsys.readouterr().err
+    assert f"needs the wandb extra: {install_command('wandb')}" in capsys.readouterr().err
 
 
 def test_a_folder_without_a_run_is_refused_in_one_line(tmp_path, capsys):

@@ -72,7 +72,7 @@ def test_malformed_answers_become_parse_failures_not_crashes(write_scenario, tmp
 
 
 def test_latency_spikes_delay_answers(write_scenario, tmp_path):
-    _, backend, events = faulty_run(
+    _outcome, backend, events = faulty_run(
         write_scenario, tmp_path / "run", latency_spike_rate=0.05, latency_spike_s=0.2
     )
     slow = [e for e in events if isinstance(e, ModelResponded) and e.latency_s >= 0.2]

@@ -245,7 +245,9 @@ def test_each_variant_makes_the_calls_the_released_algorithm_implies(tmp_path, v
     kept = [e.components for e in events if type(e).__name__ == "PreferencesInferred"]
     for instance in range(3):
         asked = requests(events, instance=instance)
-        count = lambda role, purpose: sum(e.role == role and e.purpose == purpose for e in asked)  # noqa: E731
+        count = lambda role, purpose, asked=asked: sum(  # noqa: E731
+            e.role == role and e.purpose == purpose for e in asked
+        )
         assert count("writer", "draft") == 1
         # only when earlier demonstrations kept preferences
         assert count("agent", "coalesce") == (1 if any(kept[:instance]) else 0)

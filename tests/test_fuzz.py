@@ -130,7 +130,7 @@ def test_the_log_reader_reads_or_rejects_arbitrary_bytes(tmp_path_factory, chunk
     data = b"\n".join(chunks)
     path.write_bytes(data)
     try:
-        events, torn = read_log(path)
+        _events, torn = read_log(path)
     except UsageError as exc:
         assert str(path) in str(exc)
     else:

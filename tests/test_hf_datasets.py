@@ -9,6 +9,7 @@ import pytest
 datasets = pytest.importorskip("datasets")
 
 from prose_sim.errors import UsageError  # noqa: E402
+from prose_sim.extras import install_command  # noqa: E402
 from prose_sim.world.corpus import SOURCES, Corpus  # noqa: E402
 from prose_sim.world.hf_datasets import DATASET_SPECS, load_hf_corpus  # noqa: E402
 
@@ -211,5 +212,8 @@ def test_unknown_source_and_bad_cap():
 
 def test_without_the_datasets_library(monkeypatch):
     monkeypatch.setitem(sys.modules, "datasets", None)
-    with pytest.raises(UsageError, match=r"pip install 'prose-sim\[hf\]'.*corpus = \"bundled\""):
+    with pytest.raises(UsageError) as caught:
         load_hf_corpus(["imdb"])
+    message = str(caught.value)
+    assert f"needs the hf extra: {install_command('hf')}, or" in message
+    assert 'corpus = "bundled"' in message

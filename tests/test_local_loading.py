@@ -17,6 +17,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from prose_sim.errors import UsageError  # noqa: E402
+from prose_sim.extras import install_command  # noqa: E402
 from prose_sim.models import embedded as em  # noqa: E402
 from prose_sim.models import local_loading as ll  # noqa: E402
 from prose_sim.models.cache import cache_dir  # noqa: E402
@@ -350,7 +351,7 @@ def test_missing_gguf_package_is_a_one_line_usage_error(monkeypatch, tmp_path):
     with pytest.raises(UsageError) as exc:
         ensure_embedded("smollm2-135m-instruct")
     message = _assert_one_line(exc)
-    assert "pip install gguf accelerate" in message and "prose-sim[local]" in message
+    assert "pip install gguf accelerate" in message and install_command("local") in message
 
 
 # ----------------------------------------------------------------------------- the real embedded model

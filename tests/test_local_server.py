@@ -33,7 +33,7 @@ PROMPTS = [
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     path = tiny_test_model(tmp_path_factory.mktemp("tiny"))
-    model, tokenizer, device, _ = load_local_model(str(path), dtype="float32", device="cpu")
+    model, tokenizer, device, _dtype = load_local_model(str(path), dtype="float32", device="cpu")
     return model, tokenizer, device
 
 

@@ -103,7 +103,7 @@ def test_a_plugin_that_fails_to_import_is_named(fake_plugins):
 def test_a_plugin_naming_something_other_than_an_inferrer_is_an_error(fake_plugins):
     fake_plugins(("odd", "test_method_plugins:NotAMethod"))
     with pytest.raises(
-        ScenarioError, match="entry point 'odd' .*not a subclass of prose_sim's Inferrer"
+        ScenarioError, match=r"entry point 'odd' .*not a subclass of prose_sim's Inferrer"
     ):
         scenario_from_dict(with_methods({"odd": {}}), "s.toml")
 
@@ -111,7 +111,7 @@ def test_a_plugin_naming_something_other_than_an_inferrer_is_an_error(fake_plugi
 def test_a_plugin_declaring_a_knob_that_is_not_a_method_setting_is_an_error(fake_plugins):
     fake_plugins(("hot", "test_method_plugins:TakesAnUnknownKnob"))
     with pytest.raises(
-        ScenarioError, match="entry point 'hot' .*knobs temperature are not method settings"
+        ScenarioError, match=r"entry point 'hot' .*knobs temperature are not method settings"
     ):
         scenario_from_dict(with_methods({"hot": {}}), "s.toml")
 
@@ -128,7 +128,7 @@ def test_a_plugin_may_not_take_a_built_in_methods_name(fake_plugins, capsys):
 
 def test_a_knob_the_plugin_method_does_not_take_is_an_error():
     with pytest.raises(
-        ScenarioError, match="methods.frequent.num_merged: not a setting of method 'frequent'"
+        ScenarioError, match=r"methods\.frequent\.num_merged: not a setting of method 'frequent'"
     ):
         scenario_from_dict(with_methods({"frequent": {"num_merged": 2}}), "s.toml")
 

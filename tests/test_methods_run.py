@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 
 import anyio
 from conftest import SCENARIOS
@@ -17,7 +18,7 @@ def test_every_method_runs_on_both_tasks_and_frameworks(tmp_path):
     scenario = load_scenario(SCENARIOS / "methods.toml", ["demonstrations_per_user=3"])
     outcome = anyio.run(lambda: execute(scenario, tmp_path / "run", progress="off"))
     assert outcome.status == "completed"
-    rows = list(csv.DictReader(open(tmp_path / "run" / "results.csv")))
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "run" / "results.csv").read_text())))
     assert {r["status"] for r in rows} == {"ok"}
     seen = {(r["task"], r["framework"], r["method"]) for r in rows}
     for method in scenario.methods:

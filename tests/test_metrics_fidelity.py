@@ -14,6 +14,8 @@ from prose_sim.parsing import parse_verdict
 from prose_sim.scales import SIMILARITY_SCALE
 from prose_sim.world.personas import builtin_catalog
 
+pytestmark = pytest.mark.real_bertscore  # checked against bert-score itself
+
 CNN = builtin_catalog().get("plume", "summarization", "cnn_dailymail")
 POPULATION = builtin_catalog().for_task("plume", "summarization")
 
@@ -274,5 +276,7 @@ def test_the_papers_model_that_cannot_be_loaded_names_the_offline_alternative(mo
 
 def test_an_empty_text_scores_bert_scores_raw_zero_then_rescales(tmp_path):
     assert BertScorer().score_sync([("", "text")]) == [(0.0, 0.0, 0.0)]
-    [(p, r, f)] = BertScorer(rescale=True, baseline=_baseline(tmp_path)).score_sync([("text", " ")])
+    [(_p, _r, f)] = BertScorer(rescale=True, baseline=_baseline(tmp_path)).score_sync(
+        [("text", " ")]
+    )
     assert f == pytest.approx((0 - 0.35) / (1 - 0.35))

@@ -15,6 +15,9 @@ from prose_sim.events import JudgeVerdict
 from prose_sim.report.plots import PLOTS
 from prose_sim.report.tables import summarize
 
+# the one end-to-end run with the real BERTScore model (the embedded MiniLM)
+pytestmark = pytest.mark.real_bertscore
+
 TWO_SEEDS = MINIMAL.replace("seeds = [1235]", "seeds = [1, 2]")
 
 

@@ -16,7 +16,7 @@ import os
 import signal
 
 import pytest
-from test_resume import SLOW, check_each_instance_once, interrupt_at, lines, start
+from test_resume import SLOW, check_each_instance_once, interrupt_at, lines, resume_run
 
 from prose_sim.cli import main
 from prose_sim.eventlog import read_log
@@ -116,18 +116,16 @@ def test_interrupted_then_resumed_gives_the_uninterrupted_results(
         assert f"run --resume {out}" in proc.stderr_text and "Traceback" not in proc.stderr_text
         assert read_log(out / "events.jsonl")[1] is None  # flushed whole lines
         assert json.loads((out / "summary.json").read_text())["status"] == "interrupted"
-    resumed = start("run", "--resume", out, "--progress", "off", "--no-report", *extra)
-    _, stderr = resumed.communicate(timeout=180)
-    assert resumed.returncode == 0, stderr
+    assert resume_run(out, *extra) == 0
     assert (out / "results.csv").read_bytes() == (reference / "results.csv").read_bytes()
     check_each_instance_once(out, instances)
 
 
 def test_sighup_behaves_like_sigterm_and_exits_129(baseline, tmp_path):
-    scenario, reference, total, instances, extra = baseline
+    scenario, reference, total, _instances, extra = baseline
     out = tmp_path / "run"
     proc = interrupt_at(scenario, out, total // 2, signal.SIGHUP, extra)
     assert proc.returncode == 129 and f"run --resume {out}" in proc.stderr_text
-    assert main(["run", "--resume", str(out), "--progress", "off", "--no-report", *extra]) == 0
+    assert resume_run(out, *extra) == 0
     assert (out / "results.csv").read_bytes() == (reference / "results.csv").read_bytes()
     assert os.path.exists(out / "summary.json")

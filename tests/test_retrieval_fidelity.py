@@ -115,6 +115,7 @@ async def test_every_aggregation_gives_a_unit_vector(aggregation):
     assert sum(x * x for x in vector) == pytest.approx(1.0, abs=1e-5)
 
 
+@pytest.mark.real_bertscore
 async def test_bertscore_retrieval_with_the_embedded_minilm():
     from prose_sim.metrics.bertscore import BertScorer
 

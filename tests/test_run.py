@@ -133,7 +133,7 @@ def test_a_crashing_actor_fails_its_episode_not_the_run(write_scenario, tmp_path
     outcome = run(scenario, tmp_path / "run")
     # learn failures are step failures: every oracle instance fails, episodes complete
     assert outcome.status == "completed"
-    rows = list(csv.DictReader(open(tmp_path / "run" / "results.csv")))
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "run" / "results.csv").read_text())))
     assert {r["status"] for r in rows if r["method"] == "oracle"} == {"failed"}
     assert {r["status"] for r in rows if r["method"] == "no_learning"} == {"ok"}
     episodes = [

@@ -272,7 +272,7 @@ def test_breaker_calls_is_a_retry_key(write_scenario):
         load_scenario(write_scenario(SMALL + "[retry]\nbreaker_calls = 3\n")).retry.breaker_calls
         == 3
     )
-    with pytest.raises(UsageError, match="retry.breaker_calls"):
+    with pytest.raises(UsageError, match=r"retry\.breaker_calls"):
         load_scenario(write_scenario(SMALL + "[retry]\nbreaker_calls = -1\n"))
 
 

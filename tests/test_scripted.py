@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
@@ -57,8 +56,18 @@ async def test_written_text_has_the_configured_length_and_token_counts():
     assert done.output_tokens > 0 and done.input_tokens > 0
 
 
-async def test_simulated_latency():
-    backend = ScriptedBackend(ScriptedSettings(latency_s=0.05))
-    started = time.perf_counter()
-    await backend.complete(request("draft"))
-    assert time.perf_counter() - started >= 0.04
+async def test_each_answer_waits_the_simulated_latency_first(monkeypatch):
+    import prose_sim.models.backends.scripted as scripted
+
+    slept: list[float] = []
+
+    async def sleep(delay: float) -> None:  # records the wait instead of taking it
+        slept.append(delay)
+
+    monkeypatch.setattr(scripted.anyio, "sleep", sleep)
+    await ScriptedBackend(ScriptedSettings(latency_s=0.05)).complete(request("draft"))
+    await ScriptedBackend(ScriptedSettings(latency_s=0.05, latency_jitter=0.5)).complete(
+        request("draft")
+    )
+    await ScriptedBackend().complete(request("draft"))  # no latency: no wait
+    assert slept[0] == 0.05 and 0.025 <= slept[1] <= 0.075 and len(slept) == 2

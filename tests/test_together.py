@@ -21,7 +21,7 @@ async def test_a_failure_does_not_cancel_the_siblings_and_the_first_in_order_is_
         await first_failed.wait()  # still running when its sibling has already failed
         finished.append("slow")
 
-    with pytest.raises(ValueError, match="^early$"):
+    with pytest.raises(ValueError, match=r"^early$"):
         await run_together([slow, lambda: fails("early"), lambda: fails("late")])
     assert finished == ["slow"]
 

@@ -22,6 +22,7 @@ from typing import Literal
 import msgspec
 
 from prose_sim.errors import UsageError
+from prose_sim.extras import missing_extra
 from prose_sim.report.plots import PLOTS
 
 # summary.json's totals copied into the wandb run summary
@@ -106,9 +107,7 @@ def export_run(
     try:
         import wandb
     except ImportError:
-        raise UsageError(
-            "export wandb needs the wandb package: pip install 'prose-sim[wandb]'"
-        ) from None
+        raise missing_extra("export wandb (the wandb package)", "wandb") from None
 
     directory = directory or run_dir
     try:

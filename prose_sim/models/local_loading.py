@@ -23,8 +23,8 @@ from typing import Any
 import structlog
 
 from prose_sim.errors import UsageError, describe_error
+from prose_sim.extras import require, require_torch
 from prose_sim.models.embedded import DEFAULT_EMBEDDED, EMBEDDED_MODELS, ensure_embedded
-from prose_sim.models.extras import require, require_torch
 
 log = structlog.get_logger("prose_sim")
 

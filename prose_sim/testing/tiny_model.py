@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prose_sim.models.extras import require_torch
+from prose_sim.extras import require_torch
 
 CHATML_TEMPLATE = (
     "{% for message in messages %}"

@@ -69,6 +69,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from prose_sim.errors import UsageError
+from prose_sim.extras import missing_extra
 from prose_sim.world.corpus import Corpus, Document
 
 Row = Mapping[str, Any]
@@ -225,10 +226,8 @@ def _default_load_dataset() -> Callable[..., Any]:
     try:
         import datasets
     except ImportError:
-        raise UsageError(
-            "the Hugging Face corpus needs the datasets library: "
-            f"pip install 'prose-sim[hf]', or {_BUNDLED_HINT}"
-        ) from None
+        needs = missing_extra("the Hugging Face corpus (the datasets library)", "hf")
+        raise UsageError(f"{needs}, or {_BUNDLED_HINT}") from None
     return datasets.load_dataset
 
 

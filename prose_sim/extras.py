@@ -1,0 +1,50 @@
+"""The one line that says how to install a missing optional extra.
+
+Every "needs an extra" error goes through ``missing_extra``, so each names the exact command:
+in a source checkout (an editable install, as the README's) ``pip install -e '.[extra]'``
+(with the checkout's path when run from elsewhere), else the published package's
+``pip install 'prose-sim[extra]'``. Small on purpose: it can move into ``errors``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from prose_sim.errors import UsageError
+
+_CHECKOUT = Path(__file__).resolve().parents[1]
+
+
+def install_command(extra: str) -> str:
+    """The pip command that installs ``extra`` for this copy of prose_sim."""
+    if not (_CHECKOUT / "pyproject.toml").is_file():  # an installed wheel
+        return f"pip install 'prose-sim[{extra}]'"
+    if Path.cwd().resolve() == _CHECKOUT:
+        return f"pip install -e '.[{extra}]'"
+    return f"pip install -e '{_CHECKOUT}[{extra}]'"
+
+
+def missing_extra(what: str, extra: str) -> UsageError:
+    """The error to raise when ``what`` needs ``extra``, which is not installed."""
+    return UsageError(f"{what} needs the {extra} extra: {install_command(extra)}")
+
+
+def require(modules: tuple[str, ...], what: str, extra: str = "local") -> None:
+    """Raise naming what ``what`` needs when any of ``modules`` is not installed.
+
+    Found without importing them, so that checking never pays for torch's import.
+    """
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UsageError(
+            f"{what} needs {', '.join(missing)}: pip install {' '.join(missing)} "
+            f"(or {install_command(extra)})"
+        )
+
+
+def require_torch() -> None:
+    """Local models need torch and transformers (the ``local`` extra)."""
+    missing = [m for m in ("torch", "transformers") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise missing_extra(f"local models ({' and '.join(missing)})", "local")
