@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 import anyio
+import msgspec
 import pytest
 from conftest import SCENARIOS
 
@@ -66,8 +67,8 @@ class Recorder:
     def __init__(self):
         self.events: list[tuple[type, dict]] = []
 
-    async def __call__(self, kind, **fields):
-        self.events.append((kind, fields))
+    async def __call__(self, event):
+        self.events.append((type(event), msgspec.structs.asdict(event)))
 
     def of(self, kind):
         return [f for k, f in self.events if k is kind]
@@ -301,8 +302,7 @@ async def test_response_cache_serves_identical_requests_without_calling(server, 
     )
     assert len(server.requests) == 2
     assert [e.get("cached", False) for e in emit.of(ModelResponded)] == [False, True, False]
-    with open(tmp_path / "c.sqlite3", "rb") as f:
-        assert FAKE_KEY.encode() not in f.read()
+    assert FAKE_KEY.encode() not in (tmp_path / "c.sqlite3").read_bytes()
 
 
 async def test_identical_requests_in_flight_at_once_call_the_server_once(server, tmp_path):
@@ -459,5 +459,5 @@ def test_an_openai_model_needs_a_model_name(write_scenario):
     from prose_sim.errors import UsageError
 
     path = write_scenario(SCENARIO.format(models='[models.agent]\nbackend = "openai"'))
-    with pytest.raises(UsageError, match="models.agent.model"):
+    with pytest.raises(UsageError, match=r"models\.agent\.model"):
         load_scenario(path)
