@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from prose_sim.actors.base import Actor
+from prose_sim.actors.base import Actor, ActorContext
 from prose_sim.actors.writing import task_messages, written_text
 from prose_sim.events import DraftProduced, Event, InstanceStarted, PreferencesRetrieved
 
@@ -18,7 +18,7 @@ class WritingAgent(Actor):
     subscribes = (InstanceStarted, PreferencesRetrieved)
     stages: ClassVar[dict[type[Event], str]] = {PreferencesRetrieved: "draft"}
 
-    def __init__(self, ctx):
+    def __init__(self, ctx: ActorContext):
         super().__init__(ctx)
         self._documents: dict[int, str] = {}
 

@@ -152,7 +152,9 @@ class Judge(Actor):
         )
         if checked:
             metrics["verifiable_share"] = sum(checked.values()) / len(checked)
-            metrics["user_verifiable_share"] = verifiable_share(persona.components, demo.text)
+            user_share = verifiable_share(persona.components, demo.text)
+            if user_share is not None:  # always, as the same components are checked
+                metrics["user_verifiable_share"] = user_share
         verdicts: list[JudgeVerdict | None] = []
         calls: list[Callable[[], Awaitable[object]]] = []
         if self.settings.judge:
@@ -166,7 +168,7 @@ class Judge(Actor):
                 partial(self._similarity, verdicts, len(persona.components) + 1, draft, persona)
             )
         if self.scorer is not None:
-            calls.append(partial(self._bertscore, metrics, draft, demo, persona))
+            calls.append(partial(self._bertscore, self.scorer, metrics, draft, demo, persona))
         await run_together(calls)  # a failed question leaves the others to finish (and be recorded)
         judged = [v for v in verdicts if v is not None]
         for verdict in judged:  # published in a fixed order, whatever finished first
@@ -240,6 +242,7 @@ class Judge(Actor):
 
     async def _bertscore(
         self,
+        scorer: TextScorer,
         metrics: dict[str, float],
         draft: DraftProduced,
         demo: DemonstrationProduced,
@@ -251,7 +254,7 @@ class Judge(Actor):
             users.append(persona)
         inferred = draft.preferences or NO_PREFERENCES
         pairs = [(draft.text, demo.text)] + [(inferred, p.preferences) for p in users]
-        scores = await self.scorer.score(pairs)
+        scores = await scorer.score(pairs)
         metrics["bertscore"] = scores[0][2]
         own = next(i for i, p in enumerate(users) if p.name == persona.name)
         precision, recall, f1 = scores[1 + own]

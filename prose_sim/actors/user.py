@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from prose_sim.actors.base import Actor
+from prose_sim.actors.base import Actor, ActorContext
 from prose_sim.actors.writing import task_messages, written_text
 from prose_sim.events import DemonstrationProduced, DraftProduced, Event, InstanceStarted
 from prose_sim.parsing import parse_yes
@@ -28,7 +28,7 @@ class SimulatedUser(Actor):
     subscribes = (InstanceStarted, DraftProduced)
     stages: ClassVar[dict[type[Event], str]] = {DraftProduced: "demonstrate"}
 
-    def __init__(self, ctx):
+    def __init__(self, ctx: ActorContext):
         super().__init__(ctx)
         self._instances: dict[int, InstanceStarted] = {}
 
@@ -48,11 +48,12 @@ class SimulatedUser(Actor):
         persona = self.ctx.personas[instance.persona]
         behaviour = persona.behaviour
         edits = behaviour.edit if behaviour.edit is not None else self.ctx.framework == "prelude"
+        preferences = self._shown_preferences(persona, instance)
         context = dict(
             task=self.ctx.task,
             framework=self.ctx.framework,
             document=instance.document,
-            preferences=self._shown_preferences(persona, instance),
+            preferences=preferences,
         )
         system = render("draft_system", task=self.ctx.task, framework=self.ctx.framework)
         if edits:
@@ -61,7 +62,7 @@ class SimulatedUser(Actor):
             self.ctx.task,
             self.ctx.framework,
             instance.document,
-            context["preferences"],
+            preferences,
             template=behaviour.template,
         )
         answer = await self.ctx.models.complete(

@@ -215,9 +215,9 @@ class Gateway:
             )
         )
         if self.recorded is not None:
-            hit = self.recorded.take(request, request_hash)
-            if hit is not None:
-                return await _served_from_log(hit, request, request_id, emit)
+            logged = self.recorded.take(request, request_hash)
+            if logged is not None:
+                return await _served_from_log(logged, request, request_id, emit)
         key = None
         identity = self._cache_ids.get(backend)
         if self.cache is not None and identity is not None:
@@ -306,7 +306,7 @@ class Gateway:
         except ModelCallFailed:
             if stop is None:
                 raise
-        self._stop(*stop)  # type: ignore[misc]
+        self._stop(*stop)
         await anyio.lowlevel.checkpoint()  # the run's scope is cancelled: this raises
         raise RunStopping(self.stopped)
 

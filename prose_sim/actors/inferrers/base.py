@@ -7,7 +7,7 @@ draft with) and ``learn`` (after the user's text: update the memory).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import ClassVar, TypeVar
 
 import msgspec
@@ -123,7 +123,7 @@ class Inferrer(Actor):
         instance: InstanceStarted,
         user_text: str,
         preferences: str = "",
-        components: list[str] = (),
+        components: Sequence[str] = (),
     ) -> None:
         self.memory.add(
             MemoryItem(
