@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -204,9 +203,7 @@ class Prose(Inferrer):
         """The earlier preferences condensed: one description (after_refinement, never), or a
         list (each_iteration); unparseable: the components as they were."""
         listed = self.config.breakdown == "each_iteration"
-        parse: Callable[[str], list[str] | str | None] = (
-            parse_json_list if listed else parse_preferences
-        )
+        parse = parse_json_list if listed else parse_preferences
         merged = await self.ask(
             "coalesce",
             instance,
@@ -217,7 +214,9 @@ class Prose(Inferrer):
         )
         if not merged:
             return components
-        return list(dict.fromkeys(merged)) if isinstance(merged, list) else [merged]
+        if isinstance(merged, str):  # one description
+            return [merged]
+        return list(dict.fromkeys(merged))
 
     # --- learn: Algorithm 2 ----------------------------------------------------------
 
