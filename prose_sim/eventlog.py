@@ -13,6 +13,7 @@ after that. Every batch is scrubbed of the secrets the run read.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,10 +60,9 @@ class EventLogWriter:
                 data = data[written:]
         except OSError as exc:
             self.broken = RunIOError(self.path, exc)
-            try:  # drop the part of the batch that got through: the log ends on a whole line
+            # drop the part of the batch that got through: the log ends on a whole line
+            with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, self._size)
-            except OSError:
-                pass
             raise self.broken from None
         self._size = os.fstat(self._fd).st_size
 
@@ -89,8 +89,8 @@ class TornTail(msgspec.Struct, frozen=True):
 
 def read_events(path: Path) -> Iterator[Event]:
     """Every event of a log, in file order. A malformed line is a clear error."""
-    try:
-        handle = open(path, "rb")
+    try:  # opened apart from the with below, so that only a missing file is a UsageError
+        handle = open(path, "rb")  # noqa: SIM115 -- closed by the with block below
     except FileNotFoundError:
         raise UsageError(f"{path}: no event log here") from None
     with handle:

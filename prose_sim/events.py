@@ -202,19 +202,40 @@ class ModelFailed(Event, frozen=True, tag="model_failed"):
     attempts: int = 1
 
 
+class BatchStats(msgspec.Struct, frozen=True, kw_only=True):
+    """What a local model server did in one batch (static batching) or one window of decode
+    steps (iteration-level scheduling); summed with ``plus``, its totals over a run. The one
+    record the generators return, ``BatchServed`` carries and the servers' totals hold."""
+
+    size: int = 0  # requests answered
+    prompt_tokens: int = 0
+    padded_tokens: int = 0  # padding added to the prompts
+    generated_tokens: int = 0
+    steps: int = 0  # decode steps
+    idle_row_steps: int = 0  # rows in them that produced no token
+    wall_s: float = 0.0
+    queue_wait_s: float = 0.0  # summed over the requests answered
+    max_queue_wait_s: float = 0.0
+
+    def plus(self, other: BatchStats) -> BatchStats:
+        return BatchStats(
+            size=self.size + other.size,
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            padded_tokens=self.padded_tokens + other.padded_tokens,
+            generated_tokens=self.generated_tokens + other.generated_tokens,
+            steps=self.steps + other.steps,
+            idle_row_steps=self.idle_row_steps + other.idle_row_steps,
+            wall_s=self.wall_s + other.wall_s,
+            queue_wait_s=self.queue_wait_s + other.queue_wait_s,
+            max_queue_wait_s=max(self.max_queue_wait_s, other.max_queue_wait_s),
+        )
+
+
 class BatchServed(Event, frozen=True, tag="batch_served"):
     """The local model server decoded one batch (run-level; timing, not results)."""
 
     model: str
-    size: int
-    prompt_tokens: int
-    padded_tokens: int
-    generated_tokens: int
-    steps: int
-    idle_row_steps: int
-    wall_s: float
-    mean_queue_wait_s: float
-    max_queue_wait_s: float
+    batch: BatchStats
 
 
 AnyEvent = (

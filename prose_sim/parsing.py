@@ -106,9 +106,10 @@ def is_placeholder(text: str) -> bool:
 
 def _clean_items(items: list[object]) -> list[str] | None:
     """The stripped, non-empty items; None when one is not a string or is a placeholder."""
-    if not all(isinstance(item, str) for item in items):
+    strings = [item for item in items if isinstance(item, str)]
+    if len(strings) != len(items):
         return None
-    cleaned = [item.strip() for item in items if item.strip()]
+    cleaned = [item.strip() for item in strings if item.strip()]
     return None if any(is_placeholder(item) for item in cleaned) else cleaned
 
 

@@ -98,6 +98,10 @@ class ModelSpec(Strict):
     # start answers with the format keyword a prompt asks for ("Preferences:", "Verdict:"),
     # where the backend can (local); it keeps small models to the expected format
     response_prefix: bool = True
+    # keep verdicts to the scale's keywords and lists to a JSON list of strings (local: by
+    # masking logits; openai: the server's structured output, response_format json_schema,
+    # as vLLM and SGLang take it); the judge then answers with the keyword alone
+    constrained: bool = False
     # scripted backend only: simulated latency (seconds) and answer length (words)
     latency_s: NonNegative = 0.0
     latency_jitter: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.0

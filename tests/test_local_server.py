@@ -32,7 +32,7 @@ PROMPTS = [
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     path = tiny_test_model(tmp_path_factory.mktemp("tiny"))
-    model, tokenizer, device, dtype = load_local_model(str(path), dtype="float32", device="cpu")
+    model, tokenizer, device, _ = load_local_model(str(path), dtype="float32", device="cpu")
     return model, tokenizer, device
 
 
@@ -166,7 +166,7 @@ async def test_a_server_whose_iterations_keep_failing_is_down_for_every_request(
         with pytest.raises(LocalStepFailed):
             await server.complete(request(0, "Hi", max_new_tokens=2))
         with pytest.raises(
-            LocalServerDown, match="is down: 2 iterations in a row failed.*out of memory"
+            LocalServerDown, match=r"is down: 2 iterations in a row failed.*out of memory"
         ) as down:
             await server.complete(request(1, "Hi", max_new_tokens=2))
         assert not down.value.retryable
@@ -218,7 +218,7 @@ async def test_a_cancelled_request_leaves_the_batch_and_frees_its_row(tiny):
     assert after.output_tokens == 3
     assert server.stats.cancelled == 1 and server.engine.stats.dropped == 1
     assert 0 < server.stats.cancelled_tokens < 400  # dropped mid-answer, not decoded to the end
-    assert server.stats.requests == 1 and not server.engine.running
+    assert server.stats.served.size == 1 and not server.engine.running
     assert len(steps) < 3 + 400  # the dropped row did not keep the engine busy
 
 
@@ -264,4 +264,4 @@ max_new_tokens = 8
     batches = [
         e for e in read_events(tmp_path / "run" / "events.jsonl") if isinstance(e, BatchServed)
     ]
-    assert sum(b.size for b in batches) == served
+    assert sum(b.batch.size for b in batches) == served

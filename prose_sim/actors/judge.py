@@ -37,6 +37,7 @@ from prose_sim.events import (
 from prose_sim.metrics.settings import MetricsSettings
 from prose_sim.metrics.text import word_levenshtein
 from prose_sim.metrics.verifiable import checker_for
+from prose_sim.models.answers import Choice
 from prose_sim.parsing import parse_verdict
 from prose_sim.scales import FPM_SCALE, PPCM_SCALE, SIMILARITY_SCALE
 from prose_sim.templating import render
@@ -225,7 +226,9 @@ class Judge(Actor):
             purpose, task=self.ctx.task, framework=self.ctx.framework, scale=scale, **context
         )
         # no response prefix: the judge reasons before its verdict line, as in the released code
-        completion = await self.ctx.models.complete("judge", purpose, instance, prompt)
+        completion = await self.ctx.models.complete(
+            "judge", purpose, instance, prompt, answer=Choice.of(scale)
+        )
         score = parse_verdict(completion.text, scale)
         if score is None:
             await self._parse_failed(instance, purpose, completion.text)

@@ -30,6 +30,7 @@ on a GPU, for ``benchmarks/gpu_server.sh``).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -37,8 +38,10 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import anyio
+import msgspec
 
 SENTENCES = [
     "The river rose nine feet overnight and rescuers worked until dawn.",
@@ -51,24 +54,36 @@ SENTENCES = [
     "Engineers recalled the earbuds after several charging cases overheated.",
 ]
 
+
 # The suite's sizes: on 2 shared CPU cores the full suite takes about 25 minutes
 # (SmolLM2-135M in float32, model load included).
-FULL = {
-    "sizes": (1, 8, 32, 64),
-    "new_tokens": 64,
-    "sequential_sample": 4,
-    "warmup_rounds": 1,
-    "trace_episodes": None,
-    "trace_repeats": 1,
-}
-QUICK = {
-    "sizes": (1, 8),
-    "new_tokens": 8,
-    "sequential_sample": 2,
-    "warmup_rounds": 1,
-    "trace_episodes": 1,
-    "trace_repeats": 1,
-}
+class Plan(msgspec.Struct, frozen=True, kw_only=True):
+    """What the suite measures: the fixed workload's sizes, then the trace replays."""
+
+    sizes: tuple[int, ...]
+    new_tokens: int
+    sequential_sample: int
+    warmup_rounds: int
+    trace_episodes: int | None  # None: every episode of the trace
+    trace_repeats: int
+
+
+FULL = Plan(
+    sizes=(1, 8, 32, 64),
+    new_tokens=64,
+    sequential_sample=4,
+    warmup_rounds=1,
+    trace_episodes=None,
+    trace_repeats=1,
+)
+QUICK = Plan(
+    sizes=(1, 8),
+    new_tokens=8,
+    sequential_sample=2,
+    warmup_rounds=1,
+    trace_episodes=1,
+    trace_repeats=1,
+)
 CHECK_AT = 32  # the batch size of the headline checks (the largest measured when smaller)
 
 
@@ -101,7 +116,7 @@ def qwen7b_random(device: str, dtype):
         num_attention_heads=28 if not tiny else 4,
         num_key_value_heads=4 if not tiny else 2,
         max_position_embeddings=32768,
-        rope_theta=1000000.0,
+        rope_theta=1000000.0,  # type: ignore[call-arg]  # transformers 5 takes it through **kwargs
         tie_word_embeddings=False,
     )
     with torch.device(device):
@@ -109,7 +124,7 @@ def qwen7b_random(device: str, dtype):
     model.eval()
     # a word-level tokenizer over a made-up vocabulary: ids are what matter here
     vocab = {"<pad>": 0, "<eos>": 1, "<unk>": 2}
-    for word in " ".join(SENTENCES + ["Summarize this in one sentence: user assistant"]).split():
+    for word in " ".join([*SENTENCES, "Summarize this in one sentence: user assistant"]).split():
         vocab.setdefault(word, len(vocab))
     inner = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     inner.pre_tokenizer = pre_tokenizers.Whitespace()
@@ -198,11 +213,11 @@ def new_server(
     if static:
         from prose_sim.models.backends.static_server import StaticBatchServer
 
-        server = StaticBatchServer(
+        baseline = StaticBatchServer(
             model, tokenizer, device, name="bench", max_batch_size=max_batch, max_wait_s=0.02
         )
-        server.generator.eos_ids = set()
-        return server
+        baseline.generator.eos_ids = set()
+        return baseline
     from prose_sim.models.backends.local import LocalModelServer
 
     server = LocalModelServer(model, tokenizer, device, name="bench", max_batch_size=max_batch, max_wait_s=0.02,
@@ -300,7 +315,7 @@ def measure(
     warmup_rounds: int = 2,
     hf_cb: bool = False,
     log: Callable[[str], None] | None = print,
-) -> list[dict[str, object]]:
+) -> list[dict[str, Any]]:
     """One row per N: tokens/s of (a), (b), (c) (and (d) with ``hf_cb``) and the ratios c/a and c/b."""
     say = log or (lambda _line: None)
     weights_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
@@ -315,7 +330,7 @@ def measure(
         anyio.run(server_run, model, tokenizer, device, chat_prompts(1), new_tokens, 1)
         anyio.run(server_run, model, tokenizer, device, chat_prompts(4), new_tokens, 4)
 
-    rows: list[dict[str, object]] = []
+    rows: list[dict[str, Any]] = []
     sequential_rate: float | None = None
     say(
         f"{'N':>5} {'(a) seq tok/s':>14} {'(b) batch tok/s':>16} {'(c) server tok/s':>17} {'c/a':>7} {'c/b':>6}"
@@ -387,18 +402,20 @@ def measure_trace(
     repeats: int = 1,
     trace=None,
     log: Callable[[str], None] | None = print,
-) -> list[dict[str, object]]:
+) -> list[dict[str, Any]]:
     """The quickstart trace through the static server and the new one, alternately; one row per replay."""
     from prose_sim.bench import local_trace
 
     say = log or (lambda _line: None)
     trace = trace or local_trace.load()
-    rows: list[dict[str, object]] = []
+    rows: list[dict[str, Any]] = []
     for repeat in range(1, repeats + 1):
         for kind in ("static", "server"):
             server = new_server(model, tokenizer, device, max_batch=32, static=kind == "static")
             cpu = time.process_time()
-            figures = anyio.run(lambda: local_trace.replay(server, trace, episodes=episodes))
+            figures = anyio.run(
+                functools.partial(local_trace.replay, server, trace, episodes=episodes)
+            )
             cpu = time.process_time() - cpu
             stats = server.stats.summary()
             row = {
@@ -426,7 +443,7 @@ def measure_trace(
     return rows
 
 
-def checks(rows: list[dict[str, object]]):
+def checks(rows: list[dict[str, Any]]):
     """The headline figures: the fixed workload at N=32 (or the largest N) and the trace replays."""
     from prose_sim.bench.common import Check
 
@@ -497,17 +514,17 @@ def run(
         loaded,
         tokenizer,
         device,
-        plan["sizes"],
-        plan["new_tokens"],
-        sequential_sample=plan["sequential_sample"],
-        warmup_rounds=plan["warmup_rounds"],
+        plan.sizes,
+        plan.new_tokens,
+        sequential_sample=plan.sequential_sample,
+        warmup_rounds=plan.warmup_rounds,
         log=log,
     )
     for row in rows:
         row["workload"] = "fixed"
-    if plan.get("trace_repeats"):
-        rows += measure_trace(loaded, tokenizer, device, episodes=plan.get("trace_episodes"),
-                              repeats=plan["trace_repeats"], log=log)  # fmt: skip
+    if plan.trace_repeats:
+        rows += measure_trace(loaded, tokenizer, device, episodes=plan.trace_episodes,
+                              repeats=plan.trace_repeats, log=log)  # fmt: skip
     measure_s = time.perf_counter() - started
     dtype_name = str(next(loaded.parameters()).dtype).removeprefix("torch.")
     threads = torch.get_num_threads()
@@ -540,12 +557,12 @@ def run(
         notes=[
             (
                 f"model {label} on {device}, {dtype_name}, torch threads {threads}; every request decodes exactly "
-                f"{plan['new_tokens']} new tokens greedily (EOS ignored) so (a), (b) and (c) do the same work"
+                f"{plan.new_tokens} new tokens greedily (EOS ignored) so (a), (b) and (c) do the same work"
             ),
             "(a) sequential: one `generate` per request, one after another"
             + (
-                f", timed once on the first {plan['sequential_sample']} prompts and used for every N"
-                if plan["sequential_sample"]
+                f", timed once on the first {plan.sequential_sample} prompts and used for every N"
+                if plan.sequential_sample
                 else ""
             )
             + "; (b) ideal batch: one padded `generate` on all N; (c) server: N concurrent `complete` calls "
@@ -558,11 +575,7 @@ def run(
                 "trace rows: the 150 requests of a real quickstart run (benchmarks/traces/quickstart.json.gz: "
                 "prompts, response prefixes, real answer lengths, each episode's dependency chain) replayed closed-loop "
                 "through the former static-batching server and the new one, alternately"
-                + (
-                    f", first {plan['trace_episodes']} episode(s) only"
-                    if plan.get("trace_episodes")
-                    else ""
-                )
+                + (f", first {plan.trace_episodes} episode(s) only" if plan.trace_episodes else "")
                 + "; n = requests, tokens_per_s = generated tokens per wall second of the replay, latency per request"
             ),
             f"model load {load_s:.1f} s, measurement {measure_s:.1f} s (warm-up included)"

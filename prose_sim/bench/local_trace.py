@@ -90,7 +90,7 @@ def load(path: Path = TRACE) -> Trace:
     return msgspec.json.decode(gzip.decompress(path.read_bytes()), type=Trace)
 
 
-def percentile(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: int) -> float:
     if not values:
         return float("nan")
     return (

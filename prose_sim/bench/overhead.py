@@ -28,15 +28,43 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import NotRequired, TypedDict
 
 import anyio
 import msgspec
+from anyio.streams.memory import MemoryObjectSendStream
 
 from prose_sim.bench.common import Check, SuiteResult
 
 CALLS_PER_REFERENCE_EPISODE = 20
 # 9 PLUME users (both tasks) x seeds = episodes; 2 instances each, 7 calls an instance
 USERS = 9
+
+
+class Case(TypedDict):
+    """One case, as its subprocess is given it (JSON on the command line)."""
+
+    case: str  # "reference" or "full"
+    episodes: int
+    latency_s: NotRequired[float]  # full stack only; 0 when not given
+
+
+class CaseFigures(TypedDict):
+    """What one case measured (the subprocess prints it as JSON): a row of the suite's table."""
+
+    case: str
+    episodes: int
+    latency_s: float
+    calls: int
+    events: int
+    wall_s: float
+    calls_per_s: float
+    events_per_s: float
+    peak_mb: float
+    kb_per_episode: float
+    outside_backend_share: float | str  # "" with latency (the backend's time is its sleep)
+    cpu_us_per_call: float
+    vs_reference: NotRequired[float]  # set by run(): calls/s over the reference's
 
 
 def run(quick: bool = False) -> SuiteResult:
@@ -93,7 +121,7 @@ def run(quick: bool = False) -> SuiteResult:
             "cpu_us_per_call",
             "vs_reference",
         ],
-        rows=rows,
+        rows=[dict(row) for row in rows],
         checks=checks,
         notes=[
             "reference: anyio memory-stream bus, one backend task, msgspec JSON-lines log, under the same "
@@ -109,7 +137,7 @@ def run(quick: bool = False) -> SuiteResult:
     )
 
 
-def _in_subprocess(case: dict) -> dict:
+def _in_subprocess(case: Case) -> CaseFigures:
     done = subprocess.run(
         [sys.executable, "-m", "prose_sim.bench.overhead", json.dumps(case)],
         capture_output=True,
@@ -119,7 +147,7 @@ def _in_subprocess(case: dict) -> dict:
     if done.returncode != 0:
         raise RuntimeError(f"bench overhead case {case} failed:\n{done.stderr[-2000:]}")
     print(f"  {done.stdout.strip()}", file=sys.stderr)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return msgspec.json.decode(done.stdout.strip().splitlines()[-1], type=CaseFigures)
 
 
 # --- measuring one case (in its own process) --------------------------------------
@@ -152,7 +180,7 @@ def _rss_mb() -> float:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def measure(case: dict) -> dict:
+def measure(case: Case) -> CaseFigures:
     episodes = case["episodes"]
     with PeakRSS() as memory:
         cpu0, t0 = time.process_time(), time.perf_counter()
@@ -194,13 +222,18 @@ class _Call(msgspec.Struct, tag=True):
 async def _reference(episodes: int) -> tuple[int, int, float]:
     """The bare minimum: bus, one backend task, JSON-lines log."""
     encoder = msgspec.json.Encoder()
-    log_send, log_receive = anyio.create_memory_object_stream(8192)
-    req_send, req_receive = anyio.create_memory_object_stream(8192)
+    log_send, log_receive = anyio.create_memory_object_stream[_Call](8192)
+    # each request with the stream its answer goes back on
+    req_send, req_receive = anyio.create_memory_object_stream[
+        tuple[_Call, MemoryObjectSendStream[_Call]]
+    ](8192)
     counts = {"events": 0, "calls": 0}
 
     async def writer(path: Path) -> None:
         buffer = bytearray()
-        with open(path, "ab") as handle:
+        # blocking writes between awaits, as the event log's writer does: the reference
+        # must pay what the simulator pays
+        with open(path, "ab") as handle:  # noqa: ASYNC230
             async with log_receive:
                 async for event in log_receive:
                     encoder.encode_into(event, buffer, -1)
@@ -216,8 +249,8 @@ async def _reference(episodes: int) -> tuple[int, int, float]:
             async for request, reply in req_receive:
                 await reply.send(_Call(episode=request.episode, n=request.n, text="answer " * 20))
 
-    async def episode(i: int, log) -> None:
-        reply_send, reply_receive = anyio.create_memory_object_stream(1)
+    async def episode(i: int, log: MemoryObjectSendStream[_Call]) -> None:
+        reply_send, reply_receive = anyio.create_memory_object_stream[_Call](1)
         async with log, reply_send, reply_receive:
             for n in range(CALLS_PER_REFERENCE_EPISODE):
                 request = _Call(episode=i, n=n, text="prompt " * 50)
@@ -279,4 +312,4 @@ async def _full_stack(episodes: int, latency_s: float) -> tuple[int, int, float]
 
 
 if __name__ == "__main__":
-    print(json.dumps(measure(json.loads(sys.argv[1]))))
+    print(json.dumps(measure(msgspec.json.decode(sys.argv[1], type=Case))))

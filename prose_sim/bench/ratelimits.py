@@ -40,7 +40,9 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal, TypedDict
 
 import anyio
 import msgspec
@@ -50,20 +52,71 @@ from prose_sim.bench.common import Check, SuiteResult
 from prose_sim.eventlog import read_events
 from prose_sim.events import ModelFailed, ModelRequested, ModelResponded
 
+if TYPE_CHECKING:
+    from prose_sim.runtime.runner import RunOutcome
+
 KEY_ENV = "PROSE_SIM_BENCH_RATELIMITS_KEY"
 DUMMY_KEY = "sk-bench-ratelimits-dummy"
 WINDOW_S = 10.0
 LATENCY_S = 0.3
 RETRY_AFTER_S = 1.0
-METHODS: dict[str, dict] = {"no_learning": {}, "prose_1sc": {"method": "prose", "variant": "1sc"}}
+# a table of a scenario, as TOML would give it (scenario_from_dict checks it)
+Table = dict[str, object]
+METHODS: dict[str, Table] = {"no_learning": {}, "prose_1sc": {"method": "prose", "variant": "1sc"}}
 DEMONSTRATIONS = 2
 # the scenario's [retry]: generous enough that throttled requests are never lost
-RETRY = {"attempts": 10, "backoff_s": 0.5, "max_backoff_s": 8.0, "timeout_s": 30.0}
+RETRY: Table = {"attempts": 10, "backoff_s": 0.5, "max_backoff_s": 8.0, "timeout_s": 30.0}
 # budgets per window: requests / tokens, for each binding budget (the other one loose)
 BUDGETS = {
     "rpm": (300, 400_000),  # 30 requests/s bind; ~15k of the 40k tokens/s used
     "tpm": (600, 150_000),  # 15k tokens/s bind (~26-29 requests/s of the 60 allowed)
 }
+
+
+class CaseRow(TypedDict):
+    """One case's figures (a row of the suite's table); "off" / "" where a budget is off."""
+
+    case: str
+    budget_rpm: int | str
+    budget_tpm: int | str
+    scenario_rpm: int | str
+    scenario_tpm: int | str
+    window_s: float
+    binds: str
+    seeds: int
+    episodes: int
+    calls: int
+    requests: int
+    tokens: int
+    measured_s: float
+    steady: bool
+    requests_per_s: float
+    tokens_per_s: float
+    achieved_rpm_share: float | str  # a float until run() writes it as a percentage
+    achieved_tpm_share: float | str
+    first_last_s: float
+    first_last_rpm_share: float | str
+    server_min_headroom: float | str
+    http_requests: int
+    http_429: int
+    retries: int
+    model_failures: int
+    lost_requests: int
+    instances_ok: str  # "finished/all"
+    completion_share: float
+    wall_s: float
+    episodes_failed: int
+
+
+ShareKey = Literal[
+    "achieved_rpm_share", "achieved_tpm_share", "first_last_rpm_share", "server_min_headroom"
+]
+SHARE_KEYS: tuple[ShareKey, ...] = (
+    "achieved_rpm_share",
+    "achieved_tpm_share",
+    "first_last_rpm_share",
+    "server_min_headroom",
+)
 
 
 class Profile(msgspec.Struct, kw_only=True):
@@ -85,13 +138,13 @@ def scenario_raw(
     rpm: int | None = None,
     tpm: int | None = None,
     window_s: float = WINDOW_S,
-    methods: dict[str, dict] | None = None,
+    methods: dict[str, Table] | None = None,
     demonstrations: int = DEMONSTRATIONS,
-    retry: dict | None = None,
-    tasks: dict[str, dict] | None = None,
-) -> dict:
+    retry: Table | None = None,
+    tasks: dict[str, Table] | None = None,
+) -> Table:
     """A scenario with every role on the loopback endpoint, limited (or not) as given."""
-    models = {}
+    models: dict[str, Table] = {}
     for role in ("user", "agent", "judge"):
         spec: dict[str, object] = {
             "backend": "openai",
@@ -117,23 +170,23 @@ def scenario_raw(
     }
 
 
-def _run_scenario(raw: dict, run_dir: Path):
+def _run_scenario(raw: Table, run_dir: Path) -> RunOutcome:
     from prose_sim.runtime.runner import execute
     from prose_sim.scenario import scenario_from_dict
 
     os.environ.setdefault(KEY_ENV, DUMMY_KEY)  # in-process only: the loopback server takes any key
     scenario = scenario_from_dict(raw, "bench ratelimits")
 
-    async def go():
+    async def go() -> RunOutcome:
         return await execute(scenario, run_dir, progress="off", use_cache=False)
 
     return anyio.run(go)
 
 
 def calibrate(
-    methods: dict[str, dict] | None = None,
+    methods: dict[str, Table] | None = None,
     demonstrations: int = DEMONSTRATIONS,
-    tasks: dict[str, dict] | None = None,
+    tasks: dict[str, Table] | None = None,
 ) -> Profile:
     """One seed, no latency, no limits: calls and tokens per seed of the scenario."""
     with ChatServer() as server, tempfile.TemporaryDirectory() as tmp:
@@ -178,12 +231,12 @@ def measure(
     retry_after_s: float = RETRY_AFTER_S,
     seeds: int | None = None,
     profile: Profile | None = None,
-    methods: dict[str, dict] | None = None,
+    methods: dict[str, Table] | None = None,
     demonstrations: int = DEMONSTRATIONS,
-    retry: dict | None = None,
-    tasks: dict[str, dict] | None = None,
+    retry: Table | None = None,
+    tasks: dict[str, Table] | None = None,
     server_limits: bool = True,
-) -> dict[str, object]:
+) -> CaseRow:
     """One case: a real run against a ChatServer with budget ``budget_rpm`` / ``budget_tpm``
     per ``window_s``, the scenario claiming ``claim`` times that budget (None: no limits).
 
@@ -237,7 +290,7 @@ def measure(
     measured_s = window[1] - window[0]
     first_last = (arrivals[-1][0] - arrivals[0][0]) if arrivals else 0.0
     lost = sum(request_id not in answered for _, request_id in asked)
-    row: dict[str, object] = {
+    row: CaseRow = {
         "case": case,
         "budget_rpm": budget_rpm if server_limits and budget_rpm else "off",
         "budget_tpm": budget_tpm if server_limits and budget_tpm else "off",
@@ -322,7 +375,7 @@ def _binds(
         by["rpm"] = rpm / window_s
     if tpm:
         by["tpm"] = tpm / window_s / tokens_per_call
-    return min(by, key=by.get) if by else ""
+    return min(by, key=by.__getitem__) if by else ""
 
 
 # a request asked this long ago that has not reached the server yet is waiting in the
@@ -371,14 +424,14 @@ def run(quick: bool = False) -> SuiteResult:
         f"{profile.tokens_per_call:.0f} tokens a call per seed",
         file=sys.stderr,
     )
-    rows = []
+    rows: list[CaseRow] = []
 
-    def case(name: str, budget: tuple[int, int], secs: float, **kw) -> dict:
+    def case(name: str, budget: tuple[int, int], secs: float, claim: float = 1.0) -> CaseRow:
         print(f"  {name} ...", file=sys.stderr)
         # budgets scale with the window so the rates stay the same in quick mode
         scale = window_s / WINDOW_S
         rpm, tpm = round(budget[0] * scale), round(budget[1] * scale)
-        row = measure(name, rpm, tpm, secs, window_s=window_s, profile=profile, **kw)
+        row = measure(name, rpm, tpm, secs, claim=claim, window_s=window_s, profile=profile)
         print(f"    {_summary(row)}", file=sys.stderr)
         rows.append(row)
         return row
@@ -407,9 +460,9 @@ def run(quick: bool = False) -> SuiteResult:
     ]
     numeric = [s for s in shares if isinstance(s, float)]
     worst = min(numeric) if numeric else 0.0
-    matched_429 = sum(int(r["http_429"]) for r in matched)
+    matched_429 = sum(r["http_429"] for r in matched)
     budget_rate = BUDGETS["rpm"][0] / WINDOW_S
-    off_rate = float(off["requests_per_s"])
+    off_rate = off["requests_per_s"]
     checks = [
         Check(
             name="throughput share of budget (matched limits)",
@@ -422,7 +475,7 @@ def run(quick: bool = False) -> SuiteResult:
         ),
         Check(
             name="lost requests with limits 2x too high",
-            measured=int(too_high["lost_requests"]),
+            measured=too_high["lost_requests"],
             target="0",
             met=too_high["lost_requests"] == 0
             and too_high["instances_ok"].split("/")[0] == too_high["instances_ok"].split("/")[1],
@@ -435,14 +488,10 @@ def run(quick: bool = False) -> SuiteResult:
         ),
     ]
     for row in rows:
-        for key in (
-            "achieved_rpm_share",
-            "achieved_tpm_share",
-            "first_last_rpm_share",
-            "server_min_headroom",
-        ):
-            if isinstance(row[key], float):
-                row[key] = f"{row[key]:.1%}"
+        for key in SHARE_KEYS:
+            share = row[key]
+            if isinstance(share, float):
+                row[key] = f"{share:.1%}"
     notes = [
         f"every role on backend openai against the loopback ChatServer (prose_sim/bench/chat_server.py), "
         f"answering after {LATENCY_S} s; methods {', '.join(METHODS)}, {DEMONSTRATIONS} instances per episode, "
@@ -503,13 +552,13 @@ def run(quick: bool = False) -> SuiteResult:
             "calls",
             "wall_s",
         ],
-        rows=rows,
+        rows=[dict(row) for row in rows],
         checks=checks,
         notes=notes,
     )
 
 
-def _summary(row: dict) -> str:
+def _summary(row: Mapping[str, object]) -> str:
     keys = (
         "requests",
         "measured_s",

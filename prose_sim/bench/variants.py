@@ -33,6 +33,7 @@ import time
 from collections import defaultdict
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TypedDict
 
 import anyio
 import msgspec
@@ -247,9 +248,25 @@ def paper_assumptions(paper: Scenario) -> Assumptions:
     return Assumptions(prices=prices, limits=limits)
 
 
+class EndpointLoad(TypedDict):
+    """One endpoint's part of a workload, and the time it needs at its rate limits."""
+
+    requests: float
+    tokens: float
+    hours: float
+    bound: str  # "rpm" or "tpm": the limit that sets its time
+
+
+class Projection(TypedDict):
+    usd: float
+    usd_by_role: dict[str, float]
+    hours: float  # the slowest endpoint's
+    endpoints: dict[str, EndpointLoad]
+
+
 def project(
     usage_by_role: Mapping[str, Mapping[str, float]], assumptions: Assumptions
-) -> dict[str, object]:
+) -> Projection:
     """Dollars and hours of a workload (calls and tokens by role, totals).
 
     Dollars: tokens x the role's prices. Hours: each endpoint serves the roles
@@ -257,26 +274,32 @@ def project(
     max(requests/rpm, tokens/tpm) minutes; the workload takes the slowest
     endpoint's time (endpoints run in parallel, each kept saturated).
     """
-    usd_by_role = {}
-    endpoints: dict[str, dict[str, float]] = {}
+    usd_by_role: dict[str, float] = {}
+    demand: dict[str, tuple[float, float]] = {}  # endpoint -> (requests, tokens)
     for role, u in usage_by_role.items():
         price_in, price_out = assumptions.prices.get(role, (0.0, 0.0))
         usd_by_role[role] = (u["input_tokens"] * price_in + u["output_tokens"] * price_out) / 1e6
-        ep = endpoints.setdefault(
-            assumptions.endpoint_of.get(role, role), {"requests": 0.0, "tokens": 0.0}
+        endpoint = assumptions.endpoint_of.get(role, role)
+        requests, tokens = demand.get(endpoint, (0.0, 0.0))
+        demand[endpoint] = (
+            requests + u["calls"],
+            tokens + (u["input_tokens"] + u["output_tokens"]),
         )
-        ep["requests"] += u["calls"]
-        ep["tokens"] += u["input_tokens"] + u["output_tokens"]
-    for name, ep in endpoints.items():
+    endpoints: dict[str, EndpointLoad] = {}
+    for name, (requests, tokens) in demand.items():
         rpm, tpm = assumptions.limits.get(name, (DEFAULT_RPM, DEFAULT_TPM))
-        ep["hours"] = max(ep["requests"] / rpm, ep["tokens"] / tpm) / 60
-        ep["bound"] = "rpm" if ep["requests"] / rpm >= ep["tokens"] / tpm else "tpm"
-    return {
-        "usd": sum(usd_by_role.values()),
-        "usd_by_role": usd_by_role,
-        "hours": max((ep["hours"] for ep in endpoints.values()), default=0.0),
-        "endpoints": endpoints,
-    }
+        endpoints[name] = EndpointLoad(
+            requests=requests,
+            tokens=tokens,
+            hours=max(requests / rpm, tokens / tpm) / 60,
+            bound="rpm" if requests / rpm >= tokens / tpm else "tpm",
+        )
+    return Projection(
+        usd=sum(usd_by_role.values()),
+        usd_by_role=usd_by_role,
+        hours=max((ep["hours"] for ep in endpoints.values()), default=0.0),
+        endpoints=endpoints,
+    )
 
 
 def scale(
@@ -325,13 +348,13 @@ def run(
     paper = load_scenario(scenarios_dir() / "paper.toml", catalog=builtin_catalog())
     if paper_scenario is None:
         scripted = [f"models.{role}.backend=scripted" for role in ROLES]
-        probe = (
+        probe_overrides = (
             off
             + scripted
             + ([f"seeds=[{paper.seeds[0]}]", "demonstrations_per_user=2"] if quick else [])
         )
         paper_scenario = load_scenario(
-            scenarios_dir() / "paper.toml", probe, catalog=builtin_catalog()
+            scenarios_dir() / "paper.toml", probe_overrides, catalog=builtin_catalog()
         )
         if quick:
             paper_scenario = _one_task(paper_scenario)

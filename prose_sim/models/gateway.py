@@ -28,6 +28,7 @@ import anyio.lowlevel
 import msgspec
 
 from prose_sim.events import Event, ModelFailed, ModelRequested, ModelResponded
+from prose_sim.models.answers import AnswerShape
 from prose_sim.models.cache import ResponseCache, cache_key
 from prose_sim.models.limits import EndpointLayers, estimate_request_tokens
 from prose_sim.models.protocol import (
@@ -75,6 +76,8 @@ class RoleModel(msgspec.Struct, frozen=True, kw_only=True):
     params: SamplingParams = SamplingParams()
     # start answers with the format keyword the prompt asks for (where the backend can)
     use_response_prefix: bool = True
+    # keep verdicts and lists to their shape (the request's ``answer``); off: it is left off
+    constrained: bool = False
     # USD per million input / output tokens (0: not priced)
     input_price: float = 0.0
     output_price: float = 0.0
@@ -383,9 +386,11 @@ class ModelClient:
         response_prefix: str = "",
         prefixed_max_tokens: int | None = None,
         system: str = "",
+        answer: AnswerShape | None = None,
     ) -> Completion:
         """``prefixed_max_tokens`` caps the answer when the prefix is used (a keyword answer);
-        ``system``: a system prompt sent before the prompt (none when empty)."""
+        ``system``: a system prompt sent before the prompt (none when empty); ``answer``: the
+        shape the caller will parse, kept to only where the role is ``constrained``."""
         served = self._roles[role]
         use_prefix = bool(response_prefix) and served.use_response_prefix
         params = served.params
@@ -408,6 +413,7 @@ class ModelClient:
             messages=messages,
             params=msgspec.structs.replace(params, seed=seed),
             response_prefix=response_prefix if use_prefix else "",
+            answer=answer if served.constrained else None,
         )
         return await self._gateway.complete(
             served.backend, request, self._emit, (served.input_price, served.output_price)

@@ -11,6 +11,8 @@ from typing import Protocol
 
 import msgspec
 
+from prose_sim.models.answers import AnswerShape
+
 # user: the simulated user; writer: writes every draft and PROSE candidate (in the paper the
 # user's model); agent: the model under test, which only infers; judge: the metrics' judge
 ROLES: tuple[str, ...] = ("user", "writer", "agent", "judge")
@@ -43,15 +45,18 @@ class ModelRequest(msgspec.Struct, frozen=True, kw_only=True):
     # text the answer must start with (e.g. "Preferences: ["), for backends that allow
     # it; a backend that honours it returns the prefix and its continuation together
     response_prefix: str = ""
+    # the shape the answer must have, set only for roles configured ``constrained``
+    # (``prose_sim.models.answers``); None: free text
+    answer: AnswerShape | None = None
 
     def content_hash(self) -> str:
-        """Hash of what the model sees: model, messages, sampling, prefix.
+        """Hash of what the model sees: model, messages, sampling, prefix (and the answer's
+        shape when it has one: hashes of unconstrained requests are those they always were).
 
         Independent of who asked, so identical prompts share cache entries.
         """
-        payload = msgspec.json.encode(
-            (self.model, self.messages, self.params, self.response_prefix)
-        )
+        seen: tuple[object, ...] = (self.model, self.messages, self.params, self.response_prefix)
+        payload = msgspec.json.encode(seen if self.answer is None else (*seen, self.answer))
         return hashlib.blake2b(payload, digest_size=12).hexdigest()
 
 

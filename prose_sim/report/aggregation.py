@@ -16,6 +16,7 @@ import math
 from collections import defaultdict
 
 from prose_sim.report.results import mean, over_seeds
+from prose_sim.report.rows import Row, number
 
 METRICS: list[tuple[str, str]] = [
     ("ppcm", "PPCM"),
@@ -28,14 +29,14 @@ METRICS: list[tuple[str, str]] = [
 ]
 
 
-def instance_mean(rows: list[dict[str, object]], metric: str) -> float:
+def instance_mean(rows: list[Row], metric: str) -> float:
     """The mean over every finished instance that has the metric (the released code's)."""
-    return mean([float(r[metric]) for r in rows if r["status"] == "ok" and metric in r])
+    return mean([number(r, metric) for r in rows if r["status"] == "ok" and metric in r])
 
 
-def markdown(rows: list[dict[str, object]], bertscore_note: str = "") -> str:
+def markdown(rows: list[Row], bertscore_note: str = "") -> str:
     """Per (task, framework, method): each metric as "instances mean | seeds mean ± SE"."""
-    groups: dict[tuple[str, str, str], list[dict[str, object]]] = defaultdict(list)
+    groups: dict[tuple[str, str, str], list[Row]] = defaultdict(list)
     for row in rows:
         groups[(str(row["task"]), str(row["framework"]), str(row["method"]))].append(row)
     shown = [(k, t) for k, t in METRICS if any(k in r for r in rows)]
@@ -60,7 +61,7 @@ def markdown(rows: list[dict[str, object]], bertscore_note: str = "") -> str:
         cells = []
         for key, _ in shown:
             pooled = instance_mean(group, key)
-            seeds, err = over_seeds(ok, lambda r, k=key: float(r[k]) if k in r else None)
+            seeds, err = over_seeds(ok, lambda r, k=key: number(r, k) if k in r else None)
             cells.append("-" if math.isnan(pooled) else f"{pooled:.3f} · {_pm(seeds, err)}")
         lines.append(f"| {task} | {framework} | {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

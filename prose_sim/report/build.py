@@ -20,13 +20,14 @@ from prose_sim.report.judge_qa import JudgeQACollector
 from prose_sim.report.notice import run_dir_notice
 from prose_sim.report.plots import write_plots
 from prose_sim.report.results import ResultsCollector
+from prose_sim.report.rows import Row
 from prose_sim.report.tables import agreement_table, markdown_tables, summarize, summary_csv
 
 
 class Report:
     def __init__(self, run_dirs: list[Path]):
         self.run_dirs = run_dirs
-        self.rows: list[dict[str, object]] = []
+        self.rows: list[Row] = []
         self.qa = JudgeQACollector()
         self.scenarios: list[str] = []
         self.parse_failures: dict[tuple[str, str], int] = defaultdict(int)

@@ -30,22 +30,23 @@ def pair_calls(events: Iterable[Event]) -> tuple[list[ModelCall], list[ParseFail
     answered: dict[tuple[str, int, str, str], list[ModelCall]] = defaultdict(list)
     unmatched: list[ParseFailed] = []
     for event in events:
-        kind = type(event)
-        if kind is ModelRequested:
-            calls[event.request_id] = ModelCall(request=event)
-        elif kind is ModelResponded:
-            if (call := calls.get(event.request_id)) is not None:
-                call.response = event
-                answered[(event.episode_id, event.instance, event.role, event.purpose)].append(call)
-        elif kind is ModelFailed:
-            if (call := calls.get(event.request_id)) is not None:
-                call.failure = event
-        elif kind is ParseFailed:
-            key = (event.episode_id, event.instance, event.role, event.purpose)
-            if (call := _quoted_by(answered.get(key, []), event)) is not None:
-                call.parse_failed = event
-            else:
-                unmatched.append(event)
+        match event:
+            case ModelRequested():
+                calls[event.request_id] = ModelCall(request=event)
+            case ModelResponded():
+                if (call := calls.get(event.request_id)) is not None:
+                    call.response = event
+                    key = (event.episode_id, event.instance, event.role, event.purpose)
+                    answered[key].append(call)
+            case ModelFailed():
+                if (call := calls.get(event.request_id)) is not None:
+                    call.failure = event
+            case ParseFailed():
+                key = (event.episode_id, event.instance, event.role, event.purpose)
+                if (call := _quoted_by(answered.get(key, []), event)) is not None:
+                    call.parse_failed = event
+                else:
+                    unmatched.append(event)
     return list(calls.values()), unmatched
 
 
@@ -53,6 +54,11 @@ def _quoted_by(calls: Iterable[ModelCall], failed: ParseFailed) -> ModelCall | N
     """The latest of ``calls`` (answered, same instance, role and purpose) whose text it quotes."""
     found = None
     for call in calls:
-        if call.parse_failed is None and call.response.text.startswith(failed.excerpt):
+        answer = call.response
+        if (
+            call.parse_failed is None
+            and answer is not None
+            and answer.text.startswith(failed.excerpt)
+        ):
             found = call
     return found

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import defaultdict
+from typing import TypedDict
 
 import msgspec
 
@@ -43,6 +44,27 @@ QA_COLUMNS = [
 ]
 
 
+class QARow(TypedDict):
+    """One line of ``judge_qa.csv`` (its columns: ``QA_COLUMNS``)."""
+
+    task: str
+    framework: str
+    method: str
+    agent_model: str
+    judge_model: str
+    seed: int
+    user: str
+    instance: int
+    metric: str
+    component: str
+    score: float
+    parsed: bool
+    checker: str
+    checked: bool | str  # "" when no checker decides the component
+    question: str
+    answer: str
+
+
 class Agreement(msgspec.Struct, kw_only=True):
     """Judge vs checker on one component: the judge 'agrees' when its PPCM score
     is positive exactly when the checker passes. Only parsed verdicts count as
@@ -71,27 +93,27 @@ class JudgeQACollector:
         self._users: dict[tuple[str, int], str] = {}
         self._questions: dict[str, str] = {}  # request id -> prompt, judge calls only
         self._answers: dict[str, str] = {}
-        self._rows: list[tuple[tuple, dict[str, object]]] = []
+        self._rows: list[tuple[tuple[str, str, str, int, str, int], QARow]] = []
         self.agreement: dict[tuple[str, str], Agreement] = {}
 
     def observe(self, event: Event) -> None:
-        kind = type(event)
-        if kind is ModelRequested and event.role == "judge":
-            self._questions[event.request_id] = (
-                event.messages[-1]["content"] if event.messages else ""
-            )
-        elif kind is ModelResponded and event.role == "judge":
-            self._answers[event.request_id] = event.text
-        elif kind is JudgeVerdict:
-            self._verdict(event)
-        elif kind is InstanceStarted:
-            self._users[(event.episode_id, event.instance)] = event.persona
-        elif kind is EpisodeStarted:
-            self._episodes[event.episode_id] = event
+        match event:
+            case ModelRequested(role="judge"):
+                self._questions[event.request_id] = (
+                    event.messages[-1]["content"] if event.messages else ""
+                )
+            case ModelResponded(role="judge"):
+                self._answers[event.request_id] = event.text
+            case JudgeVerdict():
+                self._verdict(event)
+            case InstanceStarted():
+                self._users[(event.episode_id, event.instance)] = event.persona
+            case EpisodeStarted():
+                self._episodes[event.episode_id] = event
 
     def _verdict(self, event: JudgeVerdict) -> None:
         episode = self._episodes[event.episode_id]
-        row = {
+        row: QARow = {
             "task": episode.task,
             "framework": episode.framework,
             "method": episode.method,
@@ -131,7 +153,7 @@ class JudgeQACollector:
                 stats.agreed += exhibits == event.checked
                 stats.judge_exhibits += exhibits
 
-    def rows(self) -> list[dict[str, object]]:
+    def rows(self) -> list[QARow]:
         return [row for _, row in sorted(self._rows, key=lambda item: item[0])]
 
     def csv(self) -> str:
@@ -146,5 +168,5 @@ class JudgeQACollector:
         out: dict[str, int] = defaultdict(int)
         for _, row in self._rows:
             if not row["parsed"]:
-                out[str(row["metric"])] += 1
+                out[row["metric"]] += 1
         return dict(out)

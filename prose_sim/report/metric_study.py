@@ -22,6 +22,8 @@ from pathlib import Path
 
 import msgspec
 
+from prose_sim.report.rows import Row, number
+
 # the quality of the preferences an agent drafted with, and the writing metrics
 PREFERENCE_MEASURES: list[tuple[str, str]] = [
     ("true_components_share", "share of true components"),
@@ -52,17 +54,17 @@ class Correlation(msgspec.Struct, frozen=True, kw_only=True):
     kendall: float
 
 
-def study_rows(rows: list[dict[str, object]]) -> list[dict[str, object]]:
+def study_rows(rows: list[Row]) -> list[Row]:
     """The finished task instances of fixed_subset episodes."""
     return [r for r in rows if r["status"] == "ok" and _SUBSET_LABEL.match(str(r["method"]))]
 
 
-def correlations(rows: list[dict[str, object]]) -> list[Correlation]:
+def correlations(rows: list[Row]) -> list[Correlation]:
     """Per (task, framework), every (preference measure, writing metric) pair's correlations
     over the instances that have both values; NaN where either is constant or n < 2."""
     from scipy import stats
 
-    groups: dict[tuple[str, str], list[dict[str, object]]] = defaultdict(list)
+    groups: dict[tuple[str, str], list[Row]] = defaultdict(list)
     for row in study_rows(rows):
         groups[(str(row["task"]), str(row["framework"]))].append(row)
     out = []
@@ -70,7 +72,7 @@ def correlations(rows: list[dict[str, object]]) -> list[Correlation]:
         for measure, _ in PREFERENCE_MEASURES:
             for metric, _ in WRITING_METRICS:
                 pairs = [
-                    (float(r[measure]), float(r[metric]))
+                    (number(r, measure), number(r, metric))
                     for r in group
                     if measure in r and metric in r
                 ]
@@ -105,7 +107,6 @@ def markdown(found: list[Correlation], bertscore_note: str = "") -> str:
     cells = Pearson / Spearman / Kendall with each writing metric."""
     if not found:
         return ""
-    titles = dict(PREFERENCE_MEASURES)
     lines = [
         "## Metric validity (PLUME vs PRELUDE)",
         "",
@@ -128,7 +129,7 @@ def markdown(found: list[Correlation], bertscore_note: str = "") -> str:
         lines.append("|---|" + "---|" * len(WRITING_METRICS))
         cells = {(c.preference_measure, c.writing_metric): c for c in group}
         for measure, title in PREFERENCE_MEASURES:
-            row = [titles[measure]]
+            row = [title]
             for metric, _ in WRITING_METRICS:
                 c = cells[(measure, metric)]
                 row.append(f"{_fmt(c.pearson)} / {_fmt(c.spearman)} / {_fmt(c.kendall)}")
@@ -153,15 +154,15 @@ def correlations_csv(found: list[Correlation]) -> str:
 
 
 def ppcm_by_share(
-    rows: list[dict[str, object]],
+    rows: list[Row],
 ) -> dict[tuple[str, str], list[tuple[float, float]]]:
     """(task, framework) -> [(share of true components, mean PPCM)], by share."""
     cells: dict[tuple[str, str], dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in study_rows(rows):
         if "ppcm" in r and "true_components_share" in r:
             cells[(str(r["task"]), str(r["framework"]))][
-                round(float(r["true_components_share"]), 6)
-            ].append(float(r["ppcm"]))
+                round(number(r, "true_components_share"), 6)
+            ].append(number(r, "ppcm"))
     return {
         key: [(x, sum(v) / len(v)) for x, v in sorted(by.items())]
         for key, by in sorted(cells.items())
@@ -169,7 +170,7 @@ def ppcm_by_share(
 
 
 def write_plot(
-    rows: list[dict[str, object]], out_dir: Path, title_note: str = "", notice: str = ""
+    rows: list[Row], out_dir: Path, title_note: str = "", notice: str = ""
 ) -> list[Path]:
     """PPCM against the share of true components given: a panel per task, a line per framework.
 
@@ -177,9 +178,11 @@ def write_plot(
     lines = ppcm_by_share(rows)
     if not lines:
         return []
-    from prose_sim.report.plots import _pyplot
+    from prose_sim.report.plots import files_only
 
-    plt = _pyplot()
+    files_only()
+    import matplotlib.pyplot as plt
+
     tasks = sorted({task for task, _ in lines})
     fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4.2), squeeze=False)
     for ax, task in zip(axes[0], tasks):

@@ -10,7 +10,7 @@ smoke test, not research results.
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from prose_sim.models.protocol import ROLES
@@ -18,8 +18,9 @@ from prose_sim.models.protocol import ROLES
 EMBEDDED = "smollm2-135m-instruct"
 
 
-def notice_for(backends: Mapping[str, tuple[str, str]]) -> str:
+def notice_for(backends: Mapping[str, tuple[str, str]], constrained: Sequence[str] = ()) -> str:
     """``backends``: role -> (backend, model). "" when every role runs on a real model.
+    ``constrained``: the roles whose verdicts and lists were kept to their shape, named too.
 
     A missing writer is the user's model, as a scenario without ``[models.writer]`` resolves."""
     if "writer" not in backends and "user" in backends:
@@ -37,13 +38,19 @@ def notice_for(backends: Mapping[str, tuple[str, str]]) -> str:
         parts.append(f"{', '.join(embedded)} on the embedded SmolLM2-135M")
     if not parts:
         return ""
+    if constrained:
+        parts.append(f"{', '.join(constrained)} answers constrained to their format")
     return f"smoke test: {'; '.join(parts)}; not research results"
 
 
 def smoke_notice(scenario) -> str:
     """The notice of a loaded ``Scenario``."""
     return notice_for(
-        {r: (getattr(scenario.models, r).backend, getattr(scenario.models, r).model) for r in ROLES}
+        {
+            r: (getattr(scenario.models, r).backend, getattr(scenario.models, r).model)
+            for r in ROLES
+        },
+        [r for r in ROLES if r != "writer" and getattr(scenario.models, r).constrained],
     )
 
 
@@ -55,9 +62,12 @@ def run_dir_notice(run_dir: Path) -> str:
         return ""
     models = raw.get("models", {}) if isinstance(raw.get("models"), dict) else {}
     backends = {}
+    constrained = []
     for role in ROLES:
         if role == "writer" and "writer" not in models:
             continue  # the user's model, filled in by notice_for
         spec = models.get(role, {}) if isinstance(models.get(role), dict) else {}
         backends[role] = (str(spec.get("backend", "scripted")), str(spec.get("model", "")))
-    return notice_for(backends)
+        if spec.get("constrained") is True:
+            constrained.append(role)
+    return notice_for(backends, constrained)

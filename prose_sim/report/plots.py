@@ -14,21 +14,26 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prose_sim.report.results import over_seeds
+from prose_sim.report.rows import Row, number
 from prose_sim.report.tables import GroupSummary
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 PLOTS = ("ppcm_by_method.png", "ppcm_learning_curve.png", "cost_vs_ppcm.png")
 
 
-def _pyplot():
+def files_only() -> None:
+    """matplotlib draws into files, never a display (call before importing pyplot)."""
     import matplotlib
 
-    matplotlib.use("Agg")  # files only, no display
-    import matplotlib.pyplot as plt
-
-    return plt
+    matplotlib.use("Agg")
 
 
 def _panels(summaries: list[GroupSummary]) -> dict[tuple[str, str], list[GroupSummary]]:
@@ -43,7 +48,9 @@ def _label(s: GroupSummary, several_models: bool) -> str:
     return f"{s.method} ({s.agent_model})" if several_models else s.method
 
 
-def _figure(plt, count: int):
+def _figure(count: int) -> tuple[Figure, Sequence[Axes]]:
+    import matplotlib.pyplot as plt
+
     fig, axes = plt.subplots(1, count, figsize=(5.5 * count, 4.2), squeeze=False)
     return fig, axes[0]
 
@@ -52,13 +59,15 @@ ONE_SEED = "one seed, no error bars"
 
 
 def write_plots(
-    summaries: list[GroupSummary], rows: list[dict[str, object]], out_dir: Path, notice: str = ""
+    summaries: list[GroupSummary], rows: list[Row], out_dir: Path, notice: str = ""
 ) -> list[Path]:
     """Draw the plots into ``out_dir``; returns the files written. ``notice``: the smoke-test line."""
     panels = _panels(summaries)
     if not panels:
         return []
-    plt = _pyplot()
+    files_only()
+    import matplotlib.pyplot as plt
+
     several = len({s.agent_model for s in summaries}) > 1
     written = []
     for name, draw in (
@@ -66,7 +75,7 @@ def write_plots(
         ("ppcm_learning_curve.png", _learning_curve),
         ("cost_vs_ppcm.png", _cost_vs_ppcm),
     ):
-        fig, axes = _figure(plt, len(panels))
+        fig, axes = _figure(len(panels))
         for ax, ((task, framework), group) in zip(axes, panels.items()):
             draw(ax, group, rows, several)
             one_seed = max(s.seeds for s in group) <= 1
@@ -82,23 +91,25 @@ def write_plots(
     return written
 
 
-def _honest_axes(ax) -> None:
+def _honest_axes(ax: Axes) -> None:
     """An axis whose plotted values are all one number shows just that number."""
     for axis, values in (("x", _plotted(ax, 0)), ("y", _plotted(ax, 1))):
         if len(values) >= 1 and len(set(values)) == 1:
             (ax.set_xticks if axis == "x" else ax.set_yticks)([values[0]], [f"{values[0]:g}"])
 
 
-def _plotted(ax, column: int) -> list[float]:
+def _plotted(ax: Axes, column: int) -> list[float]:
     """The data values of the lines drawn (points and error caps) on one axis, NaN left out."""
+    import numpy as np  # matplotlib's own dependency
+
     values: list[float] = []
     for line in ax.get_lines():
         data = line.get_xdata() if column == 0 else line.get_ydata()
-        values += [float(v) for v in data]
+        values += [float(v) for v in np.ravel(data)]  # an ArrayLike, by its type: 1-D here
     return [v for v in values if not math.isnan(v)]
 
 
-def _ppcm_by_method(ax, group: list[GroupSummary], rows, several: bool) -> None:
+def _ppcm_by_method(ax: Axes, group: list[GroupSummary], rows: list[Row], several: bool) -> None:
     labels = [_label(s, several) for s in group]
     values = [s.means["ppcm"] for s in group]
     errors = [0.0 if math.isnan(s.errors["ppcm"]) else s.errors["ppcm"] for s in group]
@@ -109,14 +120,14 @@ def _ppcm_by_method(ax, group: list[GroupSummary], rows, several: bool) -> None:
     ax.axhline(0, color="black", linewidth=0.8)
 
 
-def _learning_curve(ax, group: list[GroupSummary], rows, several: bool) -> None:
+def _learning_curve(ax: Axes, group: list[GroupSummary], rows: list[Row], several: bool) -> None:
     for s in group:
         # per demonstration index: mean over seeds of per-seed means, with its s.e.
-        by_index: dict[int, list[dict[str, object]]] = defaultdict(list)
+        by_index: dict[int, list[Row]] = defaultdict(list)
         for r in rows:
             key = (r["task"], r["framework"], r["method"], r["agent_model"])
             if key == (s.task, s.framework, s.method, s.agent_model) and r["status"] == "ok":
-                by_index[int(r["demonstration"])].append(r)
+                by_index[int(number(r, "demonstration"))].append(r)
         points = {x: over_seeds(by_index[x], _ppcm) for x in sorted(by_index)}
         xs = [x for x, (m, _) in points.items() if not math.isnan(m)]
         ys = [points[x][0] for x in xs]
@@ -130,12 +141,11 @@ def _learning_curve(ax, group: list[GroupSummary], rows, several: bool) -> None:
     ax.legend(fontsize=8)
 
 
-def _ppcm(row: dict[str, object]) -> float | None:
-    value = row.get("ppcm", "")
-    return None if value == "" else float(value)
+def _ppcm(row: Row) -> float | None:
+    return None if row.get("ppcm", "") == "" else number(row, "ppcm")
 
 
-def _cost_vs_ppcm(ax, group: list[GroupSummary], rows, several: bool) -> None:
+def _cost_vs_ppcm(ax: Axes, group: list[GroupSummary], rows: list[Row], several: bool) -> None:
     priced = any(s.means.get("cost_usd", 0.0) > 0 for s in group)
     key, unit = (
         ("cost_usd", "USD per demonstration") if priced else ("tokens", "tokens per demonstration")

@@ -17,6 +17,7 @@ import msgspec
 
 from prose_sim.report.judge_qa import Agreement
 from prose_sim.report.results import over_seeds
+from prose_sim.report.rows import Row, number
 
 # (row key, column title, decimals); quality first, then cost
 COLUMNS: list[tuple[str, str, int]] = [
@@ -51,14 +52,16 @@ class GroupSummary(msgspec.Struct, kw_only=True):
     errors: dict[str, float]
 
 
-def summarize(rows: list[dict[str, object]]) -> list[GroupSummary]:
+def summarize(rows: list[Row]) -> list[GroupSummary]:
     """One summary per (task, framework, method, agent model), in a fixed order."""
-    groups: dict[tuple[str, str, str, str], list[dict[str, object]]] = defaultdict(list)
+    groups: dict[tuple[str, str, str, str], list[Row]] = defaultdict(list)
     for row in rows:
-        groups[(row["task"], row["framework"], row["method"], row["agent_model"])].append(row)
+        by = (str(row["task"]), str(row["framework"]), str(row["method"]), str(row["agent_model"]))
+        groups[by].append(row)
     out = []
     for (task, framework, method, model), group in sorted(groups.items()):
-        means, errors = {}, {}
+        means: dict[str, float] = {}
+        errors: dict[str, float] = {}
         for key, _, _ in COLUMNS:
             # quality over the instances that finished; cost over all of them
             m, e = over_seeds(
@@ -83,13 +86,12 @@ def summarize(rows: list[dict[str, object]]) -> list[GroupSummary]:
     return out
 
 
-def _value(row: dict[str, object], key: str) -> float | None:
+def _value(row: Row, key: str) -> float | None:
     if key == "tokens":
-        return float(row["input_tokens"]) + float(row["output_tokens"])
-    value = row.get(key, "")
-    if value == "" or value is None:
+        return number(row, "input_tokens") + number(row, "output_tokens")
+    if row.get(key, "") in ("", None):
         return None
-    value = float(value)
+    value = number(row, key)
     return None if math.isnan(value) else value
 
 

@@ -146,6 +146,7 @@ def build_models(
             backend=key,
             model=name,
             use_response_prefix=prefix,
+            constrained=spec.constrained,  # in replay too: the same requests, the same hashes
             input_price=spec.input_price,
             output_price=spec.output_price,
             params=SamplingParams(

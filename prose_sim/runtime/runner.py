@@ -34,7 +34,14 @@ from prose_sim import __version__
 from prose_sim.actors.judge import TextScorer
 from prose_sim.errors import RunIOError, UsageError
 from prose_sim.eventlog import EventLogWriter
-from prose_sim.events import BatchServed, Event, RunFinished, RunResumed, RunStarted
+from prose_sim.events import (
+    BatchServed,
+    BatchStats,
+    Event,
+    RunFinished,
+    RunResumed,
+    RunStarted,
+)
 from prose_sim.metrics.bertscore import BertScorer
 from prose_sim.models.cache import ResponseCache, default_cache_path
 from prose_sim.models.embeddings import CachedEmbedder, Embedder, Retrieval, make_encoder
@@ -489,21 +496,8 @@ def _write(path: Path, data: bytes, control: RunControl) -> None:
 
 
 def _batch_reporter(run_bus: EpisodeBus, model: str):
-    async def report(stats, waits: list[float]) -> None:
-        await run_bus.publish(
-            BatchServed(
-                model=model,
-                size=stats.size,
-                prompt_tokens=stats.prompt_tokens,
-                padded_tokens=stats.padded_tokens,
-                generated_tokens=stats.generated_tokens,
-                steps=stats.steps,
-                idle_row_steps=stats.idle_row_steps,
-                wall_s=stats.wall_s,
-                mean_queue_wait_s=sum(waits) / len(waits),
-                max_queue_wait_s=max(waits),
-            )
-        )
+    async def report(stats: BatchStats) -> None:
+        await run_bus.publish(BatchServed(model=model, batch=stats))
 
     return report
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import gzip
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import msgspec
@@ -36,7 +36,7 @@ from prose_sim.events import (
     RunStarted,
     StepFailed,
 )
-from prose_sim.report.calls import pair_calls
+from prose_sim.report.calls import ModelCall, pair_calls
 from prose_sim.view.diff import word_diff
 from prose_sim.view.model import CallView, EpisodeRow, EpisodeView, InstanceView, VerdictView
 
@@ -65,8 +65,12 @@ class _Episode:
         self.finished: EpisodeFinished | None = None
 
 
+# (framework, task, user) -> the user's true preference components (None: unknown)
+TrueComponents = Callable[[str, str, str], Sequence[str] | None]
+
+
 class ViewBuilder:
-    def __init__(self, true_components=None):
+    def __init__(self, true_components: TrueComponents | None = None):
         """``true_components(framework, task, user)``: the user's true preference
         components (None: take them from the judge's PPCM questions)."""
         self.true_components = true_components
@@ -82,25 +86,26 @@ class ViewBuilder:
         self.models: dict[str, str] = {}
 
     def observe(self, event: Event) -> None:
-        kind = type(event)
-        if kind is EpisodeStarted:
+        if isinstance(event, EpisodeStarted):
             self._open[event.episode_id] = _Episode(event)
             self.models = self.models or dict(event.models)
             return
         episode = self._open.get(event.episode_id)
         if episode is None:
-            if kind is RunStarted and self.run_started is None:
-                self.run_started = event
-            elif kind is RunFinished:
-                self.run_finished = event
+            match event:
+                case RunStarted() if self.run_started is None:
+                    self.run_started = event
+                case RunFinished():
+                    self.run_finished = event
             return
-        if kind is InstanceStarted:
-            self._document(event.document)
-            episode.documents.append(event.document)
-        elif kind is ModelRequested:
-            event = _with_messages(event, [self._refer(m, episode) for m in event.messages])
+        match event:
+            case InstanceStarted():
+                self._document(event.document)
+                episode.documents.append(event.document)
+            case ModelRequested():
+                event = _with_messages(event, [self._refer(m, episode) for m in event.messages])
         episode.events.append(event)
-        if kind is EpisodeFinished:
+        if isinstance(event, EpisodeFinished):
             episode.finished = event
             self._close(self._open.pop(event.episode_id))
 
@@ -174,8 +179,7 @@ class ViewBuilder:
         drafts: dict[int, str] = {}
         calls, unmatched = pair_calls(episode.events)
         for event in episode.events:
-            kind = type(event)
-            if kind is InstanceStarted:
+            if isinstance(event, InstanceStarted):
                 true = (
                     self.true_components(s.framework, s.task, event.persona)
                     if self.true_components
@@ -192,40 +196,43 @@ class ViewBuilder:
             inst = instances.get(getattr(event, "instance", -1))
             if inst is None:
                 continue
-            if kind is PreferencesRetrieved:
-                inst.used, inst.examples, inst.retrieved = (
-                    event.preferences,
-                    len(event.examples),
-                    event.retrieved,
-                )
-            elif kind is DraftProduced:
-                drafts[event.instance] = event.text
-                inst.used = inst.used or event.preferences
-                inst.has_draft = True
-            elif kind is DemonstrationProduced:
-                inst.diff = word_diff(drafts.get(event.instance, ""), event.text)
-                inst.has_user_text, inst.accepted = True, event.accepted
-            elif kind is PreferencesInferred:
-                inst.inferred, inst.components = event.preferences, list(event.components)
-                inst.validation, inst.threshold = dict(event.validation), event.threshold
-            elif kind is JudgeVerdict:
-                inst.verdicts.append(
-                    VerdictView(
-                        metric=event.metric,
-                        component=event.component,
-                        score=event.score,
-                        parsed=event.parsed,
-                        checker=event.checker,
-                        checked=event.checked,
-                        call=event.request_id,
+            match event:
+                case PreferencesRetrieved():
+                    inst.used, inst.examples, inst.retrieved = (
+                        event.preferences,
+                        len(event.examples),
+                        event.retrieved,
                     )
-                )
-            elif kind is MetricsComputed:
-                inst.metrics = dict(event.metrics)
-            elif kind is InstanceFinished:
-                inst.status = event.status
-            elif kind is StepFailed:
-                inst.problems.append(f"step {event.stage} failed ({event.actor}): {event.error}")
+                case DraftProduced():
+                    drafts[event.instance] = event.text
+                    inst.used = inst.used or event.preferences
+                    inst.has_draft = True
+                case DemonstrationProduced():
+                    inst.diff = word_diff(drafts.get(event.instance, ""), event.text)
+                    inst.has_user_text, inst.accepted = True, event.accepted
+                case PreferencesInferred():
+                    inst.inferred, inst.components = event.preferences, list(event.components)
+                    inst.validation, inst.threshold = dict(event.validation), event.threshold
+                case JudgeVerdict():
+                    inst.verdicts.append(
+                        VerdictView(
+                            metric=event.metric,
+                            component=event.component,
+                            score=event.score,
+                            parsed=event.parsed,
+                            checker=event.checker,
+                            checked=event.checked,
+                            call=event.request_id,
+                        )
+                    )
+                case MetricsComputed():
+                    inst.metrics = dict(event.metrics)
+                case InstanceFinished():
+                    inst.status = event.status
+                case StepFailed():
+                    inst.problems.append(
+                        f"step {event.stage} failed ({event.actor}): {event.error}"
+                    )
         for inst in instances.values():
             if not inst.true:  # no catalog: the components the judge asked about
                 inst.true = [v.component for v in inst.verdicts if v.metric == "ppcm"]
@@ -245,7 +252,7 @@ def _with_messages(event: ModelRequested, messages: list[dict[str, str]]) -> Mod
     return msgspec.structs.replace(event, messages=messages)
 
 
-def _call_view(call) -> CallView:
+def _call_view(call: ModelCall) -> CallView:
     req, r, f = call.request, call.response, call.failure
     view = CallView(
         id=req.request_id,
@@ -301,12 +308,14 @@ def _row(view: EpisodeView, episode: _Episode, chunk: int) -> EpisodeRow:
     )
 
 
-def build_view_data(events: Iterable[Event], true_components=None) -> ViewData:
+def build_view_data(
+    events: Iterable[Event], true_components: TrueComponents | None = None
+) -> ViewData:
     builder = ViewBuilder(true_components)
     for event in events:
         builder.observe(event)
     return builder.finish()
 
 
-def read_view_data(run_dir: Path, true_components=None) -> ViewData:
+def read_view_data(run_dir: Path, true_components: TrueComponents | None = None) -> ViewData:
     return build_view_data(read_events(run_dir / "events.jsonl"), true_components)

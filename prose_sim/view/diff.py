@@ -35,8 +35,9 @@ def word_diff(draft: str, user_text: str) -> list[tuple[int, str]]:
             segments.append((op, text))
 
     # matched on the words alone: "mat " and "mat," share the word
-    for tag, i1, i2, j1, j2 in Indel.opcodes([t.rstrip() for t in a], [t.rstrip() for t in b]):
-        if tag == "equal":
+    for op in Indel.opcodes([t.rstrip() for t in a], [t.rstrip() for t in b]):
+        i1, i2, j1, j2 = op.src_start, op.src_end, op.dest_start, op.dest_end
+        if op.tag == "equal":
             for ta, tb in zip(a[i1:i2], b[j1:j2]):
                 word = ta.rstrip()
                 add(0, word)

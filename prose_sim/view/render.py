@@ -16,6 +16,7 @@ import json
 import tomllib
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import jinja2
 import msgspec
@@ -23,7 +24,7 @@ from markdown_it import MarkdownIt
 
 from prose_sim.errors import UsageError
 from prose_sim.report.plots import PLOTS
-from prose_sim.view.build import DOC_CLOSE, DOC_OPEN, ViewData, read_view_data
+from prose_sim.view.build import DOC_CLOSE, DOC_OPEN, TrueComponents, ViewData, read_view_data
 from prose_sim.view.model import RunSummary
 
 # models whose answers are not research results: the viewer says so up front
@@ -39,7 +40,7 @@ def _script_json(value: object) -> str:
     return msgspec.json.encode(value).decode("utf-8").replace("<", "\\u003c")
 
 
-def smoke_notices(models: dict[str, dict]) -> list[str]:
+def smoke_notices(models: dict[str, dict[str, Any]]) -> list[str]:
     """The smoke-test notice: scripted answers, or a model too small for the task."""
     notices = []
     scripted = sorted(role for role, spec in models.items() if spec.get("backend") == "scripted")
@@ -64,7 +65,8 @@ def smoke_notices(models: dict[str, dict]) -> list[str]:
     return notices
 
 
-def _scenario(run_dir: Path) -> dict:
+def _scenario(run_dir: Path) -> dict[str, Any]:
+    """The run's resolved scenario as TOML gives it ({} when there is none)."""
     path = run_dir / "scenario.toml"
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
@@ -74,7 +76,7 @@ def _scenario(run_dir: Path) -> dict:
         raise UsageError(f"{path}: cannot read the resolved scenario: {exc}") from None
 
 
-def _true_components(run_dir: Path):
+def _true_components(run_dir: Path) -> TrueComponents | None:
     """(framework, task, user) -> true components, from the scenario's personas (None if they
     cannot be loaded any more: the viewer then shows the components the judge asked about)."""
     try:
@@ -94,11 +96,11 @@ def _true_components(run_dir: Path):
     return components
 
 
-def _summary(run_dir: Path, data: ViewData, scenario: dict) -> RunSummary:
+def _summary(run_dir: Path, data: ViewData, scenario: dict[str, Any]) -> RunSummary:
     models = {
         role: spec for role, spec in scenario.get("models", {}).items() if isinstance(spec, dict)
     }
-    methods = {}
+    methods: dict[str, str] = {}
     for label, settings in scenario.get("methods", {}).items():
         given = (
             ", ".join(f"{k} = {json.dumps(v)}" for k, v in settings.items())
@@ -162,7 +164,7 @@ def _report_from(plot_dir: Path) -> tuple[str, list[tuple[str, str]]]:
         if not line.startswith("# ") and not line.startswith("Runs: ")
     )
     html = MarkdownIt("commonmark", {"html": False}).enable("table").render(body)
-    plots = []
+    plots: list[tuple[str, str]] = []
     for name in PLOTS:
         path = plot_dir / name
         if path.exists():

@@ -24,6 +24,7 @@ from prose_sim.events import (
     PreferencesInferred,
     PreferencesRetrieved,
 )
+from prose_sim.models.answers import AnswerShape
 from prose_sim.templating import render
 
 T = TypeVar("T")
@@ -143,10 +144,12 @@ class Inferrer(Actor):
         instance: int,
         template: str,
         parse: Callable[[str], T | None],
+        answer: AnswerShape | None = None,
         **context: object,
     ) -> T | None:
         """Ask the agent's model (with the inference system prompt); parse its answer,
-        recording a parse failure as an event."""
+        recording a parse failure as an event. ``answer``: the shape ``parse`` reads, for
+        roles whose answers are constrained."""
         prompt = render(template, task=self.ctx.task, framework=self.ctx.framework, **context)
         completion = await self.ctx.models.complete(
             "agent",
@@ -155,6 +158,7 @@ class Inferrer(Actor):
             prompt,
             response_prefix=FORMAT_PREFIX.get(purpose, ""),
             system=render("infer_system", task=self.ctx.task, framework=self.ctx.framework),
+            answer=answer,
         )
         parsed = parse(completion.text)
         if parsed is None:

@@ -35,6 +35,7 @@ from prose_sim.actors.inferrers.settings import MethodSettings
 from prose_sim.actors.together import run_together
 from prose_sim.actors.writing import split_preferences, task_messages, written_text
 from prose_sim.events import InstanceStarted
+from prose_sim.models.answers import Choice, JsonList
 from prose_sim.parsing import parse_json_list, parse_preferences, parse_verdict
 from prose_sim.scales import VALIDATION_SCALE
 
@@ -209,6 +210,7 @@ class Prose(Inferrer):
             instance,
             "prose_coalesce",
             parse,
+            answer=JsonList() if listed else None,
             components_json=json.dumps(components),
             listed=listed,
         )
@@ -297,6 +299,7 @@ class Prose(Inferrer):
             instance,
             "prose_breakdown",
             parse_json_list,
+            answer=JsonList(),
             preferences=preferences,
         )
         return list(dict.fromkeys(a for a in answer or [] if a.strip()))
@@ -338,6 +341,7 @@ class Prose(Inferrer):
                         instance.instance,
                         "prose_validate",
                         lambda answer: parse_verdict(answer, VALIDATION_SCALE),
+                        answer=Choice.of(VALIDATION_SCALE),
                         component=component,
                         user_text=text,
                         others=[c for c in components if c != component] if show_others else None,

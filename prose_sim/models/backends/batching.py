@@ -18,25 +18,9 @@ batch, and requests from different episodes need their own.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 
+from prose_sim.events import BatchStats
 from prose_sim.models.protocol import SamplingParams
-
-
-@dataclass
-class BatchStats:
-    size: int
-    prompt_tokens: int  # real prompt tokens
-    padded_tokens: int  # padding added to the prompts (left)
-    generated_tokens: int  # real generated tokens (not counting finished rows)
-    steps: int  # decode steps (the longest row)
-    idle_row_steps: int  # steps a finished row spent as padding
-    wall_s: float
-
-
-@dataclass
-class RowResult:
-    tokens: list[int] = field(default_factory=list)
 
 
 class BatchGenerator:

@@ -65,16 +65,21 @@ class SlotCache:
 
         shape = (rows, self.kv_heads, length, self.head_dim)
         keep_rows, keep_len = self.active, min(self.length, length, max(self.lengths, default=0))
-        keys, values = [], []
+        # layer by layer, each old layer let go as soon as it is copied: the peak is the new
+        # storage plus one old layer, not the old and the new storage whole
+        old_keys, old_values = self.keys, self.values
+        self.keys, self.values = [], []
         for layer in range(self.layers):
             k = torch.zeros(shape, dtype=self.dtype, device=self.device)
             v = torch.zeros(shape, dtype=self.dtype, device=self.device)
             if keep_rows and keep_len:
-                k[:keep_rows, :, :keep_len] = self.keys[layer][:keep_rows, :, :keep_len]
-                v[:keep_rows, :, :keep_len] = self.values[layer][:keep_rows, :, :keep_len]
-            keys.append(k)
-            values.append(v)
-        self.keys, self.values, self.rows, self.length = keys, values, rows, length
+                k[:keep_rows, :, :keep_len] = old_keys[layer][:keep_rows, :, :keep_len]
+                v[:keep_rows, :, :keep_len] = old_values[layer][:keep_rows, :, :keep_len]
+            if layer < len(old_keys):
+                old_keys[layer] = old_values[layer] = None
+            self.keys.append(k)
+            self.values.append(v)
+        self.rows, self.length = rows, length
 
     def reserve(self, rows: int, length: int, *, spare_rows: int = 0) -> None:
         """Room for ``rows`` active slots of ``length`` positions.

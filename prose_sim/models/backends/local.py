@@ -21,19 +21,22 @@ server is down and fails every request, queued or new, with
 
 from __future__ import annotations
 
-import math
+import contextlib
 import queue
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 import anyio.from_thread
 import anyio.lowlevel
 import msgspec
 
+from prose_sim.events import BatchStats
 from prose_sim.models.backends.scheduler import Engine, EngineStats, PromptTooLong, Sequence
+from prose_sim.models.backends.server_stats import ratio, served_totals
 from prose_sim.models.protocol import (
     Completion,
     ModelRequest,
@@ -54,74 +57,44 @@ class LocalServerDown(PermanentModelError):
     """The local model server has stopped working; no request can be served."""
 
 
-class WindowStats(msgspec.Struct, kw_only=True):
-    """What the server did between two reports (a ``BatchServed`` event each)."""
-
-    size: int  # requests answered in the window
-    prompt_tokens: int
-    padded_tokens: int  # always 0: prompts are prefilled at their own length
-    generated_tokens: int
-    steps: int
-    idle_row_steps: int
-    wall_s: float
-
-
 class ServerStats(msgspec.Struct, kw_only=True):
-    """Totals over a run, for the summary."""
+    """Totals over a run, for the summary: the reporting windows' ``BatchStats`` summed
+    (``served``), and what only the engine knows (prefix hits, KV use, rows)."""
 
     model: str
     device: str
     dtype: str
     batches: int = 0  # reporting windows (BatchServed events)
-    requests: int = 0  # answered
     cancelled: int = 0  # dropped because their caller gave up
     cancelled_tokens: int = 0  # tokens generated for those before they were dropped
     rejected: int = 0
     failed: int = 0  # failed by a failing iteration or a down server
     max_batch: int = 0  # most rows decoding together
-    prompt_tokens: int = 0
-    padded_tokens: int = 0
     prefix_hit_tokens: int = 0
     prefill_tokens: int = 0
-    generated_tokens: int = 0
-    idle_row_steps: int = 0
-    steps: int = 0
     row_steps: int = 0
     kv_positions: int = 0
     kv_padding: int = 0
     peak_kv_tokens: int = 0
-    busy_s: float = 0.0
-    queue_wait_s: float = 0.0
-    max_queue_wait_s: float = 0.0
+    served: BatchStats = BatchStats()
 
     def absorb(self, engine: EngineStats) -> None:
         self.max_batch = engine.max_rows
-        self.prompt_tokens = engine.prompt_tokens
         self.prefix_hit_tokens = engine.cached_tokens
         self.prefill_tokens = engine.prefill_tokens
-        self.generated_tokens = engine.generated_tokens
-        self.idle_row_steps = engine.idle_row_steps
-        self.steps = engine.steps
         self.row_steps = engine.row_steps
         self.kv_positions = engine.kv_positions
         self.kv_padding = engine.kv_padding
         self.peak_kv_tokens = engine.peak_kv_tokens
-        self.busy_s = engine.busy_s
         self.cancelled_tokens = engine.dropped_tokens
 
     def summary(self) -> dict[str, object]:
-        def ratio(a: float, b: float) -> float:
-            return round(a / b, 4) if b else math.nan
-
+        served = self.served
         return {
-            **msgspec.structs.asdict(self),
-            "mean_batch": ratio(self.row_steps, self.steps),
-            "generated_tokens_per_s": ratio(self.generated_tokens, self.busy_s),
-            "mean_queue_wait_s": ratio(self.queue_wait_s, self.requests),
-            "padding_share": ratio(self.padded_tokens, self.prompt_tokens + self.padded_tokens),
-            "idle_row_share": ratio(self.idle_row_steps, self.row_steps),
+            **served_totals(self, served, self.row_steps),
+            "mean_batch": ratio(self.row_steps, served.steps),
             "kv_padding_share": ratio(self.kv_padding, self.kv_positions),
-            "prefix_hit_rate": ratio(self.prefix_hit_tokens, self.prompt_tokens),
+            "prefix_hit_rate": ratio(self.prefix_hit_tokens, served.prompt_tokens),
         }
 
 
@@ -147,7 +120,7 @@ class _Job:
     wait_s: float = 0.0
 
 
-OnBatch = Callable[[WindowStats, list[float]], Awaitable[None]]
+OnBatch = Callable[[BatchStats], Coroutine[Any, Any, None]]
 
 _STOP = object()
 
@@ -170,6 +143,7 @@ class LocalModelServer:
         prefill_chunk: int = 256,
         prefix_cache_tokens: int = 4096,
         max_step_failures: int = 3,
+        release_idle_s: float = 1.0,
         report_every_steps: int = 64,
         on_batch: OnBatch | None = None,
     ):
@@ -187,13 +161,14 @@ class LocalModelServer:
         # together are prefilled together before decoding starts
         self.max_wait_s = max_wait_s
         self.max_step_failures = max(1, max_step_failures)
+        self.release_idle_s = release_idle_s
         self.report_every_steps = max(1, report_every_steps)
         self.on_batch = on_batch
         self.stats = ServerStats(model=name, device=device, dtype=dtype)
         self.down: str = ""  # why the server is down, once it is
         self._inbox: queue.Queue = queue.Queue()
         self._thread: threading.Thread | None = None
-        self._token = None
+        self._token: anyio.lowlevel.EventLoopToken | None = None
         self._window_start = EngineStats()
         self._window_answers: list[_Job] = []
         self._window_started = 0.0
@@ -207,6 +182,8 @@ class LocalModelServer:
     async def __aexit__(self, *exc_info) -> None:
         self._inbox.put(_STOP)
         thread, self._thread = self._thread, None
+        if thread is None:
+            return
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(thread.join)
 
@@ -243,7 +220,12 @@ class LocalModelServer:
             raise RuntimeError("the local model server is not running (use it as `async with`)")
         if self.down:
             raise LocalServerDown(self.down)
-        seq = Sequence(prompt=self.encode(request), params=request.params)
+        seq = Sequence(
+            prompt=self.encode(request),
+            params=request.params,
+            answer=request.answer,
+            answer_prefix=request.response_prefix,
+        )
         job = _Job(seq=seq, request=request, enqueued=time.perf_counter())
         seq.key = job
         self._inbox.put(job)
@@ -314,7 +296,7 @@ class LocalModelServer:
             )
         finally:
             if self.down or jobs:
-                error = LocalServerDown(
+                stopped = LocalServerDown(
                     self.down or f"local model server {self.stats.model!r} stopped"
                 )
                 self.engine.reset()
@@ -326,7 +308,7 @@ class LocalModelServer:
                         break
                     if isinstance(item, _Job):
                         pending.append(item)
-                self._release(pending, error)
+                self._release(pending, stopped)
             self._report(force=True)
 
     def _take_new(self, jobs: dict[int, _Job]) -> bool:
@@ -336,7 +318,7 @@ class LocalModelServer:
         while True:
             try:
                 if block:
-                    item = self._inbox.get()
+                    item = self._idle_get()
                 elif deadline is not None:
                     item = self._inbox.get(timeout=max(0.0, deadline - time.perf_counter()))
                 else:
@@ -367,6 +349,17 @@ class LocalModelServer:
             if deadline is not None and time.perf_counter() >= deadline:
                 deadline = None
 
+    def _idle_get(self):
+        """The next inbox item for an idle worker. Idle for ``release_idle_s``: the KV storage
+        is freed first (it is sized for the busiest moment, and the run's other models, e.g.
+        the metrics', need memory while the server waits), then the wait goes on."""
+        try:
+            return self._inbox.get(timeout=self.release_idle_s)
+        except queue.Empty:
+            self.engine.release()
+            self._clear_cuda()
+            return self._inbox.get()
+
     def _release(self, jobs: list[_Job], error: BaseException | None) -> None:
         """Hand answers (or an error) back to the waiting callers, on the event loop."""
         if not jobs:
@@ -375,42 +368,41 @@ class LocalModelServer:
             self.stats.failed += sum(not isinstance(error, LocalRequestRejected) for _ in jobs)
         for job in jobs:
             job.error = error
-            if error is None:
-                self.stats.requests += 1
-                self.stats.queue_wait_s += job.wait_s
-                self.stats.max_queue_wait_s = max(self.stats.max_queue_wait_s, job.wait_s)
-        try:
+        # RuntimeError: the event loop is gone (shutting down): nobody waits any more
+        with contextlib.suppress(RuntimeError):
             anyio.from_thread.run_sync(_set_all, jobs, token=self._token)
-        except RuntimeError:  # the event loop is gone (shutting down): nobody waits any more
-            pass
 
     def _report(self, *, force: bool) -> None:
-        """Totals into ``stats``; a BatchServed report per window of steps with answers in it."""
+        """Close the window of steps since the last report, once it has answers and enough
+        steps (or ``force``): its ``BatchStats`` into the totals and out as a BatchServed report.
+        ``force`` with no answers (the end) folds the last steps into the totals unreported."""
         engine = self.engine.stats
         self.stats.absorb(engine)
         start = self._window_start
-        if not self._window_answers or (
-            not force and engine.steps - start.steps < self.report_every_steps
-        ):
+        answers = self._window_answers
+        if not force and (not answers or engine.steps - start.steps < self.report_every_steps):
             return
-        window = WindowStats(
-            size=len(self._window_answers),
+        waits = [job.wait_s for job in answers]
+        window = BatchStats(
+            size=len(answers),
             prompt_tokens=engine.prompt_tokens - start.prompt_tokens,
-            padded_tokens=0,
+            padded_tokens=0,  # prompts are prefilled at their own length
             generated_tokens=engine.generated_tokens - start.generated_tokens,
             steps=engine.steps - start.steps,
             idle_row_steps=engine.idle_row_steps - start.idle_row_steps,
             wall_s=engine.busy_s - start.busy_s,
+            queue_wait_s=sum(waits),
+            max_queue_wait_s=max(waits, default=0.0),
         )
-        waits = [job.wait_s for job in self._window_answers]
         self._window_start = msgspec.structs.replace(engine)
         self._window_answers = []
+        self.stats.served = self.stats.served.plus(window)
+        if not answers:
+            return
         self.stats.batches += 1
         if self.on_batch is not None:
-            try:
-                anyio.from_thread.run(self.on_batch, window, waits, token=self._token)
-            except Exception:
-                pass
+            with contextlib.suppress(Exception):  # a report that fails loses only the report
+                anyio.from_thread.run(self.on_batch, window, token=self._token)
 
     def _clear_cuda(self) -> None:
         if str(self.engine.device).startswith("cuda"):

@@ -21,6 +21,7 @@ import msgspec
 
 from prose_sim import scrub
 from prose_sim.errors import UsageError
+from prose_sim.models.answers import AnswerShape, Choice, json_schema
 from prose_sim.models.protocol import (
     Completion,
     FatalModelError,
@@ -31,10 +32,10 @@ from prose_sim.models.protocol import (
     UnreachableError,
 )
 
-try:  # the SDK's transport: httpx (openai 1.x) or its successor httpx2
-    import httpx  # type: ignore[import-not-found]
+try:  # the SDK's transport: httpx2 (the SDK's newer releases), else httpx (openai 1.x)
+    import httpx2 as httpx  # type: ignore[import-not-found,unused-ignore]
 except ImportError:  # pragma: no cover - depends on the installed SDK
-    import httpx2 as httpx  # type: ignore[import-not-found,no-redef]
+    import httpx  # type: ignore[import-not-found,no-redef,unused-ignore]
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 # a wrong key, no permission, an unknown model or path: no retry and no other call can succeed
@@ -115,6 +116,8 @@ class OpenAIBackend:
             extra["top_k"] = p.top_k
         if p.repetition_penalty != 1.0:
             extra["repetition_penalty"] = p.repetition_penalty
+        if request.answer is not None:  # a constrained role: the server's structured output
+            extra["response_format"] = response_format(request.answer)
         try:
             response = await self._client.chat.completions.create(
                 model=request.model,
@@ -156,6 +159,14 @@ class OpenAIBackend:
             input_tokens = sum(estimate_tokens(m["content"]) for m in request.messages)
             output_tokens = estimate_tokens(text)
         return Completion(text=text, input_tokens=input_tokens, output_tokens=output_tokens)
+
+
+def response_format(shape: AnswerShape) -> dict[str, object]:
+    """The ``response_format`` of the chat-completions API for ``shape``: a JSON schema, the
+    structured-output request vLLM, SGLang and OpenAI share (vLLM's ``guided_choice`` went
+    in v0.12). A verdict comes back as a JSON string, which the verdict parser reads."""
+    name = "verdict" if isinstance(shape, Choice) else "string_list"
+    return {"type": "json_schema", "json_schema": {"name": name, "schema": json_schema(shape)}}
 
 
 def _error_text(exc) -> str:

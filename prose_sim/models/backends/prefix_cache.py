@@ -17,6 +17,10 @@ from __future__ import annotations
 import hashlib
 from array import array
 from collections import OrderedDict
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch is an optional dependency, imported where it is used
+    from torch import Tensor
 
 
 class PrefixCache:
@@ -25,7 +29,7 @@ class PrefixCache:
             raise ValueError("block must be at least 1")
         self.block = block
         self.max_blocks = max(0, max_tokens // block)
-        self._blocks: OrderedDict[bytes, object] = OrderedDict()
+        self._blocks: OrderedDict[bytes, Tensor] = OrderedDict()
         self.lookup_tokens = 0  # prompt tokens looked up
         self.hit_tokens = 0  # of those, taken from the cache
         self.stored_blocks = 0

@@ -14,10 +14,14 @@ order they joined: there is no shared random stream to advance.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from prose_sim.models.protocol import SamplingParams
+
+if TYPE_CHECKING:  # torch is an optional dependency, imported where it is used
+    from torch import Tensor
 
 _MASK64 = (1 << 64) - 1
 
@@ -57,11 +61,11 @@ def uniforms(seeds, counters):
 class RowSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Sampling settings of the rows of one step, as tensors on the logits' device."""
 
-    temperature: object  # float [B]
-    top_k: object  # int64 [B], 0 = no top-k
-    top_p: object  # float [B]
-    penalty: object  # float [B], 1 = none
-    seeds: object  # int64 [B]
+    temperature: Tensor  # float [B]
+    top_k: Tensor  # int64 [B], 0 = no top-k
+    top_p: Tensor  # float [B]
+    penalty: Tensor  # float [B], 1 = none
+    seeds: Tensor  # int64 [B]
     any_sampled: bool
     any_penalty: bool
 

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 
 import msgspec
 
+from prose_sim.models.answers import AnswerShape
+from prose_sim.models.backends.constrained import Constraint, TokenTable
 from prose_sim.models.backends.kv_slots import SlotCache, _round_up
 from prose_sim.models.backends.prefix_cache import PrefixCache
 from prose_sim.models.backends.sampling import RowSettings, choose
@@ -55,8 +57,12 @@ class Sequence:
     cached: int = 0  # of those, taken from the prefix cache
     output: list[int] = field(default_factory=list)
     slot: int = -1
-    finish: str = ""  # eos | length | context
+    finish: str = ""  # eos | length | context | shape (a constrained answer is complete)
     admitted_at: float = 0.0
+    # the shape the answer must keep (None: free text), and the text it continues
+    answer: AnswerShape | None = None
+    answer_prefix: str = ""
+    constraint: Constraint | None = None
 
     @property
     def decoding(self) -> bool:
@@ -138,9 +144,12 @@ class Engine:
         )
         self.waiting: deque[Sequence] = deque()
         self.running: list[Sequence] = []  # index = slot
-        self.presence = None  # bool [allocated rows, vocab]: tokens each row has seen
+        # bool [allocated rows, vocab]: the tokens each row has seen
+        self.presence = torch.zeros((0, self.vocab), dtype=torch.bool, device=device)
         self.stats = EngineStats()
         self._settings: RowSettings | None = None  # of the running rows, rebuilt when they change
+        self._tokenizer = tokenizer
+        self._tokens: TokenTable | None = None  # built for the first constrained answer
 
     def _default_kv_tokens(self) -> int:
         """KV storage for the running rows: half the free GPU memory on CUDA, 512 MiB elsewhere."""
@@ -165,6 +174,13 @@ class Engine:
                 f"the prompt has {len(seq.prompt)} tokens; the model's context holds {self.context}"
             )
         seq.budget = max(1, min(int(seq.params.max_new_tokens), self.context - len(seq.prompt)))
+        if seq.answer is not None:
+            if self._tokens is None:
+                self._tokens = TokenTable(self._tokenizer, self.vocab, self.device, self.eos_ids)
+            seq.constraint = Constraint.start(seq.answer, self._tokens, seq.answer_prefix)
+            # room for the shortest complete answer, so that it always ends in its shape
+            floor = min(seq.constraint.fewest_tokens(), self.context - len(seq.prompt))
+            seq.budget = max(seq.budget, floor)
         self.waiting.append(seq)
 
     def drop(self, seq: Sequence) -> None:
@@ -181,6 +197,12 @@ class Engine:
                 return
             self.stats.dropped += 1
 
+    def release(self) -> None:
+        """Free the KV storage (the next admission allocates it again); only when nothing runs."""
+        assert not self.running, "release() with rows running"
+        self.cache.clear()
+        self.presence = self.torch.zeros((0, self.vocab), dtype=self.torch.bool, device=self.device)
+
     def reset(self) -> list[Sequence]:
         """Forget every request (after a failed step) and free the KV storage; returns them."""
         lost = list(self.running) + list(self.waiting)
@@ -188,8 +210,7 @@ class Engine:
             seq.slot = -1
         self.running.clear()
         self.waiting.clear()
-        self.cache.clear()
-        self.presence = None
+        self.release()
         self._settings = None
         return lost
 
@@ -235,10 +256,9 @@ class Engine:
             self.max_rows, max(rows, self.cache.rows + 4), max(rows, self.max_kv_tokens // length)
         )
         self.cache.reserve(rows, length, spare_rows=spare)
-        if self.presence is None or self.presence.shape[0] < self.cache.rows:
+        if self.presence.shape[0] < self.cache.rows:
             grown = torch.zeros((self.cache.rows, self.vocab), dtype=torch.bool, device=self.device)
-            if self.presence is not None:
-                grown[: self.presence.shape[0]] = self.presence
+            grown[: self.presence.shape[0]] = self.presence
             self.presence = grown
         seq.slot = self.cache.add()
         self.running.append(seq)
@@ -294,7 +314,7 @@ class Engine:
         ):  # the prompt is in: its last logits give the first token
             settings = RowSettings.of([seq.params], self.device)
             token = choose(logits, settings, torch.zeros(1, dtype=torch.long, device=self.device),
-                           self.presence[seq.slot : seq.slot + 1])  # fmt: skip
+                           self.presence[seq.slot : seq.slot + 1], self._allowed([seq]))  # fmt: skip
             slot = seq.slot
             self.prefix.store(seq.prompt, lambda a, b: self.cache.read(slot, a, b))
             self._take(seq, int(token[0]), finished)
@@ -315,7 +335,7 @@ class Engine:
         if self._settings is None:
             self._settings = RowSettings.of([s.params for s in rows], self.device)
         counters = torch.tensor([len(s.output) for s in rows], dtype=torch.long, device=self.device)
-        tokens = choose(logits, self._settings, counters, self.presence[:n])
+        tokens = choose(logits, self._settings, counters, self.presence[:n], self._allowed(rows))
         decoding = [s.decoding for s in rows]
         self.presence[torch.arange(n, device=self.device), tokens] |= torch.tensor(
             decoding, device=self.device
@@ -330,6 +350,18 @@ class Engine:
             if seq.decoding:
                 self._take(seq, token, finished)
 
+    def _allowed(self, rows: list[Sequence]):
+        """Bool [rows, vocab]: the tokens each row may choose; None when no row is constrained."""
+        if all(seq.constraint is None for seq in rows):
+            return None
+        allowed = self.torch.ones(
+            (len(rows), self.vocab), dtype=self.torch.bool, device=self.device
+        )
+        for i, seq in enumerate(rows):
+            if seq.constraint is not None and seq.decoding:
+                allowed[i] = seq.constraint.allowed(seq.budget - len(seq.output))
+        return allowed
+
     def _take(self, seq: Sequence, token: int, finished: list[Sequence]) -> None:
         """Record ``seq``'s next token; it leaves when the token ends it."""
         if token in self.eos_ids:
@@ -337,7 +369,11 @@ class Engine:
         else:
             seq.output.append(token)
             self.stats.generated_tokens += 1
-            if len(seq.output) >= seq.budget:
+            if seq.constraint is not None:
+                seq.constraint.advance(token)
+            if seq.constraint is not None and seq.constraint.done:
+                seq.finish = "shape"
+            elif len(seq.output) >= seq.budget:
                 seq.finish = "length"
             elif len(seq.prompt) + len(seq.output) >= self.context:
                 seq.finish = "context"

@@ -18,54 +18,33 @@ from dataclasses import dataclass, field
 import anyio
 import msgspec
 
-from prose_sim.models.backends.batching import BatchGenerator, BatchStats
+from prose_sim.events import BatchStats
+from prose_sim.models.backends.batching import BatchGenerator
+from prose_sim.models.backends.server_stats import ratio, served_totals
 from prose_sim.models.protocol import Completion, ModelRequest
 
 
 class StaticServerStats(msgspec.Struct, kw_only=True):
-    """Totals over a run, for the summary."""
+    """Totals over a run, for the summary: the batches' ``BatchStats`` summed."""
 
     model: str
     device: str
     dtype: str
     batches: int = 0
-    requests: int = 0
     max_batch: int = 0
-    prompt_tokens: int = 0
-    padded_tokens: int = 0
-    generated_tokens: int = 0
-    idle_row_steps: int = 0
-    steps: int = 0  # decode steps, all batches
     row_steps: int = 0
-    busy_s: float = 0.0
-    queue_wait_s: float = 0.0
-    max_queue_wait_s: float = 0.0
+    served: BatchStats = BatchStats()
 
-    def add(self, batch: BatchStats, waits: list[float]) -> None:
+    def add(self, batch: BatchStats) -> None:
         self.batches += 1
-        self.requests += batch.size
         self.max_batch = max(self.max_batch, batch.size)
-        self.prompt_tokens += batch.prompt_tokens
-        self.padded_tokens += batch.padded_tokens
-        self.generated_tokens += batch.generated_tokens
-        self.idle_row_steps += batch.idle_row_steps
-        self.steps += batch.steps
         self.row_steps += batch.size * batch.steps
-        self.busy_s += batch.wall_s
-        self.queue_wait_s += sum(waits)
-        self.max_queue_wait_s = max([self.max_queue_wait_s, *waits])
+        self.served = self.served.plus(batch)
 
     def summary(self) -> dict[str, object]:
-        def ratio(a: float, b: float) -> float:
-            return round(a / b, 4) if b else math.nan
-
         return {
-            **msgspec.structs.asdict(self),
-            "mean_batch": ratio(self.requests, self.batches),
-            "generated_tokens_per_s": ratio(self.generated_tokens, self.busy_s),
-            "mean_queue_wait_s": ratio(self.queue_wait_s, self.requests),
-            "padding_share": ratio(self.padded_tokens, self.prompt_tokens + self.padded_tokens),
-            "idle_row_share": ratio(self.idle_row_steps, self.row_steps),
+            **served_totals(self, self.served, self.row_steps),
+            "mean_batch": ratio(self.served.size, self.batches),
         }
 
 
@@ -79,7 +58,7 @@ class _Job:
     error: BaseException | None = None
 
 
-OnBatch = Callable[[BatchStats, list[float]], Awaitable[None]]
+OnBatch = Callable[[BatchStats], Awaitable[None]]
 
 
 class StaticBatchServer:
@@ -118,8 +97,11 @@ class StaticBatchServer:
 
     async def __aexit__(self, *exc_info) -> bool | None:
         self._send.close()
+        group, self._group = self._group, None
+        if group is None:
+            return None
         try:
-            return await self._group.__aexit__(*exc_info)
+            return await group.__aexit__(*exc_info)
         finally:
             self._worker.shutdown(wait=False)
 
@@ -178,6 +160,7 @@ class StaticBatchServer:
         for job, tokens in zip(batch, outputs):
             job.tokens = tokens
             job.done.set()
-        self.stats.add(stats, waits)
+        stats = msgspec.structs.replace(stats, queue_wait_s=sum(waits), max_queue_wait_s=max(waits))
+        self.stats.add(stats)
         if self.on_batch is not None:
-            await self.on_batch(stats, waits)
+            await self.on_batch(stats)
