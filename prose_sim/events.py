@@ -7,20 +7,24 @@ run's results: nothing that matters lives only in memory.
 Every event carries the run id, the episode id (empty for run-level events),
 a per-episode sequence number and a wall-clock timestamp. ``instance`` is the
 index of the task instance inside its episode.
+
+That envelope is the bus's business, not the publisher's: its fields have
+defaults, so a publisher builds an event from its own fields alone and
+``EpisodeBus.publish`` stamps it. The envelope fields are keyword-only, which
+msgspec places after an event's own fields, so a log line reads the event's
+own fields first.
 """
 
 from __future__ import annotations
-
-from typing import Union
 
 import msgspec
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
-    run_id: str
-    episode_id: str
-    seq: int
-    ts: float
+    run_id: str = ""
+    episode_id: str = ""
+    seq: int = -1  # -1: not published yet
+    ts: float = 0.0
 
 
 # --- run and episode life -------------------------------------------------
@@ -234,26 +238,26 @@ class BatchServed(Event, frozen=True, tag="batch_served"):
     batch: BatchStats
 
 
-AnyEvent = Union[
-    RunStarted,
-    RunResumed,
-    RunFinished,
-    EpisodeStarted,
-    EpisodeFinished,
-    InstanceStarted,
-    PreferencesRetrieved,
-    DraftProduced,
-    DemonstrationProduced,
-    PreferencesInferred,
-    MetricsComputed,
-    JudgeVerdict,
-    InstanceFinished,
-    StepFailed,
-    ParseFailed,
-    ModelRequested,
-    ModelResponded,
-    ModelFailed,
-    BatchServed,
-]
+AnyEvent = (
+    RunStarted
+    | RunResumed
+    | RunFinished
+    | EpisodeStarted
+    | EpisodeFinished
+    | InstanceStarted
+    | PreferencesRetrieved
+    | DraftProduced
+    | DemonstrationProduced
+    | PreferencesInferred
+    | MetricsComputed
+    | JudgeVerdict
+    | InstanceFinished
+    | StepFailed
+    | ParseFailed
+    | ModelRequested
+    | ModelResponded
+    | ModelFailed
+    | BatchServed
+)
 
-EVENT_TYPES: tuple[type[Event], ...] = AnyEvent.__args__  # type: ignore[attr-defined]
+EVENT_TYPES: tuple[type[Event], ...] = AnyEvent.__args__

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import anyio
 import anyio.lowlevel
+import msgspec
 import pytest
 
 from prose_sim.events import DraftProduced, InstanceStarted, MetricsComputed
@@ -21,8 +22,8 @@ async def test_subscribers_get_only_their_kinds_and_the_sink_gets_all():
     bus, sink = make_bus()
     drafts = bus.subscribe([DraftProduced])
     both = bus.subscribe([DraftProduced, MetricsComputed])
-    await bus.publish(DraftProduced, instance=0, text="d", preferences="")
-    await bus.publish(MetricsComputed, instance=0, metrics={"x": 1.0})
+    await bus.publish(DraftProduced(instance=0, text="d", preferences=""))
+    await bus.publish(MetricsComputed(instance=0, metrics={"x": 1.0}))
     assert [type(e) for e in (drafts.receive_nowait(),)] == [DraftProduced]
     with pytest.raises(anyio.WouldBlock):
         drafts.receive_nowait()
@@ -35,10 +36,30 @@ async def test_subscribers_get_only_their_kinds_and_the_sink_gets_all():
 
 async def test_events_are_stamped_with_run_episode_and_sequence():
     bus, _sink = make_bus()
-    first = await bus.publish(DraftProduced, instance=0, text="a", preferences="")
-    second = await bus.publish(DraftProduced, instance=1, text="b", preferences="")
+    first = await bus.publish(DraftProduced(instance=0, text="a", preferences=""))
+    second = await bus.publish(DraftProduced(instance=1, text="b", preferences=""))
     assert (first.run_id, first.episode_id, first.seq) == ("run", "ep", 0)
     assert second.seq == 1 and second.ts >= first.ts
+
+
+async def test_publishing_stamps_a_copy_and_keeps_the_publishers_fields():
+    bus, sink = make_bus()
+    built = DraftProduced(instance=3, text="t", preferences="p")
+    stamped = await bus.publish(built)
+    assert (built.run_id, built.episode_id, built.seq) == ("", "", -1)  # the built one is untouched
+    assert (stamped.instance, stamped.text, stamped.preferences) == (3, "t", "p")
+    assert sink.receive_nowait() is stamped
+
+
+async def test_an_events_log_line_has_its_own_fields_first_then_the_envelope():
+    """The log format a published event is written in (older logs read the same)."""
+    bus, _ = make_bus()
+    stamped = await bus.publish(MetricsComputed(instance=0, metrics={"x": 1.0}))
+    line = msgspec.json.encode(msgspec.structs.replace(stamped, ts=1.5))
+    assert line == (
+        b'{"kind":"metrics_computed","instance":0,"metrics":{"x":1.0},'
+        b'"run_id":"run","episode_id":"ep","seq":0,"ts":1.5}'
+    )
 
 
 async def test_an_event_reaches_every_subscriber_before_anyone_reacts():
@@ -50,12 +71,12 @@ async def test_an_event_reaches_every_subscriber_before_anyone_reacts():
 
     async def reactor():
         event = await reactor_inbox.receive()
-        await bus.publish(DraftProduced, instance=event.instance, text="x", preferences="")
+        await bus.publish(DraftProduced(instance=event.instance, text="x", preferences=""))
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(reactor)
         await anyio.lowlevel.checkpoint()
-        await bus.publish(InstanceStarted, instance=0, persona="p", document_id="d", document="t")
+        await bus.publish(InstanceStarted(instance=0, persona="p", document_id="d", document="t"))
     seen = [type(observer_inbox.receive_nowait()), type(observer_inbox.receive_nowait())]
     assert seen == [InstanceStarted, DraftProduced]
 
@@ -77,4 +98,4 @@ async def test_bounded_inbox_applies_back_pressure():
     with pytest.raises(TimeoutError):
         with anyio.fail_after(0.2):
             for i in range(1000):
-                await bus.publish(DraftProduced, instance=i, text="", preferences="")
+                await bus.publish(DraftProduced(instance=i, text="", preferences=""))

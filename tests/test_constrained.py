@@ -165,8 +165,8 @@ def test_a_request_without_a_shape_hashes_as_it_always_did():
 
 
 async def test_the_openai_request_carries_the_structured_output_field(monkeypatch):
-    from prose_sim.testing.chat_server import ChatServer
     from prose_sim.models.backends.openai_compat import OpenAIBackend, OpenAISettings
+    from prose_sim.testing.chat_server import ChatServer
 
     with ChatServer() as server:
         backend = OpenAIBackend(

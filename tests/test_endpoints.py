@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 
 import anyio
+import msgspec
 import pytest
 
 from prose_sim.errors import UsageError
@@ -72,8 +73,8 @@ class Recorder:
     def __init__(self):
         self.events: list[tuple[type, dict]] = []
 
-    async def __call__(self, kind, **fields):
-        self.events.append((kind, fields))
+    async def __call__(self, event):
+        self.events.append((type(event), msgspec.structs.asdict(event)))
 
 
 class FakeEndpoint:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 import anyio
+import msgspec
 import pytest
 from conftest import SCENARIOS
 
@@ -66,8 +67,8 @@ class Recorder:
     def __init__(self):
         self.events: list[tuple[type, dict]] = []
 
-    async def __call__(self, kind, **fields):
-        self.events.append((kind, fields))
+    async def __call__(self, event):
+        self.events.append((type(event), msgspec.structs.asdict(event)))
 
     def of(self, kind):
         return [f for k, f in self.events if k is kind]

@@ -6,7 +6,9 @@ model), never by the agent model under test, which only infers.
 
 from __future__ import annotations
 
-from prose_sim.actors.base import Actor
+from typing import ClassVar
+
+from prose_sim.actors.base import Actor, ActorContext
 from prose_sim.actors.writing import task_messages, written_text
 from prose_sim.events import DraftProduced, Event, InstanceStarted, PreferencesRetrieved
 
@@ -14,26 +16,28 @@ from prose_sim.events import DraftProduced, Event, InstanceStarted, PreferencesR
 class WritingAgent(Actor):
     name = "agent"
     subscribes = (InstanceStarted, PreferencesRetrieved)
-    stages = {PreferencesRetrieved: "draft"}
+    stages: ClassVar[dict[type[Event], str]] = {PreferencesRetrieved: "draft"}
 
-    def __init__(self, ctx):
+    def __init__(self, ctx: ActorContext):
         super().__init__(ctx)
         self._documents: dict[int, str] = {}
 
     async def handle(self, event: Event) -> None:
-        if isinstance(event, InstanceStarted):
-            self._documents[event.instance] = event.document
-        elif isinstance(event, PreferencesRetrieved):
-            document = self._documents.pop(event.instance)
-            system, prompt = task_messages(
-                self.ctx.task, self.ctx.framework, document, event.preferences, event.examples
-            )
-            completion = await self.ctx.models.complete(
-                "writer", "draft", event.instance, prompt, system=system
-            )
-            await self.ctx.bus.publish(
-                DraftProduced,
-                instance=event.instance,
-                text=written_text(self.ctx.framework, completion.text),
-                preferences=event.preferences,
-            )
+        match event:
+            case InstanceStarted():
+                self._documents[event.instance] = event.document
+            case PreferencesRetrieved():
+                document = self._documents.pop(event.instance)
+                system, prompt = task_messages(
+                    self.ctx.task, self.ctx.framework, document, event.preferences, event.examples
+                )
+                completion = await self.ctx.models.complete(
+                    "writer", "draft", event.instance, prompt, system=system
+                )
+                await self.ctx.bus.publish(
+                    DraftProduced(
+                        instance=event.instance,
+                        text=written_text(self.ctx.framework, completion.text),
+                        preferences=event.preferences,
+                    )
+                )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import ClassVar, Protocol, TypeVar
 
 from anyio.abc import ObjectReceiveStream
 
@@ -19,11 +19,15 @@ from prose_sim.models.gateway import ModelClient, describe_error
 from prose_sim.world.personas import Persona
 from prose_sim.world.tasks import Task
 
+E = TypeVar("E", bound=Event)
+
 
 class Bus(Protocol):
     def subscribe(self, kinds: Iterable[type[Event]]) -> ObjectReceiveStream[Event]: ...
 
-    async def publish(self, kind: type[Event], **fields: object) -> Event: ...
+    async def publish(self, event: E) -> E:
+        """Stamp the envelope of an event built with its own fields, and deliver it."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -60,11 +64,12 @@ class Actor:
                     if stage is None:
                         raise
                     await self.ctx.bus.publish(
-                        StepFailed,
-                        instance=getattr(event, "instance", -1),
-                        actor=self.name,
-                        stage=stage,
-                        error=describe_error(exc),
+                        StepFailed(
+                            instance=getattr(event, "instance", -1),
+                            actor=self.name,
+                            stage=stage,
+                            error=describe_error(exc),
+                        )
                     )
 
     async def handle(self, event: Event) -> None:

@@ -20,9 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
-from typing import Protocol
-
-import msgspec
+from typing import ClassVar, Protocol
 
 from prose_sim.actors.base import Actor, ActorContext
 from prose_sim.actors.together import run_together
@@ -49,6 +47,8 @@ EXCERPT_CHARS = 300
 # What the released code scores when the agent has inferred nothing (its empty
 # preference set's string falls back to "None").
 NO_PREFERENCES = "None"
+# the judge's default: text metrics only (no judge model, no BERTScore)
+TEXT_METRICS_ONLY = MetricsSettings(judge=False, bertscore="")
 
 
 class TextScorer(Protocol):
@@ -94,12 +94,12 @@ def true_components_share(components: Sequence[str], preferences: str) -> float:
 class Judge(Actor):
     name = "judge"
     subscribes = (InstanceStarted, PreferencesRetrieved, DraftProduced, DemonstrationProduced)
-    stages = {DemonstrationProduced: "score"}
+    stages: ClassVar[dict[type[Event], str]] = {DemonstrationProduced: "score"}
 
     def __init__(
         self,
         ctx: ActorContext,
-        settings: MetricsSettings = MetricsSettings(judge=False, bertscore=""),
+        settings: MetricsSettings = TEXT_METRICS_ONLY,
         scorer: TextScorer | None = None,
         population: Sequence[Persona] = (),
     ):
@@ -113,19 +113,20 @@ class Judge(Actor):
         self._drafts: dict[int, DraftProduced] = {}
 
     async def handle(self, event: Event) -> None:
-        if isinstance(event, InstanceStarted):
-            self._personas[event.instance] = event.persona
-        elif isinstance(event, PreferencesRetrieved):
-            self._retrieved[event.instance] = event.retrieved
-        elif isinstance(event, DraftProduced):
-            self._drafts[event.instance] = event
-        elif isinstance(event, DemonstrationProduced):
-            await self._score(
-                event,
-                self._drafts.pop(event.instance),
-                self.ctx.personas[self._personas.pop(event.instance)],
-                self._retrieved.pop(event.instance, []),
-            )
+        match event:
+            case InstanceStarted():
+                self._personas[event.instance] = event.persona
+            case PreferencesRetrieved():
+                self._retrieved[event.instance] = event.retrieved
+            case DraftProduced():
+                self._drafts[event.instance] = event
+            case DemonstrationProduced():
+                await self._score(
+                    event,
+                    self._drafts.pop(event.instance),
+                    self.ctx.personas[self._personas.pop(event.instance)],
+                    self._retrieved.pop(event.instance, []),
+                )
 
     async def _score(
         self,
@@ -152,8 +153,10 @@ class Judge(Actor):
         )
         if checked:
             metrics["verifiable_share"] = sum(checked.values()) / len(checked)
-            metrics["user_verifiable_share"] = verifiable_share(persona.components, demo.text)
-        verdicts: list[Verdict | None] = []
+            user_share = verifiable_share(persona.components, demo.text)
+            if user_share is not None:  # always, as the same components are checked
+                metrics["user_verifiable_share"] = user_share
+        verdicts: list[JudgeVerdict | None] = []
         calls: list[Callable[[], Awaitable[object]]] = []
         if self.settings.judge:
             verdicts = [None] * (len(persona.components) + 2)
@@ -166,11 +169,11 @@ class Judge(Actor):
                 partial(self._similarity, verdicts, len(persona.components) + 1, draft, persona)
             )
         if self.scorer is not None:
-            calls.append(partial(self._bertscore, metrics, draft, demo, persona))
+            calls.append(partial(self._bertscore, self.scorer, metrics, draft, demo, persona))
         await run_together(calls)  # a failed question leaves the others to finish (and be recorded)
         judged = [v for v in verdicts if v is not None]
         for verdict in judged:  # published in a fixed order, whatever finished first
-            await self.ctx.bus.publish(JudgeVerdict, **msgspec.structs.asdict(verdict))
+            await self.ctx.bus.publish(verdict)
         if judged:
             ppcm = [v.score for v in judged if v.metric == "ppcm"]
             metrics["ppcm"] = sum(ppcm) / len(ppcm) if ppcm else 0.0
@@ -180,7 +183,7 @@ class Judge(Actor):
             if "fpm" in metrics:  # the released code's combined writing score
                 metrics["ppcm_fpm_mean"] = (metrics["ppcm"] + metrics["fpm"]) / 2
             metrics["judge_unparsed"] = float(sum(not v.parsed for v in judged))
-        await self.ctx.bus.publish(MetricsComputed, instance=demo.instance, metrics=metrics)
+        await self.ctx.bus.publish(MetricsComputed(instance=demo.instance, metrics=metrics))
 
     # --- the judge's questions ------------------------------------------------------
 
@@ -233,17 +236,16 @@ class Judge(Actor):
 
     async def _parse_failed(self, instance: int, purpose: str, text: str) -> None:
         await self.ctx.bus.publish(
-            ParseFailed,
-            instance=instance,
-            role="judge",
-            purpose=purpose,
-            excerpt=text[:EXCERPT_CHARS],
+            ParseFailed(
+                instance=instance, role="judge", purpose=purpose, excerpt=text[:EXCERPT_CHARS]
+            )
         )
 
     # --- BERTScore and preference accuracy -----------------------------------------------
 
     async def _bertscore(
         self,
+        scorer: TextScorer,
         metrics: dict[str, float],
         draft: DraftProduced,
         demo: DemonstrationProduced,
@@ -255,7 +257,7 @@ class Judge(Actor):
             users.append(persona)
         inferred = draft.preferences or NO_PREFERENCES
         pairs = [(draft.text, demo.text)] + [(inferred, p.preferences) for p in users]
-        scores = await self.scorer.score(pairs)
+        scores = await scorer.score(pairs)
         metrics["bertscore"] = scores[0][2]
         own = next(i for i, p in enumerate(users) if p.name == persona.name)
         precision, recall, f1 = scores[1 + own]
@@ -268,28 +270,23 @@ class Judge(Actor):
         )
 
 
-class Verdict(msgspec.Struct, frozen=True, kw_only=True):
-    """A judge verdict before publication (the bus stamps run, episode, seq, time)."""
-
-    instance: int
-    metric: str
-    score: float
-    parsed: bool
-    component: str = ""
-    request_id: str = ""
-    checker: str = ""
-    checked: bool | None = None
-
-
 def _verdict(
-    answer: tuple[int | None, str], instance: int, metric: str, **extra: object
-) -> Verdict:
+    answer: tuple[int | None, str],
+    instance: int,
+    metric: str,
+    component: str = "",
+    checker: str = "",
+    checked: bool | None = None,
+) -> JudgeVerdict:
+    """The verdict event of an answer, before publication (the bus stamps its envelope)."""
     score, request_id = answer
-    return Verdict(
+    return JudgeVerdict(
         instance=instance,
         metric=metric,
         score=float(score or 0),
         parsed=score is not None,
+        component=component,
         request_id=request_id,
-        **extra,
+        checker=checker,
+        checked=checked,
     )

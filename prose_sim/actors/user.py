@@ -12,7 +12,9 @@ demonstration with some probability, drawn per seed and document).
 
 from __future__ import annotations
 
-from prose_sim.actors.base import Actor
+from typing import ClassVar
+
+from prose_sim.actors.base import Actor, ActorContext
 from prose_sim.actors.writing import task_messages, written_text
 from prose_sim.events import DemonstrationProduced, DraftProduced, Event, InstanceStarted
 from prose_sim.parsing import parse_yes
@@ -24,48 +26,49 @@ from prose_sim.world.personas import Persona
 class SimulatedUser(Actor):
     name = "user"
     subscribes = (InstanceStarted, DraftProduced)
-    stages = {DraftProduced: "demonstrate"}
+    stages: ClassVar[dict[type[Event], str]] = {DraftProduced: "demonstrate"}
 
-    def __init__(self, ctx):
+    def __init__(self, ctx: ActorContext):
         super().__init__(ctx)
         self._instances: dict[int, InstanceStarted] = {}
 
     async def handle(self, event: Event) -> None:
-        if isinstance(event, InstanceStarted):
-            self._instances[event.instance] = event
-        elif isinstance(event, DraftProduced):
-            instance = self._instances.pop(event.instance)
-            persona = self.ctx.personas[instance.persona]
-            behaviour = persona.behaviour
-            edits = (
-                behaviour.edit if behaviour.edit is not None else self.ctx.framework == "prelude"
-            )
-            context = dict(
-                task=self.ctx.task,
-                framework=self.ctx.framework,
-                document=instance.document,
-                preferences=self._shown_preferences(persona, instance),
-            )
-            system = render("draft_system", task=self.ctx.task, framework=self.ctx.framework)
-            if edits:
-                accepted, text = await self._accept_or_edit(
-                    event, system, context, behaviour.template
+        match event:
+            case InstanceStarted():
+                self._instances[event.instance] = event
+            case DraftProduced():
+                accepted, text = await self._demonstrate(event)
+                await self.ctx.bus.publish(
+                    DemonstrationProduced(instance=event.instance, text=text, accepted=accepted)
                 )
-            else:
-                system, prompt = task_messages(
-                    self.ctx.task,
-                    self.ctx.framework,
-                    instance.document,
-                    context["preferences"],
-                    template=behaviour.template,
-                )
-                answer = await self.ctx.models.complete(
-                    "user", "demonstrate", event.instance, prompt, system=system
-                )
-                accepted, text = False, written_text(self.ctx.framework, answer.text)
-            await self.ctx.bus.publish(
-                DemonstrationProduced, instance=event.instance, text=text, accepted=accepted
-            )
+
+    async def _demonstrate(self, draft: DraftProduced) -> tuple[bool, str]:
+        """(accepted, user text) for a draft: the user edits it or writes its own text."""
+        instance = self._instances.pop(draft.instance)
+        persona = self.ctx.personas[instance.persona]
+        behaviour = persona.behaviour
+        edits = behaviour.edit if behaviour.edit is not None else self.ctx.framework == "prelude"
+        preferences = self._shown_preferences(persona, instance)
+        context = dict(
+            task=self.ctx.task,
+            framework=self.ctx.framework,
+            document=instance.document,
+            preferences=preferences,
+        )
+        system = render("draft_system", task=self.ctx.task, framework=self.ctx.framework)
+        if edits:
+            return await self._accept_or_edit(draft, system, context, behaviour.template)
+        system, prompt = task_messages(
+            self.ctx.task,
+            self.ctx.framework,
+            instance.document,
+            preferences,
+            template=behaviour.template,
+        )
+        answer = await self.ctx.models.complete(
+            "user", "demonstrate", draft.instance, prompt, system=system
+        )
+        return False, written_text(self.ctx.framework, answer.text)
 
     async def _accept_or_edit(
         self, draft: DraftProduced, system: str, context: dict, template: str

@@ -21,22 +21,24 @@ import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from typing import NoReturn
 
 import anyio
 import anyio.lowlevel
 import msgspec
 
 from prose_sim.errors import ModelCallError, ModelCallFailed, RunStopping, describe_error
-from prose_sim.events import ModelFailed, ModelRequested, ModelResponded
+from prose_sim.events import Event, ModelFailed, ModelRequested, ModelResponded
 from prose_sim.models.answers import AnswerShape
 from prose_sim.models.cache import ResponseCache, cache_key
 from prose_sim.models.limits import EndpointLayers
 from prose_sim.models.protocol import Backend, Completion, ModelRequest, SamplingParams
-from prose_sim.models.recorded import RecordedCall, RecordedResponses
+from prose_sim.models.recorded import RecordedResponses
 from prose_sim.models.tokens import estimate_request_tokens
 from prose_sim.seeding import derive_seed
 
-Emit = Callable[..., Awaitable[object]]
+# publishes an event built with its own fields (the episode bus stamps the envelope)
+Emit = Callable[[Event], Awaitable[object]]
 # on_stop(kind, message): kind "fatal" (exit 2) or "breaker" (exit 1)
 StopRun = Callable[[str, str], None]
 
@@ -78,58 +80,67 @@ async def _responded(
     request: ModelRequest,
     completion: Completion,
     latency_s: float,
-    **extra: object,
+    attempts: int,
+    cached: bool = False,
+    cost_usd: float = 0.0,
 ) -> None:
     await emit(
-        ModelResponded,
-        request_id=request_id,
-        instance=request.instance,
-        role=request.role,
-        purpose=request.purpose,
-        text=completion.text,
-        input_tokens=completion.input_tokens,
-        output_tokens=completion.output_tokens,
-        latency_s=latency_s,
-        **extra,
+        ModelResponded(
+            request_id=request_id,
+            instance=request.instance,
+            role=request.role,
+            purpose=request.purpose,
+            text=completion.text,
+            input_tokens=completion.input_tokens,
+            output_tokens=completion.output_tokens,
+            latency_s=latency_s,
+            cached=cached,
+            attempts=attempts,
+            cost_usd=cost_usd,
+        )
     )
 
 
 async def _failed(
     emit: Emit, request_id: str, request: ModelRequest, error: str, attempts: int
-) -> None:
+) -> NoReturn:
     """Record a call that failed every attempt, then raise for the caller's step."""
     await emit(
-        ModelFailed,
-        request_id=request_id,
-        instance=request.instance,
-        role=request.role,
-        purpose=request.purpose,
-        error=error,
-        attempts=attempts,
+        ModelFailed(
+            request_id=request_id,
+            instance=request.instance,
+            role=request.role,
+            purpose=request.purpose,
+            error=error,
+            attempts=attempts,
+        )
     )
     raise ModelCallFailed(f"{request.role}/{request.purpose}: {error}")
 
 
 async def _served_from_log(
-    hit: RecordedCall, request: ModelRequest, request_id: str, emit: Emit
+    hit: ModelResponded | ModelFailed, request: ModelRequest, request_id: str, emit: Emit
 ) -> Completion:
-    """A recorded outcome, recorded again with its original accounting."""
-    if hit.error is not None:
-        await _failed(emit, request_id, request, hit.error, hit.attempts)
-    completion = Completion(
-        text=hit.text, input_tokens=hit.input_tokens, output_tokens=hit.output_tokens
-    )
-    await _responded(
-        emit,
-        request_id,
-        request,
-        completion,
-        hit.latency_s,
-        attempts=hit.attempts,
-        cached=hit.cached,
-        cost_usd=hit.cost_usd,
-    )
-    return msgspec.structs.replace(completion, request_id=request_id)
+    """A recorded outcome, recorded again with its original accounting under this call's id."""
+    match hit:
+        case ModelFailed(error=error, attempts=attempts):
+            await _failed(emit, request_id, request, error, attempts)
+        case ModelResponded():
+            await emit(
+                msgspec.structs.replace(
+                    hit,
+                    request_id=request_id,
+                    instance=request.instance,
+                    role=request.role,
+                    purpose=request.purpose,
+                )
+            )
+            return Completion(
+                text=hit.text,
+                input_tokens=hit.input_tokens,
+                output_tokens=hit.output_tokens,
+                request_id=request_id,
+            )
 
 
 class Gateway:
@@ -177,19 +188,20 @@ class Gateway:
         request_id = uuid.uuid4().hex[:16]
         request_hash = request.content_hash()
         await emit(
-            ModelRequested,
-            request_id=request_id,
-            instance=request.instance,
-            role=request.role,
-            purpose=request.purpose,
-            model=request.model,
-            request_hash=request_hash,
-            messages=request.messages,
+            ModelRequested(
+                request_id=request_id,
+                instance=request.instance,
+                role=request.role,
+                purpose=request.purpose,
+                model=request.model,
+                request_hash=request_hash,
+                messages=request.messages,
+            )
         )
         if self.recorded is not None:
-            hit = self.recorded.take(request, request_hash)
-            if hit is not None:
-                return await _served_from_log(hit, request, request_id, emit)
+            logged = self.recorded.take(request, request_hash)
+            if logged is not None:
+                return await _served_from_log(logged, request, request_id, emit)
         key = None
         identity = self._cache_ids.get(backend)
         if self.cache is not None and identity is not None:
@@ -280,7 +292,7 @@ class Gateway:
         except ModelCallFailed:
             if stop is None:
                 raise
-        self._stop(*stop)  # type: ignore[misc]
+        self._stop(*stop)
         await anyio.lowlevel.checkpoint()  # the run's scope is cancelled: this raises
         raise RunStopping(self.stopped)
 

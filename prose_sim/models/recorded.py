@@ -13,38 +13,27 @@ from __future__ import annotations
 from collections import defaultdict, deque
 from collections.abc import Iterable
 
-import msgspec
-
 from prose_sim.errors import NotRecorded
 from prose_sim.events import Event, ModelFailed, ModelRequested, ModelResponded
 from prose_sim.models.protocol import Completion, ModelRequest
 
 Key = tuple[str, str, str]  # episode, purpose, request hash
-
-
-class RecordedCall(msgspec.Struct, frozen=True, kw_only=True):
-    """One recorded outcome: an answer (with its original accounting) or a failure."""
-
-    text: str = ""
-    input_tokens: int = 0
-    output_tokens: int = 0
-    latency_s: float = 0.0
-    attempts: int = 1
-    cost_usd: float = 0.0
-    cached: bool = False
-    error: str | None = None  # a failure after every retry
+# one recorded outcome: the answer (with its original accounting) or the failure, as logged
+Outcome = ModelResponded | ModelFailed
 
 
 class RecordedResponses:
     """Recorded outcomes by (episode, purpose, request hash), in occurrence order.
 
+    The outcomes are the log's own ``ModelResponded`` / ``ModelFailed`` events:
+    serving one again is publishing it under the new call's request id.
     ``failures``: serve recorded failures too (replay, to reproduce a run
     exactly); resume leaves them out, so a step that failed is tried again.
     """
 
     def __init__(self, failures: bool = False):
         self.failures = failures
-        self._calls: dict[Key, deque[RecordedCall]] = defaultdict(deque)
+        self._calls: dict[Key, deque[Outcome]] = defaultdict(deque)
         self._pending: dict[str, Key] = {}  # request id -> key, until its outcome is seen
         self.served = 0
 
@@ -60,29 +49,23 @@ class RecordedResponses:
         return recorded
 
     def observe(self, event: Event) -> None:
-        kind = type(event)
-        if kind is ModelRequested:
-            self._pending[event.request_id] = (event.episode_id, event.purpose, event.request_hash)
-        elif kind is ModelResponded:
-            key = self._pending.pop(event.request_id, None)
-            if key is not None:
-                self._calls[key].append(
-                    RecordedCall(
-                        text=event.text,
-                        input_tokens=event.input_tokens,
-                        output_tokens=event.output_tokens,
-                        latency_s=event.latency_s,
-                        attempts=event.attempts,
-                        cost_usd=event.cost_usd,
-                        cached=event.cached,
-                    )
+        match event:
+            case ModelRequested():
+                self._pending[event.request_id] = (
+                    event.episode_id,
+                    event.purpose,
+                    event.request_hash,
                 )
-        elif kind is ModelFailed:
-            key = self._pending.pop(event.request_id, None)
-            if key is not None and self.failures:
-                self._calls[key].append(RecordedCall(attempts=event.attempts, error=event.error))
+            case ModelResponded():
+                key = self._pending.pop(event.request_id, None)
+                if key is not None:
+                    self._calls[key].append(event)
+            case ModelFailed():
+                key = self._pending.pop(event.request_id, None)
+                if key is not None and self.failures:
+                    self._calls[key].append(event)
 
-    def take(self, request: ModelRequest, request_hash: str | None = None) -> RecordedCall | None:
+    def take(self, request: ModelRequest, request_hash: str | None = None) -> Outcome | None:
         """The next recorded outcome of this request in its episode, if any is left.
 
         ``request_hash``: the request's content hash, when the caller has it already."""

@@ -114,51 +114,53 @@ class ResultsCollector:
 
     def observe(self, event: Event) -> None:
         self.events += 1
-        kind = type(event)
-        if kind is ModelResponded or kind is ModelFailed:
-            self.usage_by_role_purpose[(event.role, event.purpose)].add(event)
-            self._instance_usage[(event.episode_id, event.instance)][event.role].add(event)
-            method = self._episodes[event.episode_id].method
-            self.usage_by_method[(method, event.role, event.purpose)].add(event)
-        elif kind is ParseFailed:
-            self.usage_by_role_purpose[(event.role, event.purpose)].parse_failures += 1
-            method = self._episodes[event.episode_id].method
-            self.usage_by_method[(method, event.role, event.purpose)].parse_failures += 1
-            self._parse_failures[(event.episode_id, event.instance)] += 1
-        elif kind is InstanceStarted:
-            ep = self._episodes[event.episode_id]
-            demonstration = self._seen_of_user[(event.episode_id, event.persona)]
-            self._seen_of_user[(event.episode_id, event.persona)] += 1
-            self._rows[(event.episode_id, event.instance)] = {
-                "task": ep.task,
-                "framework": ep.framework,
-                "method": ep.method,
-                "agent_model": ep.models.get("agent", ""),
-                "user_model": ep.models.get("user", ""),
-                "judge_model": ep.models.get("judge", ""),
-                "seed": ep.seed,
-                "user": event.persona,
-                "instance": event.instance,
-                "demonstration": demonstration,
-                "document_id": event.document_id,
-                "status": "unfinished",
-            }
-        elif kind is MetricsComputed:
-            self._rows[(event.episode_id, event.instance)].update(event.metrics)
-        elif kind is ModelRequested:
-            self.requests += 1
-        elif kind is InstanceFinished:
-            key = (event.episode_id, event.instance)
-            self._rows[key]["status"] = event.status
-            self.instances_finished += 1
-            self.instances_failed += event.status != "ok"
-            done = self.finished_by_method[self._episodes[event.episode_id].method]
-            done[0] += 1
-            done[1] += sum(u.calls + u.failed for u in self._instance_usage.get(key, {}).values())
-        elif kind is EpisodeStarted:
-            self._episodes[event.episode_id] = event
-        elif kind is EpisodeFinished:
-            self.episodes_finished[event.episode_id] = event.status
+        match event:
+            case ModelResponded() | ModelFailed():
+                self.usage_by_role_purpose[(event.role, event.purpose)].add(event)
+                self._instance_usage[(event.episode_id, event.instance)][event.role].add(event)
+                method = self._episodes[event.episode_id].method
+                self.usage_by_method[(method, event.role, event.purpose)].add(event)
+            case ParseFailed():
+                self.usage_by_role_purpose[(event.role, event.purpose)].parse_failures += 1
+                method = self._episodes[event.episode_id].method
+                self.usage_by_method[(method, event.role, event.purpose)].parse_failures += 1
+                self._parse_failures[(event.episode_id, event.instance)] += 1
+            case InstanceStarted():
+                ep = self._episodes[event.episode_id]
+                demonstration = self._seen_of_user[(event.episode_id, event.persona)]
+                self._seen_of_user[(event.episode_id, event.persona)] += 1
+                self._rows[(event.episode_id, event.instance)] = {
+                    "task": ep.task,
+                    "framework": ep.framework,
+                    "method": ep.method,
+                    "agent_model": ep.models.get("agent", ""),
+                    "user_model": ep.models.get("user", ""),
+                    "judge_model": ep.models.get("judge", ""),
+                    "seed": ep.seed,
+                    "user": event.persona,
+                    "instance": event.instance,
+                    "demonstration": demonstration,
+                    "document_id": event.document_id,
+                    "status": "unfinished",
+                }
+            case MetricsComputed():
+                self._rows[(event.episode_id, event.instance)].update(event.metrics)
+            case ModelRequested():
+                self.requests += 1
+            case InstanceFinished():
+                key = (event.episode_id, event.instance)
+                self._rows[key]["status"] = event.status
+                self.instances_finished += 1
+                self.instances_failed += event.status != "ok"
+                done = self.finished_by_method[self._episodes[event.episode_id].method]
+                done[0] += 1
+                done[1] += sum(
+                    u.calls + u.failed for u in self._instance_usage.get(key, {}).values()
+                )
+            case EpisodeStarted():
+                self._episodes[event.episode_id] = event
+            case EpisodeFinished():
+                self.episodes_finished[event.episode_id] = event.status
 
     def observe_all(self, events: Iterable[Event]) -> ResultsCollector:
         for event in events:

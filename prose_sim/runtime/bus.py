@@ -1,9 +1,10 @@
 """The event bus of one episode.
 
 Actors subscribe to event kinds and receive them in their own bounded inbox
-(an anyio memory stream). Publishing stamps the event with the run id,
-episode id, a per-episode sequence number and the time, forwards it to the
-run's sink (the single writer of the event log) and then to every subscriber.
+(an anyio memory stream). A publisher builds the event with its own fields;
+publishing stamps it with the run id, episode id, a per-episode sequence
+number and the time, forwards it to the run's sink (the single writer of the
+event log) and then to every subscriber.
 Bounded buffers give back-pressure: a slow log writer slows the episodes down
 instead of letting memory grow.
 """
@@ -12,13 +13,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from typing import TypeVar
 
 import anyio
+import msgspec
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from prose_sim.events import Event
 
 INBOX_SIZE = 16
+
+E = TypeVar("E", bound=Event)
 
 
 async def _deliver(stream: MemoryObjectSendStream[Event], event: Event) -> None:
@@ -52,19 +57,20 @@ class EpisodeBus:
             self._subscribers.setdefault(kind, []).append(send)
         return receive
 
-    async def publish(self, kind: type[Event], **fields: object) -> Event:
-        event = kind(
+    async def publish(self, event: E) -> E:
+        """Stamp ``event`` with this bus's envelope and deliver it; returns the stamped event."""
+        stamped = msgspec.structs.replace(
+            event,
             run_id=self.run_id,
             episode_id=self.episode_id,
             seq=self._seq,
             ts=time.time(),
-            **fields,
         )
         self._seq += 1
-        await _deliver(self._sink, event)
-        for inbox in self._subscribers.get(kind, ()):
-            await _deliver(inbox, event)
-        return event
+        await _deliver(self._sink, stamped)
+        for inbox in self._subscribers.get(type(stamped), ()):
+            await _deliver(inbox, stamped)
+        return stamped
 
     async def aclose(self) -> None:
         """End every inbox (their actors finish) and release the sink."""

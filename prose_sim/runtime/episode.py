@@ -11,12 +11,12 @@ from collections.abc import Mapping
 
 import anyio
 import msgspec
-from anyio.streams.memory import MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from prose_sim.actors.agent import WritingAgent
 from prose_sim.actors.base import ActorContext
 from prose_sim.actors.inferrers import method_class
-from prose_sim.actors.judge import Judge, TextScorer
+from prose_sim.actors.judge import TEXT_METRICS_ONLY, Judge, TextScorer
 from prose_sim.actors.user import SimulatedUser
 from prose_sim.events import (
     EpisodeFinished,
@@ -29,7 +29,7 @@ from prose_sim.events import (
     StepFailed,
 )
 from prose_sim.metrics.settings import MetricsSettings
-from prose_sim.models.embeddings import Embedder
+from prose_sim.models.embeddings import Embedder, Retrieval
 from prose_sim.models.gateway import Gateway, ModelClient, RoleModel, describe_error
 from prose_sim.runtime.bus import EpisodeBus
 from prose_sim.runtime.plan import EpisodePlan
@@ -37,9 +37,6 @@ from prose_sim.seeding import rng_for
 from prose_sim.world.corpus import Corpus, Document
 from prose_sim.world.personas import Persona, PersonaCatalog
 from prose_sim.world.tasks import TASKS, persona_framework, user_edits
-
-# Each instance ends once both branches after the demonstration are done.
-_BRANCH_OF = {PreferencesInferred: "learn", MetricsComputed: "score"}
 
 
 class EpisodeWorld:
@@ -53,9 +50,9 @@ class EpisodeWorld:
         gateway: Gateway,
         roles: Mapping[str, RoleModel],
         demonstrations_per_user: int,
-        embedder: Embedder | None = None,
+        embedder: Embedder | Retrieval | None = None,
         *,
-        metrics: MetricsSettings = MetricsSettings(judge=False, bertscore=""),
+        metrics: MetricsSettings = TEXT_METRICS_ONLY,
         scorer: TextScorer | None = None,
         populations: Mapping[tuple[str, str], list[str]] | None = None,
     ):
@@ -136,14 +133,15 @@ async def run_episode(
             ),
         ]
         await bus.publish(
-            EpisodeStarted,
-            task=plan.task,
-            framework=plan.framework,
-            method=plan.method_label,
-            seed=plan.seed,
-            personas=list(plan.personas),
-            instances=len(instances),
-            models={role: served.model for role, served in world.roles.items()},
+            EpisodeStarted(
+                task=plan.task,
+                framework=plan.framework,
+                method=plan.method_label,
+                seed=plan.seed,
+                personas=list(plan.personas),
+                instances=len(instances),
+                models={role: served.model for role, served in world.roles.items()},
+            )
         )
         completed = failed = 0
         async with anyio.create_task_group() as tg:
@@ -152,22 +150,22 @@ async def run_episode(
             async with director_inbox:
                 for index, (persona, doc) in enumerate(instances):
                     await bus.publish(
-                        InstanceStarted,
-                        instance=index,
-                        persona=persona,
-                        document_id=doc.id,
-                        document=doc.text,
+                        InstanceStarted(
+                            instance=index,
+                            persona=persona,
+                            document_id=doc.id,
+                            document=doc.text,
+                        )
                     )
                     ok = await _await_instance(director_inbox, index)
                     await bus.publish(
-                        InstanceFinished, instance=index, status="ok" if ok else "failed"
+                        InstanceFinished(instance=index, status="ok" if ok else "failed")
                     )
                     completed, failed = completed + ok, failed + (not ok)
             await bus.publish(
-                EpisodeFinished,
-                status="completed",
-                instances_completed=completed,
-                instances_failed=failed,
+                EpisodeFinished(
+                    status="completed", instances_completed=completed, instances_failed=failed
+                )
             )
             await bus.aclose()  # ends the actors' inboxes
         return "completed"
@@ -176,11 +174,12 @@ async def run_episode(
             if bus.closed:
                 return "failed"
             await bus.publish(
-                EpisodeFinished,
-                status="failed",
-                instances_completed=0,
-                instances_failed=len(instances),
-                error=describe_error(_first_leaf(exc)),
+                EpisodeFinished(
+                    status="failed",
+                    instances_completed=0,
+                    instances_failed=len(instances),
+                    error=describe_error(_first_leaf(exc)),
+                )
             )
             await bus.aclose()
         return "failed"
@@ -193,20 +192,25 @@ def _first_leaf(exc: BaseException) -> BaseException:
     return exc
 
 
-async def _await_instance(inbox, index: int) -> bool:
+async def _await_instance(inbox: MemoryObjectReceiveStream[Event], index: int) -> bool:
+    """Wait until instance ``index`` is both learned from and scored, or a step of it
+    failed; True when no step failed."""
     pending = {"learn", "score"}
     ok = True
     async for event in inbox:
-        if getattr(event, "instance", None) != index:
-            continue
-        if isinstance(event, StepFailed):
-            ok = False
-            if event.stage in pending:
-                pending.discard(event.stage)
-            else:  # an upstream step failed: nothing downstream will happen
-                pending.clear()
-        else:
-            pending.discard(_BRANCH_OF[type(event)])
+        match event:
+            case StepFailed(instance=instance) if instance == index:
+                ok = False
+                if event.stage in pending:
+                    pending.discard(event.stage)
+                else:  # an upstream step failed: nothing downstream will happen
+                    pending.clear()
+            case PreferencesInferred(instance=instance) if instance == index:
+                pending.discard("learn")
+            case MetricsComputed(instance=instance) if instance == index:
+                pending.discard("score")
+            case _:
+                continue
         if not pending:
             return ok
     raise RuntimeError("episode bus closed while an instance was in flight")

@@ -409,21 +409,23 @@ async def _run_locked(
                     inner.start_soon(show_progress, collector, totals, progress, None, servers)
                     if prior is not None and prior.started is not None:
                         await run_bus.publish(
-                            RunResumed,
-                            episodes_done=len(done),
-                            episodes_rerun=len(plans),
-                            answers_recorded=len(recorded),
-                            torn_line=prior.torn.lineno if prior.torn else 0,
+                            RunResumed(
+                                episodes_done=len(done),
+                                episodes_rerun=len(plans),
+                                answers_recorded=len(recorded),
+                                torn_line=prior.torn.lineno if prior.torn else 0,
+                            )
                         )
                     else:
                         await run_bus.publish(
-                            RunStarted,
-                            scenario_name=scenario.name,
-                            scenario_digest=scenario.digest(),
-                            personas_digest=personas_digest(scenario),
-                            episodes=len(all_plans),
-                            version=__version__,
-                            shard=f"{shard[0]}/{shard[1]}" if shard else "",
+                            RunStarted(
+                                scenario_name=scenario.name,
+                                scenario_digest=scenario.digest(),
+                                personas_digest=personas_digest(scenario),
+                                episodes=len(all_plans),
+                                version=__version__,
+                                shard=f"{shard[0]}/{shard[1]}" if shard else "",
+                            )
                         )
                     limiter = anyio.CapacityLimiter(limit)
 
@@ -440,11 +442,12 @@ async def _run_locked(
                             episodes.start_soon(one, plan)
                 failed = statuses.count("failed")
                 await run_bus.publish(
-                    RunFinished,
-                    status=control.status or ("completed" if not failed else "failed"),
-                    wall_s=time.perf_counter() - started,
-                    episodes_completed=statuses.count("completed"),
-                    episodes_failed=failed,
+                    RunFinished(
+                        status=control.status or ("completed" if not failed else "failed"),
+                        wall_s=time.perf_counter() - started,
+                        episodes_completed=statuses.count("completed"),
+                        episodes_failed=failed,
+                    )
                 )
                 await run_bus.aclose()
                 inner.cancel_scope.cancel()  # stops the progress display and the signal watch
@@ -493,7 +496,7 @@ def _write(path: Path, data: bytes, control: RunControl) -> None:
 
 def _batch_reporter(run_bus: EpisodeBus, model: str):
     async def report(stats: BatchStats) -> None:
-        await run_bus.publish(BatchServed, model=model, batch=stats)
+        await run_bus.publish(BatchServed(model=model, batch=stats))
 
     return report
 
@@ -522,7 +525,7 @@ async def _consume(
             except anyio.EndOfStream:
                 break
             if writer.broken is None:
-                _guarded(lambda: writer.write(event), control)
+                _guarded(functools.partial(writer.write, event), control)
                 collector.observe(event)
     _guarded(writer.flush, control)
 

@@ -7,7 +7,7 @@ draft with) and ``learn`` (after the user's text: update the memory).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import ClassVar, TypeVar
 
 import msgspec
@@ -29,6 +29,7 @@ from prose_sim.templating import render
 
 T = TypeVar("T")
 EXCERPT_CHARS = 300
+DEFAULT_SETTINGS = MethodSettings()  # every knob at its default
 
 # The answer format of the purposes whose prompt asks for the answer alone (no reasoning
 # first); backends that can (local models) start the answer with it, which keeps small
@@ -41,12 +42,17 @@ FORMAT_PREFIX: dict[str, str] = {
 
 
 class Retrieved(msgspec.Struct, frozen=True):
+    """A method's answer to 'complete': the body of the ``PreferencesRetrieved`` it
+    publishes (the actor adds the instance; a test holds the two to the same fields)."""
+
     preferences: str
     examples: list[tuple[str, str]] = []
     retrieved: list[str] = []  # personas of the earlier instances drawn on
 
 
 class Learned(msgspec.Struct, frozen=True):
+    """A method's answer to 'learn': the body of the ``PreferencesInferred`` it publishes."""
+
     preferences: str
     components: list[str] = []
     validation: dict[str, list[int]] = {}  # component -> verdict scores (PROSE)
@@ -56,13 +62,16 @@ class Learned(msgspec.Struct, frozen=True):
 class Inferrer(Actor):
     name = "inferrer"
     subscribes = (InstanceStarted, DraftProduced, DemonstrationProduced)
-    stages = {InstanceStarted: "retrieve", DemonstrationProduced: "learn"}
+    stages: ClassVar[dict[type[Event], str]] = {
+        InstanceStarted: "retrieve",
+        DemonstrationProduced: "learn",
+    }
     # the MethodSettings knobs this method takes (others are errors at load)
     knobs: ClassVar[frozenset[str]] = frozenset()
     # the retrieval mode is a knob of every method that learns
     learns: ClassVar[bool] = True
 
-    def __init__(self, ctx: ActorContext, settings: MethodSettings = MethodSettings()):
+    def __init__(self, ctx: ActorContext, settings: MethodSettings = DEFAULT_SETTINGS):
         super().__init__(ctx)
         self.settings = settings
         self.memory = Memory(ctx.embedder)
@@ -74,30 +83,22 @@ class Inferrer(Actor):
         return cls.knobs | ({"retrieval_mode"} if cls.learns else frozenset())
 
     async def handle(self, event: Event) -> None:
-        if isinstance(event, InstanceStarted):
-            self._instances[event.instance] = event
-            got = await self.retrieve(event)
-            await self.ctx.bus.publish(
-                PreferencesRetrieved,
-                instance=event.instance,
-                preferences=got.preferences,
-                examples=got.examples,
-                retrieved=got.retrieved,
-            )
-        elif isinstance(event, DraftProduced):
-            self._drafts[event.instance] = event
-        elif isinstance(event, DemonstrationProduced):
-            instance = self._instances.pop(event.instance)
-            draft = self._drafts.pop(event.instance)
-            learned = await self.learn(instance, draft, event)
-            await self.ctx.bus.publish(
-                PreferencesInferred,
-                instance=event.instance,
-                preferences=learned.preferences,
-                components=learned.components,
-                validation=learned.validation,
-                threshold=learned.threshold,
-            )
+        match event:
+            case InstanceStarted():
+                self._instances[event.instance] = event
+                got = await self.retrieve(event)
+                await self.ctx.bus.publish(
+                    PreferencesRetrieved(instance=event.instance, **msgspec.structs.asdict(got))
+                )
+            case DraftProduced():
+                self._drafts[event.instance] = event
+            case DemonstrationProduced():
+                instance = self._instances.pop(event.instance)
+                draft = self._drafts.pop(event.instance)
+                learned = await self.learn(instance, draft, event)
+                await self.ctx.bus.publish(
+                    PreferencesInferred(instance=event.instance, **msgspec.structs.asdict(learned))
+                )
 
     async def retrieve(self, instance: InstanceStarted) -> Retrieved:
         raise NotImplementedError
@@ -123,7 +124,7 @@ class Inferrer(Actor):
         instance: InstanceStarted,
         user_text: str,
         preferences: str = "",
-        components: list[str] = (),
+        components: Sequence[str] = (),
     ) -> None:
         self.memory.add(
             MemoryItem(
@@ -162,10 +163,11 @@ class Inferrer(Actor):
         parsed = parse(completion.text)
         if parsed is None:
             await self.ctx.bus.publish(
-                ParseFailed,
-                instance=instance,
-                role="agent",
-                purpose=purpose,
-                excerpt=completion.text[:EXCERPT_CHARS],
+                ParseFailed(
+                    instance=instance,
+                    role="agent",
+                    purpose=purpose,
+                    excerpt=completion.text[:EXCERPT_CHARS],
+                )
             )
         return parsed

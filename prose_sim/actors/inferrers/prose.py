@@ -24,10 +24,12 @@ import json
 import math
 import re
 from functools import partial
+from typing import Any
 
 import msgspec
 
-from prose_sim.actors.inferrers.base import Inferrer, Learned, Retrieved
+from prose_sim.actors.base import ActorContext
+from prose_sim.actors.inferrers.base import DEFAULT_SETTINGS, Inferrer, Learned, Retrieved
 from prose_sim.actors.inferrers.icl import icl_examples
 from prose_sim.actors.inferrers.settings import MethodSettings
 from prose_sim.actors.together import run_together
@@ -93,7 +95,7 @@ def resolve_config(
 ) -> ProseConfig:
     """Explicit knobs over the variant's over the model's defaults."""
     steps, threshold = model_defaults(agent_model)
-    values: dict[str, object] = {
+    values: dict[str, Any] = {
         "num_refinement_steps": steps,
         "validation_threshold": threshold,
         "use_icl": use_icl,
@@ -158,7 +160,7 @@ class Prose(Inferrer):
     )
     default_use_icl = False
 
-    def __init__(self, ctx, settings: MethodSettings = MethodSettings()):
+    def __init__(self, ctx: ActorContext, settings: MethodSettings = DEFAULT_SETTINGS):
         super().__init__(ctx, settings)
         self.config = resolve_config(settings, ctx.agent_model, self.default_use_icl)
         # (component, persona, document id) -> score: a verdict is never asked twice
@@ -214,7 +216,9 @@ class Prose(Inferrer):
         )
         if not merged:
             return components
-        return list(dict.fromkeys(merged)) if listed else [merged]
+        if isinstance(merged, str):  # one description
+            return [merged]
+        return list(dict.fromkeys(merged))
 
     # --- learn: Algorithm 2 ----------------------------------------------------------
 
