@@ -22,7 +22,7 @@ import msgspec
 
 from prose_sim import scrub
 from prose_sim.errors import RunIOError, UsageError
-from prose_sim.events import AnyEvent, Event
+from prose_sim.events import AnyEvent, BatchStats, Event
 
 FLUSH_BYTES = 1 << 20
 
@@ -77,6 +77,34 @@ class EventLogWriter:
 
 
 _decoder = msgspec.json.Decoder(AnyEvent)
+_STATS_FIELDS = frozenset(BatchStats.__struct_fields__)
+
+
+def decode_event(line: bytes) -> Event:
+    """One log line as its event; lines written by earlier versions are read too.
+
+    Before the servers' statistics became one record, a ``batch_served`` line held them
+    flat, with the mean queue wait; such a line is nested on reading, so that old logs
+    still replay, resume and render.
+    """
+    try:
+        return _decoder.decode(line)
+    except msgspec.ValidationError:
+        upgraded = _upgrade_flat_batch(line)
+        if upgraded is None:
+            raise
+        return _decoder.decode(upgraded)
+
+
+def _upgrade_flat_batch(line: bytes) -> bytes | None:
+    raw = msgspec.json.decode(line)
+    if not isinstance(raw, dict) or raw.get("kind") != "batch_served" or "batch" in raw:
+        return None
+    batch = {key: raw.pop(key) for key in list(raw) if key in _STATS_FIELDS}
+    mean_wait = raw.pop("mean_queue_wait_s", 0.0)
+    batch["queue_wait_s"] = mean_wait * batch.get("size", 0)
+    raw["batch"] = batch
+    return msgspec.json.encode(raw)
 
 
 class TornTail(msgspec.Struct, frozen=True):
@@ -98,7 +126,7 @@ def read_events(path: Path) -> Iterator[Event]:
             if not line.strip():
                 continue
             try:
-                yield _decoder.decode(line)
+                yield decode_event(line)
             except msgspec.DecodeError as exc:
                 raise UsageError(f"{path}:{lineno}: not a prose_sim event: {exc}") from None
 
@@ -122,7 +150,7 @@ def read_log(path: Path) -> tuple[list[Event], TornTail | None]:
         last = lineno == len(lines)
         if line.strip():
             try:
-                events.append(_decoder.decode(line))
+                events.append(decode_event(line))
             except msgspec.DecodeError as exc:
                 if last:  # no newline after it: the writer stopped mid-line
                     return events, TornTail(lineno=lineno, offset=offset, length=len(line))

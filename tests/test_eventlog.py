@@ -8,6 +8,8 @@ from prose_sim.errors import UsageError
 from prose_sim.eventlog import EventLogWriter, read_events
 from prose_sim.events import (
     EVENT_TYPES,
+    BatchServed,
+    BatchStats,
     DemonstrationProduced,
     EpisodeStarted,
     MetricsComputed,
@@ -92,3 +94,34 @@ def test_a_foreign_line_is_a_clear_error(tmp_path):
 def test_missing_log_is_a_clear_error(tmp_path):
     with pytest.raises(UsageError, match="no event log"):
         list(read_events(tmp_path / "events.jsonl"))
+
+
+def test_a_flat_batch_served_line_of_an_earlier_version_is_read_nested(tmp_path):
+    # how batch_served lines looked before the servers' statistics became one record
+    old = (
+        b'{"kind":"batch_served","model":"m","size":4,"prompt_tokens":40,"padded_tokens":0,'
+        b'"generated_tokens":12,"steps":3,"idle_row_steps":1,"wall_s":0.5,'
+        b'"mean_queue_wait_s":0.25,"max_queue_wait_s":0.5,'
+        b'"run_id":"r","episode_id":"","seq":0,"ts":1.0}\n'
+    )
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(old)
+    (event,) = read_events(path)
+    assert isinstance(event, BatchServed)
+    assert event.batch == BatchStats(
+        size=4,
+        prompt_tokens=40,
+        generated_tokens=12,
+        steps=3,
+        idle_row_steps=1,
+        wall_s=0.5,
+        queue_wait_s=1.0,
+        max_queue_wait_s=0.5,
+    )
+
+
+def test_a_line_missing_a_field_is_still_an_error(tmp_path):
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b'{"kind":"draft_produced","run_id":"r","episode_id":"e","seq":0,"ts":1}\n')
+    with pytest.raises(UsageError, match="not a prose_sim event"):
+        list(read_events(path))
