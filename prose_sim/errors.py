@@ -9,6 +9,15 @@ class UsageError(Exception):
     """Bad input from the user: a scenario, a path, an option. Exit code 2."""
 
 
+class ScenarioError(UsageError):
+    """A scenario that cannot run, naming its file, the key and the reason."""
+
+    def __init__(self, origin: str, key: str, reason: str):
+        self.origin, self.key, self.reason = origin, key, reason
+        where = f"{origin}: {key}" if key else origin
+        super().__init__(f"{where}: {reason}")
+
+
 # --- msgspec validation messages, as (key path, reason) -----------------------
 
 _AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)

@@ -121,7 +121,7 @@ def test_behaviour_edit_makes_a_plume_user_edit_drafts(tmp_path):
     personas = PERSONAS.replace(
         'components = ["be brief"]', 'components = ["be brief"]\nbehaviour = {edit = true}'
     )
-    outcome, events = run(load_scenario(write(tmp_path, personas)), tmp_path / "run")
+    _, events = run(load_scenario(write(tmp_path, personas)), tmp_path / "run")
     # own_docs: 2 instances, each draft judged first, edited unless accepted
     assert len(prompts(events, "accept")) == 2 and len(prompts(events, "edit")) <= 2
     assert len(prompts(events, "demonstrate")) == 4
@@ -135,7 +135,7 @@ def test_behaviour_template_is_the_users_prompt(tmp_path):
         'components = ["use bullet points", "use emojis"]',
         f'components = ["use bullet points", "use emojis"]\nbehaviour = {{template = "{tmp_path / "mine.j2"}"}}',
     )
-    outcome, events = run(load_scenario(write(tmp_path, personas)), tmp_path / "run")
+    _, events = run(load_scenario(write(tmp_path, personas)), tmp_path / "run")
     mine = [p for p in prompts(events, "demonstrate") if p.startswith("MY TEMPLATE")]
     assert len(mine) == 2 and all("use bullet points; use emojis" in p for p in mine)
 
@@ -146,7 +146,7 @@ def test_a_noisy_user_leaves_components_out(tmp_path, probability, shown):
         'components = ["use bullet points", "use emojis"]',
         f'components = ["use bullet points", "use emojis"]\nbehaviour = {{ignore_probability = {probability}}}',
     )
-    outcome, events = run(load_scenario(write(tmp_path, personas)), tmp_path / "run")
+    _, events = run(load_scenario(write(tmp_path, personas)), tmp_path / "run")
     tidy = [p for p in prompts(events, "demonstrate") if "imdb" not in p and "harbour" not in p]
     for prompt in prompts(events, "demonstrate"):
         if "use bullet points" in prompt or "use emojis" in prompt:
@@ -172,7 +172,7 @@ def test_the_installed_example_plugin_is_listed_and_runs(tmp_path, capsys):
         '[methods.no_learning]\n[metrics]\nbertscore = ""\n',
         encoding="utf-8",
     )
-    outcome, events = run(load_scenario(path), tmp_path / "run")
+    _, events = run(load_scenario(path), tmp_path / "run")
     assert all(p.startswith("You are a ship's captain") for p in prompts(events, "demonstrate"))
 
 
@@ -223,8 +223,5 @@ def test_resume_refuses_when_a_persona_file_changed(tmp_path, capsys):
     people.write_text(
         PERSONAS.replace('"use emojis"', '"use semicolons (;) when possible"'), encoding="utf-8"
     )
-    from prose_sim.world.personas import _catalog_with
-
-    _catalog_with.cache_clear()  # a new process would read the file afresh
     assert main(["run", "--resume", str(tmp_path / "run")]) == 2
     assert "personas the run uses changed" in capsys.readouterr().err

@@ -38,6 +38,7 @@ from prose_sim.models.protocol import (
     SamplingParams,
 )
 from prose_sim.models.recorded import RecordedCall, RecordedResponses
+from prose_sim.models.retry import RetryPolicy
 from prose_sim.seeding import derive_seed
 
 Emit = Callable[..., Awaitable[object]]
@@ -47,19 +48,6 @@ StopRun = Callable[[str, str], None]
 
 class RunStopping(Exception):
     """The run is being stopped (``on_stop`` was called): this call ends unrecorded."""
-
-
-class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
-    attempts: int = 3
-    backoff_s: float = 0.5
-    max_backoff_s: float = 30.0
-    timeout_s: float | None = None  # per attempt
-    # the circuit breaker: stop the run when a role's last N calls all failed (0: never)
-    breaker_calls: int = 10
-
-    def delay(self, attempt: int, rng: random.Random) -> float:
-        """Full-jitter exponential backoff before retry number ``attempt`` (1-based)."""
-        return rng.uniform(0, min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1)))
 
 
 class RoleModel(msgspec.Struct, frozen=True, kw_only=True):

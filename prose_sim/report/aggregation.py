@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
-from prose_sim.report.results import mean, over_seeds
+from prose_sim.results.collector import mean, over_seeds
 
 METRICS: list[tuple[str, str]] = [
     ("ppcm", "PPCM"),

@@ -16,8 +16,8 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
-from prose_sim.report.results import over_seeds
 from prose_sim.report.tables import GroupSummary
+from prose_sim.results.collector import over_seeds
 
 PLOTS = ("ppcm_by_method.png", "ppcm_learning_curve.png", "cost_vs_ppcm.png")
 

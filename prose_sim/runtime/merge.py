@@ -18,7 +18,7 @@ from prose_sim import __version__
 from prose_sim.errors import UsageError
 from prose_sim.eventlog import EventLogWriter
 from prose_sim.events import Event, RunFinished, RunStarted
-from prose_sim.report.results import ResultsCollector
+from prose_sim.results.collector import ResultsCollector
 from prose_sim.runtime.plan import parse_shard
 from prose_sim.runtime.resume import PriorRun, load_prior
 
