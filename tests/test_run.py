@@ -190,5 +190,5 @@ def test_a_resolved_run_runs_on_its_own_world_without_assembling_it_again(
         monkeypatch.setattr(assembly, name, assembled_again)
     before = gc.get_threshold()
     outcome = run(resolved, tmp_path / "run")
-    assert outcome.status == "completed" and outcome.instances == 4
+    assert outcome.status == "completed" and outcome.instances == 8
     assert gc.get_threshold() == before  # the GC policy is the CLI's, not the runner's
