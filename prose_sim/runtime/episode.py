@@ -29,7 +29,7 @@ from prose_sim.events import (
     StepFailed,
 )
 from prose_sim.metrics.settings import MetricsSettings
-from prose_sim.models.embeddings import Embedder
+from prose_sim.models.embeddings import Embedder, Retrieval
 from prose_sim.models.gateway import Gateway, ModelClient, RoleModel, describe_error
 from prose_sim.runtime.bus import EpisodeBus
 from prose_sim.runtime.plan import EpisodePlan
@@ -53,7 +53,7 @@ class EpisodeWorld:
         gateway: Gateway,
         roles: Mapping[str, RoleModel],
         demonstrations_per_user: int,
-        embedder: Embedder | None = None,
+        embedder: Embedder | Retrieval | None = None,
         *,
         metrics: MetricsSettings = MetricsSettings(judge=False, bertscore=""),
         scorer: TextScorer | None = None,

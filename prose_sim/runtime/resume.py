@@ -11,6 +11,7 @@ events are dropped from the log, so no task instance appears twice.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,7 @@ class PriorRun(msgspec.Struct, kw_only=True):
 
 
 def load_prior(
-    run_dir: Path, scenario_path: Path | None = None, overrides: list[str] = ()
+    run_dir: Path, scenario_path: Path | None = None, overrides: Sequence[str] = ()
 ) -> PriorRun:
     """Read a run folder; refuse (naming what changed) a scenario that differs from the run's."""
     if not run_dir.is_dir():

@@ -34,7 +34,7 @@ from prose_sim.actors.judge import TextScorer
 from prose_sim.errors import RunIOError, UsageError
 from prose_sim.eventlog import EventLogWriter
 from prose_sim.events import BatchServed, Event, RunFinished, RunResumed, RunStarted
-from prose_sim.models.embeddings import Embedder
+from prose_sim.models.embeddings import Embedder, Retrieval
 from prose_sim.models.protocol import Backend
 from prose_sim.models.recorded import RecordedResponses
 from prose_sim.results.collector import MethodSummary, ResultsCollector, Usage, summarize_methods
@@ -176,7 +176,7 @@ async def execute(
     concurrency: int | None = None,
     backends: Mapping[str, Backend] | None = None,
     progress: str = "auto",
-    embedder: Embedder | None = None,
+    embedder: Embedder | Retrieval | None = None,
     scorer: TextScorer | None = None,
     use_cache: bool = True,
     cache_path: Path | None = None,
@@ -251,7 +251,7 @@ async def _run_locked(
     *,
     backends: Mapping[str, Backend] | None,
     progress: str,
-    embedder: Embedder | None,
+    embedder: Embedder | Retrieval | None,
     scorer: TextScorer | None,
     use_cache: bool,
     cache_path: Path | None,
@@ -320,7 +320,7 @@ async def _run_locked(
                             RunResumed,
                             episodes_done=len(done),
                             episodes_rerun=len(plans),
-                            answers_recorded=len(recorded),
+                            answers_recorded=len(recorded) if recorded is not None else 0,
                             torn_line=prior.torn.lineno if prior.torn else 0,
                         )
                     else:
@@ -471,7 +471,8 @@ def _outcome(
         usage.append({"role": role, "purpose": purpose, **msgspec.structs.asdict(u)})
     instances_of: dict[str, int] = {}
     for r in rows:
-        instances_of[r["method"]] = instances_of.get(r["method"], 0) + 1
+        method = str(r["method"])
+        instances_of[method] = instances_of.get(method, 0) + 1
     method_usage = []
     for (method, role, purpose), u in sorted(collector.usage_by_method.items()):
         n = max(1, instances_of.get(method, 0))

@@ -114,7 +114,7 @@ def episode_world(
     gateway: Gateway,
     built: BuiltModels,
     *,
-    embedder: Embedder | None,
+    embedder: Embedder | Retrieval | None,
     scorer: TextScorer | None,
 ) -> EpisodeWorld:
     """What every episode of the run shares: the assembled world, the gateway, role models."""
