@@ -4,7 +4,7 @@ The tree (what a caller can catch, and what it means)::
 
     Exception
     ├── UsageError                  bad input from the user: a scenario, a path, an option
-    │   └── ScenarioError           a scenario that does not load (prose_sim.scenario)
+    │   └── ScenarioError           a scenario that does not load, naming its file and key
     ├── RunIOError                  a file of the run could not be written
     ├── RunStopping                 the run is being stopped: this model call ends unrecorded
     ├── ModelCallFailed             a model call failed after every retry: its step fails
@@ -59,6 +59,15 @@ def describe_error(exc: BaseException, limit: int = 300, *, with_type: bool = Tr
 
 class UsageError(Exception):
     """Bad input from the user: a scenario, a path, an option. Exit code 2."""
+
+
+class ScenarioError(UsageError):
+    """A scenario that cannot run, naming its file, the key and the reason."""
+
+    def __init__(self, origin: str, key: str, reason: str):
+        self.origin, self.key, self.reason = origin, key, reason
+        where = f"{origin}: {key}" if key else origin
+        super().__init__(f"{where}: {reason}")
 
 
 class RunIOError(Exception):

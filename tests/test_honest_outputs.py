@@ -7,8 +7,8 @@ import json
 import pytest
 
 from prose_sim.cli import main
-from prose_sim.report.notice import notice_for, run_dir_notice
 from prose_sim.report.tables import NO_PARSED
+from prose_sim.results.notice import notice_for, run_dir_notice
 
 SMALL = """
 name = "small"

@@ -223,8 +223,5 @@ def test_resume_refuses_when_a_persona_file_changed(tmp_path, capsys):
     people.write_text(
         PERSONAS.replace('"use emojis"', '"use semicolons (;) when possible"'), encoding="utf-8"
     )
-    from prose_sim.world.personas import _catalog_with
-
-    _catalog_with.cache_clear()  # a new process would read the file afresh
     assert main(["run", "--resume", str(tmp_path / "run")]) == 2
     assert "personas the run uses changed" in capsys.readouterr().err

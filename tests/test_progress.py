@@ -16,7 +16,7 @@ from prose_sim.events import (
     ModelResponded,
 )
 from prose_sim.models.backends.local import ServerLive
-from prose_sim.report.results import ResultsCollector
+from prose_sim.results.collector import ResultsCollector
 from prose_sim.runtime.expected import MethodTotals, PlanTotals, instance_calls, plan_totals
 from prose_sim.runtime.plan import expand
 from prose_sim.runtime.progress import Tracker, duration, log_fields, render_line

@@ -11,7 +11,7 @@ from conftest import MINIMAL, SCENARIOS
 from prose_sim.eventlog import read_events
 from prose_sim.events import EpisodeFinished, InstanceFinished, ModelFailed, StepFailed
 from prose_sim.models.backends.scripted import ScriptedBackend
-from prose_sim.report.results import ResultsCollector
+from prose_sim.results.collector import ResultsCollector
 from prose_sim.runtime.plan import expand
 from prose_sim.runtime.runner import execute
 from prose_sim.scenario import load_scenario
@@ -171,3 +171,24 @@ def test_an_unexpected_actor_error_fails_the_episode_and_the_run_goes_on(
     ]
     assert sorted(e.status for e in episodes) == ["completed", "completed", "failed", "failed"]
     assert any("judge bug" in e.error for e in episodes)
+
+
+def test_a_resolved_run_runs_on_its_own_world_without_assembling_it_again(
+    write_scenario, tmp_path, monkeypatch
+):
+    import gc
+
+    from prose_sim.scenario import load_run
+    from prose_sim.world import assembly
+
+    resolved = load_run(write_scenario(MINIMAL))
+
+    def assembled_again(*args, **kwargs):
+        raise AssertionError("the world was assembled again")
+
+    for name in ("assemble", "bundled_corpus", "catalog_with", "scenario_catalog"):
+        monkeypatch.setattr(assembly, name, assembled_again)
+    before = gc.get_threshold()
+    outcome = run(resolved, tmp_path / "run")
+    assert outcome.status == "completed" and outcome.instances == 8
+    assert gc.get_threshold() == before  # the GC policy is the CLI's, not the runner's

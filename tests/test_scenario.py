@@ -167,3 +167,24 @@ def test_unreachable_huggingface_corpus_stops_at_load_naming_the_dataset(
     monkeypatch.setattr(hf_datasets, "_default_load_dataset", lambda: offline)
     err = error_of(write_scenario, 'corpus = "huggingface"\n' + MINIMAL)
     assert "cnn_dailymail" in str(err) and 'corpus = "bundled"' in str(err)
+
+
+def test_the_retry_table_is_the_gateways_retry_policy(write_scenario):
+    from prose_sim.models.gateway import RetryPolicy
+
+    scenario = load_scenario(write_scenario(MINIMAL + "[retry]\nattempts = 5\ntimeout_s = 2.0\n"))
+    assert isinstance(scenario.retry, RetryPolicy)
+    assert scenario.retry == RetryPolicy(attempts=5, timeout_s=2.0)
+    err = error_of(write_scenario, MINIMAL + "[retry]\nattempts = 0\n")
+    assert err.key == "retry.attempts" and ">= 1" in err.reason
+    assert error_of(write_scenario, MINIMAL + "[retry]\ntries = 2\n").key == "retry.tries"
+
+
+def test_the_schema_alone_loads_no_world(write_scenario):
+    from prose_sim.scenario import parse_scenario
+
+    raw = {"name": "t", "tasks": {"summarization": {"personas": ["nobody"]}}, "methods": {}}
+    scenario = parse_scenario(raw, "inline")  # unknown personas are the world's to find
+    assert scenario.tasks["summarization"].personas == ["nobody"]
+    with pytest.raises(ScenarioError, match="unknown persona 'nobody'"):
+        scenario_from_dict({**raw, "methods": {"oracle": {}}}, "inline")

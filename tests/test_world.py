@@ -80,3 +80,50 @@ def test_different_users_of_one_source_draw_independently():
 def test_sources_are_named_consistently():
     for a, b in itertools.combinations(SOURCES, 2):
         assert a != b
+
+
+def test_assembly_resolves_the_scenario_and_holds_its_whole_world(write_scenario):
+    from conftest import MINIMAL
+
+    from prose_sim.scenario import load_run
+
+    run = load_run(write_scenario(MINIMAL))
+    assert run.populations == {("plume", "summarization"): ["cnn_dailymail", "imdb"]}
+    assert run.scenario.models.writer == run.scenario.models.user  # defaults resolved
+    assert run.catalog.get("plume", "summarization", "imdb").source == "imdb"
+    assert run.corpus.count("imdb") == bundled_corpus().count("imdb")
+
+
+def test_a_persona_file_edited_is_read_afresh_by_the_next_assembly(tmp_path):
+    from prose_sim.world.personas import catalog_with
+
+    path = tmp_path / "people.toml"
+    entry = (
+        '[[persona]]\nframework = "plume"\ntask = "email_writing"\nname = "p"\nsource = "ccby"\n'
+    )
+    path.write_text(entry + 'components = ["use emojis"]\n', encoding="utf-8")
+    assert catalog_with((str(path),)).get("plume", "email_writing", "p").components == [
+        "use emojis"
+    ]
+    path.write_text(entry + 'components = ["be brief"]\n', encoding="utf-8")
+    assert catalog_with((str(path),)).get("plume", "email_writing", "p").components == ["be brief"]
+
+
+def _imported_after(statement: str) -> list[str]:
+    import subprocess
+    import sys
+
+    code = f"import sys; {statement}; print(' '.join(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return out.stdout.split()
+
+
+def test_the_corpus_does_not_import_the_huggingface_loader():
+    modules = _imported_after("import prose_sim.world.corpus")
+    assert "prose_sim.world.hf_datasets" not in modules
+
+
+def test_the_runtime_imports_nothing_from_report():
+    modules = _imported_after("import prose_sim.runtime, prose_sim.runtime.runner")
+    assert "prose_sim.runtime.runner" in modules
+    assert [m for m in modules if m.startswith("prose_sim.report")] == []

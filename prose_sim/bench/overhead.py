@@ -181,18 +181,17 @@ def _rss_mb() -> float:
 
 
 def measure(case: Case) -> CaseFigures:
+    from prose_sim.cli import relaxed_gc
+
     episodes = case["episodes"]
     with PeakRSS() as memory:
         cpu0, t0 = time.process_time(), time.perf_counter()
-        if (
-            case["case"] == "reference"
-        ):  # with the full stack's GC setting, to compare like with like
-            from prose_sim.runtime.runner import relaxed_gc
-
-            with relaxed_gc():
+        with relaxed_gc():  # both cases under a run's GC setting, to compare like with like
+            if case["case"] == "reference":
                 calls, events, backend_s = anyio.run(_reference, episodes)
-        else:
-            calls, events, backend_s = anyio.run(_full_stack, episodes, case.get("latency_s", 0.0))
+            else:
+                latency_s = case.get("latency_s", 0.0)
+                calls, events, backend_s = anyio.run(_full_stack, episodes, latency_s)
         wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     grown = max(0.0, memory.peak_mb - memory.start_mb)
     return {

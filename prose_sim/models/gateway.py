@@ -34,6 +34,7 @@ from prose_sim.models.cache import ResponseCache, cache_key
 from prose_sim.models.limits import EndpointLayers
 from prose_sim.models.protocol import Backend, Completion, ModelRequest, SamplingParams
 from prose_sim.models.recorded import RecordedResponses
+from prose_sim.models.retry import RetryPolicy
 from prose_sim.models.tokens import estimate_request_tokens
 from prose_sim.seeding import derive_seed
 
@@ -41,19 +42,6 @@ from prose_sim.seeding import derive_seed
 Emit = Callable[[Event], Awaitable[object]]
 # on_stop(kind, message): kind "fatal" (exit 2) or "breaker" (exit 1)
 StopRun = Callable[[str, str], None]
-
-
-class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
-    attempts: int = 3
-    backoff_s: float = 0.5
-    max_backoff_s: float = 30.0
-    timeout_s: float | None = None  # per attempt
-    # the circuit breaker: stop the run when a role's last N calls all failed (0: never)
-    breaker_calls: int = 10
-
-    def delay(self, attempt: int, rng: random.Random) -> float:
-        """Full-jitter exponential backoff before retry number ``attempt`` (1-based)."""
-        return rng.uniform(0, min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1)))
 
 
 DEFAULT_RETRY = RetryPolicy()  # frozen: one shared default

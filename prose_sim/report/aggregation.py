@@ -15,8 +15,8 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
-from prose_sim.report.results import mean, over_seeds
 from prose_sim.report.rows import Row, number
+from prose_sim.results.collector import mean, over_seeds
 
 METRICS: list[tuple[str, str]] = [
     ("ppcm", "PPCM"),

@@ -17,11 +17,11 @@ from prose_sim.events import EpisodeStarted, ModelResponded, ParseFailed, RunSta
 from prose_sim.metrics.bertscore import DEFAULT_MODEL, comparable_with_paper
 from prose_sim.report import aggregation, metric_study
 from prose_sim.report.judge_qa import JudgeQACollector
-from prose_sim.report.notice import run_dir_notice
 from prose_sim.report.plots import write_plots
-from prose_sim.report.results import ResultsCollector
 from prose_sim.report.rows import Row
 from prose_sim.report.tables import agreement_table, markdown_tables, summarize, summary_csv
+from prose_sim.results.collector import ResultsCollector
+from prose_sim.results.notice import run_dir_notice
 
 
 class Report:

@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from prose_sim.report.results import over_seeds
 from prose_sim.report.rows import Row, number
 from prose_sim.report.tables import GroupSummary
+from prose_sim.results.collector import over_seeds
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

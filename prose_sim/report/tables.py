@@ -16,8 +16,8 @@ from collections import defaultdict
 import msgspec
 
 from prose_sim.report.judge_qa import Agreement
-from prose_sim.report.results import over_seeds
 from prose_sim.report.rows import Row, number
+from prose_sim.results.collector import over_seeds
 
 # (row key, column title, decimals); quality first, then cost
 COLUMNS: list[tuple[str, str, int]] = [

@@ -18,7 +18,7 @@ from prose_sim import __version__
 from prose_sim.errors import UsageError
 from prose_sim.eventlog import EventLogWriter
 from prose_sim.events import Event, RunFinished, RunStarted
-from prose_sim.report.results import ResultsCollector
+from prose_sim.results.collector import ResultsCollector
 from prose_sim.runtime.plan import parse_shard
 from prose_sim.runtime.resume import PriorRun, load_prior
 
@@ -29,13 +29,13 @@ def merge_runs(run_dirs: list[Path], out: Path) -> ResultsCollector:
     if (out / "events.jsonl").exists():
         raise UsageError(f"{out}: already holds a run (events.jsonl); choose another --out")
     out.mkdir(parents=True, exist_ok=True)
-    shards.sort(key=lambda p: parse_shard(p.started.shard)[0])
+    shards.sort(key=lambda p: parse_shard(_started(p).shard)[0])
     first = shards[0]
     shutil.copyfile(first.run_dir / "scenario.toml", out / "scenario.toml")
     collector = ResultsCollector()
     writer = EventLogWriter(out / "events.jsonl")
     run_id = out.name
-    episodes = sum(p.started.episodes for p in shards)
+    episodes = sum(_started(p).episodes for p in shards)
     finals = [next(e for e in reversed(p.events) if isinstance(e, RunFinished)) for p in shards]
 
     def emit(event: Event) -> None:
@@ -48,9 +48,9 @@ def merge_runs(run_dirs: list[Path], out: Path) -> ResultsCollector:
             episode_id="",
             seq=0,
             ts=time.time(),
-            scenario_name=first.started.scenario_name,
-            scenario_digest=first.started.scenario_digest,
-            personas_digest=first.started.personas_digest,
+            scenario_name=_started(first).scenario_name,
+            scenario_digest=_started(first).scenario_digest,
+            personas_digest=_started(first).personas_digest,
             episodes=episodes,
             version=__version__,
         )
@@ -77,6 +77,13 @@ def merge_runs(run_dirs: list[Path], out: Path) -> ResultsCollector:
     return collector
 
 
+def _started(shard: PriorRun) -> RunStarted:
+    """A shard's ``RunStarted`` (``_check`` refused a folder without one)."""
+    if shard.started is None:
+        raise UsageError(f"{shard.run_dir}: not a shard (run it with --shard K/N)")
+    return shard.started
+
+
 def _check(shards: list[PriorRun]) -> None:
     if not shards:
         raise UsageError("merge needs at least one run folder")
@@ -87,14 +94,14 @@ def _check(shards: list[PriorRun]) -> None:
             raise UsageError(
                 f"{p.run_dir}: the shard did not finish; resume it first (run --resume {p.run_dir})"
             )
-    digests = {p.started.scenario_digest for p in shards}
+    digests = {_started(p).scenario_digest for p in shards}
     if len(digests) > 1:
         raise UsageError("the shards come from different scenarios (their scenario digests differ)")
-    counts = {parse_shard(p.started.shard)[1] for p in shards}
+    counts = {parse_shard(_started(p).shard)[1] for p in shards}
     if len(counts) > 1:
         raise UsageError(f"the shards split the grid differently (N = {sorted(counts)})")
     n = counts.pop()
-    ks = sorted(parse_shard(p.started.shard)[0] for p in shards)
+    ks = sorted(parse_shard(_started(p).shard)[0] for p in shards)
     if ks != list(range(1, n + 1)):
         missing = sorted(set(range(1, n + 1)) - set(ks))
         duplicated = sorted({k for k in ks if ks.count(k) > 1})

@@ -15,7 +15,9 @@ import msgspec
 from prose_sim.actors.inferrers import method_class
 from prose_sim.actors.inferrers.fixed_subset import subset_label
 from prose_sim.actors.inferrers.settings import MethodSettings
-from prose_sim.scenario import Scenario, scenario_catalog
+from prose_sim.scenario.schema import Scenario
+from prose_sim.world.assembly import scenario_catalog
+from prose_sim.world.personas import PersonaCatalog
 
 ALL_USERS = "all-users"
 
@@ -42,7 +44,7 @@ def _variants(
     framework: str,
     task: str,
     user: str,
-    catalog,
+    catalog: PersonaCatalog,
 ) -> list[tuple[str, MethodSettings]]:
     """(label, settings) of one user's episodes of a method: one, or one per subset of the
     user's components for a method that runs subsets (fixed_subset's powerset)."""
@@ -57,9 +59,12 @@ def _variants(
     ]
 
 
-def expand(scenario: Scenario) -> list[EpisodePlan]:
+def expand(scenario: Scenario, catalog: PersonaCatalog | None = None) -> list[EpisodePlan]:
+    """A checked scenario's episodes in the grid's fixed order.
+
+    ``catalog``: the run's personas (default: the scenario's, built when a method
+    runs subsets of a user's components and so needs their count)."""
     plans = []
-    catalog = None
     for task, spec in scenario.tasks.items():
         for framework in spec.frameworks:
             for label, settings in scenario.methods.items():
@@ -69,15 +74,19 @@ def expand(scenario: Scenario) -> list[EpisodePlan]:
                 # exact match (and a method that runs subsets of a user's components): one
                 # episode per user; otherwise one over all users
                 per_user = runs_subsets or settings.retrieval_mode == "exact_match"
+                subset_catalog = None  # set for a method that runs subsets
                 if runs_subsets:
                     catalog = catalog or scenario_catalog(scenario)
+                    subset_catalog = catalog
                 groups = [[u] for u in users] if per_user else [users]
                 for seed in scenario.seeds:
                     for personas in groups:
                         who = personas[0] if per_user else ALL_USERS
                         variants = (
-                            _variants(scenario, label, settings, framework, task, who, catalog)
-                            if runs_subsets
+                            _variants(
+                                scenario, label, settings, framework, task, who, subset_catalog
+                            )
+                            if subset_catalog is not None
                             else [(label, settings)]
                         )
                         for variant_label, variant in variants:

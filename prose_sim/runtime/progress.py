@@ -23,7 +23,7 @@ import structlog
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from prose_sim.models.backends.local import ServerLive
-from prose_sim.report.results import ResultsCollector
+from prose_sim.results.collector import ResultsCollector
 from prose_sim.runtime.expected import PlanTotals
 
 log = structlog.get_logger("prose_sim")
@@ -146,7 +146,7 @@ def duration(seconds: float | None) -> str:
     """``None`` -> 'estimating' (no call done yet); else e.g. 45s, 4m05s, 2h10m."""
     if seconds is None:
         return "estimating"
-    s = int(round(seconds))
+    s = round(seconds)
     if s < 60:
         return f"{s}s"
     if s < 3600:

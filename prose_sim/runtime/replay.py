@@ -20,7 +20,7 @@ from prose_sim.events import EpisodeStarted, Event, RunFinished
 from prose_sim.models.protocol import ROLES
 from prose_sim.models.recorded import RecordedResponses, UnrecordedBackend
 from prose_sim.runtime.plan import parse_shard
-from prose_sim.runtime.resume import load_prior
+from prose_sim.runtime.resume import PriorRun, load_prior
 from prose_sim.runtime.runner import RunOutcome, execute
 
 # fields that differ between any two runs of the same thing; ``seq`` too, since
@@ -37,27 +37,19 @@ class ReplayOutcome(msgspec.Struct, kw_only=True):
     run: RunOutcome
 
 
-async def replay_run(
-    run_dir: Path, out: Path, progress: str = "auto", **execute_options
-) -> ReplayOutcome:
-    prior = load_prior(run_dir)
-    if prior.torn is not None or prior.started is None or not _finished(prior.events):
-        raise UsageError(
-            f"{run_dir}: the run did not finish; resume it first (run --resume {run_dir})"
-        )
-    if out.resolve() == run_dir.resolve():
-        raise UsageError("--out must be another folder than the recorded run's")
+async def replay_run(run_dir: Path, out: Path, progress: str = "auto") -> ReplayOutcome:
+    prior = _finished_run(run_dir, out)
+    assert prior.started is not None  # a finished run has begun
     recorded = RecordedResponses.from_events(prior.events, failures=True)
     unrecorded = UnrecordedBackend()
     outcome = await execute(
-        prior.scenario,
+        prior.run,
         out,
         shard=parse_shard(prior.started.shard) if prior.started.shard else None,
         backends={role: unrecorded for role in ROLES},
         replay=recorded,
         progress=progress,
         use_cache=False,
-        **execute_options,
     )
     same = _read(run_dir / "results.csv") == _read(out / "results.csv")
     divergence = ""
@@ -72,6 +64,18 @@ async def replay_run(
         divergence=divergence,
         run=outcome,
     )
+
+
+def _finished_run(run_dir: Path, out: Path) -> PriorRun:
+    """The recorded run, refused unless it finished and ``out`` is another folder."""
+    prior = load_prior(run_dir)
+    if prior.torn is not None or prior.started is None or not _finished(prior.events):
+        raise UsageError(
+            f"{run_dir}: the run did not finish; resume it first (run --resume {run_dir})"
+        )
+    if out.resolve() == run_dir.resolve():
+        raise UsageError("--out must be another folder than the recorded run's")
+    return prior
 
 
 def _finished(events: list[Event]) -> bool:

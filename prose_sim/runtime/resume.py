@@ -11,6 +11,7 @@ events are dropped from the log, so no task instance appears twice.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +21,21 @@ from prose_sim.errors import UsageError
 from prose_sim.eventlog import TornTail, read_log
 from prose_sim.events import EpisodeFinished, Event, RunFinished, RunStarted
 from prose_sim.models.recorded import RecordedResponses
-from prose_sim.scenario import Scenario, load_scenario, personas_digest
+from prose_sim.scenario.loading import load_run
+from prose_sim.scenario.schema import Scenario
+from prose_sim.world.assembly import ResolvedRun
 
 
 class PriorRun(msgspec.Struct, kw_only=True):
     run_dir: Path
-    scenario: Scenario
+    run: ResolvedRun  # the run's scenario, checked and assembled again
     events: list[Event]
     torn: TornTail | None
     started: RunStarted | None
+
+    @property
+    def scenario(self) -> Scenario:
+        return self.run.scenario
 
     @property
     def finished(self) -> dict[str, str]:
@@ -63,7 +70,7 @@ class PriorRun(msgspec.Struct, kw_only=True):
 
 
 def load_prior(
-    run_dir: Path, scenario_path: Path | None = None, overrides: list[str] = ()
+    run_dir: Path, scenario_path: Path | None = None, overrides: Sequence[str] = ()
 ) -> PriorRun:
     """Read a run folder; refuse (naming what changed) a scenario that differs from the run's."""
     if not run_dir.is_dir():
@@ -71,7 +78,8 @@ def load_prior(
     recorded_path = run_dir / "scenario.toml"
     if not recorded_path.exists():
         raise UsageError(f"{run_dir}: not a prose_sim run folder (no scenario.toml)")
-    recorded = load_scenario(recorded_path)
+    recorded_run = load_run(recorded_path)
+    recorded = recorded_run.scenario
     events, torn = read_log(run_dir / "events.jsonl")
     started = next((e for e in events if isinstance(e, RunStarted)), None)
     if started is not None and started.scenario_digest != recorded.digest():
@@ -79,23 +87,23 @@ def load_prior(
     if (
         started is not None
         and started.personas_digest
-        and started.personas_digest != personas_digest(recorded)
+        and started.personas_digest != recorded_run.personas_digest()
     ):
         raise UsageError(
             f"{run_dir}: the personas the run uses changed since it began (a persona file or an "
             f"installed plugin: {', '.join(recorded.persona_files) or 'plugins'}); restore them to resume"
         )
-    scenario = recorded
+    run = recorded_run
     if scenario_path is not None or overrides:
-        scenario = load_scenario(scenario_path or recorded_path, list(overrides))
-        changed = scenario_changes(recorded, scenario)
+        run = load_run(scenario_path or recorded_path, list(overrides))
+        changed = scenario_changes(recorded, run.scenario)
         if changed:
             raise UsageError(
                 f"{scenario_path or recorded_path}: differs from the run's scenario "
                 f"({'; '.join(changed[:5])}{'; ...' if len(changed) > 5 else ''}); "
                 f"a resumed run must keep its scenario"
             )
-    return PriorRun(run_dir=run_dir, scenario=scenario, events=events, torn=torn, started=started)
+    return PriorRun(run_dir=run_dir, run=run, events=events, torn=torn, started=started)
 
 
 def scenario_changes(old: Scenario, new: Scenario) -> list[str]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import gc
 import resource
 import time
 from collections.abc import Mapping
@@ -34,39 +33,26 @@ from prose_sim import __version__
 from prose_sim.actors.judge import TextScorer
 from prose_sim.errors import RunIOError, UsageError
 from prose_sim.eventlog import EventLogWriter
-from prose_sim.events import (
-    BatchServed,
-    BatchStats,
-    Event,
-    RunFinished,
-    RunResumed,
-    RunStarted,
-)
-from prose_sim.metrics.bertscore import BertScorer
-from prose_sim.models.cache import ResponseCache, default_cache_path
-from prose_sim.models.embeddings import CachedEmbedder, Embedder, Retrieval, make_encoder
-from prose_sim.models.gateway import Gateway, RetryPolicy
+from prose_sim.events import BatchServed, BatchStats, Event, RunFinished, RunResumed, RunStarted
+from prose_sim.models.embeddings import Embedder, Retrieval
 from prose_sim.models.protocol import Backend
 from prose_sim.models.recorded import RecordedResponses
-from prose_sim.report.notice import smoke_notice
-from prose_sim.report.results import MethodSummary, ResultsCollector, Usage, summarize_methods
-from prose_sim.runtime.backends import build_models
+from prose_sim.results.collector import MethodSummary, ResultsCollector, Usage, summarize_methods
+from prose_sim.results.notice import smoke_notice
+from prose_sim.runtime.backends import BuiltModels, build_models
 from prose_sim.runtime.bus import EpisodeBus
 from prose_sim.runtime.control import RunControl
-from prose_sim.runtime.episode import EpisodeWorld, run_episode
+from prose_sim.runtime.episode import run_episode
 from prose_sim.runtime.expected import plan_totals
 from prose_sim.runtime.lock import LOCK_NAME, RunLock
-from prose_sim.runtime.plan import expand, parse_shard, select_shard
+from prose_sim.runtime.plan import EpisodePlan, expand, parse_shard, select_shard
 from prose_sim.runtime.progress import show_progress
 from prose_sim.runtime.resume import PriorRun, rewrite_log
+from prose_sim.runtime.setup import default_scorer, episode_world, open_gateway
 from prose_sim.runtime.signals import watch_signals
-from prose_sim.scenario import (
-    Scenario,
-    dump_scenario,
-    personas_digest,
-    scenario_catalog,
-    scenario_corpus,
-)
+from prose_sim.scenario.loading import dump_scenario
+from prose_sim.scenario.schema import Scenario
+from prose_sim.world.assembly import ResolvedRun, assemble
 
 SINK_BUFFER = 8192
 SUMMARY_METRICS = [
@@ -121,73 +107,6 @@ class RunOutcome(msgspec.Struct, kw_only=True):
     signal: int = 0
     # "smoke test: ... not research results" when a role runs on the scripted or embedded model
     notice: str = ""
-
-
-def default_embedder(scenario: Scenario) -> Retrieval | None:
-    """Document similarity for retrieval, loaded only when a method retrieves by it."""
-    modes = {m.retrieval_mode for m in scenario.methods.values()}
-    settings = scenario.retrieval
-    embedder = scorer = None
-    if "cosine_sim" in modes:
-        model = make_encoder(settings)
-        model.check_available()
-        embedder = CachedEmbedder(model)
-    if "bertscore" in modes:
-        scorer = BertScorer(
-            settings.model,
-            settings.bertscore_layers,
-            rescale=settings.bertscore_rescale,
-            baseline=settings.bertscore_baseline,
-            key="retrieval",
-        )
-        scorer.check_available()
-    if embedder is None and scorer is None:
-        return None
-    return Retrieval(embedder, scorer, settings.threshold)
-
-
-@contextlib.contextmanager
-def relaxed_gc(threshold: int = 100_000):
-    """Collect cyclic garbage less often while a run is in flight.
-
-    Thousands of live episodes hold millions of objects, and CPython's default
-    collection (every 700 allocations, scanning the young generation and, now
-    and then, everything) took about half the CPU time of a 3,000-episode run.
-    Objects alive before the run (corpus, templates, models) are frozen out of
-    the scans. The previous settings come back when the run ends.
-    """
-    previous = gc.get_threshold()
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(threshold, 50, 100)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*previous)
-        gc.unfreeze()
-
-
-def default_scorer(scenario: Scenario) -> TextScorer | None:
-    """The BERTScore model of ``[metrics]``, loaded (and checked) before the run starts."""
-    settings = scenario.metrics
-    if not settings.bertscore:
-        return None
-    return _loaded_scorer(
-        settings.bertscore,
-        settings.bertscore_layers,
-        settings.bertscore_rescale,
-        settings.bertscore_baseline,
-    )
-
-
-@functools.cache
-def _loaded_scorer(
-    model: str, layers: int | None, rescale: bool = False, baseline: str = ""
-) -> BertScorer:
-    """One loaded model per process: runs in one process (tests, benchmarks) share it."""
-    scorer = BertScorer(model, layers, rescale=rescale, baseline=baseline)
-    scorer.check_available()
-    return scorer
 
 
 def default_run_dir(scenario: Scenario, root: Path = Path("runs")) -> Path:
@@ -250,20 +169,14 @@ def claim_run_dir(run_dir: Path, new: bool) -> RunLock:
     return lock
 
 
-async def execute(scenario: Scenario, run_dir: Path, **options) -> RunOutcome:
-    """Run a scenario into ``run_dir`` (see ``_execute`` for the options), with relaxed GC."""
-    with relaxed_gc():
-        return await _execute(scenario, run_dir, **options)
-
-
-async def _execute(
-    scenario: Scenario,
+async def execute(
+    run: ResolvedRun | Scenario,
     run_dir: Path,
     *,
     concurrency: int | None = None,
     backends: Mapping[str, Backend] | None = None,
     progress: str = "auto",
-    embedder: Embedder | None = None,
+    embedder: Embedder | Retrieval | None = None,
     scorer: TextScorer | None = None,
     use_cache: bool = True,
     cache_path: Path | None = None,
@@ -271,19 +184,25 @@ async def _execute(
     replay: RecordedResponses | None = None,
     shard: tuple[int, int] | None = None,
 ) -> RunOutcome:
-    """Run a scenario into ``run_dir``. ``backends`` (by role) replaces the scenario's, for tests.
+    """Run a scenario, with its assembled world, into ``run_dir``.
 
+    A bare ``Scenario`` (already loaded, so checked) is assembled here.
+    ``concurrency``: episodes in flight (default: the scenario's, else all).
+    ``backends`` (by role) replaces the scenario's, for tests; ``embedder`` the
+    retrieval model; ``scorer`` the ``[metrics]`` BERTScore model (tests).
     ``prior``: resume that run in its folder (finished episodes are kept, the rest
     run again, served the answers they already had from the log).
     ``replay``: answer every request from these recorded answers; no model is built.
     ``shard``: (K, N) runs shard K of N of the grid (``merge`` joins the shards' folders).
-    ``scorer`` replaces the ``[metrics]`` BERTScore model (tests).
     ``use_cache``: answer requests to cacheable backends (openai) from the response
     cache at ``cache_path`` (default: ``<cache dir>/responses.sqlite3``) when it has them.
     """
+    if not isinstance(run, ResolvedRun):
+        run = assemble(run)
+    scenario = run.scenario
     if prior is not None and prior.started is not None and prior.started.shard:
         shard = parse_shard(prior.started.shard)  # a resumed shard stays that shard
-    all_plans = select_shard(expand(scenario), shard)
+    all_plans = select_shard(expand(scenario, run.catalog), shard)
     done = prior.finished if prior is not None else {}
     plans = [p for p in all_plans if p.episode_id not in done]
     limit = concurrency or scenario.concurrency or max(1, len(plans))
@@ -295,14 +214,12 @@ async def _execute(
         scorer = default_scorer(scenario)  # and the BERTScore model loads
     lock = claim_run_dir(run_dir, new=prior is None)
     try:
+        recorded = replay if replay is not None else (prior.recorded_answers() if prior else None)
         return await _run_locked(
-            scenario,
+            run,
             run_dir,
             built,
-            all_plans,
-            plans,
-            done,
-            limit,
+            _Grid(all_plans, plans, done, limit, shard),
             backends=backends,
             progress=progress,
             embedder=embedder,
@@ -310,34 +227,46 @@ async def _execute(
             use_cache=use_cache,
             cache_path=cache_path,
             prior=prior,
-            replay=replay,
-            shard=shard,
+            recorded=recorded,
         )
     finally:
         lock.release()
 
 
+class _Grid(msgspec.Struct, frozen=True):
+    """The episodes of this run: the whole grid (or shard), those still to run, those done."""
+
+    all_plans: list[EpisodePlan]
+    plans: list[EpisodePlan]
+    done: dict[str, str]  # episode id -> status, of a resumed run's finished episodes
+    limit: int  # episodes in flight at once
+    shard: tuple[int, int] | None
+
+
 async def _run_locked(
-    scenario: Scenario,
+    run: ResolvedRun,
     run_dir: Path,
-    built,
-    all_plans: list,
-    plans: list,
-    done: dict[str, str],
-    limit: int,
+    built: BuiltModels,
+    grid: _Grid,
     *,
     backends: Mapping[str, Backend] | None,
     progress: str,
-    embedder: Embedder | None,
+    embedder: Embedder | Retrieval | None,
     scorer: TextScorer | None,
     use_cache: bool,
     cache_path: Path | None,
     prior: PriorRun | None,
-    replay: RecordedResponses | None,
-    shard: tuple[int, int] | None,
+    recorded: RecordedResponses | None,
 ) -> RunOutcome:
     """The run itself, with the run folder locked."""
-    recorded = replay if replay is not None else (prior.recorded_answers() if prior else None)
+    scenario = run.scenario
+    all_plans, plans, done, limit, shard = (
+        grid.all_plans,
+        grid.plans,
+        grid.done,
+        grid.limit,
+        grid.shard,
+    )
     collector = ResultsCollector()
     try:
         if prior is not None:
@@ -348,41 +277,20 @@ async def _run_locked(
             (run_dir / "scenario.toml").write_text(dump_scenario(scenario), encoding="utf-8")
     except OSError as exc:
         raise RunIOError(exc.filename or run_dir, exc) from None
-    built_backends, roles, servers = built.backends, built.roles, built.servers
-    retry = RetryPolicy(**msgspec.structs.asdict(scenario.retry))
-    for role, backend in (backends or {}).items():  # test doubles, by role
-        built_backends[f"given:{role}"] = backend
-        roles[role] = msgspec.structs.replace(roles[role], backend=f"given:{role}")
+    servers = built.servers
     control = RunControl()
-    cache = None
-    if use_cache and built.cache_ids:
-        cache = ResponseCache(cache_path or default_cache_path())
-    gateway = Gateway(
-        built_backends,
-        retry,
-        layers=built.layers,
-        cache=cache,
-        cache_ids=built.cache_ids,
+    gateway, cache = open_gateway(
+        built,
+        scenario,
+        given=backends,
+        use_cache=use_cache,
+        cache_path=cache_path,
         recorded=recorded,
         on_stop=control.stop,
     )
+    roles = built.roles
     run_id = run_dir.name
-    world = EpisodeWorld(
-        run_id,
-        scenario_catalog(scenario),
-        scenario_corpus(scenario),
-        gateway,
-        roles,
-        scenario.demonstrations_per_user,
-        embedder if embedder is not None else default_embedder(scenario),
-        metrics=scenario.metrics,
-        scorer=scorer,
-        populations={
-            (framework, task): list(spec.personas or [])
-            for task, spec in scenario.tasks.items()
-            for framework in spec.frameworks
-        },
-    )
+    world = episode_world(run, run_id, gateway, built, embedder=embedder, scorer=scorer)
     writer = EventLogWriter(run_dir / "events.jsonl")
     statuses: list[str] = list(done.values())
     started = time.perf_counter()
@@ -412,7 +320,7 @@ async def _run_locked(
                             RunResumed(
                                 episodes_done=len(done),
                                 episodes_rerun=len(plans),
-                                answers_recorded=len(recorded),
+                                answers_recorded=len(recorded) if recorded is not None else 0,
                                 torn_line=prior.torn.lineno if prior.torn else 0,
                             )
                         )
@@ -421,7 +329,7 @@ async def _run_locked(
                             RunStarted(
                                 scenario_name=scenario.name,
                                 scenario_digest=scenario.digest(),
-                                personas_digest=personas_digest(scenario),
+                                personas_digest=run.personas_digest(),
                                 episodes=len(all_plans),
                                 version=__version__,
                                 shard=f"{shard[0]}/{shard[1]}" if shard else "",
@@ -553,7 +461,8 @@ def _outcome(
         usage.append({"role": role, "purpose": purpose, **msgspec.structs.asdict(u)})
     instances_of: dict[str, int] = {}
     for r in rows:
-        instances_of[r["method"]] = instances_of.get(r["method"], 0) + 1
+        method = str(r["method"])
+        instances_of[method] = instances_of.get(method, 0) + 1
     method_usage = []
     for (method, role, purpose), u in sorted(collector.usage_by_method.items()):
         n = max(1, instances_of.get(method, 0))

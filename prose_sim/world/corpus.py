@@ -7,7 +7,6 @@ this project in the genre of the paper's dataset for that source.
 
 from __future__ import annotations
 
-import functools
 from importlib import resources
 
 import msgspec
@@ -114,26 +113,11 @@ def parse_jsonl(data: bytes, origin: str) -> list[Document]:
     return docs
 
 
-@functools.cache
 def bundled_corpus() -> Corpus:
+    """The documents shipped with prose_sim, read afresh (the world assembly keeps them)."""
     folder = resources.files("prose_sim.world").joinpath("corpus")
     docs: list[Document] = []
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".jsonl"):
             docs.extend(parse_jsonl(entry.read_bytes(), f"corpus/{entry.name}"))
     return Corpus(docs)
-
-
-@functools.cache
-def load_corpus(kind: str, sources: tuple[str, ...] = (), max_per_source: int = 200) -> Corpus:
-    """The corpus a scenario names: "bundled", or "huggingface" (the paper's datasets).
-
-    Loaded once per process, so the scenario check and the runner share it.
-    """
-    if kind == "bundled":
-        return bundled_corpus()
-    if kind == "huggingface":
-        from prose_sim.world.hf_datasets import load_hf_corpus
-
-        return load_hf_corpus(sources, max_per_source)
-    raise UsageError(f"unknown corpus {kind!r} (known: bundled, huggingface)")

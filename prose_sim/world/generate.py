@@ -110,14 +110,15 @@ def max_personas(task: str, components: int) -> int:
 # --- generation --------------------------------------------------------------------------
 
 
-def _check_int(label: str, value: object) -> None:
+def _check_int(label: str, value: object) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise UsageError(f"{label} must be an integer, not {value!r}")
+    return value
 
 
 def _check_components(components: object) -> None:
-    _check_int("components", components)
-    if not 1 <= components <= MAX_COMPONENTS:
+    count = _check_int("components", components)
+    if not 1 <= count <= MAX_COMPONENTS:
         raise UsageError(f"components must be between 1 and {MAX_COMPONENTS}, not {components}")
 
 
@@ -246,7 +247,7 @@ def _header(personas: list[dict], components: int | None, seed: int | None) -> s
         pattern = re.compile(rf"gen-{re.escape(tasks[0])}-(-?\d+)-\d+")
         found = {m.group(1) if (m := pattern.fullmatch(p["name"])) else None for p in personas}
         if len(found) == 1 and None not in found:
-            seed = int(found.pop())
+            seed = int(str(found.pop()))  # the one value, not None
     return (
         "# Generated personas (prose_sim.world.generate.generate_personas):\n"
         f"# task = {', '.join(tasks) or '-'}, n = {len(personas)}, components = {shown}, "

@@ -8,7 +8,6 @@ validated at load. A persona is identified by (framework, task, name).
 
 from __future__ import annotations
 
-import functools
 import tomllib
 from importlib import resources
 from importlib.metadata import entry_points
@@ -107,8 +106,8 @@ class PersonaCatalog:
         return len(self._by_key)
 
 
-@functools.cache
 def builtin_catalog() -> PersonaCatalog:
+    """The paper's users (``personas.toml``), read afresh (the world assembly keeps them)."""
     data = resources.files("prose_sim.world").joinpath("personas.toml").read_bytes()
     return PersonaCatalog(msgspec.toml.decode(data, type=_CatalogFile).persona)
 
@@ -198,13 +197,9 @@ def plugin_personas() -> list[tuple[str, list[Persona]]]:
 def catalog_with(files: tuple[str, ...] = ()) -> PersonaCatalog:
     """The built-in personas, installed plugins' and those of ``files`` (paths), in that order.
 
-    A name given twice for one (framework, task) is an error naming both origins.
+    A name given twice for one (framework, task) is an error naming both origins. Read
+    afresh on every call: a run's catalog is the one its world assembly built.
     """
-    return _catalog_with(tuple(files))
-
-
-@functools.cache
-def _catalog_with(files: tuple[str, ...]) -> PersonaCatalog:
     base = builtin_catalog()
     personas, origins = list(base), dict(base.origins)
     sources = plugin_personas() + [(path, load_persona_file(Path(path))) for path in files]

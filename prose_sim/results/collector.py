@@ -267,7 +267,7 @@ def summarize_methods(
     """Per method: each metric's mean over seeds of per-seed means, with its standard error."""
     groups: dict[tuple[str, str, str], list[dict[str, object]]] = defaultdict(list)
     for row in rows:
-        groups[(row["task"], row["framework"], row["method"])].append(row)
+        groups[(str(row["task"]), str(row["framework"]), str(row["method"]))].append(row)
     out = []
     for (task, framework, method), group in sorted(groups.items()):
         ok = [r for r in group if r["status"] == "ok"]
@@ -285,10 +285,16 @@ def summarize_methods(
                 failed=len(group) - len(ok),
                 metrics=means,
                 stderr=errors,
-                calls_per_instance=mean([float(r["calls"]) for r in group]),
+                calls_per_instance=mean([_number(r["calls"]) for r in group]),
                 tokens_per_instance=mean(
-                    [float(r["input_tokens"]) + float(r["output_tokens"]) for r in group]
+                    [_number(r["input_tokens"]) + _number(r["output_tokens"]) for r in group]
                 ),
             )
         )
     return out
+
+
+def _number(value: object) -> float:
+    """A row's count as a float (rows hold ints and floats under ``object``)."""
+    assert isinstance(value, (int, float))
+    return float(value)

@@ -1,0 +1,227 @@
+"""World assembly: a scenario and the world it runs in, built once and handed on whole.
+
+``assemble`` builds what a scenario's episodes draw on, the persona catalog
+(built-in, installed plugins' and the scenario's persona files) and the corpus
+(bundled or the paper's datasets, plus personas' own documents), checks the
+scenario against them (known tasks, personas and methods, enough documents),
+and returns a ``ResolvedRun`` that loading gives the runner. Nothing is kept
+between calls: whoever holds the ``ResolvedRun`` holds the world.
+
+The scenario schema is imported for types only: loading imports this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from prose_sim.actors.inferrers import check_settings, method_class, unknown_method
+from prose_sim.errors import ScenarioError, UsageError
+from prose_sim.models.registry import backend_kind
+from prose_sim.world.corpus import Corpus, bundled_corpus
+from prose_sim.world.hf_datasets import load_hf_corpus
+from prose_sim.world.personas import Persona, PersonaCatalog, catalog_with
+from prose_sim.world.tasks import RUN_FRAMEWORKS, TASKS, persona_framework
+
+if TYPE_CHECKING:
+    from prose_sim.scenario.schema import Scenario, TaskSpec
+
+# (run framework, task) -> persona names, in the scenario's order
+Populations = dict[tuple[str, str], list[str]]
+
+
+class ResolvedRun(msgspec.Struct, frozen=True, kw_only=True):
+    """A checked scenario (defaults resolved) with the world its episodes draw on."""
+
+    scenario: Scenario
+    catalog: PersonaCatalog
+    corpus: Corpus
+    populations: Populations
+
+    def personas_digest(self) -> str:
+        """A hash of every persona the run uses, whatever file or plugin defines it."""
+        return personas_digest(self.scenario, self.catalog)
+
+
+def assemble(
+    scenario: Scenario,
+    *,
+    origin: str = "",
+    catalog: PersonaCatalog | None = None,
+    corpus: Corpus | None = None,
+) -> ResolvedRun:
+    """Build (or take) the catalog and corpus, check the scenario against them, resolve it.
+
+    ``origin`` names the scenario in errors (its file); a ``ScenarioError`` names the key.
+    """
+    origin = origin or f"scenario {scenario.name}"
+    if catalog is None:
+        try:
+            catalog = scenario_catalog(scenario)
+        except UsageError as exc:
+            raise ScenarioError(origin, "persona_files", str(exc)) from None
+    if corpus is None:
+        corpus = scenario_corpus(scenario, catalog)
+    resolved = check_world(scenario, origin, catalog, corpus)
+    populations = {
+        (framework, task): list(spec.personas or [])
+        for task, spec in resolved.tasks.items()
+        for framework in spec.frameworks
+    }
+    return ResolvedRun(scenario=resolved, catalog=catalog, corpus=corpus, populations=populations)
+
+
+def load_corpus(kind: str, sources: tuple[str, ...] = (), max_per_source: int = 200) -> Corpus:
+    """The corpus a scenario names: "bundled", or "huggingface" (the paper's datasets)."""
+    if kind == "bundled":
+        return bundled_corpus()
+    if kind == "huggingface":
+        return load_hf_corpus(sources, max_per_source)
+    raise UsageError(f"unknown corpus {kind!r} (known: bundled, huggingface)")
+
+
+def scenario_catalog(scenario: Scenario) -> PersonaCatalog:
+    """Built-in personas, installed plugins' and the scenario's persona files'."""
+    return catalog_with(tuple(scenario.persona_files))
+
+
+def scenario_corpus(scenario: Scenario, catalog: PersonaCatalog | None = None) -> Corpus:
+    """The scenario's corpus, with the documents of personas that bring their own."""
+    catalog = catalog or scenario_catalog(scenario)
+    corpus = load_corpus(
+        scenario.corpus, persona_sources(scenario, catalog), scenario.corpus_max_per_source
+    )
+    own = [d for p in scenario_personas(scenario, catalog) for d in p.own_documents()]
+    return corpus.with_documents(own)
+
+
+def scenario_personas(scenario: Scenario, catalog: PersonaCatalog) -> list[Persona]:
+    """Every persona a scenario may use."""
+    out = []
+    for task_name, spec in scenario.tasks.items():
+        for framework in spec.frameworks:
+            known = catalog.names(framework, task_name)
+            for name in _chosen(
+                spec.personas, catalog, framework, task_name, scenario.persona_files
+            ):
+                if name in known:
+                    out.append(catalog.get(framework, task_name, name))
+    return out
+
+
+def personas_digest(scenario: Scenario, catalog: PersonaCatalog | None = None) -> str:
+    """A hash of every persona a scenario uses (``catalog`` default: the scenario's, built)."""
+    personas = scenario_personas(scenario, catalog or scenario_catalog(scenario))
+    return hashlib.blake2b(msgspec.json.encode(personas), digest_size=8).hexdigest()
+
+
+def persona_sources(scenario: Scenario, catalog: PersonaCatalog) -> tuple[str, ...]:
+    """The corpus sources of every persona a scenario may use (sorted)."""
+    return tuple(sorted({p.source for p in scenario_personas(scenario, catalog) if p.source}))
+
+
+def _chosen(
+    personas: list[str] | str | None,
+    catalog: PersonaCatalog,
+    framework: str,
+    task: str,
+    files: list[str],
+) -> list[str]:
+    """A task's persona names: as listed, or the default / "files" / "all" population."""
+    if isinstance(personas, list):
+        return personas
+    if personas == "all":
+        return catalog.names(framework, task)
+    if personas == "files":
+        return [
+            n
+            for n in catalog.names(framework, task)
+            if catalog.origins.get((persona_framework(framework), task, n)) in files
+        ]
+    return catalog.builtin_names(framework, task)
+
+
+def check_world(
+    scenario: Scenario, origin: str, catalog: PersonaCatalog, corpus: Corpus
+) -> Scenario:
+    """Checks that need the world: tasks, personas, methods, document counts, models.
+
+    Returns the scenario with defaults resolved (each task's persona list, the writer).
+    """
+    if not scenario.tasks:
+        raise ScenarioError(origin, "tasks", "at least one task is required")
+    if not scenario.methods:
+        raise ScenarioError(origin, "methods", "at least one method is required")
+    if len(set(scenario.seeds)) != len(scenario.seeds):
+        raise ScenarioError(origin, "seeds", "seeds must be distinct")
+    tasks: dict[str, TaskSpec] = {}
+    for task_name, spec in scenario.tasks.items():
+        key = f"tasks.{task_name}"
+        if task_name not in TASKS:
+            raise ScenarioError(
+                origin, key, f"unknown task {task_name!r} (known: {', '.join(TASKS)})"
+            )
+        personas = spec.personas
+        for framework in spec.frameworks:
+            known = catalog.names(framework, task_name)
+            # default: the paper's users (plugin and file personas only when named)
+            chosen = _chosen(personas, catalog, framework, task_name, scenario.persona_files)
+            for i, name in enumerate(chosen):
+                if name not in known:
+                    raise ScenarioError(
+                        origin,
+                        f"{key}.personas[{i}]",
+                        f"unknown persona {name!r} for {framework} {task_name} (known: {', '.join(known)})",
+                    )
+                source = catalog.get(framework, task_name, name).document_source
+                available = corpus.count(source)
+                if scenario.demonstrations_per_user > available:
+                    raise ScenarioError(
+                        origin,
+                        "demonstrations_per_user",
+                        f"{scenario.demonstrations_per_user} demonstrations per user, but source "
+                        f"{source!r} (persona {name!r}) has only {available} documents",
+                    )
+        if not isinstance(personas, list):
+            personas = _chosen(
+                personas, catalog, spec.frameworks[0], task_name, scenario.persona_files
+            )
+        if len(set(personas)) != len(personas):
+            raise ScenarioError(origin, f"{key}.personas", "personas must be distinct")
+        if not personas:
+            raise ScenarioError(origin, f"{key}.personas", "at least one persona is required")
+        tasks[task_name] = msgspec.structs.replace(spec, personas=list(personas))
+    for label, method_spec in scenario.methods.items():
+        method = method_spec.method or label
+        where = f"methods.{label}" + (".method" if method_spec.method else "")
+        try:
+            method_class(method)  # a plugin's is imported here, so a broken one fails at load
+        except KeyError:
+            raise ScenarioError(origin, where, unknown_method(method)) from None
+        except UsageError as exc:
+            raise ScenarioError(origin, where, str(exc)) from None
+        problem = check_settings(method, method_spec)
+        if problem:
+            raise ScenarioError(origin, f"methods.{label}.{problem[0]}", problem[1])
+    if scenario.models.writer is None:  # the released code's writer: the user's model
+        scenario = msgspec.structs.replace(
+            scenario, models=msgspec.structs.replace(scenario.models, writer=scenario.models.user)
+        )
+    for role in ("user", "writer", "agent", "judge"):
+        model = scenario.models.of(role)
+        try:
+            problem = backend_kind(model.backend).problem(model)
+        except UsageError as exc:  # an unknown name, a broken plugin
+            raise ScenarioError(origin, f"models.{role}.backend", str(exc)) from None
+        if problem is not None:
+            raise ScenarioError(origin, f"models.{role}.{problem[0]}", problem[1])
+        if model.base_urls and model.base_url:
+            raise ScenarioError(
+                origin,
+                f"models.{role}.base_urls",
+                "give base_url (one endpoint) or base_urls (several), not both",
+            )
+    assert all(f in RUN_FRAMEWORKS for t in tasks.values() for f in t.frameworks)
+    return msgspec.structs.replace(scenario, tasks=tasks)
