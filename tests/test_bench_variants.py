@@ -169,7 +169,14 @@ def test_local_suite_on_the_tiny_model(tmp_path, monkeypatch):
     monkeypatch.setattr(
         local,
         "QUICK",
-        {"sizes": (1, 2), "new_tokens": 2, "sequential_sample": 1, "warmup_rounds": 0},
+        local.Plan(
+            sizes=(1, 2),
+            new_tokens=2,
+            sequential_sample=1,
+            warmup_rounds=0,
+            trace_episodes=None,
+            trace_repeats=0,
+        ),
     )
     result = local.run(quick=True, model=str(path), log=None)
     assert isinstance(result, SuiteResult) and result.suite == "local"
