@@ -14,6 +14,7 @@ import anyio
 import pytest
 from conftest import MINIMAL, ROOT
 
+from prose_sim import entry_points as plugin_lookup
 from prose_sim.cli import main
 from prose_sim.errors import UsageError
 from prose_sim.models import registry
@@ -58,7 +59,9 @@ def fake_plugins(monkeypatch):
 
     def install(*targets: tuple[str, str]):
         eps = [EntryPoint(name, value, GROUP) for name, value in targets]
-        monkeypatch.setattr(registry, "entry_points", lambda group: eps if group == GROUP else [])
+        monkeypatch.setattr(
+            plugin_lookup, "entry_points", lambda group: eps if group == GROUP else []
+        )
 
     return install
 
@@ -120,7 +123,7 @@ def test_plugins_are_not_looked_at_when_a_scenario_names_only_built_in_backends(
     def refuse(group):
         raise AssertionError("plugins were scanned")
 
-    monkeypatch.setattr(registry, "entry_points", refuse)
+    monkeypatch.setattr(plugin_lookup, "entry_points", refuse)
     built = build_models(load_scenario(scenario_with(write_scenario, "")))
     assert {role.backend for role in built.roles.values()} == {
         f"scripted:{r}" for r in ("user", "writer", "agent", "judge")

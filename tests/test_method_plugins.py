@@ -8,7 +8,7 @@ from importlib.metadata import EntryPoint, entry_points
 import pytest
 from conftest import MINIMAL
 
-from prose_sim.actors.inferrers import plugins
+from prose_sim import entry_points as plugin_lookup
 from prose_sim.actors.inferrers.simple import NoLearning
 from prose_sim.cli import main
 from prose_sim.scenario import ScenarioError, scenario_from_dict
@@ -40,7 +40,9 @@ def fake_plugins(monkeypatch):
 
     def install(*targets: tuple[str, str]):
         eps = [EntryPoint(name, value, GROUP) for name, value in targets]
-        monkeypatch.setattr(plugins, "entry_points", lambda group: eps if group == GROUP else [])
+        monkeypatch.setattr(
+            plugin_lookup, "entry_points", lambda group: eps if group == GROUP else []
+        )
 
     return install
 
@@ -137,7 +139,7 @@ def test_plugins_are_not_looked_at_when_a_scenario_names_only_built_in_methods(m
     def refuse(group):
         raise AssertionError("plugins were scanned")
 
-    monkeypatch.setattr(plugins, "entry_points", refuse)
+    monkeypatch.setattr(plugin_lookup, "entry_points", refuse)
     scenario = scenario_from_dict(
         with_methods({"no_learning": {}, "p": {"method": "prose"}}), "s.toml"
     )

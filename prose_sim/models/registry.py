@@ -17,11 +17,12 @@ are each a one-line UsageError.
 
 from __future__ import annotations
 
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import EntryPoint
 from typing import TYPE_CHECKING
 
 import msgspec
 
+from prose_sim.entry_points import describe, plugins
 from prose_sim.errors import UsageError, describe_error
 from prose_sim.models.protocol import Backend
 
@@ -98,25 +99,9 @@ class BackendKind:
         raise NotImplementedError
 
 
-def describe(ep: EntryPoint) -> str:
-    """How an error names an entry point: group, name, target and distribution."""
-    dist = f", from {ep.dist.name} {ep.dist.version}" if ep.dist is not None else ""
-    return f"entry point {ep.name!r} ({ep.value}{dist}) in group {ENTRY_POINT_GROUP}"
-
-
 def plugin_entry_points() -> dict[str, EntryPoint]:
-    """The installed backend plugins by name (not imported). A name that is a built-in
-    backend's, or that two distributions declare, is an error."""
-    found: dict[str, EntryPoint] = {}
-    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: (e.name, e.value)):
-        if ep.name in BUILTIN:
-            raise UsageError(f"{describe(ep)}: {ep.name!r} is the name of a built-in backend")
-        if ep.name in found and found[ep.name].value != ep.value:
-            raise UsageError(
-                f"{describe(ep)}: backend {ep.name!r} is also declared by {describe(found[ep.name])}"
-            )
-        found[ep.name] = ep
-    return found
+    """The installed backend plugins by name (not imported)."""
+    return plugins(ENTRY_POINT_GROUP, BUILTIN, "backend")
 
 
 def backend_names() -> list[str]:

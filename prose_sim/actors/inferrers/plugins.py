@@ -14,39 +14,20 @@ the entry point.
 
 from __future__ import annotations
 
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import EntryPoint
 
 from prose_sim.actors.inferrers.base import Inferrer
 from prose_sim.actors.inferrers.settings import MethodSettings
+from prose_sim.entry_points import describe, distribution, plugins
 from prose_sim.errors import UsageError, describe_error
 
 ENTRY_POINT_GROUP = "prose_sim.methods"
-
-
-def describe(ep: EntryPoint) -> str:
-    """How an error names an entry point: group, name, target and distribution."""
-    dist = f", from {distribution(ep)}" if ep.dist is not None else ""
-    return f"entry point {ep.name!r} ({ep.value}{dist}) in group {ENTRY_POINT_GROUP}"
-
-
-def distribution(ep: EntryPoint) -> str:
-    """The installed distribution that declares the entry point ("name version")."""
-    return f"{ep.dist.name} {ep.dist.version}" if ep.dist is not None else ep.value
+__all__ = ["ENTRY_POINT_GROUP", "distribution", "load_method", "plugin_entry_points"]
 
 
 def plugin_entry_points(builtin: frozenset[str] | set[str]) -> dict[str, EntryPoint]:
-    """The installed method plugins by name (not imported). A name that is a built-in
-    method's, or that two distributions declare, is an error."""
-    found: dict[str, EntryPoint] = {}
-    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: (e.name, e.value)):
-        if ep.name in builtin:
-            raise UsageError(f"{describe(ep)}: {ep.name!r} is the name of a built-in method")
-        if ep.name in found and found[ep.name].value != ep.value:
-            raise UsageError(
-                f"{describe(ep)}: method {ep.name!r} is also declared by {describe(found[ep.name])}"
-            )
-        found[ep.name] = ep
-    return found
+    """The installed method plugins by name (not imported)."""
+    return plugins(ENTRY_POINT_GROUP, builtin, "method")
 
 
 def load_method(ep: EntryPoint) -> type[Inferrer]:
