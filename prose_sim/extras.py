@@ -30,12 +30,15 @@ def missing_extra(what: str, extra: str) -> UsageError:
     return UsageError(f"{what} needs the {extra} extra: {install_command(extra)}")
 
 
-def require(modules: tuple[str, ...], what: str, extra: str = "local") -> None:
-    """Raise naming what ``what`` needs when any of ``modules`` is not installed.
+def _missing(modules: tuple[str, ...]) -> list[str]:
+    """The modules that are not installed, found without importing them (torch's import is
+    slow)."""
+    return [m for m in modules if importlib.util.find_spec(m) is None]
 
-    Found without importing them, so that checking never pays for torch's import.
-    """
-    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+
+def require(modules: tuple[str, ...], what: str, extra: str = "local") -> None:
+    """Raise naming what ``what`` needs when any of ``modules`` is not installed."""
+    missing = _missing(modules)
     if missing:
         raise UsageError(
             f"{what} needs {', '.join(missing)}: pip install {' '.join(missing)} "
@@ -45,6 +48,6 @@ def require(modules: tuple[str, ...], what: str, extra: str = "local") -> None:
 
 def require_torch() -> None:
     """Local models need torch and transformers (the ``local`` extra)."""
-    missing = [m for m in ("torch", "transformers") if importlib.util.find_spec(m) is None]
+    missing = _missing(("torch", "transformers"))
     if missing:
         raise missing_extra(f"local models ({' and '.join(missing)})", "local")

@@ -122,8 +122,8 @@ class LocalModelServer:
         dtype: str = "",
         max_batch_size: int = 32,
         max_wait_s: float = 0.02,
-        max_kv_tokens: int
-        | None = None,  # default: half the free GPU memory on CUDA, 512 MiB elsewhere
+        # default: half the free GPU memory on CUDA, 512 MiB elsewhere
+        max_kv_tokens: int | None = None,
         prefill_chunk: int = 256,
         prefix_cache_tokens: int = 4096,
         max_step_failures: int = 3,
