@@ -356,10 +356,20 @@ def test_cipher_merge_lists_every_set():
 
 
 def test_validate_lists_the_scale_from_the_scale_passed_in():
-    text = prompt("prose_validate")
-    assert ", ".join(sorted(VALIDATION_SCALE, key=VALIDATION_SCALE.get, reverse=True)) + "." in text
     custom = prompt("prose_validate", scale={"KEYWORD-HIGH": 1, "KEYWORD-LOW": -1})
-    assert "KEYWORD-HIGH, KEYWORD-LOW." in custom and "strongly confirms" not in custom
+    assert "KEYWORD-HIGH the preference, KEYWORD-LOW the preference." in custom
+    assert "strongly confirms" not in custom
+
+
+def test_validate_shows_the_released_options_full_labels():
+    # abstract_templates.py: validation_instruction_prompt lists the five options as full
+    # labels ("strongly confirms the preference", ..., "is neutral toward the preference")
+    text = prompt("prose_validate", scale=VALIDATION_SCALE)
+    assert (
+        "strongly confirms the preference, somewhat confirms the preference, "
+        "is neutral toward the preference, somewhat contradicts the preference, "
+        "strongly contradicts the preference." in text
+    )
 
 
 @pytest.mark.parametrize(

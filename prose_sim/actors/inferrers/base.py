@@ -48,6 +48,8 @@ class Retrieved(msgspec.Struct, frozen=True):
     preferences: str
     examples: list[tuple[str, str]] = []
     retrieved: list[str] = []  # personas of the earlier instances drawn on
+    components: list[str] | None = None  # one per prompt line; None: split at "; "
+    examples_framed: bool = False  # frame the examples even when there are none
 
 
 class Learned(msgspec.Struct, frozen=True):
