@@ -13,6 +13,7 @@ import anyio
 import pytest
 
 from prose_sim.actors.inferrers.prose import resolve_config
+from prose_sim.actors.inferrers.settings import MethodSettings
 from prose_sim.eventlog import read_events
 from prose_sim.events import DemonstrationProduced, DraftProduced, ModelRequested
 from prose_sim.runtime.runner import execute
@@ -143,6 +144,72 @@ def test_paper_icl_prompts_repeat_the_current_document_as_released(paper):
     assert paper.methods["icl+prose"].icl_example_document == "current"
     cfg = resolve_config(paper.methods["icl+prose"], "gpt-4o", use_icl=True)
     assert cfg.use_icl and cfg.icl_example_document == "current"
+
+
+# the released code's side of each knob of issue 23 (docs/fidelity.md, "Protocol")
+RELEASED_PROSE_KNOBS = {
+    "answer_normalisation": "released",  # prose.py: extract_raw_string_from_response
+    "unparseable_answers": "released",  # prose.py: Prose.learn, get_preference_set("")
+    "verdict_parsing": "released",  # prose.py: extract_keywords_from_response
+    "text_equality": "exact",  # trajectory_logger.py: WritingTrajectory.__eq__
+    "retrieved_order": "released",  # prose.py: Prose.complete, related_examples.reverse()
+    "preference_lines": "as_inferred",  # get_task_prompt: the set's items, one per line
+}
+RELEASED_CIPHER_KNOBS = {
+    "answer_normalisation": "released",  # cipher.py: the reply is the preference, verbatim
+    "text_equality": "exact",  # cipher.py: agent_trajectory != user_trajectory
+    "preference_lines": "as_inferred",
+}
+
+
+@pytest.mark.parametrize(
+    "label",
+    [
+        "prose_full",
+        "prose_nv",
+        "prose_sc",
+        "prose_1sc",
+        "prose_1nc",
+        "prose_1sc_ap_nv",
+        "icl+prose",
+    ],
+)
+def test_paper_prose_reads_answers_and_handles_failures_as_released(paper, label):
+    cfg = resolve_config(paper.methods[label], paper.models.agent.model)
+    for knob, value in RELEASED_PROSE_KNOBS.items():
+        assert getattr(cfg, knob) == value, knob
+
+
+def test_paper_icl_prose_frames_the_examples_on_a_first_instance(paper):
+    # prose.py: Prose.complete: icl_examples = [] when use_icl; get_task_prompt frames it
+    assert paper.methods["icl+prose"].empty_examples == "framed"
+
+
+@pytest.mark.parametrize("label", ["cipher1", "cipherN"])
+def test_paper_cipher_keeps_the_reply_and_compares_texts_as_released(paper, label):
+    for knob, value in RELEASED_CIPHER_KNOBS.items():
+        assert getattr(paper.methods[label], knob) == value, knob
+
+
+def test_paper_cipherN_and_icl_list_earlier_instances_in_the_released_order(paper):
+    # cipher.py: CipherNAgent.complete; in_context_learning.py: InContextLearningAgent.complete
+    assert paper.methods["cipherN"].retrieved_order == "released"
+    assert paper.methods["cipherN"].merge_list == "released"
+    assert paper.methods["icl"].retrieved_order == "released"
+
+
+def test_the_knobs_default_to_our_own_ways():
+    # scenarios other than paper.toml keep the defaults (bundled results unchanged)
+    cfg = resolve_config(MethodSettings(), "gpt-4o")
+    assert (
+        cfg.answer_normalisation,
+        cfg.unparseable_answers,
+        cfg.verdict_parsing,
+        cfg.text_equality,
+        cfg.retrieved_order,
+        cfg.preference_lines,
+        cfg.empty_examples,
+    ) == ("none", "ignored", "forgiving", "words", "best_first", "components", "omitted")
 
 
 # --- rule: who writes what (writer role) ------------------------------------------------

@@ -401,3 +401,34 @@ def test_similarity_lists_the_released_labels():
     assert "TRUE-PREFS" in text and "INFERRED-PREFS" in text
     assert all(f"- {label}" in text for label in SIMILARITY_SCALE)
     assert text.splitlines()[-1] == "Verdict: <option>"
+
+
+# ------------------------------------------- the task prompt's released wording and layout
+
+
+@pytest.mark.parametrize(
+    ("task", "label", "these"),
+    [("summarization", "ARTICLE", "this article"), ("email_writing", "NOTES", "these notes")],
+)
+def test_task_prompt_names_the_article_or_notes_between_the_released_markers(task, label, these):
+    # preference_conditioned_writing_agent.py: get_task_prompt calls the document "article"
+    # (summaries) or "notes" (emails) and puts it between [START OF X] and [END OF X]
+    for text in (draft(task), draft(task, preferences="P"), draft(task, examples=EXAMPLES)):
+        assert f"[START OF {label}]\n{DOCUMENT}\n[END OF {label}]" in text
+        assert these in text
+    assert "ocument" not in draft(task, examples=EXAMPLES)
+
+
+def test_task_prompt_frames_an_empty_example_list_when_asked():
+    # preference_conditioned_writing_agent.py: get_task_prompt frames in_context_examples
+    # whenever they are not None, an empty list included (PROSE with use_icl, first instance)
+    framed = prompt("draft", preferences="", components=[], examples=[], examples_framed=True)
+    assert "these earlier examples" in framed and "Example 1" not in framed
+    assert "in the style of the examples above" in framed
+    assert "these earlier examples" not in draft()
+
+
+def test_task_prompt_lists_the_components_it_is_given_one_per_line():
+    # get_task_prompt: a coalesced "a; b" is one item of the set, so one line
+    text = prompt("draft", preferences="A-X; B-Y", components=["A-X; B-Y"], examples=[])
+    assert text.splitlines()[-1] == "A-X; B-Y"
