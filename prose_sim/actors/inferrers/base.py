@@ -33,8 +33,9 @@ DEFAULT_SETTINGS = MethodSettings()  # every knob at its default
 
 # The answer format of the purposes whose prompt asks for the answer alone (no reasoning
 # first); backends that can (local models) start the answer with it, which keeps small
-# models to the format. Refine and validate ask the model to reason first, and CIPHER's
-# answer is the whole reply, so they get no prefix: a prefix must never cut reasoning.
+# models to the format. Refine asks the model to reason first, validate for its final
+# decision on a line of its own (what comes before it is the model's), and CIPHER's answer
+# is the whole reply, so they get no prefix: a prefix must never cut what the model writes.
 FORMAT_PREFIX: dict[str, str] = {
     "coalesce": "Preferences:",
     "breakdown": 'Preferences: ["',  # the list's first string is opened too
