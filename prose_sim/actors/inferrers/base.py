@@ -42,6 +42,12 @@ FORMAT_PREFIX: dict[str, str] = {
 }
 
 
+def same_text(a: str, b: str, equality: str = "words") -> bool:
+    """Whether a draft equals the user's text. ``equality``: "exact", the same string (the
+    released ``WritingTrajectory.__eq__``), or "words", the same words."""
+    return a == b if equality == "exact" else a.split() == b.split()
+
+
 class Retrieved(msgspec.Struct, frozen=True):
     """A method's answer to 'complete': the body of the ``PreferencesRetrieved`` it
     publishes (the actor adds the instance; a test holds the two to the same fields)."""

@@ -16,15 +16,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from prose_sim.actors.inferrers.base import Inferrer, Learned, Retrieved
+from prose_sim.actors.inferrers.base import Inferrer, Learned, Retrieved, same_text
 from prose_sim.actors.inferrers.memory import released_order
 from prose_sim.parsing import parse_phrase
-
-
-def same_text(a: str, b: str, equality: str = "words") -> bool:
-    """"exact": the same string (the released ``WritingTrajectory.__eq__``); "words": the
-    same words."""
-    return a == b if equality == "exact" else a.split() == b.split()
 
 
 def _verbatim(text: str) -> str:

@@ -29,7 +29,13 @@ from typing import Any
 import msgspec
 
 from prose_sim.actors.base import ActorContext
-from prose_sim.actors.inferrers.base import DEFAULT_SETTINGS, Inferrer, Learned, Retrieved
+from prose_sim.actors.inferrers.base import (
+    DEFAULT_SETTINGS,
+    Inferrer,
+    Learned,
+    Retrieved,
+    same_text,
+)
 from prose_sim.actors.inferrers.icl import icl_examples
 from prose_sim.actors.inferrers.memory import MemoryItem, released_order
 from prose_sim.actors.inferrers.settings import MethodSettings
@@ -153,12 +159,6 @@ def _listed_or_string(text: str) -> list[str] | str | None:
     return listed if listed else parse_preferences(text)
 
 
-def same_text(a: str, b: str, equality: str = "words") -> bool:
-    """Whether a draft equals the user's text: "exact" (the same string, as the released
-    ``WritingTrajectory.__eq__``) or "words" (the same words)."""
-    return a == b if equality == "exact" else a.split() == b.split()
-
-
 def _released_line(text: str) -> str | None:
     """The released reader of a refine, coalesce or breakdown answer; None where it finds no
     "Preferences:" line (it returns "" there)."""
@@ -166,11 +166,10 @@ def _released_line(text: str) -> str | None:
 
 
 def _released_list(text: str) -> list[str] | None:
-    """A breakdown answer as released: the answer line read by ``json.loads``; None (the
-    released code's empty set) when that fails or holds nothing."""
-    line = released_answer_line(text)
-    listed = released_json_list(line)
-    return listed or None
+    """A breakdown answer as released: the answer line read by ``json.loads``; None (a
+    failure the released code counts) when there is no line or no JSON; [] for an empty
+    list (the released code's empty set, not counted)."""
+    return released_json_list(released_answer_line(text))
 
 
 def _released_verdict(text: str) -> int | None:
