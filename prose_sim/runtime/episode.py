@@ -79,7 +79,11 @@ class EpisodeWorld:
             persona = self.catalog.get(plan.framework, plan.task, name)
             key = f"{plan.framework}/{plan.task}/{name}"
             for doc in self.corpus.draw(
-                persona.document_source, self.demonstrations_per_user, plan.seed, key
+                persona.document_source,
+                self.demonstrations_per_user,
+                plan.seed,
+                key,
+                task=plan.task,
             ):
                 out.append((name, doc))
         if len(plan.personas) > 1:
