@@ -7,6 +7,9 @@ Each rule names the reference (``zarahall/ml-predict`` at 5d2d863, package
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import anyio
@@ -148,6 +151,33 @@ def test_paper_icl_prompts_repeat_the_current_document_as_released(paper):
     assert paper.methods["icl+prose"].icl_example_document == "current"
     cfg = resolve_config(paper.methods["icl+prose"], "gpt-4o", use_icl=True)
     assert cfg.use_icl and cfg.icl_example_document == "current"
+
+
+# --- rule: the paper's documents (docs/fidelity.md, Documents) --------------------------
+
+
+def test_paper_reads_the_papers_datasets(paper):
+    # tasks/writing/dataset_helpers.py: load_data reads the Hugging Face datasets (the Hub)
+    assert paper.corpus == "huggingface" and paper.corpus_dir is None
+
+
+def test_paper_offline_stops_at_start_with_one_line_naming_the_bundled_corpus(tmp_path):
+    """HF_HUB_OFFLINE and nothing cached: exit 2 before the run folder exists, one line."""
+    root = PAPER.parents[1]
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_HOME": str(tmp_path / "hf"),  # an empty cache: nothing to fall back on
+        "HF_DATASETS_CACHE": str(tmp_path / "hf" / "datasets"),
+        "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+    }
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "prose_sim", "run", str(PAPER), "--out", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()
+    assert "Hub cannot be reached" in line and "--set corpus=bundled" in line
+    assert not out.exists()
 
 
 # --- rule: who writes what (writer role) ------------------------------------------------

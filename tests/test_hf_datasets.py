@@ -114,6 +114,23 @@ def test_the_hub_is_asked_for_path_config_and_train_split():
     ]
 
 
+@pytest.mark.parametrize(("version", "trusted"), [("3.6.0", True), ("4.0.0", False)])
+def test_loading_script_datasets_are_trusted_as_released_where_datasets_runs_scripts(
+    monkeypatch, version, trusted
+):
+    # load_data: load_dataset("JeremyAlain/SLF5K", trust_remote_code=True); cnn_dailymail without
+    monkeypatch.setattr(datasets, "__version__", version)
+    seen = {}
+
+    def hub(path, name=None, split=None, **kwargs):
+        seen[path] = kwargs
+        return datasets.load_dataset(str(FIXTURES / SOURCE_OF_PATH[path]), split=split)
+
+    load_hf_corpus({"summarization": ["slf5k"]}, [1], 1, load_dataset=hub)
+    assert seen["cnn_dailymail"] == {}
+    assert seen["JeremyAlain/SLF5K"] == ({"trust_remote_code": True} if trusted else {})
+
+
 # --- load_data's filters and texts -------------------------------------------------------
 
 
@@ -243,7 +260,9 @@ def test_an_unreachable_hub_is_one_line_naming_the_bundled_corpus(tmp_path, monk
 
 
 def test_a_missing_local_folder_names_it(tmp_path):
-    with pytest.raises(UsageError, match=r"corpus_dir: no folder .*cnn_dailymail.*--set corpus=bundled"):
+    with pytest.raises(
+        UsageError, match=r"corpus_dir: no folder .*cnn_dailymail.*--set corpus=bundled"
+    ):
         local({"summarization": ["cnn_dailymail"]}, data_dir=tmp_path)
 
 

@@ -98,9 +98,7 @@ class Corpus:
                 return doc
         raise UsageError(f"no document {doc_id!r} in source {source!r}")
 
-    def draw(
-        self, source: str, n: int, seed: int, user_key: str, task: str = ""
-    ) -> list[Document]:
+    def draw(self, source: str, n: int, seed: int, user_key: str, task: str = "") -> list[Document]:
         """n documents of a source for one user, without replacement.
 
         The first n of the fixed sequence of (task, seed, source) where there is one;

@@ -58,8 +58,9 @@ the folder ``<corpus_dir>/<source>/`` holding the split as files ``datasets``
 reads itself (``train.parquet``, ``train.jsonl``, ``train.csv``, ``train.txt``,
 or shards such as ``train-00000-of-00003.parquet``), in the dataset's own
 schema. ``wikipedia``, ``orieg/elsevier-oa-cc-by`` and ``JeremyAlain/SLF5K`` are
-script datasets on the Hub, which ``datasets`` 4 and later refuse; with a recent
-``datasets`` those sources need ``datasets<4`` or a ``corpus_dir`` copy.
+loading-script datasets on the Hub: with ``datasets`` before 4.0 they are loaded with
+``trust_remote_code=True``, as the released code loads them; ``datasets`` 4 and later
+refuse scripts, so there those sources need a ``corpus_dir`` copy.
 
 The ``datasets`` library is optional (``pip install 'prose-sim[hf]'``); it and
 numpy are imported only when this corpus is loaded.
@@ -99,6 +100,7 @@ class HFSpec:
     filtered: bool  # False: load_data keeps every row (its count is the split's length)
     rule: str  # the rows kept, in words, for error messages
     split: str = "train"
+    script: bool = False  # a loading-script dataset on the Hub (load_data trusts its code)
 
     @property
     def label(self) -> str:
@@ -158,7 +160,9 @@ DATASET_SPECS: dict[str, HFSpec] = {
     "cnn_dailymail": HFSpec(
         "cnn_dailymail", "3.0.0", ("article",), _article, False, "rows with an article"
     ),
-    "slf5k": HFSpec("JeremyAlain/SLF5K", None, ("post",), _post, False, "rows with a post"),
+    "slf5k": HFSpec(
+        "JeremyAlain/SLF5K", None, ("post",), _post, False, "rows with a post", script=True
+    ),
     "wikipedia": HFSpec(
         "wikipedia",
         "20220301.simple",
@@ -166,6 +170,7 @@ DATASET_SPECS: dict[str, HFSpec] = {
         _wikipedia_text,
         True,
         "pages of 501-799 words",
+        script=True,
     ),
     "ml_arxiv": HFSpec(
         "CShorten/ML-ArXiv-Papers", None, ("abstract",), _abstract, False, "rows with an abstract"
@@ -178,6 +183,7 @@ DATASET_SPECS: dict[str, HFSpec] = {
         _ccby_text,
         True,
         "articles with author highlights",
+        script=True,
     ),
     "ampere": HFSpec("launch/ampere", None, ("text",), _ampere_text, False, "reviews"),
     "paper_tweet": HFSpec(
@@ -215,6 +221,21 @@ def hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _script_kwargs(spec: HFSpec) -> dict[str, Any]:
+    """``trust_remote_code=True`` for a loading-script dataset, as load_data passes it, where
+    ``datasets`` still runs scripts (before 4.0; later versions refuse scripts and only log
+    the argument)."""
+    if not spec.script:
+        return {}
+    try:
+        import datasets
+
+        major = int(datasets.__version__.split(".")[0])
+    except (ImportError, ValueError):
+        return {}
+    return {"trust_remote_code": True} if major < 4 else {}
+
+
 def _load(
     spec: HFSpec, source: str, load_dataset: Callable[..., Any], data_dir: Path | None
 ) -> Any:
@@ -234,7 +255,7 @@ def _load(
                 f"{BUNDLED_HINT}"
             ) from None
     try:
-        return load_dataset(spec.path, name=spec.config, split=spec.split)
+        return load_dataset(spec.path, name=spec.config, split=spec.split, **_script_kwargs(spec))
     except Exception as exc:  # network, missing dataset, refused script: all one message
         if hub_offline():
             reason = (
