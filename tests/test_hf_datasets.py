@@ -48,9 +48,13 @@ def task_of(source: str) -> str:
 
 
 def local(
-    wanted: dict[str, list[str]], seeds=(1235,), per_user: int = 2, data_dir: Path = FIXTURES
+    wanted: dict[str, list[str]],
+    seeds=(1235,),
+    per_user: int = 2,
+    data_dir: Path = FIXTURES,
+    interleaved=(),
 ) -> Corpus:
-    return load_hf_corpus(wanted, list(seeds), per_user, data_dir=data_dir)
+    return load_hf_corpus(wanted, list(seeds), per_user, data_dir=data_dir, interleaved=interleaved)
 
 
 def every_kept(source: str, seed: int = 1235) -> dict[str, str]:
@@ -243,6 +247,66 @@ def test_the_draw_is_the_same_whatever_the_user_key():
     assert corpus.draw("ampere", 2, 1235, "a", "email_writing") == corpus.draw(
         "ampere", 2, 1235, "b", "email_writing"
     )
+
+
+def released_interleaving(task: str, seed: int, per_user: int, users: set[str]) -> list[str]:
+    """get_dataset with a retrieval mode other than exact_match: after the per-source
+    shuffles, the same generator shuffles the concatenated first rows of every source."""
+    rng = np.random.default_rng(seed=seed)
+    combined = []
+    for source in REFERENCE_SOURCES[task]:
+        rows = [f"{source}-hf-{i}" for i in KEPT[source]]
+        rng.shuffle(rows)
+        combined += rows[:per_user]
+    rng.shuffle(combined)
+    return [doc_id for doc_id in combined if doc_id.rsplit("-hf-", 1)[0] in users]
+
+
+@pytest.mark.parametrize("seed", [1235, 9328])
+def test_users_sharing_an_episode_are_interleaved_as_released(seed):
+    users = {"cnn_dailymail", "imdb"}
+    corpus = local({"summarization": sorted(users)}, (seed,), 2, interleaved=["summarization"])
+    order = corpus.interleaving("summarization", seed)
+    assert [doc_id for _, doc_id in order] == released_interleaving("summarization", seed, 2, users)
+    # the per-user documents are still the first of each source's shuffle
+    for source, expected in released_draw("summarization", seed, 2).items():
+        if source in users:
+            assert [d.id for d in corpus.draw(source, 2, seed, "u", "summarization")] == expected
+
+
+def test_no_interleaving_unless_asked():
+    corpus = local({"summarization": ["cnn_dailymail", "imdb"]})
+    assert corpus.interleaving("summarization", 1235) is None
+
+
+def test_an_episode_of_all_users_runs_their_instances_in_the_released_order(tmp_path):
+    import anyio
+
+    from prose_sim.eventlog import read_events
+    from prose_sim.events import InstanceStarted
+    from prose_sim.runtime.runner import execute
+    from prose_sim.scenario import scenario_from_dict
+
+    users = ["cnn_dailymail", "imdb"]
+    raw = {
+        "name": "interleaved",
+        "seeds": [9328],
+        "demonstrations_per_user": 2,
+        "corpus": "huggingface",
+        "corpus_dir": str(FIXTURES),
+        "tasks": {"summarization": {"personas": users}},
+        "methods": {"cipher1": {"retrieval_mode": "most_recent"}},  # one episode, all users
+        "metrics": {"bertscore": "", "judge": False},
+    }
+    scenario = scenario_from_dict(raw, "interleaving test")
+    anyio.run(lambda: execute(scenario, tmp_path / "run", progress="off"))
+    started = [
+        e for e in read_events(tmp_path / "run" / "events.jsonl") if isinstance(e, InstanceStarted)
+    ]
+    assert [e.document_id for e in started] == released_interleaving(
+        "summarization", 9328, 2, set(users)
+    )
+    assert [e.persona for e in started] == [e.document_id.split("-hf-")[0] for e in started]
 
 
 # --- errors: one line each, naming what to do ------------------------------------------------

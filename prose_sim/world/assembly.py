@@ -85,8 +85,16 @@ def load_corpus(scenario: Scenario, catalog: PersonaCatalog) -> Corpus:
             scenario.seeds,
             scenario.demonstrations_per_user,
             data_dir=Path(scenario.corpus_dir) if scenario.corpus_dir else None,
+            interleaved=interleaved_tasks(scenario),
         )
     raise UsageError(f"unknown corpus {scenario.corpus!r} (known: bundled, huggingface)")
+
+
+def interleaved_tasks(scenario: Scenario) -> list[str]:
+    """Tasks whose users may share an episode: any method retrieves other than exact_match."""
+    if all(spec.retrieval_mode == "exact_match" for spec in scenario.methods.values()):
+        return []
+    return list(scenario.tasks)
 
 
 def scenario_catalog(scenario: Scenario) -> PersonaCatalog:

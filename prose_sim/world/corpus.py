@@ -62,12 +62,15 @@ class Corpus:
     ``sequences`` fixes the draw of some users: (task, seed, source) -> document ids in
     the order that task's user of that source gets them (the paper's datasets, shuffled
     as the released code shuffles them); every other draw is a seeded sample.
+    ``interleavings``: (task, seed) -> (source, document id) of all those users' documents
+    in the order the released code interleaves the users.
     """
 
     def __init__(
         self,
         documents: list[Document],
         sequences: Mapping[tuple[str, int, str], Sequence[str]] | None = None,
+        interleavings: Mapping[tuple[str, int], Sequence[tuple[str, str]]] | None = None,
     ):
         self._by_source: dict[str, list[Document]] = {}
         for doc in documents:
@@ -75,13 +78,18 @@ class Corpus:
         for docs in self._by_source.values():
             docs.sort(key=lambda d: d.id)
         self._sequences = {key: tuple(ids) for key, ids in (sequences or {}).items()}
+        self._interleavings = {key: tuple(o) for key, o in (interleavings or {}).items()}
 
     def with_documents(self, extra: list[Document]) -> Corpus:
         """This corpus plus ``extra`` documents (personas' own)."""
         if not extra:
             return self
         docs = [d for docs in self._by_source.values() for d in docs] + extra
-        return Corpus(docs, self._sequences)
+        return Corpus(docs, self._sequences, self._interleavings)
+
+    def interleaving(self, task: str, seed: int) -> tuple[tuple[str, str], ...] | None:
+        """(source, document id) of a task's users in the released interleaved order, if any."""
+        return self._interleavings.get((task, seed))
 
     def sources(self) -> list[str]:
         return sorted(self._by_source)

@@ -48,9 +48,11 @@ paper_tweet    nitsanb/paper_tweet, train    of each ``text`` line: skipped if i
 
 Nothing else is cleaned: no HTML, URL or whitespace handling beyond the final
 strip, because the released code does none. ``retrieval_mode = "exact_match"``
-(the paper's) runs each user in its own episode; the released code's final
-shuffle of all users' instances together (other retrieval modes) is not
-reproduced (docs/fidelity.md, Documents).
+(the paper's) runs each user in its own episode. With another retrieval mode all
+of a task's users share one episode, and the released code shuffles all their
+instances together with the same generator; that order is reproduced too when
+every user's source is one of the task's released sources (all of them are then
+read).
 
 Where the data comes from: the Hub by default (``datasets.load_dataset(path,
 name=config, split="train")``, cached by ``datasets``), or, with ``corpus_dir``,
@@ -303,30 +305,61 @@ def task_order(task: str, sources: Iterable[str]) -> list[str]:
     return order[: last + 1]
 
 
-def reference_sequences(
+def shuffled_sources(task: str, sources: Iterable[str], interleave: bool = False) -> list[str]:
+    """The sources a task's generator shuffles: up to the last needed (``task_order``), or,
+    to interleave the users as released, all of the task's released sources."""
+    needed = set(sources)
+    if interleave and interleaves(task, needed):
+        return list(REFERENCE_SOURCES[task])
+    return task_order(task, needed)
+
+
+def interleaves(task: str, sources: Iterable[str]) -> bool:
+    """Whether the released interleaving applies: every needed source is a released one."""
+    return task in REFERENCE_SOURCES and set(sources) <= set(REFERENCE_SOURCES[task])
+
+
+Draws = dict[tuple[str, int, str], list[int]]
+Orders = dict[tuple[str, int], list[tuple[str, int]]]
+
+
+def reference_draws(
     kept: Mapping[str, Sequence[int]],
     wanted: Mapping[str, Iterable[str]],
     seeds: Iterable[int],
     per_user: int,
-) -> dict[tuple[str, int, str], list[int]]:
-    """(task, seed, source) -> the row indices its user gets, in order, as released.
+    interleaved: Iterable[str] = (),
+) -> tuple[Draws, Orders]:
+    """What get_dataset gives each task and seed, as row indices.
 
-    For each task and seed, one ``numpy.random.default_rng(seed)`` shuffles each source's
-    kept rows in the task's order, and a needed source keeps the first ``per_user``.
+    Draws: (task, seed, source) -> the rows its user gets, in order: one
+    ``numpy.random.default_rng(seed)`` shuffles each source's kept rows in the task's order,
+    and a needed source keeps the first ``per_user``. Orders, for the tasks in
+    ``interleaved`` (all of whose sources are released ones): (task, seed) -> the needed
+    sources' (source, row) in the order the same generator then shuffles all users'
+    instances into (get_dataset, when retrieval_mode is not exact_match).
     """
     import numpy as np
 
-    out: dict[tuple[str, int, str], list[int]] = {}
+    draws: Draws = {}
+    orders: Orders = {}
+    interleaved = set(interleaved)
     for task, sources in wanted.items():
         needed = set(sources)
+        interleave = task in interleaved and interleaves(task, needed)
         for seed in seeds:
             rng = np.random.default_rng(seed=seed)
-            for source in task_order(task, needed):
+            combined: list[tuple[str, int]] = []
+            for source in shuffled_sources(task, needed, interleave):
                 rows = list(kept[source])
                 rng.shuffle(rows)  # a list, shuffled in place as the released code's list is
                 if source in needed:
-                    out[(task, seed, source)] = rows[:per_user]
-    return out
+                    draws[(task, seed, source)] = rows[:per_user]
+                combined += [(source, row) for row in rows[:per_user]]
+            if interleave:
+                rng.shuffle(combined)
+                orders[(task, seed)] = [(src, row) for src, row in combined if src in needed]
+    return draws, orders
 
 
 def _spec(source: str) -> HFSpec:
@@ -343,10 +376,12 @@ def load_hf_corpus(
     *,
     data_dir: Path | None = None,
     load_dataset: Callable[..., Any] | None = None,
+    interleaved: Iterable[str] = (),
 ) -> Corpus:
     """The documents each (task, seed, source) user gets from the paper's datasets.
 
-    ``wanted``: task -> the sources its users need. ``data_dir``: read each source from
+    ``wanted``: task -> the sources its users need. ``interleaved``: the tasks whose users
+    also get the released interleaving (all users in one episode). ``data_dir``: read each source from
     ``<data_dir>/<source>/`` instead of the Hub. ``load_dataset`` defaults to
     ``datasets.load_dataset``; it must return a ``datasets.Dataset`` (or rows with
     ``len``).
@@ -354,7 +389,12 @@ def load_hf_corpus(
     if per_user < 1:
         raise UsageError(f"documents per user must be at least 1, got {per_user}")
     wanted = {task: sorted(set(sources)) for task, sources in wanted.items() if sources}
-    order = dict.fromkeys(s for task, srcs in wanted.items() for s in task_order(task, srcs))
+    interleaved = set(interleaved)
+    order = dict.fromkeys(
+        source
+        for task, srcs in wanted.items()
+        for source in shuffled_sources(task, srcs, task in interleaved)
+    )
     specs = {source: _spec(source) for source in order}
     if load_dataset is None:
         load_dataset = _default_load_dataset()
@@ -368,7 +408,7 @@ def load_hf_corpus(
                     f"{len(kept[source])} {specs[source].rule}, {per_user} needed per user "
                     f"({task}); {BUNDLED_HINT}"
                 )
-    rows = reference_sequences(kept, wanted, seeds, per_user)
+    rows, orders = reference_draws(kept, wanted, seeds, per_user, interleaved)
     documents: dict[str, Document] = {}
     for (_task, _seed, source), indices in rows.items():
         for index in indices:
@@ -380,4 +420,8 @@ def load_hf_corpus(
     sequences = {
         key: [f"{key[2]}-hf-{index}" for index in indices] for key, indices in rows.items()
     }
-    return Corpus(list(documents.values()), sequences)
+    interleavings = {
+        key: [(source, f"{source}-hf-{index}") for source, index in order]
+        for key, order in orders.items()
+    }
+    return Corpus(list(documents.values()), sequences, interleavings)
