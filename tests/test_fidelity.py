@@ -7,6 +7,10 @@ Each rule names the reference (``zarahall/ml-predict`` at 5d2d863, package
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import anyio
@@ -18,6 +22,7 @@ from prose_sim.eventlog import read_events
 from prose_sim.events import DemonstrationProduced, DraftProduced, ModelRequested
 from prose_sim.runtime.runner import execute
 from prose_sim.scenario import load_scenario, scenario_from_dict
+from prose_sim.world.corpus import bundled_corpus
 
 PAPER = Path(__file__).resolve().parents[1] / "scenarios" / "paper.toml"
 INFERENCE_PURPOSES = {"refine", "breakdown", "validate", "coalesce", "infer", "merge"}
@@ -51,9 +56,15 @@ def requests(events, **match):
 # --- rule: paper.toml selects the reference's side of every knob ----------------------
 
 
+def load_paper(overrides: tuple[str, ...] = ()):
+    """paper.toml as it is (corpus = "huggingface"), checked against the bundled documents,
+    which stand in for the paper's datasets that the suite cannot reach."""
+    return load_scenario(PAPER, list(overrides), corpus=bundled_corpus())
+
+
 @pytest.fixture(scope="module")
 def paper():
-    return load_scenario(PAPER)
+    return load_paper()
 
 
 def test_paper_uses_the_seeds_the_released_readme_names(paper):
@@ -85,7 +96,7 @@ def test_paper_gpt_sampling_is_the_released_codes(paper, role):
 
 
 def test_a_qwen_agent_gets_the_qwen_preset_and_its_prose_settings():
-    scenario = load_scenario(PAPER, ["models.agent.model=Qwen/Qwen2.5-7B-Instruct"])
+    scenario = load_paper(("models.agent.model=Qwen/Qwen2.5-7B-Instruct",))
     agent = scenario.models.agent
     assert (
         agent.temperature,
@@ -106,9 +117,7 @@ def test_a_qwen_agent_gets_the_qwen_preset_and_its_prose_settings():
 
 
 def test_a_sampling_key_set_in_the_scenario_wins_over_the_preset():
-    scenario = load_scenario(
-        PAPER, ["models.agent.model=qwen2.5-72b", "models.agent.temperature=0.2"]
-    )
+    scenario = load_paper(("models.agent.model=qwen2.5-72b", "models.agent.temperature=0.2"))
     assert scenario.models.agent.temperature == 0.2 and scenario.models.agent.top_k == 20
 
 
@@ -210,6 +219,35 @@ def test_the_knobs_default_to_our_own_ways():
         cfg.preference_lines,
         cfg.empty_examples,
     ) == ("none", "ignored", "forgiving", "words", "best_first", "components", "omitted")
+
+
+# --- rule: the paper's documents (docs/fidelity.md, Documents) --------------------------
+
+
+def test_paper_reads_the_papers_datasets(paper):
+    # tasks/writing/dataset_helpers.py: load_data reads the Hugging Face datasets (the Hub)
+    assert paper.corpus == "huggingface" and paper.corpus_dir is None
+
+
+def test_paper_offline_stops_at_start_with_one_line_naming_the_bundled_corpus(tmp_path):
+    """HF_HUB_OFFLINE and nothing cached: exit 2 before the run folder exists, one line."""
+    root = PAPER.parents[1]
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_HOME": str(tmp_path / "hf"),  # an empty cache: nothing to fall back on
+        "HF_DATASETS_CACHE": str(tmp_path / "hf" / "datasets"),
+        "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+    }
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "prose_sim", "run", str(PAPER), "--out", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()
+    # without the datasets library (the hf extra) the line says that instead
+    why = "Hub cannot be reached" if importlib.util.find_spec("datasets") else "hf extra"
+    assert why in line and "--set corpus=bundled" in line
+    assert not out.exists()
 
 
 # --- rule: who writes what (writer role) ------------------------------------------------
