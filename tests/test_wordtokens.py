@@ -175,7 +175,19 @@ def test_word_tokens_equal_nltks_on_a_generated_corpus(nltk_tokenizers):
 
 
 _ALPHABET = st.sampled_from(
-    [*"aZb 9.,;:!?'\"`()[]{}<>-—–…$%&#@*\n\t", "Mr.", "n't", "'s", "''", "``", "J.", "3."]
+    [
+        *"aZb 9.,;:!?'\"`()[]{}<>-—–…$%&#@*\n\tſKı",
+        "cannot",
+        "Gonna",
+        " 'tis",
+        "Mr.",
+        "n't",
+        "'s",
+        "''",
+        "``",
+        "J.",
+        "3.",
+    ]
 )
 
 

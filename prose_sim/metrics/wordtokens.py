@@ -141,67 +141,82 @@ def sentences(text: str) -> list[str]:
 
 # --- Treebank words (NLTKWordTokenizer) ------------------------------------------------------
 
-_Rule = tuple[re.Pattern[str], str]
+# A rule with the substrings it needs: a sentence holding none of them cannot match, so the rule
+# is skipped (most rules match few sentences; checking a substring is far cheaper than a regex
+# scan). An empty tuple: always applied.
+_Rule = tuple[re.Pattern[str], str, tuple[str, ...]]
 
 
-def _rules(*pairs: tuple[str, str]) -> tuple[_Rule, ...]:
-    return tuple((re.compile(pattern), replacement) for pattern, replacement in pairs)
+def _rules(*rules: tuple[str, str, tuple[str, ...]]) -> tuple[_Rule, ...]:
+    return tuple((re.compile(pattern), replacement, needs) for pattern, replacement, needs in rules)
 
 
 _STARTING_QUOTES = _rules(
-    ("([«“‘„]|[`]+)", r" \1 "),
-    (r'^"', r"``"),
-    (r"(``)", r" \1 "),
-    (r"""([ (\[{<])("|'{2})""", r"\1 `` "),
-    (r"(?i)(')(?!re|ve|ll|m|t|s|d|n)(\w)\b", r"\1 \2"),
+    ("([«“‘„]|[`]+)", r" \1 ", ("«", "“", "‘", "„", "`")),
+    (r'^"', r"``", ('"',)),
+    (r"(``)", r" \1 ", ("``",)),
+    (r"""([ (\[{<])("|'{2})""", r"\1 `` ", ('"', "''")),
+    (r"(?i)(')(?!re|ve|ll|m|t|s|d|n)(\w)\b", r"\1 \2", ("'",)),
 )
 _PUNCTUATION_RULES = _rules(
-    (r"""([^.])(\.)([\]\)}>"'»”’ ]*)\s*$""", r"\1 \2 \3 "),
-    (r"([:,])([^\d])", r" \1 \2"),
-    (r"([:,])$", r" \1 "),
-    (r"\.{2,}", r" \g<0> "),
-    (r"[;@#$%&]", r" \g<0> "),
-    (r"""([^.])(\.)([\]\)}>"']*)\s*$""", r"\1 \2\3 "),
-    (r"[?!]", r" \g<0> "),
-    (r"([^'])' ", r"\1 ' "),
-    (r"[*]", r" \g<0> "),
-    (r"[\]\[\(\)\{\}\<\>]", r" \g<0> "),
-    (r"--", r" -- "),
+    (r"""([^.])(\.)([\]\)}>"'»”’ ]*)\s*$""", r"\1 \2 \3 ", (".",)),
+    (r"([:,])([^\d])", r" \1 \2", (":", ",")),
+    (r"([:,])$", r" \1 ", (":", ",")),
+    (r"\.{2,}", r" \g<0> ", ("..",)),
+    (r"[;@#$%&]", r" \g<0> ", (";", "@", "#", "$", "%", "&")),
+    (r"""([^.])(\.)([\]\)}>"']*)\s*$""", r"\1 \2\3 ", (".",)),
+    (r"[?!]", r" \g<0> ", ("?", "!")),
+    (r"([^'])' ", r"\1 ' ", ("' ",)),
+    (r"[*]", r" \g<0> ", ("*",)),
+    (r"[\]\[\(\)\{\}\<\>]", r" \g<0> ", ("[", "]", "(", ")", "{", "}", "<", ">")),
+    (r"--", r" -- ", ("--",)),
 )
 _ENDING_QUOTES = _rules(
-    ("([»”’])", r" \1 "),
-    (r"''", " '' "),
-    (r'"', " '' "),
-    (r"\s+", " "),
-    (r"([^' ])('[sS]|'[mM]|'[dD]|') ", r"\1 \2 "),
-    (r"([^' ])('ll|'LL|'re|'RE|'ve|'VE|n't|N'T) ", r"\1 \2 "),
+    ("([»”’])", r" \1 ", ("»", "”", "’")),
+    (r"''", " '' ", ("''",)),
+    (r'"', " '' ", ('"',)),
+    (r"\s+", " ", ()),
+    (r"([^' ])('[sS]|'[mM]|'[dD]|') ", r"\1 \2 ", ("'",)),
+    (r"([^' ])('ll|'LL|'re|'RE|'ve|'VE|n't|N'T) ", r"\1 \2 ", ("'",)),
 )
+# MacIntyre's contractions, case-insensitive: their needles are checked on the lower-cased
+# sentence, and on a non-ASCII sentence every rule runs (re's case-insensitive matching also
+# pairs "s" with "ſ", "k" with the Kelvin sign, which lower() does not)
 _CONTRACTIONS = _rules(
-    *(
-        (pattern, r" \1 \2 ")
-        for pattern in (
-            r"(?i)\b(can)(not)\b",
-            r"(?i)\b(d)('ye)\b",
-            r"(?i)\b(gim)(me)\b",
-            r"(?i)\b(gon)(na)\b",
-            r"(?i)\b(got)(ta)\b",
-            r"(?i)\b(lem)(me)\b",
-            r"(?i)\b(more)('n)\b",
-            r"(?i)\b(wan)(na)(?=\s)",
-            r"(?i) ('t)(is)\b",
-            r"(?i) ('t)(was)\b",
-        )
-    )
+    (r"(?i)\b(can)(not)\b", r" \1 \2 ", ("cannot",)),
+    (r"(?i)\b(d)('ye)\b", r" \1 \2 ", ("d'ye",)),
+    (r"(?i)\b(gim)(me)\b", r" \1 \2 ", ("gimme",)),
+    (r"(?i)\b(gon)(na)\b", r" \1 \2 ", ("gonna",)),
+    (r"(?i)\b(got)(ta)\b", r" \1 \2 ", ("gotta",)),
+    (r"(?i)\b(lem)(me)\b", r" \1 \2 ", ("lemme",)),
+    (r"(?i)\b(more)('n)\b", r" \1 \2 ", ("more'n",)),
+    (r"(?i)\b(wan)(na)(?=\s)", r" \1 \2 ", ("wanna",)),
+    (r"(?i) ('t)(is)\b", r" \1 \2 ", (" 'tis",)),
+    (r"(?i) ('t)(was)\b", r" \1 \2 ", (" 'twas",)),
 )
+_CONTRACTIONS_ALWAYS = tuple(
+    (pattern, replacement, ()) for pattern, replacement, _ in _CONTRACTIONS
+)
+
+
+def _apply(rules: tuple[_Rule, ...], text: str, fold: bool = False) -> str:
+    """The rules in order; with ``fold``, needles are looked for in the lower-cased text."""
+    seen = text.lower() if fold else text
+    for pattern, replacement, needs in rules:
+        if not needs or any(need in seen for need in needs):
+            text = pattern.sub(replacement, text)
+            seen = text.lower() if fold else text
+    return text
 
 
 def treebank_words(sentence: str) -> list[str]:
     """nltk's ``NLTKWordTokenizer().tokenize`` of one sentence."""
-    for pattern, replacement in _STARTING_QUOTES + _PUNCTUATION_RULES:
-        sentence = pattern.sub(replacement, sentence)
-    sentence = f" {sentence} "
-    for pattern, replacement in _ENDING_QUOTES + _CONTRACTIONS:
-        sentence = pattern.sub(replacement, sentence)
+    sentence = _apply(_STARTING_QUOTES + _PUNCTUATION_RULES, sentence)
+    sentence = _apply(_ENDING_QUOTES, f" {sentence} ")
+    if sentence.isascii():
+        sentence = _apply(_CONTRACTIONS, sentence, fold=True)
+    else:
+        sentence = _apply(_CONTRACTIONS_ALWAYS, sentence)
     return sentence.split()
 
 
