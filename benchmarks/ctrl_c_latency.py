@@ -7,7 +7,8 @@ Runs ``scenarios/scale.toml`` (scripted backend, ~20 ms a call) with enough seed
 episodes asked (36 episodes a seed, all in flight at once) as ``python -m prose_sim run
 --progress log``, sends SIGINT ``--after-s`` seconds after the first progress line, and
 measures the seconds from the signal to the process's exit (the log flushed, results.csv and
-summary.json written). Also reported: the longest gap between two progress lines before the
+summary.json written), and to the "interrupted ..." line (the run has stopped; the rest is the
+interpreter's exit). Also reported: the longest gap between two progress lines before the
 signal (their period is 5 s) and the exit code (130 = stopped by SIGINT). Target (issue 25):
 <= 2 s to exit at 10,000 episodes in flight. A measurement, not a test: run it on a quiet
 machine and compare before/after in one sitting.
@@ -56,6 +57,7 @@ def measure(episodes: int, after_s: float) -> dict[str, object]:
         )
         assert proc.stderr is not None
         progress: list[float] = []
+        said: list[float] = []  # when the "interrupted ..." line came (the run had stopped)
         tail: list[str] = []
         first = threading.Event()
 
@@ -64,6 +66,8 @@ def measure(episodes: int, after_s: float) -> dict[str, object]:
             for line in proc.stderr:
                 tail.append(line)
                 del tail[:-20]
+                if line.startswith("interrupted") and not said:
+                    said.append(time.monotonic())
                 if "progress" in line:
                     progress.append(time.monotonic())
                     first.set()
@@ -87,6 +91,7 @@ def measure(episodes: int, after_s: float) -> dict[str, object]:
             "signal_after_first_progress_s": after_s,
             "progress_lines_before_signal": len(before),
             "longest_progress_gap_s": round(max(gaps), 2) if gaps else None,
+            "signal_to_interrupted_line_s": round(said[0] - signalled, 2) if said else None,
             "signal_to_exit_s": round(exited - signalled, 2),
             "exit_code": code,
             "target_s": 2.0,
