@@ -165,11 +165,11 @@ def test_a_component_holding_a_semicolon_counts_whole():
 
 
 def test_levenshtein_splits_punctuation_into_its_own_tokens():
-    assert word_tokens("Hello, world! It ends.") == ["Hello", ",", "world", "!", "It", "ends", "."]
+    assert word_tokens("Hello, world! It ends.") == ("Hello", ",", "world", "!", "It", "ends", ".")
 
 
 def test_levenshtein_splits_contractions_and_quotes_as_the_treebank_tokenizer():
-    assert word_tokens('It\'s "fine" (really).') == [
+    assert word_tokens('It\'s "fine" (really).') == (
         "It",
         "'s",
         "``",
@@ -179,7 +179,7 @@ def test_levenshtein_splits_contractions_and_quotes_as_the_treebank_tokenizer():
         "really",
         ")",
         ".",
-    ]
+    )
 
 
 def test_levenshtein_counts_a_changed_punctuation_mark_as_one_edit():

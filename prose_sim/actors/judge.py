@@ -22,6 +22,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import ClassVar, Protocol
 
+import anyio
+
 from prose_sim.actors.base import Actor, ActorContext
 from prose_sim.actors.together import run_together
 from prose_sim.events import (
@@ -91,6 +93,29 @@ def true_components_share(components: Sequence[str], preferences: str) -> float:
     return sum(c.casefold() in given for c in components) / len(components) if components else 0.0
 
 
+def text_metrics(
+    draft: str, user_text: str, components: Sequence[str], preferences: str, verifiable: bool
+) -> tuple[dict[str, float], dict[str, bool], dict[str, float]]:
+    """The metrics that need no model: (Levenshtein, preference length and share of true
+    components), the component checks of the draft (component -> passes, when ``verifiable``;
+    reused by the PPCM verdicts) and the verifiable shares of draft and user text."""
+    distance, normalized = word_levenshtein(draft, user_text)
+    metrics = {
+        "levenshtein": float(distance),
+        "levenshtein_norm": normalized,
+        "preference_length": float(len(preferences or NO_PREFERENCES)),
+        "true_components_share": true_components_share(components, preferences),
+    }
+    checked = component_checks(components, draft) if verifiable else {}
+    shares: dict[str, float] = {}
+    if checked:
+        shares["verifiable_share"] = sum(checked.values()) / len(checked)
+        user_share = verifiable_share(components, user_text)
+        if user_share is not None:  # always, as the same components are checked
+            shares["user_verifiable_share"] = user_share
+    return metrics, checked, shares
+
+
 class Judge(Actor):
     name = "judge"
     subscribes = (InstanceStarted, PreferencesRetrieved, DraftProduced, DemonstrationProduced)
@@ -135,27 +160,21 @@ class Judge(Actor):
         persona: Persona,
         retrieved: list[str],
     ) -> None:
-        distance, normalized = word_levenshtein(draft.text, demo.text)
-        metrics = {
-            "levenshtein": float(distance),
-            "levenshtein_norm": normalized,
-            "preference_length": float(len(draft.preferences or NO_PREFERENCES)),
-            "true_components_share": true_components_share(persona.components, draft.preferences),
-            "accepted": float(demo.accepted),
-        }
+        # tokenizing and checking long texts is CPU work: off the event loop
+        text, checked, verifiable = await anyio.to_thread.run_sync(
+            text_metrics,
+            draft.text,
+            demo.text,
+            persona.components,
+            draft.preferences,
+            self.settings.verifiable,
+        )
+        metrics = {**text, "accepted": float(demo.accepted)}
         if retrieved:  # share of the earlier instances drawn on that were this user's
             metrics["retrieval_accuracy"] = sum(p == persona.name for p in retrieved) / len(
                 retrieved
             )
-        # component -> the draft passes its checker (checked once, reused by the PPCM verdicts)
-        checked = (
-            component_checks(persona.components, draft.text) if self.settings.verifiable else {}
-        )
-        if checked:
-            metrics["verifiable_share"] = sum(checked.values()) / len(checked)
-            user_share = verifiable_share(persona.components, demo.text)
-            if user_share is not None:  # always, as the same components are checked
-                metrics["user_verifiable_share"] = user_share
+        metrics.update(verifiable)
         verdicts: list[JudgeVerdict | None] = []
         calls: list[Callable[[], Awaitable[object]]] = []
         if self.settings.judge:

@@ -27,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+import unittest.mock
 from pathlib import Path
 from typing import NotRequired, TypedDict
 
@@ -37,6 +38,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 from prose_sim.bench.common import Check, SuiteResult
 
 CALLS_PER_REFERENCE_EPISODE = 20
+CPU_US_PER_CALL_TARGET = 400  # issue 25: the full stack's CPU per model call, 1,000 episodes
 # 9 PLUME users (both tasks) x seeds = episodes; 2 instances each, 7 calls an instance
 USERS = 9
 
@@ -78,6 +80,12 @@ def run(quick: bool = False) -> SuiteResult:
     reference = rows[0]["calls_per_s"]
     for row in rows:
         row["vs_reference"] = round(row["calls_per_s"] / reference, 3)
+    headline = next(
+        r
+        for r in rows
+        if r["case"] == "full" and r["latency_s"] == 0.0 and r["episodes"] == sizes[-1]
+    )
+    shares = _components_in_subprocess(sizes[-1])
     zero = [r for r in rows if r["case"] == "full" and r["latency_s"] == 0.0]
     largest = max(
         (r for r in rows if r["case"] == "full"), key=lambda r: (r["episodes"], r["peak_mb"])
@@ -102,6 +110,21 @@ def run(quick: bool = False) -> SuiteResult:
             target="<= 1,024 MB",
             met=largest["peak_mb"] <= 1024,
         ),
+        Check(
+            name=f"CPU µs per model call (full stack, {sizes[-1]:,} episodes, zero latency)",
+            measured=headline["cpu_us_per_call"],
+            target=f"<= {CPU_US_PER_CALL_TARGET}",
+            met=headline["cpu_us_per_call"] <= CPU_US_PER_CALL_TARGET,
+        ),
+    ]
+    checks += [
+        Check(
+            name=f"CPU µs per call: {component}",
+            measured=round(share * headline["cpu_us_per_call"], 1),
+            target=f"{share:.1%} of the CPU",
+            met=None,
+        )
+        for component, share in shares.items()
     ]
     return SuiteResult(
         suite="overhead",
@@ -133,8 +156,145 @@ def run(quick: bool = False) -> SuiteResult:
             "outside_backend_share: 1 - (time inside the backend's complete) / wall, at zero latency; "
             "cpu_us_per_call: the process's CPU time per model call",
             "latency 1.0: uniform in [0.5, 1.5] s per call",
+            "CPU µs per call by component: the headline case's CPU per call split by where a "
+            "profile (cProfile, in its own process) of the same case spent it: each function's own "
+            "time goes to the component of its file; time in the standard library or a dependency "
+            "goes to the prose_sim code that called it (in proportion to its calls' time); what no "
+            "prose_sim code called is the event loop's; worker-thread work runs inline there. "
+            + "; ".join(f"{name}: {', '.join(prefixes)}" for name, prefixes in COMPONENTS),
         ],
     )
+
+
+# --- the history of the headline figures --------------------------------------------
+
+HISTORY = "overhead_history.md"
+_HISTORY_HEAD = """# bench overhead: history
+
+The headline figures of every `bench overhead` run, newest last (one row per run; the rows
+before 2026-12-01 were copied from earlier notes). Compare ratios, which are measured side by
+side in one run, rather than absolute figures across machines: a ratio halving is a regression.
+
+| date | command | cpus | full / bare (1,000 episodes) | CPU µs per call | note |
+|---|---|---|--:|--:|---|
+"""
+
+
+def record_history(result: SuiteResult, out_dir: Path, note: str = "") -> Path:
+    """Append this run's headline figures to ``overhead_history.md`` in ``out_dir`` (which
+    ``RESULTS.md`` includes)."""
+    path = out_dir / HISTORY
+    row = next(
+        (
+            r
+            for r in result.rows
+            if r["case"] == "full" and r["latency_s"] == 0.0 and r["episodes"] == 1000
+        ),
+        None,
+    )
+    if row is None:
+        return path
+    text = path.read_text(encoding="utf-8") if path.exists() else _HISTORY_HEAD
+    text += (
+        f"| {result.date} | `{result.command}` | {result.machine.get('cpus', '')} "
+        f"| {row['vs_reference']} | {row['cpu_us_per_call']:,.0f} | {note} |\n"
+    )
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# --- CPU by component -----------------------------------------------------------------
+
+# component -> the prose_sim files it is made of (the first match wins)
+COMPONENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("metrics", ("metrics/",)),
+    ("backend (scripted double)", ("models/backends/", "bench/")),
+    ("gateway", ("models/",)),
+    ("log", ("eventlog.py", "scrub.py")),
+    ("collector", ("results/",)),
+    ("prompts (templates)", ("templating.py",)),
+    ("actors", ("actors/", "parsing.py", "world/", "scales.py", "seeding.py")),
+    ("runner and bus", ("runtime/", "events.py")),
+)
+EVENT_LOOP = "event loop"
+OTHER = "other prose_sim"
+
+
+def _component(filename: str) -> str | None:
+    _, found, inside = filename.replace("\\", "/").rpartition("/prose_sim/")
+    if not found:
+        return None
+    for name, prefixes in COMPONENTS:
+        if inside.startswith(prefixes):
+            return name
+    return OTHER
+
+
+def component_shares(stats) -> dict[str, float]:
+    """Each component's share of a profile's time (``pstats.Stats``), as ``run`` reports it."""
+    table = stats.stats  # function -> (calls, primitive calls, own time, cumulative, callers)
+    memo: dict[tuple, dict[str, float]] = {}
+
+    def split(function: tuple, depth: int = 0) -> dict[str, float]:
+        if function in memo:
+            return memo[function]
+        own = _component(function[0])
+        if own is not None:
+            memo[function] = {own: 1.0}
+            return memo[function]
+        memo[function] = {EVENT_LOOP: 1.0}  # while its callers are split: cycles end here
+        callers = table.get(function, (0, 0, 0.0, 0.0, {}))[4]
+        weight = sum(figures[2] for figures in callers.values())
+        if not weight or depth > 50:
+            return memo[function]
+        out: dict[str, float] = {}
+        for caller, figures in callers.items():
+            for name, share in split(caller, depth + 1).items():
+                out[name] = out.get(name, 0.0) + share * figures[2] / weight
+        memo[function] = out
+        return out
+
+    totals: dict[str, float] = {}
+    for function, (_calls, _primitive, own_time, _cumulative, _callers) in table.items():
+        for name, share in split(function).items():
+            totals[name] = totals.get(name, 0.0) + own_time * share
+    grand = sum(totals.values()) or 1.0
+    return dict(sorted(((n, t / grand) for n, t in totals.items()), key=lambda kv: -kv[1]))
+
+
+def _components_in_subprocess(episodes: int) -> dict[str, float]:
+    case = {"case": "components", "episodes": episodes}
+    done = subprocess.run(
+        [sys.executable, "-m", "prose_sim.bench.overhead", json.dumps(case)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"bench overhead case {case} failed:\n{done.stderr[-2000:]}")
+    print(f"  {done.stdout.strip()}", file=sys.stderr)
+    return json.loads(done.stdout.strip().splitlines()[-1])["shares"]
+
+
+def profile_components(episodes: int) -> dict[str, object]:
+    """The full stack at zero latency under cProfile: each component's share of its CPU."""
+    import cProfile
+    import pstats
+
+    from prose_sim.cli import relaxed_gc
+
+    async def inline(function, *args, **_options):
+        """The profiler sees one thread: worker-thread work (the judge's text metrics) runs
+        inline, so it is counted."""
+        return function(*args)
+
+    profiler = cProfile.Profile()
+    with relaxed_gc(), unittest.mock.patch("anyio.to_thread.run_sync", inline):
+        profiler.enable()
+        anyio.run(_full_stack, episodes, 0.0)
+        profiler.disable()
+    shares = component_shares(pstats.Stats(profiler))
+    return {"case": "components", "episodes": episodes, "shares": shares}
 
 
 def _in_subprocess(case: Case) -> CaseFigures:
@@ -311,4 +471,8 @@ async def _full_stack(episodes: int, latency_s: float) -> tuple[int, int, float]
 
 
 if __name__ == "__main__":
-    print(json.dumps(measure(msgspec.json.decode(sys.argv[1], type=Case))))
+    given = json.loads(sys.argv[1])
+    if given["case"] == "components":
+        print(json.dumps(profile_components(given["episodes"])))
+    else:
+        print(json.dumps(measure(msgspec.json.decode(sys.argv[1], type=Case))))

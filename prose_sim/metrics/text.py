@@ -6,28 +6,21 @@ import functools
 
 from rapidfuzz.distance import Levenshtein
 
-
-@functools.cache
-def _tokenizers():
-    try:
-        from nltk.tokenize import NLTKWordTokenizer, PunktSentenceTokenizer
-    except ImportError:
-        from prose_sim.errors import UsageError
-
-        raise UsageError("the Levenshtein metric needs nltk: pip install 'nltk>=3.9'") from None
-    return PunktSentenceTokenizer(), NLTKWordTokenizer()
+from prose_sim.metrics.wordtokens import word_tokenize
 
 
-def word_tokens(text: str) -> list[str]:
+@functools.lru_cache(maxsize=4096)
+def word_tokens(text: str) -> tuple[str, ...]:
     """The released code's word tokens (nltk's ``word_tokenize``): sentences split by Punkt,
     each split by nltk's Treebank-style word tokenizer, so punctuation is its own token
     ("end." -> "end", "."; "it's" -> "it", "'s").
 
-    ``word_tokenize`` needs the ``punkt_tab`` data download; we use the same two tokenizers
-    without it: Punkt untrained (no data), which differs from the trained English model only
-    on the abbreviations that model knows ("Mr. Smith" is one sentence there, two here)."""
-    sentences, words = _tokenizers()
-    return [token for sentence in sentences.tokenize(text) for token in words.tokenize(sentence)]
+    ``word_tokenize`` needs the ``punkt_tab`` data download; we apply the same rules without it
+    (``metrics.wordtokens``, nltk 3.9.1's rules on the standard ``re``): Punkt untrained, which
+    differs from the trained English model only on the abbreviations that model knows ("Mr.
+    Smith" is one sentence there, two here). Computed once per distinct text: a user's text is
+    scored against every draft of it."""
+    return tuple(word_tokenize(text))
 
 
 def word_levenshtein(a: str, b: str) -> tuple[int, float]:

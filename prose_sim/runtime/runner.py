@@ -49,7 +49,7 @@ from prose_sim.runtime.plan import EpisodePlan, expand, parse_shard, select_shar
 from prose_sim.runtime.progress import show_progress
 from prose_sim.runtime.resume import PriorRun, rewrite_log
 from prose_sim.runtime.setup import default_scorer, episode_world, open_gateway
-from prose_sim.runtime.signals import watch_signals
+from prose_sim.runtime.signals import stop_on_signals
 from prose_sim.scenario.loading import dump_scenario
 from prose_sim.scenario.schema import Scenario
 from prose_sim.world.assembly import ResolvedRun, assemble
@@ -304,7 +304,7 @@ async def _run_locked(
                     server.on_batch = _batch_reporter(run_bus, server.stats.model)
                     await stack.enter_async_context(server)
                 inner = await stack.enter_async_context(anyio.create_task_group())
-                inner.start_soon(watch_signals, control)
+                stack.enter_context(stop_on_signals(control))
                 with anyio.CancelScope() as work:  # what stopping the run cancels
                     control.attach(work)
                     totals = plan_totals(
@@ -339,6 +339,9 @@ async def _run_locked(
 
                     async def one(plan) -> None:
                         async with limiter:
+                            # the limiter's checkpoint is shielded: a run stopped meanwhile
+                            # starts no more episodes
+                            await anyio.lowlevel.checkpoint_if_cancelled()
                             sink = send.clone()
                             try:
                                 statuses.append(await run_episode(plan, world, sink))

@@ -1,0 +1,55 @@
+"""bench overhead's bookkeeping: CPU split by component, and the headline figures' history."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from prose_sim.bench.common import SuiteResult
+from prose_sim.bench.overhead import EVENT_LOOP, component_shares, record_history
+
+JUDGE = ("/x/prose_sim/actors/judge.py", 1, "_score")
+TOKENS = ("/x/prose_sim/metrics/wordtokens.py", 1, "word_tokenize")
+GATEWAY = ("/x/prose_sim/models/gateway.py", 1, "complete")
+SUB = ("~", 0, "<method 'sub' of 're.Pattern' objects>")
+STEP = ("/usr/lib/python3.11/asyncio/events.py", 78, "_run")
+
+
+def test_cpu_goes_to_the_component_of_its_file_and_library_time_to_its_callers():
+    stats = SimpleNamespace(
+        stats={
+            # function: (calls, primitive calls, own time, cumulative, callers)
+            JUDGE: (1, 1, 1.0, 10.0, {STEP: (1, 1, 1.0, 10.0)}),
+            TOKENS: (1, 1, 2.0, 6.0, {JUDGE: (1, 1, 2.0, 6.0)}),
+            GATEWAY: (1, 1, 1.0, 3.0, {STEP: (1, 1, 1.0, 3.0)}),
+            # re.sub: 3 s called by the tokenizer, 1 s by the gateway
+            SUB: (2, 2, 4.0, 4.0, {TOKENS: (1, 1, 3.0, 3.0), GATEWAY: (1, 1, 1.0, 1.0)}),
+            STEP: (2, 2, 2.0, 15.0, {}),  # the loop itself: no prose_sim caller
+        }
+    )
+    shares = component_shares(stats)
+    assert shares == pytest.approx(
+        {"metrics": 5 / 10, "gateway": 2 / 10, "actors": 1 / 10, EVENT_LOOP: 2 / 10}
+    )
+    assert next(iter(shares)) == "metrics"  # largest first
+
+
+def _result(ratio: float, cpu_us: float) -> SuiteResult:
+    row = {"case": "full", "episodes": 1000, "latency_s": 0.0}
+    return SuiteResult(
+        suite="overhead",
+        command="python -m prose_sim bench overhead --quick",
+        machine={"cpus": 2},
+        rows=[{**row, "vs_reference": ratio, "cpu_us_per_call": cpu_us}],
+    )
+
+
+def test_each_run_appends_its_headline_figures_to_the_history(tmp_path):
+    record_history(_result(0.1, 1006.0), tmp_path)
+    path = record_history(_result(0.35, 390.0), tmp_path)
+    text = path.read_text(encoding="utf-8")
+    rows = [line for line in text.splitlines() if line.startswith("| 20")]
+    assert len(rows) == 2
+    assert "| 0.1 | 1,006 |" in rows[0] and "| 0.35 | 390 |" in rows[1]
+    assert text.count("# bench overhead: history") == 1

@@ -1,0 +1,90 @@
+"""A stop signal is acted on in its handler: the run's episodes are cancelled before the event
+loop gets control back, however long the loop's current pass is (with 10,000 episodes in flight
+one pass takes seconds). The latency itself is measured by benchmarks/ctrl_c_latency.py."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+
+import anyio
+import msgspec
+import pytest
+
+from prose_sim.models.backends.scripted import ScriptedBackend
+from prose_sim.models.protocol import ROLES
+from prose_sim.runtime.runner import execute
+from prose_sim.runtime.signals import STOP_SIGNALS
+from prose_sim.scenario import scenario_from_dict
+
+
+class SignalsMidStep(ScriptedBackend):
+    """Sends SIGINT to its own process in the middle of its first answer, then looks (without
+    yielding to the event loop) whether the run was stopped."""
+
+    deadline_after_signal: float | None = None
+
+    async def complete(self, request):
+        if self.deadline_after_signal is None:
+            os.kill(os.getpid(), signal.SIGINT)
+            # a cancelled scope's effective deadline is -inf
+            self.deadline_after_signal = anyio.current_effective_deadline()
+        return await super().complete(request)
+
+
+@pytest.fixture
+def restored_signal_handlers():
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    yield
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
+
+
+def _scenario(seeds: int):
+    return scenario_from_dict(
+        {
+            "name": "stop",
+            "seeds": list(range(1, seeds + 1)),
+            "demonstrations_per_user": 2,
+            "tasks": {"summarization": {}, "email_writing": {}},
+            "methods": {"no_learning": {}},
+            "metrics": {"bertscore": ""},
+        },
+        "test",
+    )
+
+
+@pytest.mark.anyio
+async def test_a_stop_signal_cancels_the_run_before_the_loop_runs_again(
+    tmp_path, restored_signal_handlers
+):
+    backend = SignalsMidStep()
+    before = signal.getsignal(signal.SIGINT)
+    outcome = await execute(
+        _scenario(seeds=20),
+        tmp_path / "run",
+        backends=dict.fromkeys(ROLES, backend),
+        progress="off",
+    )
+    assert backend.deadline_after_signal == -math.inf
+    assert outcome.status == "interrupted" and outcome.stop == "signal"
+    assert outcome.signal == signal.SIGINT and outcome.episodes_completed == 0
+    summary = msgspec.json.decode((tmp_path / "run" / "summary.json").read_bytes())
+    assert summary["status"] == "interrupted"
+    assert (tmp_path / "run" / "results.csv").exists()
+    # a second signal would now exit at once: the handler before the run is not given back
+    assert signal.getsignal(signal.SIGINT) is not before
+
+
+@pytest.mark.anyio
+async def test_a_run_without_a_signal_gives_its_handlers_back(tmp_path, restored_signal_handlers):
+    before = signal.getsignal(signal.SIGINT)
+    outcome = await execute(
+        _scenario(seeds=1),
+        tmp_path / "run",
+        backends=dict.fromkeys(ROLES, ScriptedBackend()),
+        progress="off",
+    )
+    assert outcome.status == "completed"
+    assert signal.getsignal(signal.SIGINT) is before
