@@ -12,8 +12,12 @@ true components that the agent drafted with, and the share of checkable
 components the draft satisfies. An agent that has inferred nothing is scored
 as the released code scores it: its preference string is "None" (accuracy,
 BERTScores, similarity and length are all computed on it). Each judge question
-becomes a ``JudgeVerdict`` event; an unparseable answer scores 0, as in the
-paper, and is counted.
+is asked as released (tasks/writing/writing_quality_assesor.py): the metric's
+system message (``prompts/judge_system.j2``) and a prompt that shows what the
+released one shows, with its option labels; ``[metrics] judge_parsing`` reads
+the answer as the released judge does ("released") or with our forgiving
+parser. Each question becomes a ``JudgeVerdict`` event; an unparseable answer
+scores 0, as in the paper, and is counted.
 """
 
 from __future__ import annotations

@@ -78,7 +78,7 @@ def correlations(rows: list[Row]) -> list[Correlation]:
 
     groups: dict[tuple[str, str, int], list[Row]] = defaultdict(list)
     for row in study_rows(rows):
-        groups[(str(row["task"]), str(row["framework"]), int(row["seed"]))].append(row)
+        groups[(str(row["task"]), str(row["framework"]), int(number(row, "seed")))].append(row)
     out = []
     for (task, framework, seed), group in sorted(groups.items()):
         for measure, _ in PREFERENCE_MEASURES:
