@@ -12,12 +12,13 @@ import pytest
 from conftest import MINIMAL, SCENARIOS
 from harness import BASE, FakeModel, by_purpose, context, demo, draft, drain, instance
 
-from prose_sim.actors.judge import Judge
+from prose_sim.actors.judge import SCALES, Judge
 from prose_sim.cli import main
 from prose_sim.errors import UsageError
 from prose_sim.events import JudgeVerdict, MetricsComputed, PreferencesRetrieved
 from prose_sim.metrics.settings import MetricsSettings
-from prose_sim.parsing import parse_verdict_released
+from prose_sim.models.answers import Choice
+from prose_sim.parsing import parse_verdict, parse_verdict_released
 from prose_sim.report.build import Report
 from prose_sim.scales import FPM_RELEASED_KEYS, FPM_SCALE, PPCM_SCALE, SIMILARITY_SCALE
 from prose_sim.scenario import load_scenario
@@ -264,3 +265,13 @@ def test_the_report_says_which_verdict_parser_was_used(parsing, write_scenario, 
     report = Report([run_dir]).markdown()
     assert f"read with judge_parsing = {parsing}:" in report
     assert ("released judge's parser" in report) == (parsing == "released")
+
+
+@pytest.mark.parametrize("purpose", sorted(SCALES))
+def test_a_constrained_answer_with_the_full_labels_parses_under_the_forgiving_parser(purpose):
+    # a constrained judge answers with the option alone (local) or as a JSON string (openai)
+    labels, released = SCALES[purpose]
+    assert Choice.of(labels).keywords == tuple(labels)
+    for label, score in labels.items():
+        assert parse_verdict(label, {**labels, **released}) == score
+        assert parse_verdict(f'"{label}"', {**labels, **released}) == score
