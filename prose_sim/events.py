@@ -91,6 +91,10 @@ class PreferencesRetrieved(Event, frozen=True, tag="preferences_retrieved"):
     preferences: str
     examples: list[tuple[str, str]] = []  # (document, user text) pairs for ICL
     retrieved: list[str] = []  # the persona of each earlier instance drawn on
+    # the preferences one per prompt line, when the method gives them as inferred
+    # (preference_lines = "as_inferred"); None: the string split at "; "
+    components: list[str] | None = None
+    examples_framed: bool = False  # the prompt frames examples even when there are none
 
 
 class DraftProduced(Event, frozen=True, tag="draft_produced"):

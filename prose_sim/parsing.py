@@ -460,3 +460,93 @@ def parse_score(text: str, low: int, high: int) -> int | None:
         break
     in_range = [n for n in _integers(text) if low <= n <= high]
     return in_range[-1] if in_range else None
+
+
+# ---------------------------------------------------------------- PROSE's answers as released
+#
+# The released code's own readers of PROSE's answers (preference_inferrer/
+# preference_inferring_agents/prose.py), for ``answer_normalisation = "released"`` and
+# ``verdict_parsing = "released"``: they keep what it keeps, lower-case what it lower-cases
+# and fail where it fails (docs/fidelity.md).
+
+
+def released_answer_line(text: str, keyword: str = "Preferences:") -> str:
+    """``Prose.extract_raw_string_from_response``: the answer on the first line that starts
+    with ``keyword``, lower-cased, with a newline appended.
+
+    Each line is stripped of ``"`` and ``*`` at both ends and lower-cased; the first one
+    starting with the keyword gives its rest (stripped of ``"*:`` and spaces) plus "\\n".
+    When that rest is empty, the following lines are added (each with "\\n") up to a blank
+    line, and a later keyword line starts the answer anew. "" when no line starts with the
+    keyword (the released code's failure).
+    """
+    key = keyword.lower()
+    answer = ""
+    found = False
+    for raw in text.split("\n"):
+        line = raw.strip('"*').lower()
+        if line.startswith(key):
+            found = True
+            answer = line.removeprefix(key).strip('"*: ') + "\n"
+            if answer.strip():
+                break
+        elif found:
+            if not line.strip():
+                break
+            answer += f"{line}\n"
+    return answer
+
+
+def released_json_list(text: str) -> list[str] | None:
+    """``Prose.parse_json_string_into_preference_set``: ``json.loads`` of the answer line.
+
+    A JSON list of strings is the preferences as printed (an empty list: none); a JSON
+    string is one preference. None for "" and anything ``json.loads`` rejects (the released
+    code's empty set), and for values the released code cannot hold (a list with a
+    non-string item, a number, an object: it would fail later on them).
+    """
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return value
+    return None
+
+
+def released_validation_keyword(
+    text: str, keywords: list[str], skip: str = "neutral"
+) -> str | None:
+    """``Prose.extract_keywords_from_response`` with line keyword "verdict".
+
+    Every line (lower-cased) is checked for every keyword less a final "s" ("strongly
+    confirm"), as a substring. A line holding such a stem and the word "verdict" anywhere
+    makes that keyword the verdict; the last such (line, keyword) wins, keywords taken in
+    the given order. With no verdict line: the keyword found on the most lines, ``skip``
+    ("neutral") never counted; a tie for the most, or nothing found, is None.
+    """
+    lines_with = dict.fromkeys(keywords, 0)
+    verdict: str | None = None
+    for raw in text.split("\n"):
+        line = raw.lower()
+        for keyword in keywords:
+            if keyword.lower().removesuffix("s") in line:
+                lines_with[keyword] += 1
+                if "verdict" in line:
+                    verdict = keyword
+    if verdict is not None:
+        return verdict
+    best: str | None = None
+    most = 0
+    for keyword in keywords:
+        if keyword == skip:
+            continue
+        if lines_with[keyword] > most:
+            best, most = keyword, lines_with[keyword]
+        elif lines_with[keyword] == most:
+            best = None
+    return best

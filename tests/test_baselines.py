@@ -140,3 +140,80 @@ async def test_cosine_retrieval_ranks_by_document_similarity():
         icl, 2, draft_text="d", user_text="u", persona="imdb", document="apples again"
     )
     assert got.examples == [("apples are red", "about apples")] and got.retrieved == ["imdb"]
+
+
+# --- the released code's ways, each behind a knob (docs/fidelity.md) -----------------
+
+
+async def test_icl_released_order_lists_the_oldest_example_first():
+    # in_context_learning.py: InContextLearningAgent.complete shows the examples as
+    # ExampleRetriever.get_most_similar_examples returns them (exact_match: the last k, oldest
+    # first), without PROSE's reverse()
+    icl, _ = make(Icl, FakeModel(by_purpose()), num_examples=2, retrieved_order="released")
+    for i in range(3):
+        await step(icl, i, draft_text="d", user_text=f"USER-{i}", document=f"DOC-{i}")
+    got, _ = await step(icl, 3, draft_text="d", user_text="u")
+    assert got.examples == [("DOC-1", "USER-1"), ("DOC-2", "USER-2")]
+
+
+async def test_cipherN_released_merge_list_is_oldest_first_with_an_empty_preference_as_none():
+    # cipher.py: CipherNAgent.complete lists pref.in_natural_language(mode="string") for each
+    # retrieved example in the retriever's order (oldest first); an empty stored set is None
+    m = FakeModel(by_purpose(infer=counting_infer(), merge="MERGED"))
+    cipher, _ = make(CipherN, m, retrieved_order="released", merge_list="released")
+    await step(cipher, 0, draft_text="same", user_text="same")  # learns nothing: stores ""
+    await step(cipher, 1, draft_text="d1", user_text="u1")  # learned-0
+    await step(cipher, 2, draft_text="d2", user_text="u2")  # learned-1
+    m.requests.clear()
+    await step(cipher, 3, draft_text="d", user_text="u")
+    prompt = m.prompts("merge")[0]
+    assert prompt.index("- None\n") < prompt.index("- learned-0") < prompt.index("- learned-1")
+
+
+async def test_cipherN_released_merge_list_merges_even_when_every_retrieved_preference_is_empty():
+    # cipher.py: CipherNAgent.complete aggregates whenever an example is retrieved
+    m = FakeModel(by_purpose(merge="MERGED"))
+    cipher, _ = make(CipherN, m, merge_list="released")
+    await step(cipher, 0, draft_text="same", user_text="same")
+    got, _ = await step(cipher, 1, draft_text="x", user_text="x")
+    assert "- None" in m.prompts("merge")[0] and got.preferences == "MERGED"
+    plain, _ = make(CipherN, FakeModel(by_purpose(merge="MERGED")))
+    await step(plain, 0, draft_text="same", user_text="same")
+    got, _ = await step(plain, 1, draft_text="x", user_text="x")
+    assert got.preferences == ""  # learned_only: nothing to merge
+
+
+async def test_cipher_released_answer_is_the_whole_reply_verbatim():
+    # cipher.py: Cipher1Agent.learn stores WritingPreferenceSet(self.llm.prompt_llm(prompt)):
+    # the reply as it is (not lower-cased, nothing stripped); it is the scored string
+    reply = '**Preferences:** "Short Sentences"'
+    m = FakeModel(by_purpose(infer=reply))
+    cipher, _ = make(Cipher1, m, answer_normalisation="released")
+    _, learned = await step(cipher, 0, draft_text="d", user_text="u")
+    got, _ = await step(cipher, 1, draft_text="d", user_text="u")
+    assert learned.preferences == reply and got.preferences == reply
+    forgiving, _ = make(Cipher1, FakeModel(by_purpose(infer=reply)))
+    _, learned = await step(forgiving, 0, draft_text="d", user_text="u")
+    assert learned.preferences == "Short Sentences"
+
+
+async def test_cipher_exact_equality_infers_from_a_whitespace_only_edit():
+    # trajectory_logger.py: WritingTrajectory.__eq__ compares the strings exactly
+    m = FakeModel(by_purpose(infer=counting_infer()))
+    cipher, _ = make(Cipher1, m, text_equality="exact")
+    await step(cipher, 0, draft_text="the same words", user_text="the  same words")
+    assert len(m.by_purpose("infer")) == 1
+    m2 = FakeModel(by_purpose(infer=counting_infer()))
+    words, _ = make(Cipher1, m2)
+    await step(words, 0, draft_text="the same words", user_text="the  same words")
+    assert m2.by_purpose("infer") == []
+
+
+async def test_cipher_preference_lines_as_inferred_keep_the_reply_on_one_line():
+    # preference_conditioned_writing_agent.py: get_task_prompt lists the preference set's
+    # items; CIPHER's set holds the reply as one item, "; " and all
+    m = FakeModel(by_purpose(infer="be brief; use similes"))
+    cipher, _ = make(Cipher1, m, preference_lines="as_inferred", answer_normalisation="released")
+    await step(cipher, 0, draft_text="d", user_text="u")
+    got, _ = await step(cipher, 1, draft_text="d", user_text="u")
+    assert got.components == ["be brief; use similes"]

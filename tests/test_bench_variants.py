@@ -105,7 +105,9 @@ def test_the_suite_doubles_its_dollars_with_doubled_prices(tmp_path):
     scenario = tiny_scenario()
     paper = variants.paper_assumptions(
         variants.load_scenario(
-            variants.scenarios_dir() / "paper.toml", catalog=variants.builtin_catalog()
+            variants.scenarios_dir() / "paper.toml",
+            ["corpus=bundled"],
+            catalog=variants.builtin_catalog(),
         )
     )
     doubled = variants.run(

@@ -7,16 +7,22 @@ Each rule names the reference (``zarahall/ml-predict`` at 5d2d863, package
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import anyio
 import pytest
 
 from prose_sim.actors.inferrers.prose import resolve_config
+from prose_sim.actors.inferrers.settings import MethodSettings
 from prose_sim.eventlog import read_events
 from prose_sim.events import DemonstrationProduced, DraftProduced, ModelRequested
 from prose_sim.runtime.runner import execute
 from prose_sim.scenario import load_scenario, scenario_from_dict
+from prose_sim.world.corpus import bundled_corpus
 
 PAPER = Path(__file__).resolve().parents[1] / "scenarios" / "paper.toml"
 INFERENCE_PURPOSES = {"refine", "breakdown", "validate", "coalesce", "infer", "merge"}
@@ -50,9 +56,15 @@ def requests(events, **match):
 # --- rule: paper.toml selects the reference's side of every knob ----------------------
 
 
+def load_paper(overrides: tuple[str, ...] = ()):
+    """paper.toml as it is (corpus = "huggingface"), checked against the bundled documents,
+    which stand in for the paper's datasets that the suite cannot reach."""
+    return load_scenario(PAPER, list(overrides), corpus=bundled_corpus())
+
+
 @pytest.fixture(scope="module")
 def paper():
-    return load_scenario(PAPER)
+    return load_paper()
 
 
 def test_paper_uses_the_seeds_the_released_readme_names(paper):
@@ -84,7 +96,7 @@ def test_paper_gpt_sampling_is_the_released_codes(paper, role):
 
 
 def test_a_qwen_agent_gets_the_qwen_preset_and_its_prose_settings():
-    scenario = load_scenario(PAPER, ["models.agent.model=Qwen/Qwen2.5-7B-Instruct"])
+    scenario = load_paper(("models.agent.model=Qwen/Qwen2.5-7B-Instruct",))
     agent = scenario.models.agent
     assert (
         agent.temperature,
@@ -105,9 +117,7 @@ def test_a_qwen_agent_gets_the_qwen_preset_and_its_prose_settings():
 
 
 def test_a_sampling_key_set_in_the_scenario_wins_over_the_preset():
-    scenario = load_scenario(
-        PAPER, ["models.agent.model=qwen2.5-72b", "models.agent.temperature=0.2"]
-    )
+    scenario = load_paper(("models.agent.model=qwen2.5-72b", "models.agent.temperature=0.2"))
     assert scenario.models.agent.temperature == 0.2 and scenario.models.agent.top_k == 20
 
 
@@ -143,6 +153,101 @@ def test_paper_icl_prompts_repeat_the_current_document_as_released(paper):
     assert paper.methods["icl+prose"].icl_example_document == "current"
     cfg = resolve_config(paper.methods["icl+prose"], "gpt-4o", use_icl=True)
     assert cfg.use_icl and cfg.icl_example_document == "current"
+
+
+# the released code's side of each knob of issue 23 (docs/fidelity.md, "Protocol")
+RELEASED_PROSE_KNOBS = {
+    "answer_normalisation": "released",  # prose.py: extract_raw_string_from_response
+    "unparseable_answers": "released",  # prose.py: Prose.learn, get_preference_set("")
+    "verdict_parsing": "released",  # prose.py: extract_keywords_from_response
+    "text_equality": "exact",  # trajectory_logger.py: WritingTrajectory.__eq__
+    "retrieved_order": "released",  # prose.py: Prose.complete, related_examples.reverse()
+    "preference_lines": "as_inferred",  # get_task_prompt: the set's items, one per line
+}
+RELEASED_CIPHER_KNOBS = {
+    "answer_normalisation": "released",  # cipher.py: the reply is the preference, verbatim
+    "text_equality": "exact",  # cipher.py: agent_trajectory != user_trajectory
+    "preference_lines": "as_inferred",
+}
+
+
+@pytest.mark.parametrize(
+    "label",
+    [
+        "prose_full",
+        "prose_nv",
+        "prose_sc",
+        "prose_1sc",
+        "prose_1nc",
+        "prose_1sc_ap_nv",
+        "icl+prose",
+    ],
+)
+def test_paper_prose_reads_answers_and_handles_failures_as_released(paper, label):
+    cfg = resolve_config(paper.methods[label], paper.models.agent.model)
+    for knob, value in RELEASED_PROSE_KNOBS.items():
+        assert getattr(cfg, knob) == value, knob
+
+
+def test_paper_icl_prose_frames_the_examples_on_a_first_instance(paper):
+    # prose.py: Prose.complete: icl_examples = [] when use_icl; get_task_prompt frames it
+    assert paper.methods["icl+prose"].empty_examples == "framed"
+
+
+@pytest.mark.parametrize("label", ["cipher1", "cipherN"])
+def test_paper_cipher_keeps_the_reply_and_compares_texts_as_released(paper, label):
+    for knob, value in RELEASED_CIPHER_KNOBS.items():
+        assert getattr(paper.methods[label], knob) == value, knob
+
+
+def test_paper_cipherN_and_icl_list_earlier_instances_in_the_released_order(paper):
+    # cipher.py: CipherNAgent.complete; in_context_learning.py: InContextLearningAgent.complete
+    assert paper.methods["cipherN"].retrieved_order == "released"
+    assert paper.methods["cipherN"].merge_list == "released"
+    assert paper.methods["icl"].retrieved_order == "released"
+
+
+def test_the_knobs_default_to_our_own_ways():
+    # scenarios other than paper.toml keep the defaults (bundled results unchanged)
+    cfg = resolve_config(MethodSettings(), "gpt-4o")
+    assert (
+        cfg.answer_normalisation,
+        cfg.unparseable_answers,
+        cfg.verdict_parsing,
+        cfg.text_equality,
+        cfg.retrieved_order,
+        cfg.preference_lines,
+        cfg.empty_examples,
+    ) == ("none", "ignored", "forgiving", "words", "best_first", "components", "omitted")
+
+
+# --- rule: the paper's documents (docs/fidelity.md, Documents) --------------------------
+
+
+def test_paper_reads_the_papers_datasets(paper):
+    # tasks/writing/dataset_helpers.py: load_data reads the Hugging Face datasets (the Hub)
+    assert paper.corpus == "huggingface" and paper.corpus_dir is None
+
+
+def test_paper_offline_stops_at_start_with_one_line_naming_the_bundled_corpus(tmp_path):
+    """HF_HUB_OFFLINE and nothing cached: exit 2 before the run folder exists, one line."""
+    root = PAPER.parents[1]
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_HOME": str(tmp_path / "hf"),  # an empty cache: nothing to fall back on
+        "HF_DATASETS_CACHE": str(tmp_path / "hf" / "datasets"),
+        "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+    }
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "prose_sim", "run", str(PAPER), "--out", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()
+    # without the datasets library (the hf extra) the line says that instead
+    why = "Hub cannot be reached" if importlib.util.find_spec("datasets") else "hf extra"
+    assert why in line and "--set corpus=bundled" in line
+    assert not out.exists()
 
 
 # --- rule: who writes what (writer role) ------------------------------------------------

@@ -418,7 +418,8 @@ def test_no_api_key_appears_in_any_output(
 
 def test_run_without_the_key_exits_2_and_says_how_to_fix_it(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    code = main(["run", str(SCENARIOS / "paper.toml"), "--out", str(tmp_path / "run")])
+    run = ["run", str(SCENARIOS / "paper.toml"), "--set", "corpus=bundled"]
+    code = main([*run, "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err
     assert code == 2
     assert "OPENAI_API_KEY" in err and "base_url" in err and "backend=local" in err
@@ -426,7 +427,7 @@ def test_run_without_the_key_exits_2_and_says_how_to_fix_it(tmp_path, capsys, mo
 
 
 def test_paper_scenario_is_the_papers_grid(monkeypatch):
-    scenario = load_scenario(SCENARIOS / "paper.toml")
+    scenario = load_scenario(SCENARIOS / "paper.toml", ["corpus=bundled"])
     assert scenario.seeds == [1235, 9328, 235, 6936, 2045]
     assert scenario.demonstrations_per_user == 5
     assert set(scenario.tasks) == {"summarization", "email_writing"}

@@ -442,3 +442,66 @@ def test_a_cipher_answer_is_the_whole_reply():
 )
 def test_the_prelude_users_yes_or_no(answer, yes):
     assert parse_yes(answer) is yes
+
+
+# ------------------------------------------- the released readers (prose.py), for the knobs
+
+from prose_sim.parsing import (  # noqa: E402
+    released_answer_line,
+    released_json_list,
+    released_validation_keyword,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # the first keyword line, lower-cased, "\n" appended
+        ("Reasoning.\nPreferences: Be Brief\nPreferences: Be Long", "be brief\n"),
+        # quotes and asterisks around the line and the answer are stripped
+        ('**Preferences:** "Use Emojis"', "use emojis\n"),
+        # an empty keyword line: the next lines up to a blank line, each with "\n"
+        ("Preferences:\n- Be Brief\n- Use Emojis\n\nDone.", "\n- be brief\n- use emojis\n"),
+        # a heading is not a keyword line; no keyword line: "" (the released failure)
+        ("## Preferences: headline", ""),
+        ("no label", ""),
+    ],
+)
+def test_released_answer_line_is_extract_raw_string_from_response(text, expected):
+    # prose.py: Prose.extract_raw_string_from_response
+    assert released_answer_line(text) == expected
+
+
+def test_released_json_list_is_json_loads_of_the_line():
+    # prose.py: Prose.parse_json_string_into_preference_set
+    assert released_json_list('["a", " b "]\n') == ["a", " b "]
+    assert released_json_list('"one"') == ["one"]
+    assert released_json_list("") is None and released_json_list("['a']") is None
+
+
+KEYWORDS = list(VALIDATION_SCALE)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Reasoning.\nVerdict: strongly confirms", "strongly confirms"),
+        # "verdict" anywhere on the line; the last (line, keyword) in scale order wins
+        ("My verdict: strongly confirms, not strongly contradicts", "strongly contradicts"),
+        ("Verdict: somewhat confirms\nFinal verdict: neutral", "neutral"),
+        # a stem ("strongly confirm") matches inside words
+        ("Verdict: it is strongly confirmed", "strongly confirms"),
+        # no verdict line: the keyword named on most lines, neutral never counted
+        (
+            "It strongly confirms.\nStrongly confirms again.\nSomewhat contradicts.",
+            "strongly confirms",
+        ),
+        ("Neutral.\nNeutral.\nSomewhat contradicts.", "somewhat contradicts"),
+        # a tie for the most, or nothing: no verdict
+        ("It somewhat confirms.\nIt somewhat contradicts.", None),
+        ("Neutral, really.", None),
+    ],
+)
+def test_released_validation_keyword_is_extract_keywords_from_response(text, expected):
+    # prose.py: Prose.extract_keywords_from_response(response, "verdict", keywords)
+    assert released_validation_keyword(text, KEYWORDS) == expected

@@ -358,10 +358,20 @@ def test_cipher_merge_lists_every_set():
 
 
 def test_validate_lists_the_scale_from_the_scale_passed_in():
-    text = prompt("prose_validate")
-    assert ", ".join(sorted(VALIDATION_SCALE, key=VALIDATION_SCALE.get, reverse=True)) + "." in text
     custom = prompt("prose_validate", scale={"KEYWORD-HIGH": 1, "KEYWORD-LOW": -1})
-    assert "KEYWORD-HIGH, KEYWORD-LOW." in custom and "strongly confirms" not in custom
+    assert "KEYWORD-HIGH the preference, KEYWORD-LOW the preference." in custom
+    assert "strongly confirms" not in custom
+
+
+def test_validate_shows_the_released_options_full_labels():
+    # abstract_templates.py: validation_instruction_prompt lists the five options as full
+    # labels ("strongly confirms the preference", ..., "is neutral toward the preference")
+    text = prompt("prose_validate", scale=VALIDATION_SCALE)
+    assert (
+        "strongly confirms the preference, somewhat confirms the preference, "
+        "is neutral toward the preference, somewhat contradicts the preference, "
+        "strongly contradicts the preference." in text
+    )
 
 
 @pytest.mark.parametrize(
@@ -389,3 +399,34 @@ def test_similarity_lists_the_released_labels():
     assert "TRUE-PREFS" in text and "INFERRED-PREFS" in text
     assert ", ".join(SIMILARITY_SCALE) in text.splitlines()
     assert text.splitlines()[-1].endswith('"Verdict:"')
+
+
+# ------------------------------------------- the task prompt's released wording and layout
+
+
+@pytest.mark.parametrize(
+    ("task", "label", "these"),
+    [("summarization", "ARTICLE", "this article"), ("email_writing", "NOTES", "these notes")],
+)
+def test_task_prompt_names_the_article_or_notes_between_the_released_markers(task, label, these):
+    # preference_conditioned_writing_agent.py: get_task_prompt calls the document "article"
+    # (summaries) or "notes" (emails) and puts it between [START OF X] and [END OF X]
+    for text in (draft(task), draft(task, preferences="P"), draft(task, examples=EXAMPLES)):
+        assert f"[START OF {label}]\n{DOCUMENT}\n[END OF {label}]" in text
+        assert these in text
+    assert "ocument" not in draft(task, examples=EXAMPLES)
+
+
+def test_task_prompt_frames_an_empty_example_list_when_asked():
+    # preference_conditioned_writing_agent.py: get_task_prompt frames in_context_examples
+    # whenever they are not None, an empty list included (PROSE with use_icl, first instance)
+    framed = prompt("draft", preferences="", components=[], examples=[], examples_framed=True)
+    assert "these earlier examples" in framed and "Example 1" not in framed
+    assert "in the style of the examples above" in framed
+    assert "these earlier examples" not in draft()
+
+
+def test_task_prompt_lists_the_components_it_is_given_one_per_line():
+    # get_task_prompt: a coalesced "a; b" is one item of the set, so one line
+    text = prompt("draft", preferences="A-X; B-Y", components=["A-X; B-Y"], examples=[])
+    assert text.splitlines()[-1] == "A-X; B-Y"

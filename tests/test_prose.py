@@ -351,3 +351,171 @@ def test_variants_and_model_defaults():
     assert resolve_config(MethodSettings(variant="full+icl"), "x").use_icl
     explicit = resolve_config(MethodSettings(variant="1sc", num_refinement_steps=4), "gpt-4o")
     assert explicit.num_refinement_steps == 4
+
+
+# --- the released code's ways, each behind a knob (docs/fidelity.md) -----------------
+
+RELEASED = dict(answer_normalisation="released")
+
+
+async def test_released_normalisation_lowercases_the_coalesced_preference_and_appends_a_newline():
+    # prose.py: Prose.coalesce_preferences reads its answer with extract_raw_string_from_response
+    # (lower-cased, "\n" appended); Prose.complete returns that set, the string the metrics score
+    m = model(coalesce="Reasoning.\nPreferences: Use Short Sentences; Include A Simile")
+    prose, _ = make(Prose, m, num_refinement_steps=1, **RELEASED)
+    await step(prose, 0, draft_text="d", user_text="u")
+    got, _ = await step(prose, 1, draft_text="d", user_text="u")
+    assert got.preferences == "use short sentences; include a simile\n"
+    plain, _ = make(
+        Prose, model(coalesce="Preferences: Use Short Sentences"), num_refinement_steps=1
+    )
+    await step(plain, 0, draft_text="d", user_text="u")
+    got, _ = await step(plain, 1, draft_text="d", user_text="u")
+    assert got.preferences == "Use Short Sentences"
+
+
+async def test_released_normalisation_takes_the_first_preferences_line_not_the_last():
+    # prose.py: extract_raw_string_from_response stops at the first keyword line with an answer
+    answer = "Preferences: Be Brief\nOn second thought:\nPreferences: be long"
+    only = dict(num_refinement_steps=1, breakdown="never", do_validate=False)
+    prose, _ = make(Prose, model(refine=answer), **only, **RELEASED)
+    _, learned = await step(prose, 0, draft_text="d", user_text="u")
+    assert learned.components == ["be brief\n"]
+    plain, _ = make(Prose, model(refine=answer), **only)
+    _, learned = await step(plain, 0, draft_text="d", user_text="u")
+    assert learned.components == ["be long"]
+
+
+async def test_released_breakdown_reads_the_answer_line_with_json_loads():
+    # prose.py: Prose.breakdown_preferences -> parse_json_string_into_preference_set
+    # (json.loads of the lower-cased line; anything else is the empty set: nothing changes)
+    m = model(breakdown='Preferences: ["Use Short Sentences", "Include A Simile"]')
+    prose, _ = make(Prose, m, num_refinement_steps=1, do_validate=False, **RELEASED)
+    _, learned = await step(prose, 0, draft_text="d", user_text="u")
+    assert learned.components == ["use short sentences", "include a simile"]
+    fenced = model(breakdown="Preferences: ```['a', 'b']```")  # no JSON: kept as refined
+    prose, _ = make(Prose, fenced, num_refinement_steps=1, do_validate=False, **RELEASED)
+    _, learned = await step(prose, 0, draft_text="d", user_text="u")
+    assert learned.components == ["use short sentences; include a simile\n"]
+
+
+async def test_released_unparseable_refine_answer_becomes_the_empty_preference():
+    # prose.py: Prose.learn wraps the failed line "" in get_preference_set -> {""}, a set that
+    # is not empty: the latest preferences become "" and "" joins the accumulated set (its
+    # comment says a bad parse changes nothing; the code does this)
+    m = model(refine="I would rather not say.")
+    prose, sink = make(
+        Prose,
+        m,
+        num_refinement_steps=2,
+        candidate_type="single",
+        breakdown="never",
+        do_validate=False,
+        unparseable_answers="released",
+        **RELEASED,
+    )
+    _, learned = await step(prose, 0, draft_text="d", user_text="u")
+    assert learned.components == [""]
+    second = m.prompts("refine")[1]
+    assert "So far we have found these preferences:\n\n" in second  # shown, empty
+    assert [e.purpose for e in drain(sink) if isinstance(e, ParseFailed)] == ["refine", "refine"]
+    ignored, _ = make(
+        Prose,
+        model(refine="I would rather not say."),
+        num_refinement_steps=2,
+        candidate_type="single",
+        breakdown="never",
+        do_validate=False,
+        **RELEASED,
+    )
+    _, learned = await step(ignored, 0, draft_text="d", user_text="u")
+    assert learned.components == []
+
+
+async def test_released_unparseable_coalesce_answer_starts_from_the_empty_preference():
+    # prose.py: Prose.coalesce_preferences returns get_preference_set("") = {""}: the draft is
+    # written with one empty preference and the scored string is "" (the metrics' "None")
+    m = model(coalesce="no label at all")
+    prose, _ = make(
+        Prose,
+        m,
+        num_refinement_steps=1,
+        unparseable_answers="released",
+        preference_lines="as_inferred",
+        **RELEASED,
+    )
+    await step(prose, 0, draft_text="d", user_text="u")
+    got, _ = await step(prose, 1, draft_text="d", user_text="u")
+    assert got.preferences == "" and got.components == [""]
+    kept, _ = make(Prose, model(coalesce="no label at all"), num_refinement_steps=1, **RELEASED)
+    await step(kept, 0, draft_text="d", user_text="u")
+    got, _ = await step(kept, 1, draft_text="d", user_text="u")
+    assert got.preferences == "use short sentences; include a simile"  # ignored: as they were
+
+
+@pytest.mark.parametrize(
+    ("parsing", "scores"),
+    [("released", [0]), ("forgiving", [-1])],
+)
+async def test_a_verdict_without_a_verdict_line_and_tied_keywords(parsing, scores):
+    # prose.py: extract_keywords_from_response counts the lines naming each keyword (neutral
+    # never); a tie is no verdict, which validate_preference reads as "neutral". The forgiving
+    # parser gives a tie to the keyword said last.
+    answer = "It somewhat confirms the tone.\nIt somewhat contradicts the length."
+    m = model(refine=LIST, validate=answer)
+    prose, _ = make(Prose, m, num_refinement_steps=1, verdict_parsing=parsing)
+    _, learned = await step(prose, 0, draft_text="d", user_text="u")
+    assert learned.validation == {"use short sentences": scores, "include a simile": scores}
+
+
+async def test_released_verdict_line_names_the_last_keyword_in_scale_order():
+    # prose.py: extract_keywords_from_response: on a line holding "verdict", the last keyword
+    # of the list found wins (the forgiving parser calls a line naming two points no answer)
+    m = model(refine=LIST, validate="Verdict: strongly confirms, not strongly contradicts")
+    prose, _ = make(Prose, m, num_refinement_steps=1, verdict_parsing="released")
+    _, learned = await step(prose, 0, draft_text="d", user_text="u")
+    assert learned.validation["use short sentences"] == [-2]
+
+
+async def test_exact_equality_refines_after_a_whitespace_only_difference():
+    # prose.py: Prose.learn stops when counterfactual_sequence == user_trajectory
+    # (WritingTrajectory.__eq__: the same string)
+    m = model()
+    prose, _ = make(Prose, m, num_refinement_steps=1, text_equality="exact")
+    await step(prose, 0, draft_text="the same words", user_text="the  same words")
+    assert len(m.by_purpose("refine")) == 1
+
+
+async def test_preference_lines_as_inferred_draw_a_coalesced_preference_on_one_line():
+    # preference_conditioned_writing_agent.py: get_task_prompt lists the set's items, and a
+    # coalesced preference is one item ("a; b" stays one line)
+    m = model(coalesce="Preferences: be brief; use similes", candidate="c")
+    prose, _ = make(Prose, m, num_refinement_steps=2, preference_lines="as_inferred")
+    await step(prose, 0, draft_text="d", user_text="u")
+    got, _ = await step(prose, 1, draft_text="d", user_text="u")
+    assert got.components == ["be brief; use similes"]
+    candidate = m.prompts("candidate")[-1]  # redrafted with the refined "a; b" preference
+    assert "\nuse short sentences; include a simile\n" in candidate
+
+
+async def test_icl_prose_keeps_the_example_framing_on_a_users_first_instance():
+    # prose.py: Prose.complete sets icl_examples = [] (not None) when use_icl; get_task_prompt
+    # then frames the (empty) examples, for the draft and every candidate
+    m = model(candidate="c")
+    prose, _ = make(IclProse, m, num_refinement_steps=2, empty_examples="framed")
+    got, _ = await step(prose, 0, draft_text="d", user_text="u")
+    assert got.examples == [] and got.examples_framed
+    assert "these earlier examples" in m.prompts("candidate")[0]
+    plain, _ = make(IclProse, model(), num_refinement_steps=1)
+    got, _ = await step(plain, 0, draft_text="d", user_text="u")
+    assert not got.examples_framed
+
+
+async def test_prose_released_order_is_most_recent_first_under_exact_match():
+    # prose.py: Prose.complete reverses what ExampleRetriever returns (oldest first)
+    m = model(coalesce=lambda r: "Preferences: x")
+    prose, _ = make(IclProse, m, num_refinement_steps=1, retrieved_order="released")
+    for i in range(3):
+        await step(prose, i, draft_text="d", user_text=f"USER-{i}")
+    got, _ = await step(prose, 3, draft_text="d", user_text="u")
+    assert [text for _, text in got.examples] == ["USER-2", "USER-1", "USER-0"]

@@ -29,7 +29,13 @@ class WritingAgent(Actor):
             case PreferencesRetrieved():
                 document = self._documents.pop(event.instance)
                 system, prompt = task_messages(
-                    self.ctx.task, self.ctx.framework, document, event.preferences, event.examples
+                    self.ctx.task,
+                    self.ctx.framework,
+                    document,
+                    event.preferences,
+                    event.examples,
+                    components=event.components,
+                    examples_framed=event.examples_framed,
                 )
                 completion = await self.ctx.models.complete(
                     "writer", "draft", event.instance, prompt, system=system

@@ -27,8 +27,14 @@ def task_messages(
     preferences: str,
     examples: Sequence[tuple[str, str]] = (),
     template: str = "draft",
+    components: Sequence[str] | None = None,
+    examples_framed: bool = False,
 ) -> tuple[str, str]:
-    """(system prompt, prompt) of the task prompt for ``document`` with ``preferences``."""
+    """(system prompt, prompt) of the task prompt for ``document`` with ``preferences``.
+
+    ``components``: the preferences as the prompt lists them (None: ``preferences`` split
+    at "; "); ``examples_framed``: the examples' framing is shown even with no example
+    (the released prompt for a PROSE+ICL agent's empty example list)."""
     system = render("draft_system", task=task, framework=framework)
     prompt = render_template(
         template or "draft",
@@ -36,8 +42,9 @@ def task_messages(
         framework=framework,
         document=document,
         preferences=preferences,
-        components=split_preferences(preferences),
+        components=split_preferences(preferences) if components is None else list(components),
         examples=list(examples),
+        examples_framed=examples_framed,
     )
     return system, prompt
 

@@ -345,11 +345,14 @@ def run(
         if quick:
             methods_scenario = _one_task(methods_scenario)
     # the paper's users are the built-in PLUME users (installed persona plugins are not the paper's)
-    paper = load_scenario(scenarios_dir() / "paper.toml", catalog=builtin_catalog())
+    # the bench runs offline: the bundled documents stand in for the paper's datasets
+    bundled = ["corpus=bundled"]
+    paper = load_scenario(scenarios_dir() / "paper.toml", bundled, catalog=builtin_catalog())
     if paper_scenario is None:
         scripted = [f"models.{role}.backend=scripted" for role in ROLES]
         probe_overrides = (
             off
+            + bundled
             + scripted
             + ([f"seeds=[{paper.seeds[0]}]", "demonstrations_per_user=2"] if quick else [])
         )

@@ -100,6 +100,7 @@ class Report:
             "",
             *([self.bertscore_note(), ""] if self.bertscore_note() else []),
             *([self.judge_parsing_note(), ""] if self.judge_parsing_note() else []),
+            *([reuse, ""] if (reuse := document_reuse_line(self.rows)) else []),
             markdown_tables(self.summaries),
             aggregation.markdown(self.rows),
             metric_study.markdown(self.correlations, self.bertscore_note()),
@@ -140,6 +141,26 @@ class Report:
             written.append(out_dir / name)
         written += metric_study.write_plot(self.rows, out_dir, notice=self.notice)
         return written + write_plots(self.summaries, self.rows, out_dir, notice=self.notice)
+
+
+def document_reuse_line(rows: list[Row]) -> str:
+    """One line: how many of the grid's documents more than one seed uses ("" for one seed).
+
+    A small corpus (the bundled one: a dozen documents a source) makes the seeds draw
+    overlapping documents, so the seeds are not independent samples of documents.
+    """
+    seeds_of: dict[str, set[object]] = defaultdict(set)
+    for row in rows:
+        seeds_of[str(row["document_id"])].add(row["seed"])
+    seeds: set[object] = set().union(*seeds_of.values())
+    if len(seeds) < 2:
+        return ""
+    reused = sum(len(used) > 1 for used in seeds_of.values())
+    return (
+        f"Documents: {len(seeds_of)} distinct documents over {len(seeds)} seeds; {reused} of "
+        f"them are used under more than one seed"
+        + (" (the seeds share documents, so they are not independent samples)." if reused else ".")
+    )
 
 
 def bertscore_note(models: set[tuple[str, bool]]) -> str:

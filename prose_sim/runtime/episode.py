@@ -79,12 +79,31 @@ class EpisodeWorld:
             persona = self.catalog.get(plan.framework, plan.task, name)
             key = f"{plan.framework}/{plan.task}/{name}"
             for doc in self.corpus.draw(
-                persona.document_source, self.demonstrations_per_user, plan.seed, key
+                persona.document_source,
+                self.demonstrations_per_user,
+                plan.seed,
+                key,
+                task=plan.task,
             ):
                 out.append((name, doc))
         if len(plan.personas) > 1:
+            released = self._released_order(plan, out)
+            if released is not None:
+                return released
             rng_for(plan.seed, "order", plan.framework, plan.task, *plan.personas).shuffle(out)
         return out
+
+    def _released_order(
+        self, plan: EpisodePlan, instances: list[tuple[str, Document]]
+    ) -> list[tuple[str, Document]] | None:
+        """The instances in the order the released code interleaves the users (the paper's
+        datasets, one user per source), or None where the corpus has no such order."""
+        order = self.corpus.interleaving(plan.task, plan.seed)
+        if order is None:
+            return None
+        by_key = {(doc.source, doc.id): (name, doc) for name, doc in instances}
+        placed = [by_key[key] for key in order if key in by_key]
+        return placed if len(placed) == len(instances) == len(by_key) else None
 
 
 def _as_run(persona: Persona, framework: str) -> Persona:

@@ -99,6 +99,9 @@ def parse_scenario(
         raw["persona_files"] = [
             str((base_dir / f).resolve()) if isinstance(f, str) else f for f in files
         ]
+    corpus_dir = raw.get("corpus_dir")
+    if isinstance(corpus_dir, str) and corpus_dir:  # resolved here, as persona_files are
+        raw["corpus_dir"] = str((base_dir / corpus_dir).resolve())
     # Tables keyed by name are converted entry by entry first, because
     # msgspec reports a dict key in a path as "[...]" and we want its name.
     spec_types: tuple[tuple[str, type], ...] = (("tasks", TaskSpec), ("methods", MethodSpec))

@@ -132,8 +132,14 @@ class Scenario(Strict, kw_only=True):
     demonstrations_per_user: Positive = 5
     # "bundled": documents shipped with prose_sim; "huggingface": the paper's datasets
     corpus: Literal["bundled", "huggingface"] = "bundled"
-    # huggingface corpus only: documents kept per source (the first that pass the filters)
-    corpus_max_per_source: Positive = 200
+    # huggingface corpus only: read each source's train split from <corpus_dir>/<source>/
+    # (files in the dataset's own schema that `datasets` reads: train.parquet, train.jsonl,
+    # train.csv, train.txt) instead of the Hub; relative to the scenario file
+    corpus_dir: str | None = None
+    # written by earlier versions into every run's scenario.toml (documents kept per source);
+    # the released loader keeps no such cap, so it has no effect now, and is accepted only so
+    # that those run folders still replay, resume and report
+    corpus_max_per_source: Positive | None = None
     # episodes in flight at once; default: all of them
     concurrency: Positive | None = None
     # persona TOML files or folders, beside the built-in and installed plugins' personas

@@ -13,6 +13,7 @@ The scenario schema is imported for types only: loading imports this module.
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -73,13 +74,27 @@ def assemble(
     return ResolvedRun(scenario=resolved, catalog=catalog, corpus=corpus, populations=populations)
 
 
-def load_corpus(kind: str, sources: tuple[str, ...] = (), max_per_source: int = 200) -> Corpus:
-    """The corpus a scenario names: "bundled", or "huggingface" (the paper's datasets)."""
-    if kind == "bundled":
+def load_corpus(scenario: Scenario, catalog: PersonaCatalog) -> Corpus:
+    """The corpus a scenario names: "bundled", or "huggingface" (the paper's datasets, each
+    user's documents shuffled per seed as the released code shuffles them)."""
+    if scenario.corpus == "bundled":
         return bundled_corpus()
-    if kind == "huggingface":
-        return load_hf_corpus(sources, max_per_source)
-    raise UsageError(f"unknown corpus {kind!r} (known: bundled, huggingface)")
+    if scenario.corpus == "huggingface":
+        return load_hf_corpus(
+            task_sources(scenario, catalog),
+            scenario.seeds,
+            scenario.demonstrations_per_user,
+            data_dir=Path(scenario.corpus_dir) if scenario.corpus_dir else None,
+            interleaved=interleaved_tasks(scenario),
+        )
+    raise UsageError(f"unknown corpus {scenario.corpus!r} (known: bundled, huggingface)")
+
+
+def interleaved_tasks(scenario: Scenario) -> list[str]:
+    """Tasks whose users may share an episode: any method retrieves other than exact_match."""
+    if all(spec.retrieval_mode == "exact_match" for spec in scenario.methods.values()):
+        return []
+    return list(scenario.tasks)
 
 
 def scenario_catalog(scenario: Scenario) -> PersonaCatalog:
@@ -90,24 +105,36 @@ def scenario_catalog(scenario: Scenario) -> PersonaCatalog:
 def scenario_corpus(scenario: Scenario, catalog: PersonaCatalog | None = None) -> Corpus:
     """The scenario's corpus, with the documents of personas that bring their own."""
     catalog = catalog or scenario_catalog(scenario)
-    corpus = load_corpus(
-        scenario.corpus, persona_sources(scenario, catalog), scenario.corpus_max_per_source
-    )
+    corpus = load_corpus(scenario, catalog)
     own = [d for p in scenario_personas(scenario, catalog) for d in p.own_documents()]
     return corpus.with_documents(own)
 
 
 def scenario_personas(scenario: Scenario, catalog: PersonaCatalog) -> list[Persona]:
     """Every persona a scenario may use."""
-    out = []
+    return [p for personas in _personas_by_task(scenario, catalog).values() for p in personas]
+
+
+def task_sources(scenario: Scenario, catalog: PersonaCatalog) -> dict[str, tuple[str, ...]]:
+    """Each task's corpus sources: those of the personas it may use (sorted)."""
+    return {
+        task: tuple(sorted({p.source for p in personas if p.source}))
+        for task, personas in _personas_by_task(scenario, catalog).items()
+    }
+
+
+def _personas_by_task(scenario: Scenario, catalog: PersonaCatalog) -> dict[str, list[Persona]]:
+    """Every persona a scenario may use, by task."""
+    out: dict[str, list[Persona]] = {}
     for task_name, spec in scenario.tasks.items():
+        out[task_name] = []
         for framework in spec.frameworks:
             known = catalog.names(framework, task_name)
             for name in _chosen(
                 spec.personas, catalog, framework, task_name, scenario.persona_files
             ):
                 if name in known:
-                    out.append(catalog.get(framework, task_name, name))
+                    out[task_name].append(catalog.get(framework, task_name, name))
     return out
 
 

@@ -7,6 +7,7 @@ this project in the genre of the paper's dataset for that source.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from importlib import resources
 
 import msgspec
@@ -56,20 +57,39 @@ SOURCES: dict[str, SourceInfo] = {
 
 
 class Corpus:
-    """Documents by source, with deterministic per-(seed, user) draws."""
+    """Documents by source, with deterministic per-(seed, user) draws.
 
-    def __init__(self, documents: list[Document]):
+    ``sequences`` fixes the draw of some users: (task, seed, source) -> document ids in
+    the order that task's user of that source gets them (the paper's datasets, shuffled
+    as the released code shuffles them); every other draw is a seeded sample.
+    ``interleavings``: (task, seed) -> (source, document id) of all those users' documents
+    in the order the released code interleaves the users.
+    """
+
+    def __init__(
+        self,
+        documents: list[Document],
+        sequences: Mapping[tuple[str, int, str], Sequence[str]] | None = None,
+        interleavings: Mapping[tuple[str, int], Sequence[tuple[str, str]]] | None = None,
+    ):
         self._by_source: dict[str, list[Document]] = {}
         for doc in documents:
             self._by_source.setdefault(doc.source, []).append(doc)
         for docs in self._by_source.values():
             docs.sort(key=lambda d: d.id)
+        self._sequences = {key: tuple(ids) for key, ids in (sequences or {}).items()}
+        self._interleavings = {key: tuple(o) for key, o in (interleavings or {}).items()}
 
     def with_documents(self, extra: list[Document]) -> Corpus:
         """This corpus plus ``extra`` documents (personas' own)."""
         if not extra:
             return self
-        return Corpus([d for docs in self._by_source.values() for d in docs] + extra)
+        docs = [d for docs in self._by_source.values() for d in docs] + extra
+        return Corpus(docs, self._sequences, self._interleavings)
+
+    def interleaving(self, task: str, seed: int) -> tuple[tuple[str, str], ...] | None:
+        """(source, document id) of a task's users in the released interleaved order, if any."""
+        return self._interleavings.get((task, seed))
 
     def sources(self) -> list[str]:
         return sorted(self._by_source)
@@ -86,12 +106,21 @@ class Corpus:
                 return doc
         raise UsageError(f"no document {doc_id!r} in source {source!r}")
 
-    def draw(self, source: str, n: int, seed: int, user_key: str) -> list[Document]:
+    def draw(self, source: str, n: int, seed: int, user_key: str, task: str = "") -> list[Document]:
         """n documents of a source for one user, without replacement.
 
-        The draw depends only on (seed, user_key), so every method sees the
-        same documents for the same user and seed, whatever the concurrency.
+        The first n of the fixed sequence of (task, seed, source) where there is one;
+        otherwise a sample that depends only on (seed, user_key). Either way every method
+        sees the same documents for the same user and seed, whatever the concurrency.
         """
+        fixed = self._sequences.get((task, seed, source))
+        if fixed is not None:
+            if n > len(fixed):
+                raise UsageError(
+                    f"source {source!r} has {len(fixed)} documents for {task} seed {seed}, "
+                    f"{n} requested"
+                )
+            return [self.get(source, doc_id) for doc_id in fixed[:n]]
         docs = self._by_source.get(source, [])
         if n > len(docs):
             raise UsageError(f"source {source!r} has {len(docs)} documents, {n} requested")

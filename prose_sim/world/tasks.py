@@ -17,7 +17,7 @@ TASKS: dict[str, Task] = {
     "summarization": Task(
         name="summarization",
         instruction="Summarize the following document.",
-        document_label="Document",
+        document_label="Article",  # the released prompts' word for every source
     ),
     "email_writing": Task(
         name="email_writing",

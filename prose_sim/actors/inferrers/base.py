@@ -33,12 +33,19 @@ DEFAULT_SETTINGS = MethodSettings()  # every knob at its default
 
 # The answer format of the purposes whose prompt asks for the answer alone (no reasoning
 # first); backends that can (local models) start the answer with it, which keeps small
-# models to the format. Refine and validate ask the model to reason first, and CIPHER's
-# answer is the whole reply, so they get no prefix: a prefix must never cut reasoning.
+# models to the format. Refine asks the model to reason first, validate for its final
+# decision on a line of its own (what comes before it is the model's), and CIPHER's answer
+# is the whole reply, so they get no prefix: a prefix must never cut what the model writes.
 FORMAT_PREFIX: dict[str, str] = {
     "coalesce": "Preferences:",
     "breakdown": 'Preferences: ["',  # the list's first string is opened too
 }
+
+
+def same_text(a: str, b: str, equality: str = "words") -> bool:
+    """Whether a draft equals the user's text. ``equality``: "exact", the same string (the
+    released ``WritingTrajectory.__eq__``), or "words", the same words."""
+    return a == b if equality == "exact" else a.split() == b.split()
 
 
 class Retrieved(msgspec.Struct, frozen=True):
@@ -48,6 +55,8 @@ class Retrieved(msgspec.Struct, frozen=True):
     preferences: str
     examples: list[tuple[str, str]] = []
     retrieved: list[str] = []  # personas of the earlier instances drawn on
+    components: list[str] | None = None  # one per prompt line; None: split at "; "
+    examples_framed: bool = False  # frame the examples even when there are none
 
 
 class Learned(msgspec.Struct, frozen=True):

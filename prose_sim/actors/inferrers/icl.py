@@ -3,6 +3,9 @@
 Each example shows its own document by default. The released code's task
 prompt repeats the *current* document in every example;
 ``icl_example_document = "current"`` restores that (scenarios/paper.toml sets it).
+Examples are listed best first by default; ``retrieved_order = "released"`` lists them
+as the released ICL agent does (``in_context_learning.py``: as its retriever returns
+them, i.e. the oldest first under exact_match).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from prose_sim.actors.inferrers.base import Inferrer, Learned, Retrieved
-from prose_sim.actors.inferrers.memory import MemoryItem
+from prose_sim.actors.inferrers.memory import MemoryItem, released_order
 from prose_sim.events import InstanceStarted
 
 DEFAULT_EXAMPLES = 5
@@ -26,10 +29,12 @@ def icl_examples(
 
 
 class Icl(Inferrer):
-    knobs = frozenset({"num_examples", "icl_example_document"})
+    knobs = frozenset({"num_examples", "icl_example_document", "retrieved_order"})
 
     async def retrieve(self, instance):
         items = await self.recall(instance, self.settings.num_examples or DEFAULT_EXAMPLES)
+        if self.settings.retrieved_order == "released":
+            items = released_order(items, self.settings.retrieval_mode)
         return Retrieved(
             preferences="",
             examples=icl_examples(items, instance, self.settings.icl_example_document or "own"),

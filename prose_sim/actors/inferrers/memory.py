@@ -64,3 +64,12 @@ class Memory:
             threshold = retrieval.threshold
             return [item for score, _, item in ranked if threshold is None or score >= threshold]
         raise ValueError(f"unknown retrieval mode {mode!r}")
+
+
+def released_order(items: list[MemoryItem], mode: str) -> list[MemoryItem]:
+    """Retrieved items (best first) in the order the released ``ExampleRetriever.
+    get_most_similar_examples`` returns them: oldest first under exact_match and
+    most_recent (it keeps the last k, in the order they came), best first under the
+    similarity modes (torch ``topk``). The released ICL and CIPHER-N agents show them so;
+    PROSE reverses them."""
+    return items[::-1] if mode in ("exact_match", "most_recent") else list(items)

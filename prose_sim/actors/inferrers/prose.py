@@ -29,14 +29,28 @@ from typing import Any
 import msgspec
 
 from prose_sim.actors.base import ActorContext
-from prose_sim.actors.inferrers.base import DEFAULT_SETTINGS, Inferrer, Learned, Retrieved
+from prose_sim.actors.inferrers.base import (
+    DEFAULT_SETTINGS,
+    Inferrer,
+    Learned,
+    Retrieved,
+    same_text,
+)
 from prose_sim.actors.inferrers.icl import icl_examples
+from prose_sim.actors.inferrers.memory import MemoryItem, released_order
 from prose_sim.actors.inferrers.settings import MethodSettings
 from prose_sim.actors.together import run_together
 from prose_sim.actors.writing import split_preferences, task_messages, written_text
 from prose_sim.events import InstanceStarted
 from prose_sim.models.answers import Choice, JsonList
-from prose_sim.parsing import parse_json_list, parse_preferences, parse_verdict
+from prose_sim.parsing import (
+    parse_json_list,
+    parse_preferences,
+    parse_verdict,
+    released_answer_line,
+    released_json_list,
+    released_validation_keyword,
+)
 from prose_sim.scales import VALIDATION_SCALE
 
 # The paper's named variants (all break down after refinement).
@@ -75,6 +89,13 @@ class ProseConfig(msgspec.Struct, frozen=True, kw_only=True):
     use_icl: bool = False
     num_examples: int = DEFAULT_ICL_EXAMPLES
     icl_example_document: str = "own"
+    answer_normalisation: str = "none"
+    unparseable_answers: str = "ignored"
+    verdict_parsing: str = "forgiving"
+    text_equality: str = "words"
+    retrieved_order: str = "best_first"
+    preference_lines: str = "components"
+    empty_examples: str = "omitted"
 
 
 def _letters_digits(name: str) -> str:
@@ -138,8 +159,30 @@ def _listed_or_string(text: str) -> list[str] | str | None:
     return listed if listed else parse_preferences(text)
 
 
-def _same_text(a: str, b: str) -> bool:
-    return a.split() == b.split()
+def _released_line(text: str) -> str | None:
+    """The released reader of a refine, coalesce or breakdown answer; None where it finds no
+    "Preferences:" line (it returns "" there)."""
+    return released_answer_line(text) or None
+
+
+def _released_list(text: str) -> list[str] | None:
+    """A breakdown answer as released: the answer line read by ``json.loads``; None (a
+    failure the released code counts) when there is no line or no JSON; [] for an empty
+    list (the released code's empty set, not counted)."""
+    return released_json_list(released_answer_line(text))
+
+
+def _released_verdict(text: str) -> int | None:
+    keyword = released_validation_keyword(text, list(VALIDATION_SCALE))
+    return None if keyword is None else VALIDATION_SCALE[keyword]
+
+
+def prose_order(items: list[MemoryItem], order: str, mode: str) -> list[MemoryItem]:
+    """The earlier instances (best first) in PROSE's order: "released" reverses what the
+    released retriever returns (``Prose.complete``: ``related_examples.reverse()``), i.e.
+    most recent first under exact_match and most_recent, least similar first under the
+    similarity modes; "best_first" keeps them best first."""
+    return released_order(items, mode)[::-1] if order == "released" else list(items)
 
 
 class Prose(Inferrer):
@@ -156,6 +199,13 @@ class Prose(Inferrer):
             "use_icl",
             "num_examples",
             "icl_example_document",
+            "answer_normalisation",
+            "unparseable_answers",
+            "verdict_parsing",
+            "text_equality",
+            "retrieved_order",
+            "preference_lines",
+            "empty_examples",
         }
     )
     default_use_icl = False
@@ -179,32 +229,65 @@ class Prose(Inferrer):
 
     # --- complete: the preferences to draft with ---------------------------------
 
+    @property
+    def released_answers(self) -> bool:
+        """Answers read as the released code reads them (``answer_normalisation``)."""
+        return self.config.answer_normalisation == "released"
+
+    @property
+    def released_failures(self) -> bool:
+        """An unparseable answer is the empty preference, as released (``unparseable_answers``)."""
+        return self.config.unparseable_answers == "released"
+
+    def lines(self, preferences: list[str]) -> list[str] | None:
+        """The preferences as the draft prompt lists them: each as inferred
+        (``preference_lines = "as_inferred"``), or None: the joined string split at "; "."""
+        return list(preferences) if self.config.preference_lines == "as_inferred" else None
+
+    @property
+    def examples_framed(self) -> bool:
+        return self.config.use_icl and self.config.empty_examples == "framed"
+
     async def retrieve(self, instance):
         cfg = self.config
+        mode = self.settings.retrieval_mode
         items = await self.recall(
             instance, max(cfg.num_other_sequences, cfg.num_examples if cfg.use_icl else 0)
         )
-        earlier = items[: cfg.num_other_sequences]
+        earlier = prose_order(items[: cfg.num_other_sequences], cfg.retrieved_order, mode)
         components = list(dict.fromkeys(c for m in earlier for c in m.components))
         starting: list[str] = []
         if components:  # coalesce only when earlier preferences exist
             starting = await self.coalesce(instance.instance, components)
         examples = (
-            icl_examples(items[: cfg.num_examples], instance, cfg.icl_example_document)
+            icl_examples(
+                prose_order(items[: cfg.num_examples], cfg.retrieved_order, mode),
+                instance,
+                cfg.icl_example_document,
+            )
             if cfg.use_icl
             else []
         )
         self._examples[instance.instance] = examples
         self._starting[instance.instance] = starting
         return Retrieved(
-            preferences="; ".join(starting), examples=examples, retrieved=[m.persona for m in items]
+            preferences="; ".join(starting),
+            examples=examples,
+            retrieved=[m.persona for m in items],
+            components=self.lines(starting),
+            examples_framed=self.examples_framed,
         )
 
     async def coalesce(self, instance: int, components: list[str]) -> list[str]:
         """The earlier preferences condensed: one description (after_refinement, never), or a
-        list (each_iteration); unparseable: the components as they were."""
+        list (each_iteration). Unparseable: the components as they were, or (released) the
+        empty preference, which each_iteration breaks down."""
         listed = self.config.breakdown == "each_iteration"
-        parse = parse_json_list if listed else parse_preferences
+        parse: Any = (
+            _released_line
+            if self.released_answers
+            else (parse_json_list if listed else parse_preferences)
+        )
         merged = await self.ask(
             "coalesce",
             instance,
@@ -215,10 +298,17 @@ class Prose(Inferrer):
             listed=listed,
         )
         if not merged:
-            return components
-        if isinstance(merged, str):  # one description
-            return [merged]
-        return list(dict.fromkeys(merged))
+            if not self.released_failures:
+                return components
+            merged = ""  # Prose.coalesce_preferences: the failed line is a preference
+        if isinstance(merged, list):
+            return list(dict.fromkeys(merged))
+        if listed:  # released: json.loads of the line, else a breakdown of it
+            as_list = released_json_list(merged)
+            if as_list:
+                return list(dict.fromkeys(as_list))
+            return await self.break_down(instance, merged)
+        return [merged]
 
     # --- learn: Algorithm 2 ----------------------------------------------------------
 
@@ -229,34 +319,17 @@ class Prose(Inferrer):
         # each step's prompt shows only the latest step's
         kept = list(self._starting.pop(instance.instance, split_preferences(draft.preferences)))
         latest = list(kept)
-        listed = cfg.breakdown == "each_iteration"
         candidate = None if cfg.candidate_type == "none" else draft.text
         for step in range(cfg.num_refinement_steps):
-            if candidate is not None and _same_text(candidate, user_text):
+            if candidate is not None and same_text(candidate, user_text, cfg.text_equality):
                 break
-            refined = await self.ask(
-                "refine",
-                instance.instance,
-                "prose_refine",
-                _listed_or_string if listed else parse_refined,
-                document=instance.document,
-                preferences="; ".join(latest),
-                candidate=candidate,
-                user_text=user_text,
-                listed=listed,
-            )
-            if isinstance(refined, str) and listed:  # not a JSON list: break it down now
-                refined = await self.break_down(instance.instance, refined)
-            if isinstance(refined, list):
-                new = list(dict.fromkeys(refined))
-            else:
-                new = [refined] if refined else []
-            if new:  # an unparseable step changes nothing
+            new = await self.refine(instance, latest, candidate, user_text)
+            if new:  # nothing usable: the step changes nothing
                 latest = new
                 kept += [p for p in new if p not in kept]
             last = step == cfg.num_refinement_steps - 1
             if cfg.candidate_type == "iterate" and not last:
-                candidate = await self.redraft(instance, "; ".join(latest))
+                candidate = await self.redraft(instance, latest)
         components = kept
         if cfg.breakdown == "after_refinement" and kept:
             broken = await self.break_down(instance.instance, "; ".join(kept))
@@ -273,14 +346,55 @@ class Prose(Inferrer):
             preferences=joined, components=components, validation=scores, threshold=threshold
         )
 
-    async def redraft(self, instance: InstanceStarted, preferences: str) -> str:
+    async def refine(
+        self, instance: InstanceStarted, latest: list[str], candidate: str | None, user_text: str
+    ) -> list[str]:
+        """One refinement step: the new latest preferences, [] when the answer is unusable.
+
+        Released handling of unparseable answers (``Prose.learn``): the failed answer, the
+        empty string, becomes the latest preference (each_iteration: it is broken down)."""
+        listed = self.config.breakdown == "each_iteration"
+        parse: Any = (
+            _released_line
+            if self.released_answers
+            else (_listed_or_string if listed else parse_refined)
+        )
+        refined = await self.ask(
+            "refine",
+            instance.instance,
+            "prose_refine",
+            parse,
+            document=instance.document,
+            preferences="; ".join(latest),
+            preferences_found=bool(latest),
+            candidate=candidate,
+            user_text=user_text,
+            listed=listed,
+        )
+        if refined is None:
+            if not self.released_failures:
+                return []
+            refined = ""
+        if isinstance(refined, list):
+            return list(dict.fromkeys(refined))
+        if not listed:
+            return [refined]
+        if self.released_answers:  # released: json.loads of the line, else a breakdown of it
+            as_list = released_json_list(refined)
+            if as_list:
+                return list(dict.fromkeys(as_list))
+        return await self.break_down(instance.instance, refined)
+
+    async def redraft(self, instance: InstanceStarted, preferences: list[str]) -> str:
         """A new candidate, written by the writer with the task prompt and the latest preferences."""
         system, prompt = task_messages(
             self.ctx.task,
             self.ctx.framework,
             instance.document,
-            preferences,
+            "; ".join(preferences),
             self._examples.get(instance.instance, []),
+            components=self.lines(preferences),
+            examples_framed=self.examples_framed,
         )
         completion = await self.ctx.models.complete(
             "writer", "candidate", instance.instance, prompt, system=system
@@ -288,20 +402,30 @@ class Prose(Inferrer):
         return written_text(self.ctx.framework, completion.text)
 
     async def break_down(self, instance: int, preferences: str) -> list[str]:
-        """The preferences as a list of single components ([] when the answer is unusable)."""
-        if not preferences.strip():
+        """The preferences as a list of single components ([] when the answer is unusable).
+
+        No call when they already are a JSON list; none for an empty string either, except
+        under the released handling of unparseable answers (the released code asks)."""
+        if not preferences.strip() and not self.released_failures:
             return []
-        listed = _as_json_list(preferences)
-        if listed is not None:  # already a list: no model call
-            return listed
+        if self.released_answers:
+            listed = released_json_list(preferences)
+            if listed:  # already a list: no model call
+                return list(dict.fromkeys(listed))
+        else:
+            listed = _as_json_list(preferences)
+            if listed is not None:  # already a list: no model call
+                return listed
         answer = await self.ask(
             "breakdown",
             instance,
             "prose_breakdown",
-            parse_json_list,
+            _released_list if self.released_answers else parse_json_list,
             answer=JsonList(),
             preferences=preferences,
         )
+        if self.released_answers:
+            return list(dict.fromkeys(answer or []))
         return list(dict.fromkeys(a for a in answer or [] if a.strip()))
 
     # --- validation ----------------------------------------------------------------
@@ -321,11 +445,21 @@ class Prose(Inferrer):
         An unparseable verdict counts as neutral (and is cached), as in the released code.
         ``scores_of`` receives each component's verdict scores.
         """
-        others = await self.recall(instance, self.config.num_other_sequences)
+        cfg = self.config
+        others = prose_order(
+            await self.recall(instance, cfg.num_other_sequences),
+            cfg.retrieved_order,
+            self.settings.retrieval_mode,
+        )
         demonstrations = [(instance.persona, instance.document_id, user_text)] + [
             (m.persona, m.document_id, m.user_text) for m in others
         ]
-        show_others = self.config.include_preferences_in_validate
+        show_others = cfg.include_preferences_in_validate
+        read_verdict: Any = (
+            _released_verdict
+            if cfg.verdict_parsing == "released"
+            else partial(parse_verdict, scale=VALIDATION_SCALE)
+        )
         means: dict[str, float] = {}
         asked: dict[str, list[int]] = {}
 
@@ -340,7 +474,7 @@ class Prose(Inferrer):
                         "validate",
                         instance.instance,
                         "prose_validate",
-                        lambda answer: parse_verdict(answer, VALIDATION_SCALE),
+                        read_verdict,
                         answer=Choice.of(VALIDATION_SCALE),
                         component=component,
                         user_text=text,
@@ -357,7 +491,7 @@ class Prose(Inferrer):
         await run_together([partial(one, component) for component in components])
         if scores_of is not None:  # in the components' order, whichever finished first
             scores_of.update((c, asked[c]) for c in components)
-        return [c for c in components if means[c] > self.config.validation_threshold]
+        return [c for c in components if means[c] > cfg.validation_threshold]
 
 
 def _settled(scores: list[int]) -> bool:

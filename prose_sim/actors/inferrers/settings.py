@@ -41,6 +41,33 @@ class MethodSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     num_other_sequences: Annotated[int, msgspec.Meta(ge=0)] | None = None
     include_preferences_in_validate: bool | None = None
     use_icl: bool | None = None
+    # --- the released code's ways, each a knob (docs/fidelity.md; paper.toml: the first value)
+    # prose: "released" reads refine, coalesce and breakdown answers as the released code does
+    # (the first "Preferences:" line, lower-cased, a newline appended; JSON lists by json.loads);
+    # cipher: "released" keeps the whole reply verbatim. Default "none": our forgiving parsers
+    answer_normalisation: Literal["released", "none"] | None = None
+    # prose: "released": an unparseable refine or coalesce answer is the empty preference (the
+    # released code's empty string); default "ignored": it changes nothing
+    unparseable_answers: Literal["released", "ignored"] | None = None
+    # prose: "released": validation verdicts read as the released code does; default "forgiving"
+    verdict_parsing: Literal["released", "forgiving"] | None = None
+    # prose, cipher: when the draft (candidate) equals the user's text. "exact": the same string
+    # (released); default "words": the same words
+    text_equality: Literal["exact", "words"] | None = None
+    # icl, cipher, prose: the order earlier instances are shown in. "released": the released
+    # agents' (icl, cipherN: oldest first under exact_match and most_recent, best first under
+    # the similarity modes; prose: the reverse); default "best_first"
+    retrieved_order: Literal["released", "best_first"] | None = None
+    # cipher: the merge list. "released": every retrieved instance, an empty preference shown as
+    # None, merged even when all are empty; default "learned_only": the non-empty ones
+    merge_list: Literal["released", "learned_only"] | None = None
+    # prose, cipher: how the draft prompt lists inferred preferences. "as_inferred": each
+    # preference as inferred (a coalesced "a; b" on one line, released); default "components":
+    # split at "; "
+    preference_lines: Literal["as_inferred", "components"] | None = None
+    # prose with use_icl: "framed": the draft prompt keeps its example framing with no earlier
+    # examples (a user's first instance, released); default "omitted"
+    empty_examples: Literal["framed", "omitted"] | None = None
     # fixed_subset: the user's true components to draft with, as 0-based indices, or
     # "powerset" (the default): one episode per subset of each user's components
     subset: list[Annotated[int, msgspec.Meta(ge=0)]] | Literal["powerset"] | None = None
