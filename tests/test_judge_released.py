@@ -22,6 +22,7 @@ from prose_sim.parsing import parse_verdict, parse_verdict_released
 from prose_sim.report.build import Report
 from prose_sim.scales import FPM_RELEASED_KEYS, FPM_SCALE, PPCM_SCALE, SIMILARITY_SCALE
 from prose_sim.scenario import load_scenario
+from prose_sim.world.corpus import bundled_corpus
 from prose_sim.world.personas import builtin_catalog
 from prose_sim.world.tasks import TASKS
 
@@ -245,7 +246,8 @@ def test_prompts_show_prints_the_judges_system_messages_and_released_prompts(cap
 
 @pytest.mark.parametrize("name", ["paper.toml", "metric_study.toml"])
 def test_the_papers_scenarios_read_verdicts_as_released(name):
-    assert load_scenario(SCENARIOS / name).metrics.judge_parsing == "released"
+    scenario = load_scenario(SCENARIOS / name, corpus=bundled_corpus())
+    assert scenario.metrics.judge_parsing == "released"
 
 
 def test_a_constrained_judge_cannot_have_its_verdicts_read_as_released(write_scenario):

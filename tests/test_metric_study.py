@@ -19,6 +19,7 @@ from prose_sim.report import metric_study
 from prose_sim.runtime.plan import expand
 from prose_sim.runtime.runner import execute
 from prose_sim.scenario import load_scenario
+from prose_sim.world.corpus import bundled_corpus
 from prose_sim.world.personas import builtin_catalog
 
 CATALOG = builtin_catalog()
@@ -35,6 +36,8 @@ SMALL = [
     "metrics.bertscore_rescale=false",
     "--set",
     "seeds=[1235]",
+    "--set",
+    "corpus=bundled",
     "--set",
     'tasks.summarization.personas=["wikipedia"]',
     "--set",
@@ -212,8 +215,9 @@ def test_the_papers_bertscore_model_that_cannot_be_loaded_stops_the_run_at_start
 
 
 def test_the_study_runs_as_run_compare_frameworks_metric_correlations_configures_it():
-    study = load_scenario(SCENARIOS / "metric_study.toml")
-    paper = load_scenario(SCENARIOS / "paper.toml")
+    study = load_scenario(SCENARIOS / "metric_study.toml", corpus=bundled_corpus())
+    paper = load_scenario(SCENARIOS / "paper.toml", corpus=bundled_corpus())
+    assert study.corpus == paper.corpus == "huggingface"  # the paper's documents
     assert study.demonstrations_per_user == 1  # number_of_examples_per_preference_set = 1
     assert study.seeds == paper.seeds == [1235, 9328, 235, 6936, 2045]
     for role in ("user", "writer", "judge"):
