@@ -13,6 +13,7 @@ import functools
 import json
 import re
 import warnings
+from collections.abc import Mapping
 
 __all__ = [
     "parse_delimited",
@@ -21,6 +22,7 @@ __all__ = [
     "parse_preferences",
     "parse_score",
     "parse_verdict",
+    "parse_verdict_released",
     "parse_yes",
 ]
 
@@ -389,6 +391,34 @@ def parse_verdict(text: str, scale: dict[str, int]) -> int | None:
         return None
     best = max(counts, key=lambda key: (counts[key], last_at[key]))
     return scale[normal[best]]
+
+
+def parse_verdict_released(text: str, keys: Mapping[str, int]) -> int | None:
+    """The score of a judge's answer read as the released judge reads it.
+
+    The released code (tasks/writing/writing_quality_assesor.py, the parsing in
+    ``score_adherence_to_preference_component``, ``score_adherence_to_compound_preference``
+    and ``score_preference_similarity``): the answer, stripped (as the released GPT wrapper,
+    ``OpenAIGPT.prompt_llm``, returns it) and lowercased, is split on
+    newlines; each line loses the quotes and asterisks at its ends (nothing else, so
+    "### Verdict:" or "- Verdict:" is no verdict line); the first line that then starts with
+    "verdict:" and has something after it gives the answer (its rest, stripped of quotes,
+    asterisks, colons and spaces); the score is that of the first of ``keys``, in their
+    order, contained in the answer as a substring. None (the caller scores 0 and counts it)
+    when there is no such line or its answer contains no key: the reasoning is never
+    searched.
+    """
+    answer = ""
+    for line in text.strip().lower().split("\n"):
+        line = line.strip('"*')
+        if line.startswith("verdict:"):
+            answer = line.removeprefix("verdict:").strip('"*: ')
+            if answer:
+                break
+    for key, score in keys.items():
+        if key.lower() in answer:
+            return score
+    return None
 
 
 # A number not glued to a word or a decimal point; "0-4" reads as 0 and 4.

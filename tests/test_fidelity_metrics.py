@@ -30,9 +30,13 @@ def test_the_judge_metrics_are_on():
 
 
 def test_the_metric_study_scores_as_the_paper_does():
-    study = load_scenario(SCENARIOS / "metric_study.toml")
+    study = load_scenario(SCENARIOS / "metric_study.toml", corpus=bundled_corpus())
     assert study.metrics == PAPER.metrics
     assert all(
         t.frameworks == ["plume", "prelude", "prelude.no_edit"] for t in study.tasks.values()
     )
     assert {study.method_of(label) for label in study.methods} == {"fixed_subset"}
+
+
+def test_the_judges_verdicts_are_read_as_released():
+    assert PAPER.metrics.judge_parsing == "released"

@@ -30,7 +30,7 @@ def ppcm_answer(request) -> str:
         return "Verdict: **somewhat contradicts**"
     if "step-by-step" in prompt:
         return "I cannot tell."  # unparseable: scores 0
-    return "Verdict: neither"
+    return "Verdict: neither exhibits nor contradicts"
 
 
 class WordOverlap:
@@ -60,7 +60,7 @@ async def judge_once(
     model = FakeModel(
         by_purpose(
             judge_ppcm=ppcm_answer,
-            judge_fpm="Verdict: most",
+            judge_fpm="Verdict: exhibits most preferences",
             judge_similarity="Reasoning.\nVerdict: very similar",
         )
     )

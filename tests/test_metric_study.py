@@ -7,6 +7,7 @@ import io
 import math
 
 import anyio
+import msgspec
 import pytest
 from conftest import SCENARIOS
 from harness import FakeModel, by_purpose, context, step
@@ -18,6 +19,7 @@ from prose_sim.report import metric_study
 from prose_sim.runtime.plan import expand
 from prose_sim.runtime.runner import execute
 from prose_sim.scenario import load_scenario
+from prose_sim.world.corpus import bundled_corpus
 from prose_sim.world.personas import builtin_catalog
 
 CATALOG = builtin_catalog()
@@ -33,7 +35,9 @@ SMALL = [
     "--set",
     "metrics.bertscore_rescale=false",
     "--set",
-    "demonstrations_per_user=1",
+    "seeds=[1235]",
+    "--set",
+    "corpus=bundled",
     "--set",
     'tasks.summarization.personas=["wikipedia"]',
     "--set",
@@ -205,3 +209,82 @@ def test_the_papers_bertscore_model_that_cannot_be_loaded_stops_the_run_at_start
     assert code == 2 and len(err.splitlines()) == 1
     assert "microsoft/deberta-xlarge" in err and "metrics.bertscore=all-MiniLM-L6-v2" in err
     assert not (tmp_path / "run").exists()
+
+
+# --- the study as scripts/run_all_experiments.py runs it (run_compare_frameworks_metric_correlations)
+
+
+def test_the_study_runs_as_run_compare_frameworks_metric_correlations_configures_it():
+    study = load_scenario(SCENARIOS / "metric_study.toml", corpus=bundled_corpus())
+    paper = load_scenario(SCENARIOS / "paper.toml", corpus=bundled_corpus())
+    assert study.corpus == paper.corpus == "huggingface"  # the paper's documents
+    assert study.demonstrations_per_user == 1  # number_of_examples_per_preference_set = 1
+    assert study.seeds == paper.seeds == [1235, 9328, 235, 6936, 2045]
+    for role in ("user", "writer", "judge"):
+        spec = study.models.of(role)
+        # OpenAIGPT.prompt_llm: gpt_temperature 0.01, max_tokens 4000
+        assert (spec.model, spec.temperature, spec.max_new_tokens) == ("gpt-4o", 0.01, 4000)
+    assert study.metrics.judge_parsing == "released"
+
+
+def test_every_released_preference_metric_meets_every_released_writing_metric():
+    """compare_frameworks.compare_prelude_and_plume correlates each metric whose name holds
+    "preference" with each whose name holds "writing" (summarization.get_metrics' keys)."""
+    released_preference = ["acc", "f1", "pre", "rec", "string_length", "llm_judge_similarity"]
+    released_writing = ["ldist", "n_ldist", "BS", "ppm", "fpm", "avm"]
+    ours_preference = [m for m, _ in metric_study.PREFERENCE_MEASURES]
+    ours_writing = [m for m, _ in metric_study.WRITING_METRICS]
+    assert len(ours_preference) == len(released_preference) + 1  # + the share of components
+    assert ours_preference[-1] == "true_components_share"
+    assert ours_writing == [
+        "levenshtein",
+        "levenshtein_norm",
+        "bertscore",
+        "ppcm",
+        "fpm",
+        "ppcm_fpm_mean",
+    ]
+    assert len(ours_writing) == len(released_writing)
+
+
+def test_correlations_are_per_seed_as_each_released_run_and_the_report_averages_them():
+    def row(seed: int, i: int, share: float, ppcm: float) -> dict:
+        return {
+            "task": "t",
+            "framework": "plume",
+            "method": f"fixed_subset[{i}]",
+            "status": "ok",
+            "seed": seed,
+            "true_components_share": share,
+            "ppcm": ppcm,
+        }
+
+    rows = [row(1, i, s, p) for i, (s, p) in enumerate([(0.0, 0.0), (0.5, 1.0), (1.0, 2.0)])]
+    rows += [row(2, i, s, p) for i, (s, p) in enumerate([(0.0, 2.0), (0.5, 0.0), (1.0, 1.0)])]
+    found = [
+        c
+        for c in metric_study.correlations(rows)
+        if (c.preference_measure, c.writing_metric) == ("true_components_share", "ppcm")
+    ]
+    from scipy import stats
+
+    by_seed = {c.seed: c.pearson for c in found}
+    assert by_seed[1] == pytest.approx(1.0)
+    assert by_seed[2] == pytest.approx(stats.pearsonr([0, 0.5, 1], [2, 0, 1]).statistic)
+    text = metric_study.markdown(found)
+    assert "### t (plume), 2 seeds, 6 instances" in text
+    assert f"{(by_seed[1] + by_seed[2]) / 2:.3f} / " in text
+
+
+def test_the_scripted_study_has_a_value_for_every_pair(tmp_path):
+    scenario = load_scenario(SCENARIOS / "metric_study.toml", overrides(SMALL))
+    scenario = msgspec.structs.replace(
+        scenario, tasks={"summarization": scenario.tasks["summarization"]}
+    )
+    anyio.run(lambda: execute(scenario, tmp_path / "run", progress="off"))
+    from prose_sim.report.build import Report
+
+    found = metric_study.correlations(Report([tmp_path / "run"]).rows)
+    assert {c.n for c in found} == {
+        2 ** len(CATALOG.get("plume", "summarization", "wikipedia").components)
+    } | {2 ** len(CATALOG.get("prelude", "summarization", "wikipedia").components)}

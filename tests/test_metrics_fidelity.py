@@ -38,7 +38,7 @@ async def judge(
     model = FakeModel(
         by_purpose(
             judge_ppcm="Verdict: clearly exhibits",
-            judge_fpm="Verdict: some",
+            judge_fpm="Verdict: exhibits some preferences",
             judge_similarity="Verdict: slightly similar",
         )
     )

@@ -15,7 +15,13 @@ from prose_sim.parsing import (
     parse_verdict,
     parse_yes,
 )
-from prose_sim.scales import FPM_SCALE, PPCM_SCALE, SIMILARITY_RANGE, VALIDATION_SCALE
+from prose_sim.scales import (
+    FPM_RELEASED_KEYS,
+    FPM_SCALE,
+    PPCM_SCALE,
+    SIMILARITY_RANGE,
+    VALIDATION_SCALE,
+)
 
 # ---------------------------------------------------------------- parse_preferences
 
@@ -222,10 +228,12 @@ def test_verdict_tie_goes_to_the_later_keyword():
 
 
 def test_verdict_fpm_whole_words():
-    assert parse_verdict("Overall, nonetheless, it was handsome.", FPM_SCALE) is None
-    assert parse_verdict("Overall the email shows most of them.\nVerdict: Most", FPM_SCALE) == 1
-    assert parse_verdict("Verdict: none of them", FPM_SCALE) == -2
-    assert parse_verdict("Verdict: **all**", FPM_SCALE) == 2
+    # the judge's forgiving FPM keys: the released labels and what the released parser seeks
+    keys = {**FPM_SCALE, **FPM_RELEASED_KEYS}
+    assert parse_verdict("Overall it keeps small preferences nonetheless.", keys) is None
+    assert parse_verdict("It shows most of them.\nVerdict: Most preferences", keys) == 1
+    assert parse_verdict("Verdict: exhibits none of the preferences", keys) == -2
+    assert parse_verdict("Verdict: **exhibits all preferences**", keys) == 2
 
 
 def test_verdict_none_without_keyword():

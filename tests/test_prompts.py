@@ -20,9 +20,9 @@ EXAMPLES = [
     ("DOCUMENT-EX-2: the library extended its hours.", "USER-TEXT-2: Books till late & snacks."),
 ]
 
-# template -> (sample context besides task and framework, the format its last line asks for,
-# whether it states the task's instruction: the judge's do; the released code's task and
-# inference prompts name the task in their own words)
+# template -> (sample context besides task and framework, the format its last line asks for);
+# which templates state the task's instruction: STATES_INSTRUCTION (the released code's task,
+# inference and judge prompts name the task in their own words, if at all)
 CONTEXTS: dict[str, tuple[dict[str, object], str | None]] = {
     "draft": (
         {
@@ -69,23 +69,25 @@ CONTEXTS: dict[str, tuple[dict[str, object], str | None]] = {
     ),
     "cipher_infer": ({"draft": "DRAFT-TEXT", "user_text": "USER-TEXT"}, None),
     "cipher_merge": ({"preference_sets": ["be brief; formal", "use emojis"]}, None),
+    "judge_system": ({"purpose": "judge_ppcm"}, None),
     "judge_ppcm": (
         {"component": "COMPONENT-X", "text": "JUDGED-TEXT", "scale": PPCM_SCALE},
-        "Verdict:",
+        'Put your final choice on a new line that starts with "Verdict:"',
     ),
     "judge_fpm": (
         {"components": ["COMPONENT-X", "COMPONENT-Y"], "text": "JUDGED-TEXT", "scale": FPM_SCALE},
-        "Verdict:",
+        'Put your final choice on a new line that starts with "Verdict:"',
     ),
     "judge_similarity": (
         {"inferred": "INFERRED-PREFS", "true_preferences": "TRUE-PREFS", "scale": SIMILARITY_SCALE},
-        "Verdict:",
+        'Put your final choice on a new line that starts with "Verdict:"',
     ),
 }
-STATES_INSTRUCTION = {
-    "judge_ppcm",
-    "judge_fpm",
-}  # as released, similarity shows only the two preference strings
+# as released, no judge prompt states the task's instruction: PPCM and FPM show the text
+# and the preference(s), similarity only the two preference strings
+STATES_INSTRUCTION: set[str] = set()
+# context keys that choose what a template says rather than being shown in it
+SELECTORS = {"purpose"}
 
 
 def prompt(name: str, task: str = "summarization", framework: str = "plume", **overrides) -> str:
@@ -160,8 +162,8 @@ def test_renders_and_shows_its_inputs(name, task, framework):
     assert text and "{{" not in text and "{%" not in text and "{#" not in text
     if name in STATES_INSTRUCTION:
         assert TASKS[task].instruction in text
-    for value in CONTEXTS[name][0].values():
-        if isinstance(value, str):
+    for key, value in CONTEXTS[name][0].items():
+        if isinstance(value, str) and key not in SELECTORS:
             assert value in text, f"{name} does not show {value!r}"
 
 
@@ -377,30 +379,26 @@ def test_validate_shows_the_released_options_full_labels():
     [("judge_ppcm", PPCM_SCALE), ("judge_fpm", FPM_SCALE)],
 )
 def test_scale_keywords_rendered_from_the_scale(name, scale):
-    text = prompt(name)
-    for keyword in scale:
-        assert f"- {keyword}" in text
-    # listed from the highest score to the lowest
-    ranked = sorted(scale, key=scale.get, reverse=True)
-    positions = [text.index(f"- {keyword}\n") for keyword in ranked]
-    assert positions == sorted(positions)
+    # one line of options, from the highest score to the lowest, as the released prompts
+    lines = prompt(name).splitlines()
+    assert ", ".join(sorted(scale, key=scale.get, reverse=True)) in lines
     # and taken from the scale passed in, not written into the template
     custom = {"KEYWORD-HIGH": 1, "KEYWORD-LOW": -1}
     text = prompt(name, scale=custom)
-    assert "- KEYWORD-HIGH" in text and "- KEYWORD-LOW" in text
-    assert not any(f"- {keyword}" in text for keyword in scale)
+    assert "KEYWORD-HIGH, KEYWORD-LOW" in text.splitlines()
+    assert not any(keyword in text for keyword in scale)
 
 
 def test_fpm_lists_every_component():
     text = prompt("judge_fpm")
-    assert "- COMPONENT-X" in text and "- COMPONENT-Y" in text
+    assert "COMPONENT-X; COMPONENT-Y?" in text  # on one line, joined as released
 
 
 def test_similarity_lists_the_released_labels():
     text = prompt("judge_similarity")
     assert "TRUE-PREFS" in text and "INFERRED-PREFS" in text
-    assert all(f"- {label}" in text for label in SIMILARITY_SCALE)
-    assert text.splitlines()[-1] == "Verdict: <option>"
+    assert ", ".join(SIMILARITY_SCALE) in text.splitlines()
+    assert text.splitlines()[-1].endswith('"Verdict:"')
 
 
 # ------------------------------------------- the task prompt's released wording and layout

@@ -12,8 +12,12 @@ true components that the agent drafted with, and the share of checkable
 components the draft satisfies. An agent that has inferred nothing is scored
 as the released code scores it: its preference string is "None" (accuracy,
 BERTScores, similarity and length are all computed on it). Each judge question
-becomes a ``JudgeVerdict`` event; an unparseable answer scores 0, as in the
-paper, and is counted.
+is asked as released (tasks/writing/writing_quality_assesor.py): the metric's
+system message (``prompts/judge_system.j2``) and a prompt that shows what the
+released one shows, with its option labels; ``[metrics] judge_parsing`` reads
+the answer as the released judge does ("released") or with our forgiving
+parser. Each question becomes a ``JudgeVerdict`` event; an unparseable answer
+scores 0, as in the paper, and is counted.
 """
 
 from __future__ import annotations
@@ -40,12 +44,20 @@ from prose_sim.metrics.settings import MetricsSettings
 from prose_sim.metrics.text import word_levenshtein
 from prose_sim.metrics.verifiable import checker_for
 from prose_sim.models.answers import Choice
-from prose_sim.parsing import parse_verdict
-from prose_sim.scales import FPM_SCALE, PPCM_SCALE, SIMILARITY_SCALE
+from prose_sim.parsing import parse_verdict, parse_verdict_released
+from prose_sim.scales import FPM_RELEASED_KEYS, FPM_SCALE, PPCM_SCALE, SIMILARITY_SCALE
 from prose_sim.templating import render
 from prose_sim.world.personas import Persona
 
 EXCERPT_CHARS = 300
+# purpose -> (the options the prompt shows and a constrained answer keeps to, what the
+# released parser looks for in the verdict line, in its order). The forgiving parser takes
+# both: "Verdict: most preferences" scores as it does in the released code.
+SCALES: dict[str, tuple[dict[str, int], dict[str, int]]] = {
+    "judge_ppcm": (PPCM_SCALE, PPCM_SCALE),
+    "judge_fpm": (FPM_SCALE, FPM_RELEASED_KEYS),
+    "judge_similarity": (SIMILARITY_SCALE, SIMILARITY_SCALE),
+}
 # What the released code scores when the agent has inferred nothing (its empty
 # preference set's string falls back to "None").
 NO_PREFERENCES = "None"
@@ -211,7 +223,7 @@ class Judge(Actor):
     ) -> None:
         checker = checker_for(component) if checked is not None else None
         verdict = await self._ask(
-            "judge_ppcm", draft.instance, PPCM_SCALE, component=component, text=draft.text
+            "judge_ppcm", draft.instance, component=component, text=draft.text
         )
         out[slot] = _verdict(
             verdict,
@@ -224,7 +236,7 @@ class Judge(Actor):
 
     async def _fpm(self, out: list, slot: int, draft: DraftProduced, persona: Persona) -> None:
         verdict = await self._ask(
-            "judge_fpm", draft.instance, FPM_SCALE, components=persona.components, text=draft.text
+            "judge_fpm", draft.instance, components=persona.components, text=draft.text
         )
         out[slot] = _verdict(verdict, draft.instance, "fpm")
 
@@ -234,21 +246,25 @@ class Judge(Actor):
         verdict = await self._ask(
             "judge_similarity",
             draft.instance,
-            SIMILARITY_SCALE,
             inferred=draft.preferences or NO_PREFERENCES,
             true_preferences=persona.preferences,
         )
         out[slot] = _verdict(verdict, draft.instance, "similarity")
 
-    async def _ask(self, purpose: str, instance: int, scale: dict[str, int], **context: object):
-        prompt = render(
-            purpose, task=self.ctx.task, framework=self.ctx.framework, scale=scale, **context
-        )
+    async def _ask(self, purpose: str, instance: int, **context: object):
+        labels, released = SCALES[purpose]
+        task, framework = self.ctx.task, self.ctx.framework
+        prompt = render(purpose, task=task, framework=framework, scale=labels, **context)
+        # the released judge's system message, sent as a system message as it is there
+        system = render("judge_system", task=task, framework=framework, purpose=purpose)
         # no response prefix: the judge reasons before its verdict line, as in the released code
         completion = await self.ctx.models.complete(
-            "judge", purpose, instance, prompt, answer=Choice.of(scale)
+            "judge", purpose, instance, prompt, system=system, answer=Choice.of(labels)
         )
-        score = parse_verdict(completion.text, scale)
+        if self.settings.judge_parsing == "released":
+            score = parse_verdict_released(completion.text, released)
+        else:
+            score = parse_verdict(completion.text, {**labels, **released})
         if score is None:
             await self._parse_failed(instance, purpose, completion.text)
         return score, completion.request_id

@@ -25,5 +25,10 @@ class MetricsSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     # highest BERTScore: "strict" (ours: a tie is a miss) or "first" (the released code's
     # argmax: the first of the tied users in the task's user order wins)
     preference_accuracy_ties: Literal["strict", "first"] = "strict"
+    # how the judge's verdicts are read: "forgiving" (ours: the last Verdict: line, markdown
+    # and headings tolerated, else the keyword said most often) or "released" (the released
+    # judge's: the first line starting with "verdict:" once quotes and asterisks are stripped,
+    # the first option it contains in the released order, else 0, counted as unparsed)
+    judge_parsing: Literal["forgiving", "released"] = "forgiving"
     # deterministic checks of the components that the text alone decides
     verifiable: bool = True

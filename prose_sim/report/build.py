@@ -36,6 +36,7 @@ class Report:
         )  # answered calls, by role and purpose
         self.notices: list[str] = []  # the smoke-test notices of the runs
         self.bertscore_models: set[tuple[str, bool]] = set()  # (model, rescaled) of each run
+        self.judge_parsings: set[str] = set()  # [metrics] judge_parsing of each run
         for run_dir in run_dirs:
             self._load(run_dir)
         self.summaries = summarize(self.rows)
@@ -46,6 +47,12 @@ class Report:
         if not any("bertscore" in r for r in self.rows):
             return ""
         return bertscore_note(self.bertscore_models)
+
+    def judge_parsing_note(self) -> str:
+        """A line saying how the judge's verdicts were read ("" when nothing was judged)."""
+        if not any("ppcm" in r or "preference_similarity" in r for r in self.rows):
+            return ""
+        return judge_parsing_note(self.judge_parsings)
 
     @property
     def notice(self) -> str:
@@ -76,6 +83,7 @@ class Report:
             self.notices.append(notice)
         self.rows += results.rows()
         self.bertscore_models.add(_bertscore_of(run_dir))
+        self.judge_parsings.add(_judge_parsing_of(run_dir))
 
     def markdown(self) -> str:
         instances = len(self.rows)
@@ -91,6 +99,7 @@ class Report:
             "PPCM and FPM range -2..2, preference similarity 0..4.",
             "",
             *([self.bertscore_note(), ""] if self.bertscore_note() else []),
+            *([self.judge_parsing_note(), ""] if self.judge_parsing_note() else []),
             *([reuse, ""] if (reuse := document_reuse_line(self.rows)) else []),
             markdown_tables(self.summaries),
             aggregation.markdown(self.rows),
@@ -164,6 +173,33 @@ def bertscore_note(models: set[tuple[str, bool]]) -> str:
     return (
         f"BERTScore: {names}, not comparable with the paper's (microsoft/deberta-xlarge, rescaled)."
     )
+
+
+JUDGE_PARSINGS = {
+    "released": 'the released judge\'s parser (the first line starting with "Verdict:" once '
+    "quotes and asterisks are stripped; no such line scores 0)",
+    "forgiving": "prose_sim's forgiving parser (the last Verdict: line, markdown tolerated, else "
+    "the keyword said most often), not the released judge's",
+}
+
+
+def judge_parsing_note(parsings: set[str]) -> str:
+    """Which verdict parser ([metrics] judge_parsing) a set of runs' judge metrics used."""
+    named = [f"{name}: {JUDGE_PARSINGS.get(name, name)}" for name in sorted(parsings)]
+    return (
+        "Judge verdicts (PPCM, FPM, similarity) read with judge_parsing = " + "; ".join(named) + "."
+    )
+
+
+def _judge_parsing_of(run_dir: Path) -> str:
+    """The [metrics] judge_parsing a run's saved scenario names (the default when unset)."""
+    try:
+        metrics = tomllib.loads((run_dir / "scenario.toml").read_text(encoding="utf-8")).get(
+            "metrics", {}
+        )
+    except (OSError, tomllib.TOMLDecodeError):
+        metrics = {}
+    return str(metrics.get("judge_parsing", "forgiving"))
 
 
 def run_bertscore_note(run_dir: Path) -> str:

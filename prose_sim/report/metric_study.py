@@ -1,14 +1,15 @@
 """The metric-validity study: do the writing metrics follow preference quality?
 
 The paper's comparison of frameworks (the released code's
-``scripts/compare_frameworks.py``): an agent drafts with every subset of a user's
-true components (method ``fixed_subset``, the powerset, the empty set included),
-so its preference quality is known by construction. Per (task, framework), this
-module correlates each preference-quality measure with each writing metric over
-all such task instances (Pearson, Spearman and Kendall, from scipy), and plots
-PPCM against the share of true components given, one line per framework. A
-framework whose writing metrics correlate better with preference quality is the
-better benchmark.
+``scripts/compare_frameworks.py``, launched per seed by ``scripts/run_all_experiments.py``):
+an agent drafts with every subset of a user's true components (method ``fixed_subset``,
+the powerset, the empty set included), so its preference quality is known by
+construction. As each released run does, this module correlates, per (task, framework,
+seed), every preference measure with every writing measure over all such task instances
+(Pearson, Spearman and Kendall, from scipy); the report shows their mean over the seeds,
+``correlations.csv`` each seed's. It also plots PPCM against the share of true components
+given, one line per framework. A framework whose writing metrics correlate better with
+preference quality is the better benchmark.
 """
 
 from __future__ import annotations
@@ -24,19 +25,28 @@ import msgspec
 
 from prose_sim.report.rows import Row, number
 
-# the quality of the preferences an agent drafted with, and the writing metrics
+# the quality of the preferences an agent drafted with: the released code's "preference"
+# metrics in its order (preference_acc, _f1, _pre, _rec, _string_length,
+# _llm_judge_similarity), then ours, the share of true components given (the released
+# percent_of_matching_components, logged there but not correlated)
 PREFERENCE_MEASURES: list[tuple[str, str]] = [
-    ("true_components_share", "share of true components"),
     ("preference_accuracy", "pref. accuracy"),
     ("preference_f1", "pref. BERTScore F1"),
-    ("preference_similarity", "pref. similarity"),
+    ("preference_precision", "pref. BERTScore precision"),
+    ("preference_recall", "pref. BERTScore recall"),
     ("preference_length", "pref. length"),
+    ("preference_similarity", "pref. similarity"),
+    ("true_components_share", "share of true components (ours)"),
 ]
+# the released code's "writing" metrics in its order (writing_ldist, _n_ldist, _BS, _ppm,
+# _fpm, _avm)
 WRITING_METRICS: list[tuple[str, str]] = [
-    ("ppcm", "PPCM"),
-    ("fpm", "FPM"),
+    ("levenshtein", "Levenshtein"),
     ("levenshtein_norm", "Lev. norm"),
     ("bertscore", "BERTScore"),
+    ("ppcm", "PPCM"),
+    ("fpm", "FPM"),
+    ("ppcm_fpm_mean", "(PPCM+FPM)/2"),
 ]
 # a fixed_subset episode's method label: "<label>[<indices joined by +>]"
 _SUBSET_LABEL = re.compile(r"^.+\[(?:\d+(?:\+\d+)*)?\]$")
@@ -46,6 +56,7 @@ PLOT = "ppcm_vs_components_share.png"
 class Correlation(msgspec.Struct, frozen=True, kw_only=True):
     task: str
     framework: str
+    seed: int
     preference_measure: str
     writing_metric: str
     n: int
@@ -60,15 +71,16 @@ def study_rows(rows: list[Row]) -> list[Row]:
 
 
 def correlations(rows: list[Row]) -> list[Correlation]:
-    """Per (task, framework), every (preference measure, writing metric) pair's correlations
-    over the instances that have both values; NaN where either is constant or n < 2."""
+    """Per (task, framework, seed), every (preference measure, writing measure) pair's
+    correlations over the instances that have both values (one released run's); NaN where
+    either is constant or n < 2 (where scipy, as released, gives NaN)."""
     from scipy import stats
 
-    groups: dict[tuple[str, str], list[Row]] = defaultdict(list)
+    groups: dict[tuple[str, str, int], list[Row]] = defaultdict(list)
     for row in study_rows(rows):
-        groups[(str(row["task"]), str(row["framework"]))].append(row)
+        groups[(str(row["task"]), str(row["framework"]), int(number(row, "seed")))].append(row)
     out = []
-    for (task, framework), group in sorted(groups.items()):
+    for (task, framework, seed), group in sorted(groups.items()):
         for measure, _ in PREFERENCE_MEASURES:
             for metric, _ in WRITING_METRICS:
                 pairs = [
@@ -87,6 +99,7 @@ def correlations(rows: list[Row]) -> list[Correlation]:
                     Correlation(
                         task=task,
                         framework=framework,
+                        seed=seed,
                         preference_measure=measure,
                         writing_metric=metric,
                         n=len(pairs),
@@ -98,23 +111,32 @@ def correlations(rows: list[Row]) -> list[Correlation]:
     return out
 
 
+def _mean(values: list[float]) -> float:
+    """The mean of the defined values (NaN: none is)."""
+    defined = [v for v in values if not math.isnan(v)]
+    return sum(defined) / len(defined) if defined else math.nan
+
+
 def _fmt(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{value:.3f}"
 
 
 def markdown(found: list[Correlation], bertscore_note: str = "") -> str:
     """The report section: one table per (task, framework), rows = preference measures,
-    cells = Pearson / Spearman / Kendall with each writing metric."""
+    cells = Pearson / Spearman / Kendall with each writing measure, each the mean over the
+    seeds of the per-seed correlation."""
     if not found:
         return ""
     lines = [
         "## Metric validity (PLUME vs PRELUDE)",
         "",
         "Agents drafting with every subset of each user's true components (method fixed_subset). "
-        "Cells: Pearson / Spearman / Kendall correlation between a preference-quality measure (rows) "
-        "and a writing metric (columns) over the task instances; n/a where a measure is constant. "
-        "A benchmark whose writing metrics follow preference quality more closely measures it better. "
-        "Levenshtein is a distance: lower is better, so a good correlation is negative.",
+        "Cells: Pearson / Spearman / Kendall correlation between a preference measure (rows) "
+        "and a writing measure (columns) over one seed's task instances, as each released run "
+        "computes them, averaged over the seeds where defined (each seed's in correlations.csv); "
+        "n/a where a measure is constant. A benchmark whose writing metrics follow preference "
+        "quality more closely measures it better. Levenshtein is a distance: lower is better, "
+        "so a good correlation is negative.",
     ]
     if bertscore_note:
         lines += ["", bertscore_note]
@@ -123,16 +145,28 @@ def markdown(found: list[Correlation], bertscore_note: str = "") -> str:
     for c in found:
         by_panel[(c.task, c.framework)].append(c)
     for (task, framework), group in by_panel.items():
-        n = max(c.n for c in group)
-        lines += [f"### {task} ({framework}), {n} instances", ""]
+        seeds = sorted({c.seed for c in group})
+        per_seed = {seed: max(c.n for c in group if c.seed == seed) for seed in seeds}
+        lines += [
+            f"### {task} ({framework}), {len(seeds)} seed{'s' if len(seeds) != 1 else ''}, "
+            f"{sum(per_seed.values())} instances",
+            "",
+        ]
         lines.append("| preference measure | " + " | ".join(t for _, t in WRITING_METRICS) + " |")
         lines.append("|---|" + "---|" * len(WRITING_METRICS))
-        cells = {(c.preference_measure, c.writing_metric): c for c in group}
+        cells: dict[tuple[str, str], list[Correlation]] = defaultdict(list)
+        for c in group:
+            cells[(c.preference_measure, c.writing_metric)].append(c)
         for measure, title in PREFERENCE_MEASURES:
             row = [title]
             for metric, _ in WRITING_METRICS:
-                c = cells[(measure, metric)]
-                row.append(f"{_fmt(c.pearson)} / {_fmt(c.spearman)} / {_fmt(c.kendall)}")
+                cell = cells[(measure, metric)]
+                row.append(
+                    " / ".join(
+                        _fmt(_mean([getattr(c, stat) for c in cell]))
+                        for stat in ("pearson", "spearman", "kendall")
+                    )
+                )
             lines.append("| " + " | ".join(row) + " |")
         lines.append("")
     return "\n".join(lines)

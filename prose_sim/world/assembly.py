@@ -250,5 +250,14 @@ def check_world(
                 f"models.{role}.base_urls",
                 "give base_url (one endpoint) or base_urls (several), not both",
             )
+    metrics = scenario.metrics
+    if metrics.judge and metrics.judge_parsing == "released" and scenario.models.judge.constrained:
+        raise ScenarioError(
+            origin,
+            "metrics.judge_parsing",
+            '"released" reads the judge\'s "Verdict:" line, which a constrained judge '
+            "(models.judge.constrained = true) never writes: every verdict would score 0; "
+            'use judge_parsing = "forgiving" or an unconstrained judge',
+        )
     assert all(f in RUN_FRAMEWORKS for t in tasks.values() for f in t.frameworks)
     return msgspec.structs.replace(scenario, tasks=tasks)
