@@ -169,6 +169,7 @@ class ChatServer:
         self.served = 0
         self.abandoned = 0  # requests whose client left before their answer
         self.client_left = threading.Event()  # set when a client is seen leaving
+        self.generating = threading.Event()  # set when a request starts generating
         self.active = 0
         self.max_active = 0  # the most requests generating at once
         self._lock = threading.Lock()
@@ -376,6 +377,7 @@ class ChatServer:
             with self._lock:
                 self.active += 1
                 self.max_active = max(self.max_active, self.active)
+            self.generating.set()
             try:
                 end = time.monotonic() + seconds
                 while time.monotonic() < end and not self._closing.is_set():

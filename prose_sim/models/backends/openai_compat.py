@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from urllib.parse import urlsplit
 
 import msgspec
@@ -341,7 +342,7 @@ class OpenAIBackend:
                 f'{where}.constrained = true: set {where}.server to its kind (e.g. "llama.cpp": '
                 f"json_object with a schema) or {where}.constrained = false (docs/servers.md)"
             )
-        if status in FATAL_STATUSES or (status in (400, 422) and request.model.lower() in said):
+        if status in FATAL_STATUSES or (status in (400, 422) and _names(reason, request.model)):
             return FatalModelError(message)  # a wrong key, no permission, a model not served
         if status >= 500 or status == 408:
             return RetryableModelError(message, retry_after=retry_after)
@@ -350,6 +351,11 @@ class OpenAIBackend:
 
 # an error message kept in events and on the console (the reason first, after scrubbing)
 MESSAGE_CHARS = 600
+
+
+def _names(reason: str, model: str) -> bool:
+    """True when ``reason`` names ``model`` as a word of its own (not inside another word)."""
+    return re.search(rf"(?<![\w./-]){re.escape(model)}(?![\w./-])", reason) is not None
 
 
 def same_model(asked: str, served: str) -> bool:
