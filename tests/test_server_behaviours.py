@@ -506,3 +506,11 @@ async def test_an_unexpected_error_is_retryable_and_keeps_its_class():
         finally:
             await backend.aclose()
     assert "500 error | internal error" in str(error.value)
+
+
+def test_auto_is_openai_for_openais_api_and_other_elsewhere():
+    resolve = openai_compat.resolve_server
+    assert resolve("auto", "") == "openai"
+    assert resolve("auto", "https://api.openai.com/v1") == "openai"
+    assert resolve("auto", "http://127.0.0.1:8000/v1") == "other"
+    assert resolve("vllm", "http://127.0.0.1:8000/v1") == "vllm"

@@ -109,7 +109,7 @@ def sampling_problem(kind: str, params: dict[str, object], where: str) -> str | 
         return None
     drop = " and ".join(f"{where}.{k} = {v}" for k, v in EXTRA_SAMPLING.items())
     return (
-        f"{', '.join(bad)}: a {kind} server rejects this sampling parameter (set from the model "
+        f"{', '.join(bad)}: servers of kind {kind!r} reject this sampling parameter (set from the model "
         f"name by the Qwen2.5 preset unless the scenario sets it); drop it with {drop}, or name a "
         f'server that takes it with {where}.server = "vllm" or "llama.cpp" (docs/servers.md)'
     )
