@@ -461,6 +461,13 @@ def _print_summary(outcome) -> None:
     ]
     if unparsed:
         console.print("unparseable answers (failed/total): " + ", ".join(unparsed), highlight=False)
+    truncated = [
+        f"{u['role']}/{u['purpose']} {u['truncated']}/{u['calls']}"
+        for u in outcome.usage
+        if u.get("truncated")
+    ]
+    if truncated:  # cut at max_new_tokens by the server (finish_reason "length")
+        console.print("truncated answers (n/N): " + ", ".join(truncated), highlight=False)
     console.print(
         f"{outcome.episodes_completed}/{outcome.episodes} episodes, {outcome.instances} instances "
         f"({outcome.instances_failed} failed), {outcome.model_calls:,} model calls "

@@ -195,6 +195,13 @@ class ModelResponded(Event, frozen=True, tag="model_responded"):
     attempts: int = 1
     # USD at the scenario's price for the model (0 for cache hits and unpriced models)
     cost_usd: float = 0.0
+    # why generation stopped, as the server said ("stop", "length": cut at max_new_tokens);
+    # "" where unknown (older logs, cached answers, backends that do not say)
+    finish_reason: str = ""
+    # the model the server says answered, where it differs from the one asked ("": the same)
+    served_model: str = ""
+    # the answer's length in characters before prose_sim cut it (0: not cut)
+    cut_from_chars: int = 0
 
 
 class ModelFailed(Event, frozen=True, tag="model_failed"):

@@ -29,6 +29,9 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "real_bertscore: score with the real BERTScore model, not the word-overlap fake"
     )
+    config.addinivalue_line(
+        "markers", "real_server: against a real third-party model server (transformers serve)"
+    )
 
 
 _REAL_BERTSCORE = {

@@ -164,7 +164,9 @@ def test_a_request_without_a_shape_hashes_as_it_always_did():
     assert msgspec.structs.replace(req, answer=JsonList()).content_hash() != req.content_hash()
 
 
-async def test_the_openai_request_carries_the_structured_output_field(monkeypatch):
+async def test_the_openai_request_asks_for_an_object_root_wrapping_the_answer_and_unwraps_it(
+    monkeypatch,
+):
     from prose_sim.models.backends.openai_compat import OpenAIBackend, OpenAISettings
     from prose_sim.testing.chat_server import ChatServer
 
@@ -173,22 +175,34 @@ async def test_the_openai_request_carries_the_structured_output_field(monkeypatc
             OpenAISettings(base_url=server.base_url, api_key_env="X_KEY", max_connections=2), "k"
         )
         try:
-            await backend.complete(shaped(0, Choice.of(FPM_SCALE), seed=1, budget=4))
-            await backend.complete(shaped(1, JsonList(), seed=1, budget=4))
+            verdict_answer = await backend.complete(
+                shaped(0, Choice.of(FPM_SCALE), seed=1, budget=16)
+            )
+            list_answer = await backend.complete(shaped(1, JsonList(), seed=1, budget=40))
             await backend.complete(shaped(2, None, seed=1, budget=4))
         finally:
             await backend.aclose()
         verdict, listed, free = (r["body"] for r in server.requests)
+
+    def wrapped(inner):
+        return {
+            "type": "object",
+            "properties": {"answer": inner},
+            "required": ["answer"],
+            "additionalProperties": False,
+        }
+
     assert verdict["response_format"]["type"] == "json_schema"
-    assert verdict["response_format"]["json_schema"]["schema"] == {
-        "type": "string",
-        "enum": list(FPM_SCALE),
-    }
-    assert listed["response_format"]["json_schema"]["schema"] == {
-        "type": "array",
-        "items": {"type": "string"},
-    }
+    assert verdict["response_format"]["json_schema"]["schema"] == wrapped(
+        {"type": "string", "enum": list(FPM_SCALE)}
+    )
+    assert listed["response_format"]["json_schema"]["schema"] == wrapped(
+        {"type": "array", "items": {"type": "string"}}
+    )
     assert "response_format" not in free
+    # the server answered {"answer": ...}; the parsers get the value inside
+    assert verdict_answer.text == '"all"'
+    assert list_answer.text == '["use short sentences","use short sentences"]'
 
 
 @settings(max_examples=60, deadline=None)

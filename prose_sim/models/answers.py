@@ -37,3 +37,31 @@ def json_schema(shape: AnswerShape) -> dict[str, object]:
     if isinstance(shape, Choice):
         return {"type": "string", "enum": list(shape.keywords)}
     return {"type": "array", "items": {"type": "string"}}
+
+
+# the key of the object that wraps an answer for servers whose structured outputs need an
+# object at the schema's root (OpenAI's, vLLM's): {"answer": <the shape's value>}
+WRAPPER_KEY = "answer"
+
+
+def wrapped_schema(shape: AnswerShape) -> dict[str, object]:
+    """``json_schema(shape)`` inside an object, ``{"answer": ...}``: OpenAI's structured
+    outputs take only an object at the root (with every property required and no others)."""
+    return {
+        "type": "object",
+        "properties": {WRAPPER_KEY: json_schema(shape)},
+        "required": [WRAPPER_KEY],
+        "additionalProperties": False,
+    }
+
+
+def unwrap(text: str) -> str | None:
+    """The answer inside a wrapped JSON answer, as JSON (a verdict ``"yes"``, a list
+    ``["a", "b"]``: what the parsers read); None when ``text`` is not such an object."""
+    try:
+        value = msgspec.json.decode(text.strip())
+    except msgspec.DecodeError:
+        return None
+    if not isinstance(value, dict) or WRAPPER_KEY not in value:
+        return None
+    return msgspec.json.encode(value[WRAPPER_KEY]).decode()

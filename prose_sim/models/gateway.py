@@ -26,6 +26,7 @@ from typing import NoReturn
 import anyio
 import anyio.lowlevel
 import msgspec
+import structlog
 
 from prose_sim.errors import ModelCallError, ModelCallFailed, RunStopping, describe_error
 from prose_sim.events import Event, ModelFailed, ModelRequested, ModelResponded
@@ -45,6 +46,10 @@ StopRun = Callable[[str, str], None]
 
 
 DEFAULT_RETRY = RetryPolicy()  # frozen: one shared default
+# an error recorded for a failed call: ours carry the server's reason and what to change
+ERROR_CHARS = 1000
+
+log = structlog.get_logger("prose_sim")
 
 
 class RoleModel(msgspec.Struct, frozen=True, kw_only=True):
@@ -85,6 +90,9 @@ async def _responded(
             cached=cached,
             attempts=attempts,
             cost_usd=cost_usd,
+            finish_reason=completion.finish_reason,
+            served_model=completion.served_model,
+            cut_from_chars=completion.cut_from_chars,
         )
     )
 
@@ -128,6 +136,9 @@ async def _served_from_log(
                 input_tokens=hit.input_tokens,
                 output_tokens=hit.output_tokens,
                 request_id=request_id,
+                finish_reason=hit.finish_reason,
+                served_model=hit.served_model,
+                cut_from_chars=hit.cut_from_chars,
             )
 
 
@@ -165,6 +176,7 @@ class Gateway:
         self._cache_ids = dict(cache_ids or {})
         self._in_flight: dict[str, anyio.Event] = {}  # cache keys being asked now
         self._jitter = random.Random(0)  # backoff jitter only; never affects results
+        self._capped_wait = False  # a Retry-After beyond the cap was said once
 
     async def complete(
         self,
@@ -233,16 +245,25 @@ class Gateway:
             generation, charged = (await layers.enter(estimate)) if layers is not None else (0, 0.0)
             outcome, actual = "failed", None
             started = time.perf_counter()
+            deadline = self._deadline(target, request)
             try:
-                if self.retry.timeout_s is None:
+                if deadline is None:
                     completion = await target.complete(request)
-                else:
-                    with anyio.fail_after(self.retry.timeout_s):
+                else:  # the whole attempt: bytes trickling in do not extend it
+                    with anyio.fail_after(deadline):
                         completion = await target.complete(request)
                 outcome = "ok"
                 actual = completion.input_tokens + completion.output_tokens
             except Exception as exc:  # any backend failure is classified, retried, then recorded
-                error = describe_error(exc)
+                # our own errors carry the server's reason and what to change: kept whole
+                error = describe_error(exc, limit=ERROR_CHARS)
+                if isinstance(exc, TimeoutError) and deadline is not None:
+                    error = f"TimeoutError: no answer within the attempt's {deadline:g} s " + (
+                        "([retry] timeout_s)"
+                        if self.retry.timeout_s is not None
+                        else f"(the default for max_new_tokens = {request.params.max_new_tokens};"
+                        " [retry] timeout_s sets it)"
+                    )
                 if isinstance(exc, ModelCallError):
                     if exc.throttled:
                         outcome = "throttled"
@@ -259,7 +280,7 @@ class Gateway:
                 if attempt < self.retry.attempts:
                     delay = self.retry.delay(attempt, self._jitter)
                     if retry_after is not None:
-                        delay = max(delay, retry_after)
+                        delay = max(delay, self._capped(retry_after, request))
                     await anyio.sleep(delay)
                 continue
             self._answered.add(backend)
@@ -283,6 +304,33 @@ class Gateway:
         self._stop(*stop)
         await anyio.lowlevel.checkpoint()  # the run's scope is cancelled: this raises
         raise RunStopping(self.stopped)
+
+    def _deadline(self, target: Backend, request: ModelRequest) -> float | None:
+        """The attempt's deadline: ``[retry] timeout_s``, else for a remote server the default
+        from the request's ``max_new_tokens`` (``default_timeout_s``); None: no deadline."""
+        if self.retry.timeout_s is not None:
+            return self.retry.timeout_s
+        if getattr(target, "remote", False):
+            from prose_sim.models.backends.openai_compat import default_timeout_s
+
+            return default_timeout_s(request.params.max_new_tokens)
+        return None
+
+    def _capped(self, retry_after: float, request: ModelRequest) -> float:
+        """A server's Retry-After, at most ``[retry] max_retry_after_s`` (said once when cut)."""
+        cap = self.retry.max_retry_after_s
+        if retry_after <= cap:
+            return retry_after
+        if not self._capped_wait:
+            self._capped_wait = True
+            log.warning(
+                "retry_after_capped",
+                role=request.role,
+                asked_s=retry_after,
+                waiting_s=cap,
+                detail="the server asked for a longer wait than [retry] max_retry_after_s",
+            )
+        return cap
 
     def _starts_unchecked(self, backend: str, target: Backend) -> bool:
         """True when an unreachable endpoint is not (or no longer) a reason to stop:

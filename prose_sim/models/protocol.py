@@ -93,6 +93,14 @@ class Completion(msgspec.Struct, frozen=True, kw_only=True):
     output_tokens: int
     # set by the gateway: the id of the ModelRequested / ModelResponded events of this call
     request_id: str = ""
+    # why generation stopped, as the server said: "stop", "length" (cut at max_new_tokens),
+    # ...; "" where unknown (backends that do not say, cached answers)
+    finish_reason: str = ""
+    # the model the server says answered, where it differs from the one asked ("": the same)
+    served_model: str = ""
+    # the answer's length in characters before prose_sim cut it (far beyond max_new_tokens);
+    # 0: not cut
+    cut_from_chars: int = 0
 
 
 class Backend(Protocol):

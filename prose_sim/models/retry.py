@@ -17,8 +17,12 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     attempts: Annotated[int, msgspec.Meta(ge=1)] = 3
     backoff_s: Annotated[float, msgspec.Meta(ge=0)] = 0.5
     max_backoff_s: Annotated[float, msgspec.Meta(ge=0)] = 30.0
-    # per attempt; None: no timeout
+    # per attempt, the whole attempt (a server trickling bytes cannot extend it); None: for a
+    # remote server 60 s + 0.2 s per max_new_tokens (openai_compat.default_timeout_s; 512
+    # tokens: 162 s), no deadline for in-process backends
     timeout_s: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    # the longest wait a server's Retry-After gets; a longer one waits this long (said once)
+    max_retry_after_s: Annotated[float, msgspec.Meta(ge=0)] = 60.0
     # the circuit breaker: stop the run (exit 1, resumable) when a role's last N calls
     # all failed after their retries; 0 turns it off
     breaker_calls: Annotated[int, msgspec.Meta(ge=0)] = 10

@@ -35,6 +35,8 @@ class Report:
             int
         )  # answered calls, by role and purpose
         self.notices: list[str] = []  # the smoke-test notices of the runs
+        # answers cut at max_new_tokens (finish_reason "length"), by role and purpose
+        self.truncated: dict[tuple[str, str], int] = defaultdict(int)
         self.bertscore_models: set[tuple[str, bool]] = set()  # (model, rescaled) of each run
         self.judge_parsings: set[str] = set()  # [metrics] judge_parsing of each run
         for run_dir in run_dirs:
@@ -71,6 +73,8 @@ class Report:
                 name = event.scenario_name
             elif isinstance(event, ModelResponded):
                 self.answers[(event.role, event.purpose)] += 1
+                if event.finish_reason == "length":
+                    self.truncated[(event.role, event.purpose)] += 1
             elif isinstance(event, ParseFailed):
                 self.parse_failures[(event.role, event.purpose)] += 1
             elif isinstance(event, EpisodeStarted) and not name:
@@ -118,6 +122,19 @@ class Report:
                     f"| {role} | {purpose} | {n}/{max(n, self.answers[(role, purpose)])} |"
                 )
             lines += ["", "An unparseable judge verdict scores 0, as in the paper.", ""]
+        if self.truncated:
+            lines += [
+                "## Truncated model answers",
+                "",
+                'Cut at max_new_tokens by the server (finish_reason "length"); counted apart '
+                "from the unparseable answers above, which may include them.",
+                "",
+                "| role | purpose | truncated n/N |",
+                "|---|---|--:|",
+            ]
+            for (role, purpose), n in sorted(self.truncated.items()):
+                lines.append(f"| {role} | {purpose} | {n}/{self.answers[(role, purpose)]} |")
+            lines.append("")
         return "\n".join(line for line in lines if line is not None).rstrip() + "\n"
 
     def write(self, out_dir: Path) -> list[Path]:

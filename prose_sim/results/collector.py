@@ -67,8 +67,12 @@ class Usage(msgspec.Struct):
     parse_failures: int = 0
     cached: int = 0  # calls answered from the response cache (included in calls)
     cost_usd: float = 0.0
+    # answers the server cut at max_new_tokens (finish_reason "length"), whether they parsed
+    # or not; counted apart from parse failures
+    truncated: int = 0
 
     def merge(self, other: Usage) -> None:
+        self.truncated += other.truncated
         self.cached += other.cached
         self.cost_usd += other.cost_usd
         self.calls += other.calls
@@ -90,6 +94,7 @@ class Usage(msgspec.Struct):
         self.latency_s += event.latency_s
         self.cached += event.cached
         self.cost_usd += event.cost_usd
+        self.truncated += event.finish_reason == "length"
 
 
 class ResultsCollector:

@@ -68,6 +68,10 @@ class ModelSpec(Strict):
     api_key_env: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] = (
         "OPENAI_API_KEY"
     )
+    # openai only: the kind of server at base_url, for what servers disagree on (structured
+    # output, top_k / repetition_penalty); "auto": "openai" for OpenAI's API, else "other"
+    # (docs/servers.md says what is sent to each)
+    server: Literal["auto", "openai", "vllm", "llama.cpp", "transformers", "other"] = "auto"
     # any backend, shared by every role on the same endpoint: requests and tokens per
     # rate_window_s seconds (default: unlimited), and the adaptive concurrency cap's
     # ceiling (default: the run's concurrency; also the HTTP connection pool's size)

@@ -235,6 +235,8 @@ class LocalModelServer:
             text=request.response_prefix + text,
             input_tokens=len(seq.prompt),
             output_tokens=len(seq.output),
+            # the OpenAI words: cut at max_new_tokens or the context is "length"
+            finish_reason="length" if seq.finish in ("length", "context") else "stop",
         )
 
     # ------------------------------------------------------------------ the worker thread

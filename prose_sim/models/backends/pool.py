@@ -106,6 +106,7 @@ class EndpointPool:
     """A backend over several endpoints of one model (see the module docstring)."""
 
     fails_over = True  # an unreachable member is taken out, not a reason to stop the run
+    remote = True  # its members are remote servers: the gateway's default attempt deadline
 
     def __init__(
         self,

@@ -29,8 +29,19 @@ class OpenAIKind(BackendKind):
         return None
 
     def check(self, spec: ModelSpec, where: str) -> None:
-        from prose_sim.models.backends.openai_compat import read_key
+        from prose_sim.errors import UsageError
+        from prose_sim.models.backends.openai_compat import (
+            read_key,
+            resolve_server,
+            sampling_problem,
+        )
 
+        kinds = {resolve_server(spec.server, url) for url in spec.base_urls or [spec.base_url]}
+        params = {"top_k": spec.top_k, "repetition_penalty": spec.repetition_penalty}
+        for kind in sorted(kinds):  # a server that rejects top_k: exit 2 before the run starts
+            problem = sampling_problem(kind, params, where)
+            if problem:
+                raise UsageError(problem)
         read_key(spec.api_key_env, where)
 
     def build(self, role: str, spec: ModelSpec, model: str, parts: Parts) -> Served:
@@ -51,7 +62,7 @@ class OpenAIKind(BackendKind):
                 clients[endpoint] = known
                 continue
             settings = OpenAISettings(
-                base_url=url, api_key_env=spec.api_key_env, max_connections=cap
+                base_url=url, api_key_env=spec.api_key_env, max_connections=cap, server=spec.server
             )
             client = OpenAIBackend(settings, read_key(spec.api_key_env, f"models.{role}"))
             parts.add(endpoint, client, cache_id=client.cache_identity)
