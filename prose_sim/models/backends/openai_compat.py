@@ -168,8 +168,8 @@ def _error_text(exc) -> str:
     if isinstance(body, dict):
         inner = body.get("error", body)
         if isinstance(inner, dict) and "message" in inner:
-            return str(inner["message"])[:200]
-    return str(getattr(exc, "message", "") or type(exc).__name__)[:200]
+            return str(inner["message"])  # whole: scrubbed first, cut when described
+    return str(getattr(exc, "message", "") or type(exc).__name__)
 
 
 def _retry_after(response) -> float | None:
