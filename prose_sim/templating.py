@@ -98,7 +98,7 @@ def sandboxed_environment(folder: str) -> jinja2.Environment:
     env = ImmutableSandboxedEnvironment(
         loader=ConfinedLoader(folder),
         auto_reload=True,  # a user's file may change between two runs of one process
-        **_OPTIONS,  # type: ignore[arg-type]
+        **_OPTIONS,
     )
     env.filters["best_first"] = best_first
     return env

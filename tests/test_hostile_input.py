@@ -203,10 +203,10 @@ class _Echoing(BaseHTTPRequestHandler):
         pass
 
 
-def api_scenario(tmp_path, base_url: str) -> Path:
+def api_scenario(tmp_path, base_url: str, max_new_tokens: int = 512) -> Path:
     models = "\n".join(
         f'[models.{role}]\nbackend = "openai"\nmodel = "m"\nbase_url = "{base_url}"\n'
-        f'api_key_env = "{KEY_ENV}"'
+        f'api_key_env = "{KEY_ENV}"\nmax_new_tokens = {max_new_tokens}'
         for role in ("user", "agent", "judge")
     )
     rest = "[retry]\nattempts = 2\nbackoff_s = 0.01\nmax_backoff_s = 0.02\nbreaker_calls = 4\n"
@@ -553,3 +553,68 @@ def test_a_log_from_before_prompt_folders_still_reads():
     old = b'{"kind":"run_started","scenario_name":"s","scenario_digest":"d","episodes":1,"version":"0"}'
     event = msgspec.json.decode(old, type=AnyEvent)
     assert isinstance(event, RunStarted) and event.templates == {} and event.prompts_dir == ""
+
+
+# --- 5. the viewer on hostile sizes ----------------------------------------------------
+
+
+def test_the_word_diff_of_a_megabyte_stays_within_its_budget_and_is_correct(monkeypatch):
+    """Linear: the common head and tail are matched token by token, the quadratic LCS step
+    only sees what lies between them, and only within LCS_BUDGET token pairs."""
+    from prose_sim.view import diff
+
+    compared: list[int] = []
+    real = diff.Indel.opcodes
+
+    def counted(a, b):
+        compared.append(len(a) * len(b))
+        return real(a, b)
+
+    monkeypatch.setattr(diff.Indel, "opcodes", counted)
+    words = " ".join(f"w{i % 997} and, " for i in range(95_000))  # about 1 MB
+    assert len(words) > 1_000_000
+    cases = [
+        (words, words),  # identical
+        (words, words.replace("w5 ", "changed ")),  # changes all along
+        (words, words[:500_000] + " inserted words " + words[500_000:]),
+        ("a short draft of ten words or so it is", words),
+        (words, ""),
+    ]
+    for draft, user in cases:
+        segments = diff.word_diff(draft, user)
+        assert diff.sides(segments) == (draft, user)
+    assert compared and max(compared) <= diff.LCS_BUDGET
+    # an ordinary pair is still diffed word by word
+    segments = diff.word_diff("the cat sat", "the dog sat")
+    assert segments[0] == (0, "the ") and segments[-1] == (0, "sat")
+    assert sorted(segments[1:-1]) == [(-1, "cat "), (1, "dog ")]
+
+
+def test_a_very_long_answer_is_cut_in_the_viewer_and_prompts_show_prints_it_whole(
+    tmp_path, monkeypatch, capsys
+):
+    import base64
+    import gzip
+
+    from prose_sim.view.build import TEXT_MAX, read_view_data
+
+    monkeypatch.setenv(KEY_ENV, FAKE_KEY)
+    answer = "Preferences: short Verdict: yes " + "endless " * 3_000  # 24,000 characters
+    with ChatServer(answer=answer) as server:
+        out = tmp_path / "run"
+        path = api_scenario(tmp_path, server.base_url, max_new_tokens=8000)
+        assert run(path, "--out", out, "--no-cache") == 0
+    data = read_view_data(out)
+    episodes: dict = {}
+    for chunk in data.chunks:
+        episodes.update(json.loads(gzip.decompress(base64.b64decode(chunk))))
+    [episode] = episodes.values()
+    answers = [c["answer"] for i in episode["instances"] for c in i["calls"]]
+    assert answers and all(len(a) < TEXT_MAX + 300 for a in answers)
+    assert all(
+        f"prompts show --run RUN_DIR --episode {episode['id']}" in a and "more characters" in a
+        for a in answers
+    )
+    capsys.readouterr()
+    assert main(["prompts", "show", "--run", str(out), "--episode", episode["id"]]) == 0
+    assert ("endless " * 3_000).strip() in capsys.readouterr().out  # whole there
