@@ -22,10 +22,12 @@ from typing import TextIO, cast
 import anyio
 import structlog
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from prose_sim import __version__
 from prose_sim.errors import RunIOError, UsageError
+from prose_sim.untrusted import terminal_text
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 BENCH_SUITES = ("overhead", "ratelimits", "variants", "local")
@@ -321,6 +323,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
             raise UsageError("--resume continues in the run's own folder; leave out --out")
         prior = load_prior(args.resume, args.scenario, args.overrides)
         run, run_dir = prior.run, args.resume
+        if prior.nothing_to_resume:
+            print(
+                f"nothing to resume: {run_dir} finished, every episode whole; "
+                f"its results are in {run_dir}/results.csv (nothing was changed)",
+                file=sys.stderr,
+            )
+            return EXIT_OK
         if prior.torn is not None:
             print(
                 f"note: {run_dir}/events.jsonl: dropped a torn last line ({prior.torn.lineno}, "
@@ -365,7 +374,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if outcome.stop == "signal":
         _print_summary(outcome)
         print(
-            f"interrupted ({outcome.stop_reason}): the event log is flushed and summary.json holds "
+            f"interrupted ({terminal_text(outcome.stop_reason)}): the event log is flushed and summary.json holds "
             f"what is done; continue with\n  {resume}",
             file=sys.stderr,
         )
@@ -373,7 +382,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if outcome.stop:
         nothing_more = "nothing more was asked; " if outcome.stop == "fatal" else ""
         print(
-            f"error: {outcome.stop_reason}; {nothing_more}once fixed, continue with: {resume}",
+            f"error: {terminal_text(outcome.stop_reason)}; {nothing_more}once fixed, continue with: {resume}",
             file=sys.stderr,
         )
         return EXIT_BAD_INPUT if outcome.stop == "fatal" else EXIT_RUN_FAILED
@@ -427,11 +436,17 @@ def _fmt(value: float, err: float | None = None) -> str:
 HEADLINE_METRICS = ("ppcm", "fpm", "bertscore", "preference_accuracy", "levenshtein_norm")
 
 
+def _shown(text: str) -> str:
+    """Text from a run (a label, a path) as the console shows it: no control characters,
+    no console markup."""
+    return escape(terminal_text(text))
+
+
 def _print_summary(outcome) -> None:
     console = _console()
     shown = [n for n in HEADLINE_METRICS if outcome.methods and n in outcome.methods[0].metrics]
     metric_names = [n for n in shown if any(m.metrics[n] == m.metrics[n] for m in outcome.methods)]
-    table = Table(title=f"prose_sim results ({outcome.run_dir})")
+    table = Table(title=f"prose_sim results ({_shown(outcome.run_dir)})")
     for column in ["task", "framework", "method", "instances", "failed"]:
         table.add_column(column)
     for name in metric_names:
@@ -444,11 +459,11 @@ def _print_summary(outcome) -> None:
         table.caption = run_bertscore_note(Path(outcome.run_dir))
     for m in outcome.methods:
         table.add_row(
-            m.task,
-            m.framework,
-            m.method,
+            _shown(m.task),
+            _shown(m.framework),
+            _shown(m.method),
             str(m.instances),
-            str(m.failed),
+            str(m.failed) + (f" ({m.unfinished} unfinished)" if m.unfinished else ""),
             *[_fmt(m.metrics[n], m.stderr[n]) for n in metric_names],
             f"{m.calls_per_instance:.1f}",
             f"{m.tokens_per_instance:.0f}",
@@ -470,7 +485,9 @@ def _print_summary(outcome) -> None:
         console.print("truncated answers (n/N): " + ", ".join(truncated), highlight=False)
     console.print(
         f"{outcome.episodes_completed}/{outcome.episodes} episodes, {outcome.instances} instances "
-        f"({outcome.instances_failed} failed), {outcome.model_calls:,} model calls "
+        f"({outcome.instances_failed} failed"
+        + (f", {outcome.instances_unfinished} unfinished" if outcome.instances_unfinished else "")
+        + f"), {outcome.model_calls:,} model calls "
         f"({outcome.model_failures} failed; {outcome.failed_attempts:,} failed attempts), {outcome.input_tokens + outcome.output_tokens:,} tokens, "
         f"{outcome.events:,} events in {outcome.wall_s:.1f} s "
         f"({outcome.model_calls_per_s:,.1f} calls/s, peak RSS {outcome.peak_rss_mb:.0f} MB)"
@@ -593,14 +610,16 @@ def _cmd_prompts_show(args: argparse.Namespace) -> int:
         ids = episode_ids(read_events(log))
         if args.episode is None:
             print("episodes in this run (pass one with --episode):")
-            print("\n".join(f"  {i}" for i in ids))
+            print("\n".join(f"  {terminal_text(i)}" for i in ids))
             return EXIT_OK
         if args.episode not in ids:
             raise UsageError(
                 f"{log}: no episode {args.episode!r} (run without --episode to list them)"
             )
         for line in transcript(read_events(log), args.episode):
-            print(line)
+            print(
+                terminal_text(line)
+            )  # answers are untrusted: no escape sequence reaches the terminal
         return EXIT_OK
     from prose_sim.runtime.runner import execute
     from prose_sim.scenario import run_from_dict
@@ -625,7 +644,7 @@ def _cmd_prompts_show(args: argparse.Namespace) -> int:
         events = list(read_events(run_dir / "events.jsonl"))
     print("(scripted backend: the answers are word salad in the right format)")
     for line in transcript(events, episode_ids(events)[0]):
-        print(line)
+        print(terminal_text(line))
     return EXIT_OK
 
 

@@ -32,17 +32,20 @@ from __future__ import annotations
 
 import re
 
+from prose_sim.scrub import scrub
+
 
 def describe_error(exc: BaseException, limit: int = 300, *, with_type: bool = True) -> str:
     """An error as one line of at most ``limit`` characters, for events and messages.
 
     ``Type: first line of its message`` (only the message with ``with_type=False``;
     the type's name when there is no message). A task group holding one error is
-    named by that error, not by the group.
+    named by that error, not by the group. Every secret the run read is masked in
+    the whole message before it is cut (a cut key would no longer be recognised).
     """
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
         exc = exc.exceptions[0]
-    text = str(exc).strip()
+    text = scrub(str(exc)).strip()
     message = text.splitlines()[0].strip() if text else ""
     if not message and isinstance(exc, TimeoutError):  # anyio's deadline says nothing
         message = "the attempt timed out"
@@ -51,7 +54,14 @@ def describe_error(exc: BaseException, limit: int = 300, *, with_type: bool = Tr
         line = name
     else:
         line = f"{name}: {message}" if with_type else message
-    return line if len(line) <= limit else line[: limit - 3] + "..."
+    return cut(line, limit)
+
+
+def cut(text: str, limit: int) -> str:
+    """``text`` scrubbed of secrets, then cut to at most ``limit`` characters (``...`` marking
+    the cut): the one way persisted text is shortened."""
+    text = scrub(text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # ----------------------------------------------------------------------------- the user's errors

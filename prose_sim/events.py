@@ -38,6 +38,10 @@ class RunStarted(Event, frozen=True, tag="run_started"):
     shard: str = ""  # "K/N" when this run holds one shard of the grid (run --shard)
     # the personas the scenario uses (from files and plugins too): resume refuses changed ones
     personas_digest: str = ""
+    # the scenario's [prompts] dir, resolved ("" = the built-in prompts), and the hash of every
+    # template of the user's the run renders (by path): resume and replay refuse a changed one
+    prompts_dir: str = ""
+    templates: dict[str, str] = {}
 
 
 class RunResumed(Event, frozen=True, tag="run_resumed"):

@@ -1,21 +1,39 @@
-"""Prompt templates: jinja2 files in the top-level ``prompts/`` folder.
+"""Prompt templates: jinja2 files in the top-level ``prompts/`` folder, and the user's own.
 
 One lookup for both layouts: an installed wheel carries the folder as
 ``prose_sim/prompts/`` (pyproject's force-include), a source checkout (an
 editable install, or ``PYTHONPATH`` at the repository) reads the repository's
 ``prompts/`` beside the package. A folder counts only if it holds the
 templates, so a stray ``prompts/`` beside an installed package is never read.
+
+Templates a scenario or a persona names (a persona's ``behaviour.template``,
+the scenario's ``[prompts] dir``) are user input, possibly from a run folder
+someone sent: they are rendered in jinja2's ``ImmutableSandboxedEnvironment``
+(no attribute that reaches Python's internals, no environment variables, no
+module), from a loader confined to their folder (no ``..``, no link out of
+it), and checked when the scenario loads (``check_template``). The built-in
+prompts are the package's own and render in a plain environment.
+
+A scenario's prompt folder overrides built-in templates by name for the run
+that uses it: the runner activates it around the run (``using_prompts``), so
+every ``render`` of that run, whichever actor calls it, sees the same folder.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
+import hashlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 _PACKAGE = Path(__file__).resolve().parent
 _PROBE = "draft.j2"  # a template every layout has
+SUFFIX = ".j2"
 
 
 def template_dir(package: Path = _PACKAGE) -> Path:
@@ -30,20 +48,57 @@ def template_dir(package: Path = _PACKAGE) -> Path:
     )
 
 
+def builtin_names() -> list[str]:
+    """The names of the built-in templates (``draft``, ``judge_ppcm``, ...)."""
+    return sorted(p.name.removesuffix(SUFFIX) for p in template_dir().glob(f"*{SUFFIX}"))
+
+
 @functools.cache
 def environment() -> jinja2.Environment:
     return _environment(str(template_dir()))
 
 
+_OPTIONS: dict[str, object] = dict(
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=False,
+    autoescape=False,
+)
+
+
 def _environment(folder: str) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(folder),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=False,
-        autoescape=False,
         auto_reload=False,  # templates do not change during a run: no stat() per render
+        **_OPTIONS,  # type: ignore[arg-type]
+    )
+    env.filters["best_first"] = best_first
+    return env
+
+
+class ConfinedLoader(jinja2.FileSystemLoader):
+    """A ``FileSystemLoader`` that also refuses a file whose real path leaves its folder
+    (a symbolic link out of it); ``..`` in a name is refused by jinja2 itself."""
+
+    def __init__(self, folder: str):
+        super().__init__(folder, followlinks=False)
+        self.root = Path(folder).resolve()
+
+    def get_source(self, environment, template):
+        source, filename, uptodate = super().get_source(environment, template)
+        if not Path(filename).resolve().is_relative_to(self.root):
+            raise jinja2.TemplateNotFound(f"{template} (outside {self.root})")
+        return source, filename, uptodate
+
+
+@functools.cache
+def sandboxed_environment(folder: str) -> jinja2.Environment:
+    """The sandbox that renders the templates of a user's folder (one per folder)."""
+    env = ImmutableSandboxedEnvironment(
+        loader=ConfinedLoader(folder),
+        auto_reload=True,  # a user's file may change between two runs of one process
+        **_OPTIONS,
     )
     env.filters["best_first"] = best_first
     return env
@@ -59,24 +114,105 @@ def _best_first(items: tuple[tuple[str, int], ...]) -> list[str]:
     return [keyword for keyword, _ in sorted(items, key=lambda item: item[1], reverse=True)]
 
 
+# --- the prompt folder of a run ------------------------------------------------------
+
+# the resolved ``[prompts] dir`` of the run being executed ("" = none); set by ``using_prompts``
+_PROMPT_DIR: contextvars.ContextVar[str] = contextvars.ContextVar("prompt_dir", default="")
+
+
+@contextlib.contextmanager
+def using_prompts(folder: str) -> Iterator[None]:
+    """Render this block's templates (and the tasks it starts) from ``folder`` first."""
+    token = _PROMPT_DIR.set(str(Path(folder).resolve()) if folder else "")
+    try:
+        yield
+    finally:
+        _PROMPT_DIR.reset(token)
+
+
 def render(name: str, **context: object) -> str:
-    """Render ``prompts/<name>.j2`` with the given context."""
+    """Render ``prompts/<name>.j2`` (or the run's prompt folder's) with the given context."""
+    folder = _PROMPT_DIR.get()
+    if folder and (Path(folder) / f"{name}{SUFFIX}").is_file():
+        return (
+            sandboxed_environment(folder).get_template(f"{name}{SUFFIX}").render(**context).strip()
+        )
     return _template(name).render(**context).strip()
 
 
 @functools.cache
 def _template(name: str) -> jinja2.Template:
-    return environment().get_template(f"{name}.j2")
-
-
-@functools.cache
-def _file_environment(folder: str) -> jinja2.Environment:
-    return _environment(folder)
+    return environment().get_template(f"{name}{SUFFIX}")
 
 
 def render_template(template: str, **context: object) -> str:
-    """Render a template by name (``prompts/<name>.j2``) or by path (a ``.j2`` file)."""
-    if not template.endswith(".j2"):
+    """Render a template by name (``prompts/<name>.j2``) or by path (a ``.j2`` file, sandboxed
+    and confined to its folder; ``check_template`` resolved and checked it at load)."""
+    if not template.endswith(SUFFIX):
         return render(template, **context)
-    path = Path(template).resolve()
-    return _file_environment(str(path.parent)).get_template(path.name).render(**context).strip()
+    path = Path(template)
+    env = sandboxed_environment(str(path.parent))
+    return env.get_template(path.name).render(**context).strip()
+
+
+# --- checks at load ----------------------------------------------------------------------
+
+
+def resolve_template(template: str, base: Path | None) -> Path:
+    """A template path as given (relative to ``base``, the folder of the file naming it)."""
+    path = Path(template).expanduser()
+    if not path.is_absolute():
+        if base is None:
+            raise ValueError(f"{template!r}: give an absolute path (no file names it)")
+        path = base / path
+    return Path(path.resolve())
+
+
+def check_template(path: Path, root: Path) -> str:
+    """Why the template at ``path`` cannot be used ("" when it can): it must be a file
+    inside ``root`` (the folder of the file that names it) that compiles in the sandbox."""
+    root = root.resolve()
+    if not path.resolve().is_relative_to(root):
+        return f"{path} is outside {root} (a template must be in the folder of the file naming it)"
+    if not path.is_file():
+        return f"no such template file {str(path)!r}"
+    try:
+        source = path.read_text(encoding="utf-8")
+        sandboxed_environment(str(path.parent)).parse(source, path.name, str(path))
+    except jinja2.TemplateSyntaxError as exc:
+        return f"{path}:{exc.lineno}: template syntax error: {exc.message}"
+    except (OSError, UnicodeDecodeError) as exc:
+        return f"{path}: cannot read: {exc}"
+    return ""
+
+
+def file_hash(path: Path) -> str:
+    """A short hash of a template file's bytes (recorded in the run's log)."""
+    return hashlib.blake2b(path.read_bytes(), digest_size=8).hexdigest()
+
+
+def prompt_folder_templates(folder: Path) -> dict[str, Path]:
+    """The templates of a prompt folder by name: those named after a built-in override it,
+    those whose name starts with ``_`` are parts the others include."""
+    return {p.name.removesuffix(SUFFIX): p for p in sorted(folder.glob(f"*{SUFFIX}"))}
+
+
+def check_prompt_folder(folder: Path) -> str:
+    """Why a ``[prompts] dir`` cannot be used ("" when it can): a folder whose every
+    ``.j2`` file is named after a built-in template and compiles in the sandbox."""
+    if not folder.is_dir():
+        return f"no such folder {str(folder)!r}"
+    known = set(builtin_names())
+    found = prompt_folder_templates(folder)
+    if not found:
+        return f"{folder} holds no {SUFFIX} template"
+    for name, path in found.items():
+        if name not in known and not name.startswith("_"):
+            return (
+                f"{path.name}: no built-in template is named {name!r} "
+                f"(known: {', '.join(sorted(known))}; a part others include starts with '_')"
+            )
+        problem = check_template(path, folder)
+        if problem:
+            return problem
+    return ""

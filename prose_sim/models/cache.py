@@ -17,6 +17,7 @@ from pathlib import Path
 
 import msgspec
 
+from prose_sim.errors import UsageError
 from prose_sim.models.protocol import Completion, ModelRequest
 
 _SCHEMA = """
@@ -53,14 +54,38 @@ def cache_key(identity: str, request: ModelRequest) -> str:
     return hashlib.blake2b(payload, digest_size=20).hexdigest()
 
 
+_COLUMNS = ["key", "text", "input_tokens", "output_tokens"]
+
+
 class ResponseCache:
+    """The response cache at ``path``, opened and checked: a file that is not one (corrupt,
+    or another program's database) is a ``UsageError`` naming it and ``--no-cache``."""
+
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(_SCHEMA)
-        self._db.commit()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False)
+        except (OSError, sqlite3.Error) as exc:
+            raise self._unusable(exc) from None
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(_SCHEMA)
+            columns = [row[1] for row in self._db.execute("PRAGMA table_info(responses)")]
+            if columns != _COLUMNS:
+                raise sqlite3.DatabaseError(
+                    f"its responses table has columns {', '.join(columns)}, not {', '.join(_COLUMNS)}"
+                )
+            self._db.execute("SELECT key, text, input_tokens, output_tokens FROM responses LIMIT 1")
+            self._db.commit()
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise self._unusable(exc) from None
+
+    def _unusable(self, exc: BaseException) -> UsageError:
+        return UsageError(
+            f"{self.path}: not a usable response cache ({exc}); move it away, or run with --no-cache"
+        )
 
     def get(self, key: str) -> Completion | None:
         row = self._db.execute(

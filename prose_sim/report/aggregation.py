@@ -17,6 +17,7 @@ from collections import defaultdict
 
 from prose_sim.report.rows import Row, number
 from prose_sim.results.collector import mean, over_seeds
+from prose_sim.untrusted import markdown_cell
 
 METRICS: list[tuple[str, str]] = [
     ("ppcm", "PPCM"),
@@ -63,7 +64,8 @@ def markdown(rows: list[Row], bertscore_note: str = "") -> str:
             pooled = instance_mean(group, key)
             seeds, err = over_seeds(ok, lambda r, k=key: number(r, k) if k in r else None)
             cells.append("-" if math.isnan(pooled) else f"{pooled:.3f} · {_pm(seeds, err)}")
-        lines.append(f"| {task} | {framework} | {method} | " + " | ".join(cells) + " |")
+        names = " | ".join(markdown_cell(x) for x in (task, framework, method))
+        lines.append(f"| {names} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

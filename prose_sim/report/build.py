@@ -7,11 +7,12 @@ agent model) can be combined into one set of tables.
 
 from __future__ import annotations
 
+import contextlib
 import tomllib
 from collections import defaultdict
 from pathlib import Path
 
-from prose_sim.errors import UsageError
+from prose_sim.errors import RunIOError, UsageError
 from prose_sim.eventlog import read_events
 from prose_sim.events import EpisodeStarted, ModelResponded, ParseFailed, RunStarted
 from prose_sim.metrics.bertscore import DEFAULT_MODEL, comparable_with_paper
@@ -22,6 +23,7 @@ from prose_sim.report.rows import Row
 from prose_sim.report.tables import agreement_table, markdown_tables, summarize, summary_csv
 from prose_sim.results.collector import ResultsCollector
 from prose_sim.results.notice import run_dir_notice
+from prose_sim.untrusted import markdown_cell
 
 
 class Report:
@@ -96,7 +98,7 @@ class Report:
             "# prose_sim report",
             "",
             *([f"> **{self.notice}**", ""] if self.notice else []),
-            "Runs: " + ", ".join(self.scenarios),
+            "Runs: " + ", ".join(markdown_cell(s) for s in self.scenarios),
             "",
             f"{instances} task instances, {failed} failed. Cells: mean ± standard error over seeds "
             "(per-seed means over the instances that finished; cost columns over all instances). "
@@ -154,10 +156,26 @@ class Report:
                 else []
             ),
         ):
-            (out_dir / name).write_text(text, encoding="utf-8")
+            write_whole(out_dir / name, text)
             written.append(out_dir / name)
-        written += metric_study.write_plot(self.rows, out_dir, notice=self.notice)
-        return written + write_plots(self.summaries, self.rows, out_dir, notice=self.notice)
+        try:
+            written += metric_study.write_plot(self.rows, out_dir, notice=self.notice)
+            return written + write_plots(self.summaries, self.rows, out_dir, notice=self.notice)
+        except OSError as exc:  # a full disk while a plot is saved
+            raise RunIOError(exc.filename or out_dir, exc) from None
+
+
+def write_whole(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` whole or not at all: a failed write (a full disk) leaves
+    no truncated file and is a ``RunIOError`` naming the path."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise RunIOError(path, exc) from None
 
 
 def document_reuse_line(rows: list[Row]) -> str:

@@ -23,6 +23,7 @@ from prose_sim.events import (
     ModelRequested,
     ModelResponded,
 )
+from prose_sim.untrusted import csv_row
 
 QA_COLUMNS = [
     "task",
@@ -160,7 +161,7 @@ class JudgeQACollector:
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=QA_COLUMNS, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(self.rows())
+        writer.writerows(csv_row(dict(row)) for row in self.rows())  # answers are untrusted
         return buffer.getvalue()
 
     def parse_failures(self) -> dict[str, int]:

@@ -18,6 +18,7 @@ import msgspec
 from prose_sim.report.judge_qa import Agreement
 from prose_sim.report.rows import Row, number
 from prose_sim.results.collector import over_seeds
+from prose_sim.untrusted import csv_cell, markdown_cell
 
 # (row key, column title, decimals); quality first, then cost
 COLUMNS: list[tuple[str, str, int]] = [
@@ -114,7 +115,7 @@ def markdown_tables(summaries: list[GroupSummary]) -> str:
         columns = [c for c in COLUMNS if any(c[0] in s.means for s in group)]
         if not any(s.means.get("cost_usd") for s in group):  # unpriced models: no dollar column
             columns = [c for c in columns if c[0] != "cost_usd"]
-        lines += [f"## {task} ({framework})", ""]
+        lines += [f"## {markdown_cell(task)} ({markdown_cell(framework)})", ""]
         header = [
             "method",
             "agent model",
@@ -127,9 +128,8 @@ def markdown_tables(summaries: list[GroupSummary]) -> str:
         for s in group:
             instances = f"{s.instances}" + (f" ({s.failed} failed)" if s.failed else "")
             cells = [cell(s.means.get(k), s.errors.get(k), d) for k, _, d in columns]
-            lines.append(
-                "| " + " | ".join([s.method, s.agent_model, str(s.seeds), instances, *cells]) + " |"
-            )
+            names = [markdown_cell(s.method), markdown_cell(s.agent_model)]
+            lines.append("| " + " | ".join([*names, str(s.seeds), instances, *cells]) + " |")
         lines.append("")
     return "\n".join(lines)
 
@@ -155,7 +155,8 @@ def agreement_table(agreement: dict[tuple[str, str], Agreement]) -> str:
         else:
             agreed = exhibits = NO_PARSED
         lines.append(
-            f"| {task} | {component} | {a.checker} | {a.parsed}/{a.judged} | {agreed} | "
+            f"| {markdown_cell(task)} | {markdown_cell(component)} | {a.checker} | "
+            f"{a.parsed}/{a.judged} | {agreed} | "
             f"{a.checker_passed / a.judged:.3f} | {exhibits} |"
         )
     lines.append("")
@@ -174,9 +175,8 @@ def summary_csv(summaries: list[GroupSummary]) -> str:
         values = []
         for k in keys:
             values += [_num(s.means.get(k)), _num(s.errors.get(k))]
-        writer.writerow(
-            [s.task, s.framework, s.method, s.agent_model, s.seeds, s.instances, s.failed, *values]
-        )
+        names = [csv_cell(x) for x in (s.task, s.framework, s.method, s.agent_model)]
+        writer.writerow([*names, s.seeds, s.instances, s.failed, *values])
     return buffer.getvalue()
 
 

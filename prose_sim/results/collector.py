@@ -28,6 +28,7 @@ from prose_sim.events import (
     ModelResponded,
     ParseFailed,
 )
+from prose_sim.untrusted import csv_cell
 
 ID_COLUMNS = [
     "task",
@@ -223,7 +224,7 @@ def _cell(value: object) -> object:
         if math.isnan(value):
             return ""
         return repr(value)
-    return value
+    return csv_cell(value)  # a persona's or a document's name a spreadsheet would evaluate
 
 
 # --- summaries -----------------------------------------------------------------
@@ -247,11 +248,12 @@ class MethodSummary(msgspec.Struct):
     framework: str
     method: str
     instances: int
-    failed: int
+    failed: int  # instances that ended failed (not those a stopped run left unfinished)
     metrics: dict[str, float]  # per-seed means, averaged over seeds
     stderr: dict[str, float]  # standard error over seeds
     calls_per_instance: float
     tokens_per_instance: float
+    unfinished: int = 0  # instances an interrupted or stopped run did not finish
 
 
 def over_seeds(rows: list[dict[str, object]], value) -> tuple[float, float]:
@@ -276,6 +278,7 @@ def summarize_methods(
     out = []
     for (task, framework, method), group in sorted(groups.items()):
         ok = [r for r in group if r["status"] == "ok"]
+        unfinished = sum(r["status"] == "unfinished" for r in group)
         means, errors = {}, {}
         for name in metric_names:
             means[name], errors[name] = over_seeds(
@@ -287,7 +290,8 @@ def summarize_methods(
                 framework=framework,
                 method=method,
                 instances=len(group),
-                failed=len(group) - len(ok),
+                failed=len(group) - len(ok) - unfinished,
+                unfinished=unfinished,
                 metrics=means,
                 stderr=errors,
                 calls_per_instance=mean([_number(r["calls"]) for r in group]),

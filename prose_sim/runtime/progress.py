@@ -20,11 +20,13 @@ from collections.abc import Sequence
 import anyio
 import msgspec
 import structlog
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from prose_sim.models.backends.local import ServerLive
 from prose_sim.results.collector import ResultsCollector
 from prose_sim.runtime.expected import PlanTotals
+from prose_sim.untrusted import terminal_text
 
 log = structlog.get_logger("prose_sim")
 RATE_WINDOW_S = 30.0
@@ -186,7 +188,8 @@ def detail_text(s: Snapshot) -> str:
         f"{s.tokens_per_s:,.0f} tok/s",
         f"failed {failures_text(s)}",
     ]
-    parts += [f"{live.model}: {server_text(live)}" for live in s.servers]
+    # a model's name is the scenario's text: no control characters, no console markup
+    parts += [f"{escape(terminal_text(live.model))}: {server_text(live)}" for live in s.servers]
     return " · ".join(parts)
 
 
@@ -206,7 +209,7 @@ def log_fields(s: Snapshot) -> dict[str, object]:
         "elapsed_s": round(s.elapsed_s, 1),
     }
     for live in s.servers:
-        fields[f"server[{live.model}]"] = server_text(live)
+        fields[f"server[{terminal_text(live.model)}]"] = server_text(live)
     return fields
 
 

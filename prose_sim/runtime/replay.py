@@ -14,7 +14,7 @@ from pathlib import Path
 
 import msgspec
 
-from prose_sim.errors import UsageError
+from prose_sim.errors import UsageError, cut
 from prose_sim.eventlog import read_log
 from prose_sim.events import EpisodeStarted, Event, RunFinished
 from prose_sim.models.protocol import ROLES
@@ -134,5 +134,4 @@ def _describe(event: dict | None, other: dict | None) -> str:
 
 
 def _short(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    return cut(repr(value), 80)

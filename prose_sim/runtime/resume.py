@@ -51,6 +51,20 @@ class PriorRun(msgspec.Struct, kw_only=True):
             if isinstance(e, EpisodeFinished) and e.status == "completed" and not e.instances_failed
         }
 
+    @property
+    def nothing_to_resume(self) -> bool:
+        """Whether the run ended whole: its log closed, every episode finished with every
+        instance ok, its results written. Resuming it would change nothing, so it is not
+        resumed (a finished run that lost its results.csv or summary.json gets them back)."""
+        return (
+            self.torn is None
+            and (self.run_dir / "summary.json").is_file()
+            and (self.run_dir / "results.csv").is_file()
+            and self.started is not None
+            and any(isinstance(e, RunFinished) for e in self.events)
+            and len(self.finished) >= self.started.episodes
+        )
+
     def kept_events(self) -> list[Event]:
         """Run-level events and those of finished episodes (an old RunFinished is dropped)."""
         done = self.finished
@@ -93,6 +107,8 @@ def load_prior(
             f"{run_dir}: the personas the run uses changed since it began (a persona file or an "
             f"installed plugin: {', '.join(recorded.persona_files) or 'plugins'}); restore them to resume"
         )
+    if started is not None and started.templates:
+        check_templates(started.templates, recorded_run.template_hashes())
     run = recorded_run
     if scenario_path is not None or overrides:
         run = load_run(scenario_path or recorded_path, list(overrides))
@@ -104,6 +120,21 @@ def load_prior(
                 f"a resumed run must keep its scenario"
             )
     return PriorRun(run_dir=run_dir, run=run, events=events, torn=torn, started=started)
+
+
+def check_templates(recorded: dict[str, str], now: dict[str, str]) -> None:
+    """Refuse (one line naming it) a template of the user's that changed since the run began."""
+    for path in sorted(recorded.keys() | now.keys()):
+        before, after = recorded.get(path), now.get(path)
+        if before == after:
+            continue
+        if before is None:
+            what = "is new since the run began"
+        elif after is None or after == "missing":
+            what = "is gone since the run began"
+        else:
+            what = f"changed since the run began (hash {before}, now {after})"
+        raise UsageError(f"{path}: the template {what}; restore it to resume or replay the run")
 
 
 def scenario_changes(old: Scenario, new: Scenario) -> list[str]:

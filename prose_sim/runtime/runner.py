@@ -34,6 +34,7 @@ from prose_sim.actors.judge import TextScorer
 from prose_sim.errors import RunIOError, UsageError
 from prose_sim.eventlog import EventLogWriter
 from prose_sim.events import BatchServed, BatchStats, Event, RunFinished, RunResumed, RunStarted
+from prose_sim.models.cache import ResponseCache
 from prose_sim.models.embeddings import Embedder, Retrieval
 from prose_sim.models.protocol import Backend
 from prose_sim.models.recorded import RecordedResponses
@@ -48,10 +49,17 @@ from prose_sim.runtime.lock import LOCK_NAME, RunLock
 from prose_sim.runtime.plan import EpisodePlan, expand, parse_shard, select_shard
 from prose_sim.runtime.progress import show_progress
 from prose_sim.runtime.resume import PriorRun, rewrite_log
-from prose_sim.runtime.setup import default_scorer, episode_world, open_gateway
+from prose_sim.runtime.setup import (
+    default_embedder,
+    default_scorer,
+    episode_world,
+    open_cache,
+    open_gateway,
+)
 from prose_sim.runtime.signals import stop_on_signals
 from prose_sim.scenario.loading import dump_scenario
 from prose_sim.scenario.schema import Scenario
+from prose_sim.templating import using_prompts
 from prose_sim.world.assembly import ResolvedRun, assemble
 
 SINK_BUFFER = 8192
@@ -76,7 +84,7 @@ class RunOutcome(msgspec.Struct, kw_only=True):
     episodes_completed: int
     episodes_failed: int
     instances: int
-    instances_failed: int
+    instances_failed: int  # ended failed; those a stopped run did not finish are unfinished
     events: int
     model_calls: int
     model_failures: int
@@ -107,6 +115,7 @@ class RunOutcome(msgspec.Struct, kw_only=True):
     signal: int = 0
     # "smoke test: ... not research results" when a role runs on the scripted or embedded model
     notice: str = ""
+    instances_unfinished: int = 0
 
 
 def default_run_dir(scenario: Scenario, root: Path = Path("runs")) -> Path:
@@ -206,29 +215,39 @@ async def execute(
     done = prior.finished if prior is not None else {}
     plans = [p for p in all_plans if p.episode_id not in done]
     limit = concurrency or scenario.concurrency or max(1, len(plans))
+    if prior is not None and prior.nothing_to_resume:
+        raise UsageError(f"{run_dir}: nothing to resume (the run finished, every episode whole)")
     if prior is None:
         check_run_dir(run_dir)  # refused before any model loads
     # checks API keys (and loads models) before anything is written
     built = build_models(scenario, limit, replay=replay is not None)
     if scorer is None:
         scorer = default_scorer(scenario)  # and the BERTScore model loads
-    lock = claim_run_dir(run_dir, new=prior is None)
+    if embedder is None:
+        embedder = default_embedder(scenario)  # and the retrieval model loads
+    cache = open_cache(built, use_cache=use_cache, cache_path=cache_path)
+    try:
+        lock = claim_run_dir(run_dir, new=prior is None)
+    except BaseException:
+        if cache is not None:
+            cache.close()
+        raise
     try:
         recorded = replay if replay is not None else (prior.recorded_answers() if prior else None)
-        return await _run_locked(
-            run,
-            run_dir,
-            built,
-            _Grid(all_plans, plans, done, limit, shard),
-            backends=backends,
-            progress=progress,
-            embedder=embedder,
-            scorer=scorer,
-            use_cache=use_cache,
-            cache_path=cache_path,
-            prior=prior,
-            recorded=recorded,
-        )
+        with using_prompts(scenario.prompts.dir):  # every render of this run sees its folder
+            return await _run_locked(
+                run,
+                run_dir,
+                built,
+                _Grid(all_plans, plans, done, limit, shard),
+                backends=backends,
+                progress=progress,
+                embedder=embedder,
+                scorer=scorer,
+                cache=cache,
+                prior=prior,
+                recorded=recorded,
+            )
     finally:
         lock.release()
 
@@ -253,8 +272,7 @@ async def _run_locked(
     progress: str,
     embedder: Embedder | Retrieval | None,
     scorer: TextScorer | None,
-    use_cache: bool,
-    cache_path: Path | None,
+    cache: ResponseCache | None,
     prior: PriorRun | None,
     recorded: RecordedResponses | None,
 ) -> RunOutcome:
@@ -276,17 +294,13 @@ async def _run_locked(
         else:
             (run_dir / "scenario.toml").write_text(dump_scenario(scenario), encoding="utf-8")
     except OSError as exc:
+        if cache is not None:
+            cache.close()
         raise RunIOError(exc.filename or run_dir, exc) from None
     servers = built.servers
     control = RunControl()
-    gateway, cache = open_gateway(
-        built,
-        scenario,
-        given=backends,
-        use_cache=use_cache,
-        cache_path=cache_path,
-        recorded=recorded,
-        on_stop=control.stop,
+    gateway = open_gateway(
+        built, scenario, given=backends, cache=cache, recorded=recorded, on_stop=control.stop
     )
     roles = built.roles
     run_id = run_dir.name
@@ -330,6 +344,8 @@ async def _run_locked(
                                 scenario_name=scenario.name,
                                 scenario_digest=scenario.digest(),
                                 personas_digest=run.personas_digest(),
+                                prompts_dir=scenario.prompts.dir,
+                                templates=run.template_hashes(),
                                 episodes=len(all_plans),
                                 version=__version__,
                                 shard=f"{shard[0]}/{shard[1]}" if shard else "",
@@ -487,7 +503,8 @@ def _outcome(
         episodes_completed=statuses.count("completed"),
         episodes_failed=statuses.count("failed"),
         instances=len(rows),
-        instances_failed=sum(r["status"] != "ok" for r in rows),
+        instances_failed=sum(r["status"] not in ("ok", "unfinished") for r in rows),
+        instances_unfinished=sum(r["status"] == "unfinished" for r in rows),
         events=collector.events,
         model_calls=total.calls,
         model_failures=total.failed,

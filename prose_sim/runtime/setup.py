@@ -75,17 +75,26 @@ def _loaded_scorer(
     return scorer
 
 
+def open_cache(
+    built: BuiltModels, *, use_cache: bool, cache_path: Path | None
+) -> ResponseCache | None:
+    """The response cache the run reads (if any), opened and checked before the run folder
+    is written: a corrupt or foreign file stops the run there, naming it and ``--no-cache``."""
+    if use_cache and built.cache_ids:
+        return ResponseCache(cache_path or default_cache_path())
+    return None
+
+
 def open_gateway(
     built: BuiltModels,
     scenario: Scenario,
     *,
     given: Mapping[str, Backend] | None,
-    use_cache: bool,
-    cache_path: Path | None,
+    cache: ResponseCache | None,
     recorded: RecordedResponses | None,
     on_stop: StopRun,
-) -> tuple[Gateway, ResponseCache | None]:
-    """The run's one gateway over the built backends, and the response cache it reads (if any).
+) -> Gateway:
+    """The run's one gateway over the built backends, reading ``cache`` (if any).
 
     ``given`` (by role) replaces the scenario's backends, for tests; ``built`` is
     updated to route those roles to them.
@@ -93,10 +102,7 @@ def open_gateway(
     for role, backend in (given or {}).items():
         built.backends[f"given:{role}"] = backend
         built.roles[role] = msgspec.structs.replace(built.roles[role], backend=f"given:{role}")
-    cache = None
-    if use_cache and built.cache_ids:
-        cache = ResponseCache(cache_path or default_cache_path())
-    gateway = Gateway(
+    return Gateway(
         built.backends,
         scenario.retry,
         layers=built.layers,
@@ -105,7 +111,6 @@ def open_gateway(
         recorded=recorded,
         on_stop=on_stop,
     )
-    return gateway, cache
 
 
 def episode_world(
@@ -117,7 +122,9 @@ def episode_world(
     embedder: Embedder | Retrieval | None,
     scorer: TextScorer | None,
 ) -> EpisodeWorld:
-    """What every episode of the run shares: the assembled world, the gateway, role models."""
+    """What every episode of the run shares: the assembled world, the gateway, role models.
+
+    ``embedder``: the retrieval model, loaded (``default_embedder``) before the folder is written."""
     scenario = run.scenario
     return EpisodeWorld(
         run_id,
@@ -126,7 +133,7 @@ def episode_world(
         gateway,
         built.roles,
         scenario.demonstrations_per_user,
-        embedder if embedder is not None else default_embedder(scenario),
+        embedder,
         metrics=scenario.metrics,
         scorer=scorer,
         populations=run.populations,

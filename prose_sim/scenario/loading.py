@@ -9,6 +9,8 @@ CLI prints it as one line with exit code 2.
 
 from __future__ import annotations
 
+import math
+import re
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,7 +20,8 @@ import msgspec
 import tomli_w
 
 from prose_sim.errors import ScenarioError, UsageError, explain_validation
-from prose_sim.scenario.schema import MethodSpec, Scenario, TaskSpec
+from prose_sim.scenario.schema import LABEL_PATTERN, NAME_MAX, MethodSpec, Scenario, TaskSpec
+from prose_sim.templating import check_prompt_folder
 from prose_sim.world.assembly import ResolvedRun, assemble
 from prose_sim.world.corpus import Corpus
 from prose_sim.world.personas import PersonaCatalog
@@ -102,6 +105,9 @@ def parse_scenario(
     corpus_dir = raw.get("corpus_dir")
     if isinstance(corpus_dir, str) and corpus_dir:  # resolved here, as persona_files are
         raw["corpus_dir"] = str((base_dir / corpus_dir).resolve())
+    prompts = raw.get("prompts")
+    if isinstance(prompts, dict) and isinstance(prompts.get("dir"), str) and prompts["dir"]:
+        prompts["dir"] = str((base_dir / Path(prompts["dir"]).expanduser()).resolve())
     # Tables keyed by name are converted entry by entry first, because
     # msgspec reports a dict key in a path as "[...]" and we want its name.
     spec_types: tuple[tuple[str, type], ...] = (("tasks", TaskSpec), ("methods", MethodSpec))
@@ -111,7 +117,51 @@ def parse_scenario(
             for name, entry in table.items():
                 _convert(entry, spec_type, origin, f"{field}.{name}")
     scenario: Scenario = _convert(raw, Scenario, origin, "")
+    check_values(scenario, origin)
     return scenario
+
+
+def check_values(scenario: Scenario, origin: str) -> None:
+    """What the schema's types cannot say: finite numbers, method labels, a usable prompt
+    folder, rate budgets a request fits in."""
+    for label in scenario.methods:
+        if not re.fullmatch(LABEL_PATTERN, label) or len(label) > NAME_MAX:
+            raise ScenarioError(
+                origin,
+                f"methods.{label!r}",
+                f"a method label is 1 to {NAME_MAX} letters, digits, '_', '.', '+' or '-'",
+            )
+    for key, value in _flatten(msgspec.to_builtins(scenario)).items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ScenarioError(origin, key, f"{value} is not a finite number")
+    for role in ("user", "writer", "agent", "judge"):
+        spec = scenario.models.of(role)
+        if spec.tpm is not None and spec.tpm < spec.max_new_tokens:
+            raise ScenarioError(
+                origin,
+                f"models.{role}.tpm",
+                f"{spec.tpm} tokens per window is less than one request "
+                f"(max_new_tokens = {spec.max_new_tokens}, and its prompt): no call could be sent",
+            )
+    if scenario.prompts.dir:
+        problem = check_prompt_folder(Path(scenario.prompts.dir))
+        if problem:
+            raise ScenarioError(origin, "prompts.dir", problem)
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a.b[0]": value}`` for every leaf of a scenario's tables."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    if isinstance(value, list):
+        out = {}
+        for i, v in enumerate(value):
+            out.update(_flatten(v, f"{prefix}[{i}]"))
+        return out
+    return {prefix: value}
 
 
 # The released code's generation settings by model family (llms/openai_gpt.py: temperature

@@ -24,6 +24,10 @@ from prose_sim.models.retry import RetryPolicy
 Framework = Literal["plume", "prelude", "prelude.no_edit"]
 Positive = Annotated[int, msgspec.Meta(ge=1)]
 NonNegative = Annotated[float, msgspec.Meta(ge=0)]
+# the longest scenario name or method label (they go into file names, with a time stamp)
+NAME_MAX = 64
+# a method label: it goes into results.csv, report.md and file names as it is
+LABEL_PATTERN = r"[A-Za-z0-9_.+-]+"
 
 
 class Strict(msgspec.Struct, forbid_unknown_fields=True):
@@ -65,7 +69,7 @@ class ModelSpec(Strict):
     # out for a cooldown and retried later. rpm, tpm and max_concurrency below are EACH
     # endpoint's own limits (not the total), and api_key_env names the key for all of them
     base_urls: list[str] = []
-    api_key_env: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] = (
+    api_key_env: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]*\Z")] = (
         "OPENAI_API_KEY"
     )
     # openai only: the kind of server at base_url, for what servers disagree on (structured
@@ -128,8 +132,17 @@ class Models(Strict):
         return getattr(self, role)
 
 
+class PromptSettings(Strict):
+    # a folder of your own templates (relative to the scenario file): each NAME.j2 in it
+    # replaces the built-in template NAME (see `prompts/`), rendered sandboxed; "" = none
+    dir: str = ""
+
+
 class Scenario(Strict, kw_only=True):
-    name: Annotated[str, msgspec.Meta(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
+    # goes into the run folder's name: a full match of the pattern (\Z: no trailing newline)
+    name: Annotated[
+        str, msgspec.Meta(min_length=1, max_length=NAME_MAX, pattern=r"^[A-Za-z0-9_.-]+\Z")
+    ]
     seeds: Annotated[list[int], msgspec.Meta(min_length=1)] = msgspec.field(
         default_factory=lambda: [1235]
     )
@@ -156,6 +169,8 @@ class Scenario(Strict, kw_only=True):
     metrics: MetricsSpec = msgspec.field(default_factory=MetricsSpec)
     # how the cosine_sim and bertscore retrieval modes compare documents
     retrieval: RetrievalSettings = msgspec.field(default_factory=RetrievalSettings)
+    # your own prompt templates, overriding the built-in ones by name
+    prompts: PromptSettings = msgspec.field(default_factory=PromptSettings)
 
     def method_of(self, label: str) -> str:
         return self.methods[label].method or label

@@ -43,6 +43,9 @@ from prose_sim.view.model import CallView, EpisodeRow, EpisodeView, InstanceView
 CHUNK_EPISODES = 64  # episodes per gzipped chunk (the page unpacks one chunk to open an episode)
 CHUNK_BYTES = 1 << 20  # or fewer, once their JSON reaches this size
 DOC_OPEN, DOC_CLOSE = "\ue000", "\ue001"
+# the longest text the page shows (an answer, a prompt, a draft, a document); a longer one
+# is cut there, saying how much is left out and how to see it whole
+TEXT_MAX = 20_000
 _encoder = msgspec.json.Encoder()
 
 
@@ -204,14 +207,17 @@ class ViewBuilder:
                         event.retrieved,
                     )
                 case DraftProduced():
-                    drafts[event.instance] = event.text
+                    drafts[event.instance] = shown(event.text, s.episode_id)
                     inst.used = inst.used or event.preferences
                     inst.has_draft = True
                 case DemonstrationProduced():
-                    inst.diff = word_diff(drafts.get(event.instance, ""), event.text)
+                    inst.diff = word_diff(
+                        drafts.get(event.instance, ""), shown(event.text, s.episode_id)
+                    )
                     inst.has_user_text, inst.accepted = True, event.accepted
                 case PreferencesInferred():
-                    inst.inferred, inst.components = event.preferences, list(event.components)
+                    inst.inferred = shown(event.preferences, s.episode_id)
+                    inst.components = list(event.components)
                     inst.validation, inst.threshold = dict(event.validation), event.threshold
                 case JudgeVerdict():
                     inst.verdicts.append(
@@ -243,7 +249,7 @@ class ViewBuilder:
                 )
         for call in calls:
             if (inst := instances.get(call.request.instance)) is not None:
-                inst.calls.append(_call_view(call))
+                inst.calls.append(_call_view(call, s.episode_id))
         view.instances = [instances[i] for i in sorted(instances)]
         return view
 
@@ -252,18 +258,31 @@ def _with_messages(event: ModelRequested, messages: list[dict[str, str]]) -> Mod
     return msgspec.structs.replace(event, messages=messages)
 
 
-def _call_view(call: ModelCall) -> CallView:
+def shown(text: str, episode_id: str) -> str:
+    """``text`` as the page shows it: whole up to ``TEXT_MAX`` characters, else cut there with
+    a line saying how much is left out and the command that prints it whole."""
+    if len(text) <= TEXT_MAX:
+        return text
+    return (
+        f"{text[:TEXT_MAX]}\n[... {len(text) - TEXT_MAX:,} more characters not shown here; "
+        f"the whole text: python -m prose_sim prompts show --run RUN_DIR --episode {episode_id}]"
+    )
+
+
+def _call_view(call: ModelCall, episode_id: str) -> CallView:
     req, r, f = call.request, call.response, call.failure
     view = CallView(
         id=req.request_id,
         role=req.role,
         purpose=req.purpose,
         model=req.model,
-        messages=[(m.get("role", ""), m.get("content", "")) for m in req.messages],
+        messages=[
+            (m.get("role", ""), shown(m.get("content", ""), episode_id)) for m in req.messages
+        ],
         parse_failed=call.parse_failed is not None,
     )
     if r is not None:
-        view.answer = r.text
+        view.answer = shown(r.text, episode_id)
         view.input_tokens, view.output_tokens = r.input_tokens, r.output_tokens
         view.latency_s, view.cached, view.attempts = round(r.latency_s, 4), r.cached, r.attempts
     elif f is not None:

@@ -21,6 +21,7 @@ import msgspec
 from prose_sim.actors.inferrers import check_settings, method_class, unknown_method
 from prose_sim.errors import ScenarioError, UsageError
 from prose_sim.models.registry import backend_kind
+from prose_sim.templating import SUFFIX, file_hash, prompt_folder_templates
 from prose_sim.world.corpus import Corpus, bundled_corpus
 from prose_sim.world.hf_datasets import load_hf_corpus
 from prose_sim.world.personas import Persona, PersonaCatalog, catalog_with
@@ -44,6 +45,11 @@ class ResolvedRun(msgspec.Struct, frozen=True, kw_only=True):
     def personas_digest(self) -> str:
         """A hash of every persona the run uses, whatever file or plugin defines it."""
         return personas_digest(self.scenario, self.catalog)
+
+    def template_hashes(self) -> dict[str, str]:
+        """Path -> hash of every template of the user's the run renders (its prompt folder's
+        and its personas')."""
+        return template_hashes(self.scenario, self.catalog)
 
 
 def assemble(
@@ -142,6 +148,22 @@ def personas_digest(scenario: Scenario, catalog: PersonaCatalog | None = None) -
     """A hash of every persona a scenario uses (``catalog`` default: the scenario's, built)."""
     personas = scenario_personas(scenario, catalog or scenario_catalog(scenario))
     return hashlib.blake2b(msgspec.json.encode(personas), digest_size=8).hexdigest()
+
+
+def template_hashes(scenario: Scenario, catalog: PersonaCatalog) -> dict[str, str]:
+    """Path -> hash of the scenario's prompt folder's templates and its personas' own."""
+    folder = scenario.prompts.dir
+    paths = list(prompt_folder_templates(Path(folder)).values()) if folder else []
+    for persona in scenario_personas(scenario, catalog):
+        if persona.behaviour.template.endswith(SUFFIX):
+            paths.append(Path(persona.behaviour.template))
+    hashes = {}
+    for path in paths:
+        try:
+            hashes[str(path)] = file_hash(path)
+        except OSError:
+            hashes[str(path)] = "missing"
+    return hashes
 
 
 def persona_sources(scenario: Scenario, catalog: PersonaCatalog) -> tuple[str, ...]:

@@ -17,6 +17,7 @@ from typing import Annotated
 import msgspec
 
 from prose_sim.errors import UsageError, explain_validation
+from prose_sim.templating import SUFFIX, builtin_names, check_template, resolve_template
 from prose_sim.world.corpus import Document
 from prose_sim.world.tasks import FRAMEWORKS, TASKS, persona_framework
 
@@ -24,8 +25,9 @@ from prose_sim.world.tasks import FRAMEWORKS, TASKS, persona_framework
 class Behaviour(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """How a simulated user demonstrates (defaults: as its framework's users do)."""
 
-    # the prompt it writes from: a template name in prompts/ or a path to a .j2 file
-    # (variables: task, framework, document, preferences, and draft when editing)
+    # the prompt it writes from: a template name in prompts/ or a path to a .j2 file, relative
+    # to the persona file, inside its folder; rendered sandboxed (variables: task, framework,
+    # document, preferences, and draft when editing)
     template: str = ""
     # read and edit the agent's draft, PRELUDE-style (None: only in the prelude framework)
     edit: bool | None = None
@@ -117,10 +119,16 @@ def builtin_catalog() -> PersonaCatalog:
 ENTRY_POINT_GROUP = "prose_sim.personas"
 
 
+# a persona's name goes into episode ids and file names
+NAME_MAX = 64
+
+
 def load_persona_file(path: Path) -> list[Persona]:
     """Personas from a TOML file (``[[persona]]`` tables), or every ``*.toml`` of a folder."""
     if path.is_dir():
         return [p for child in sorted(path.glob("*.toml")) for p in load_persona_file(child)]
+    if path.exists() and not path.is_file():  # a device or a pipe would be read forever
+        raise UsageError(f"{path}: not a regular file (a persona file is a TOML file or a folder)")
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -132,12 +140,17 @@ def load_persona_file(path: Path) -> list[Persona]:
     except RecursionError:
         raise UsageError(f"{path}: invalid TOML: nested too deeply") from None
     return personas_from_dicts(
-        raw.get("persona", None) if isinstance(raw, dict) else None, str(path)
+        raw.get("persona", None) if isinstance(raw, dict) else None,
+        str(path),
+        base=path.resolve().parent,
     )
 
 
-def personas_from_dicts(entries: object, origin: str) -> list[Persona]:
-    """Validate persona tables: known task and framework, components, a source or documents."""
+def personas_from_dicts(entries: object, origin: str, base: Path | None = None) -> list[Persona]:
+    """Validate persona tables: known task and framework, components, a source or documents.
+
+    ``base``: the folder of the file that holds them; a template path is resolved against
+    it and must stay inside it (a plugin's tables, with no file, give absolute paths)."""
     if not isinstance(entries, list) or not entries:
         raise UsageError(f"{origin}: persona: expected one or more [[persona]] tables")
     out = []
@@ -152,8 +165,31 @@ def personas_from_dicts(entries: object, origin: str) -> list[Persona]:
         problem = _problem(persona)
         if problem:
             raise UsageError(f"{origin}: {key}.{problem[0]}: {problem[1]}")
-        out.append(persona)
+        out.append(_with_template_checked(persona, origin, key, base))
     return out
+
+
+def _with_template_checked(p: Persona, origin: str, key: str, base: Path | None) -> Persona:
+    """The persona with its template path resolved, or an error naming what is wrong with it."""
+    template = p.behaviour.template
+    where = f"{origin}: {key}.behaviour.template"
+    if not template:
+        return p
+    if not template.endswith(SUFFIX):
+        if template not in builtin_names():
+            raise UsageError(
+                f"{where}: no built-in template {template!r} (a file's name ends in {SUFFIX})"
+            )
+        return p
+    try:
+        path = resolve_template(template, base)
+    except ValueError as exc:
+        raise UsageError(f"{where}: {exc}") from None
+    problem = check_template(path, base if base is not None else path.parent)
+    if problem:
+        raise UsageError(f"{where}: {problem}")
+    behaviour = msgspec.structs.replace(p.behaviour, template=str(path))
+    return msgspec.structs.replace(p, behaviour=behaviour)
 
 
 def _problem(p: Persona) -> tuple[str, str] | None:
@@ -163,13 +199,12 @@ def _problem(p: Persona) -> tuple[str, str] | None:
         return "task", f"unknown task {p.task!r} (known: {', '.join(TASKS)})"
     if not p.name or not all(ch.isalnum() or ch in "_-." for ch in p.name):
         return "name", "letters, digits, '_', '-' and '.' only"
+    if len(p.name) > NAME_MAX:
+        return "name", f"{len(p.name)} characters; at most {NAME_MAX}"
     if bool(p.source) == bool(p.documents):
         return "source", "give either a corpus source or the persona's own documents"
     if any(not c.strip() for c in p.components):
         return "components", "a component is empty"
-    template = p.behaviour.template
-    if template.endswith(".j2") and not Path(template).is_file():
-        return "behaviour.template", f"no such template file {template!r}"
     return None
 
 

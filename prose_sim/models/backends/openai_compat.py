@@ -18,6 +18,7 @@ import json
 import math
 import os
 import re
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 import msgspec
@@ -96,7 +97,7 @@ def resolve_server(server: str, base_url: str) -> str:
     return "other"
 
 
-def sampling_problem(kind: str, params: dict[str, object], where: str) -> str | None:
+def sampling_problem(kind: str, params: Mapping[str, object], where: str) -> str | None:
     """Why a server of ``kind`` cannot take the role's sampling keys (one line), or None."""
     if SERVER_RULES[kind].sampling:
         return None
