@@ -201,5 +201,9 @@ def test_a_run_on_transformers_serve_survives_the_server_being_killed_and_resume
     judged = [e for e in responded if e.role == "judge"]
     assert judged  # the constrained role was asked and answered
     # transformers serve ignores response_format: detected from the answers, said once a run
-    said = (first_out + second.stderr).count("server_ignored_response_format")
-    assert 1 <= said <= 2, first_out + second.stderr
+    # (an answer cut at max_new_tokens is no evidence either way, so it is said only when a
+    # constrained answer ended of itself; each run says it at most once)
+    said = (first_out + second.stdout + second.stderr).count("server_ignored_response_format")
+    assert said <= 2, first_out + second.stderr
+    if any(e.finish_reason == "stop" for e in judged):
+        assert said >= 1, first_out + second.stderr
