@@ -607,6 +607,7 @@ def _cmd_prompts_show(args: argparse.Namespace) -> int:
         "demonstrations_per_user": args.demonstrations,
         "tasks": {args.task: task},
         "methods": {"shown": method},
+        "metrics": {"bertscore": ""},  # scripted word salad: no model metric, no extra needed
     }
     run = run_from_dict(raw, "prompts show")
     with tempfile.TemporaryDirectory() as tmp:

@@ -35,7 +35,7 @@ from prose_sim.actors.inferrers.settings import MethodSettings
 from prose_sim.actors.together import run_together
 from prose_sim.actors.writing import split_preferences, task_messages, written_text
 from prose_sim.events import InstanceStarted
-from prose_sim.models.answers import Choice, JsonList
+from prose_sim.models.answers import Choice, JsonList, Reasoned
 from prose_sim.parsing import parse_json_list, parse_preferences, parse_verdict
 from prose_sim.scales import VALIDATION_SCALE
 
@@ -239,6 +239,7 @@ class Prose(Inferrer):
                 instance.instance,
                 "prose_refine",
                 _listed_or_string if listed else parse_refined,
+                answer=Reasoned(),  # reasoning, then the "Preferences:" line
                 document=instance.document,
                 preferences="; ".join(latest),
                 candidate=candidate,

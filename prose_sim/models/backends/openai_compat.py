@@ -110,8 +110,9 @@ class OpenAIBackend:
             extra["top_k"] = p.top_k
         if p.repetition_penalty != 1.0:
             extra["repetition_penalty"] = p.repetition_penalty
-        if request.answer is not None:  # a constrained role: the server's structured output
-            extra["response_format"] = response_format(request.answer)
+        shape = request.answer
+        if shape is not None and json_schema(shape) is not None:  # the server's structured output
+            extra["response_format"] = response_format(shape)
         try:
             response = await self._client.chat.completions.create(
                 model=request.model,
