@@ -440,10 +440,12 @@ def _print_summary(outcome) -> None:
     table = Table(title=f"prose_sim results ({outcome.run_dir})")
     for column in ["task", "framework", "method", "instances", "failed"]:
         table.add_column(column, overflow="fold")  # a narrow terminal wraps names, never cuts
+    # numbers are never cut: their columns keep the widest value's width, the names fold
     for name in metric_names:
-        table.add_column(name, justify="right")
-    table.add_column("calls/inst", justify="right")
-    table.add_column("tokens/inst", justify="right")
+        widest = max(len(_fmt(m.metrics[name], m.stderr[name])) for m in outcome.methods)
+        table.add_column(name, justify="right", min_width=widest, overflow="fold")
+    table.add_column("calls/inst", justify="right", overflow="fold")
+    table.add_column("tokens/inst", justify="right", overflow="fold")
     if "bertscore" in metric_names:  # which BERTScore, and whether the paper's compares
         from prose_sim.report.build import run_bertscore_note
 

@@ -366,3 +366,32 @@ def test_a_narrow_bar_gives_up_the_bar_before_the_counts():
     s = _busy_snapshot()
     text = bar_line(s, 40).plain
     assert text.startswith("instances 1/4 · 1m23s · ETA")
+
+
+def test_the_eta_converges_on_a_recorded_quickstart_within_2x_once_a_tenth_is_done():
+    """The quickstart's 150 requests (real prompts, answer lengths and dependency chains)
+    served by the local continuous-batching server, each call's send and end time recorded
+    (benchmarks/record_progress_trace.py); the ETA at every call's end is held to the true
+    remaining time."""
+    import gzip
+    import json
+
+    from prose_sim.runtime.progress import eta_s
+    from tests.conftest import ROOT
+
+    path = ROOT / "benchmarks" / "traces" / "quickstart_progress.json.gz"
+    calls = json.loads(gzip.decompress(path.read_bytes()))["calls"]
+    total, end = len(calls), max(c["ended"] for c in calls)
+    ended = sorted(c["ended"] for c in calls)
+    checked = 0
+    for done, now in enumerate(ended, start=1):
+        in_flight = sum(c["sent"] <= now < c["ended"] for c in calls)
+        eta = eta_s(done, total - done, in_flight, now)
+        if done < WARM_CALLS:
+            assert eta is None  # warming up: no number yet
+            continue
+        if done >= 0.1 * total and done < total:
+            truth = end - now
+            assert eta is not None and truth / 2 <= eta <= truth * 2, (done, eta, truth)
+            checked += 1
+    assert checked >= 0.8 * total
