@@ -8,13 +8,16 @@ second over the last ``RATE_WINDOW_S``, an ETA, failures so far, and per local
 server its queue and the batch it decodes. The first tick is drawn at once, so
 the totals show from the first second.
 
-The ETA is the remaining calls at the whole run's pace so far (calls done over
-the time since the first tick). Until ``warm`` calls have ended there is no pace
-to speak of (a local model's first batch can take minutes and then end all at
-once), and the ETA says so ("warming up") instead of guessing a number.
-tests/test_progress.py replays a recorded quickstart (benchmarks/traces/
-quickstart_progress.json.gz) and holds the estimate within 2x of the true
-remaining time once a tenth of the calls are done.
+The ETA is the remaining calls at the pace since the first answers were seen
+(the calls that ended since then over the time since then: the wait for the
+first answers, a local model's first batch, would otherwise weigh on the whole
+estimate). Until ``WARM_CALLS`` calls have ended there is no pace to speak of,
+and the ETA says so ("warming up") instead of guessing a number.
+tests/test_progress.py replays the quickstart's workload as recorded on the
+local server (benchmarks/traces/quickstart_progress.json.gz) and holds the
+estimate within 2x of the true remaining time from a tenth to nine tenths of the
+calls; in the last tenth, when the few calls left end together, it overestimates
+(up to about 4x: seconds shown for the last seconds).
 
 On a terminal the bar is one line that fits the terminal's width: instances
 done/total, elapsed time and ETA always; then calls, failures, rates and each
@@ -85,6 +88,8 @@ class Tracker:
         calls, tokens = self._calls_tokens()
         self._first = (self.started, calls, tokens)
         self._samples: deque[tuple[float, int, int]] = deque([self._first])
+        # when the first answers were seen, and how many: the pace is measured from there
+        self._first_answer: tuple[float, int] | None = None
 
     def _calls_tokens(self) -> tuple[int, int]:
         calls = tokens = 0
@@ -108,7 +113,13 @@ class Tracker:
         in_flight = max(0, c.requests - calls)
         expected = max(round(self.totals.expected_calls(c.finished_by_method)), calls + in_flight)
         finished = len(c.episodes_finished) == self.totals.episodes and self.totals.episodes > 0
-        eta = eta_s(calls - self._first[1], expected - calls, in_flight, now - self._first[0])
+        done = calls - self._first[1]
+        if done and self._first_answer is None:
+            self._first_answer = (now, done)
+        eta = None
+        if self._first_answer is not None:
+            at, first = self._first_answer
+            eta = eta_s(done, expected - calls, in_flight, done - first, now - at)
         if finished:
             eta = 0.0
         failed_calls = sum(u.failed for u in c.usage_by_role_purpose.values())
@@ -132,12 +143,16 @@ class Tracker:
         )
 
 
-def eta_s(done: int, remaining: int, in_flight: int, elapsed: float) -> float | None:
-    """Seconds left: the remaining calls (at least those in flight) at the run's pace so far;
-    None while fewer than the warm-up calls have ended."""
-    if done < max(WARM_CALLS, WARM_SHARE * (done + remaining)) or elapsed <= 0:
+def eta_s(
+    done: int, remaining: int, in_flight: int, since_done: int, since_s: float
+) -> float | None:
+    """Seconds left: the remaining calls (at least those in flight) at the pace since the first
+    answers (``since_done`` calls in ``since_s`` seconds; the wait for the first answers, a
+    local model's first batch, is left out). None while fewer than the warm-up calls have
+    ended, or none since the first answers."""
+    if done < max(WARM_CALLS, WARM_SHARE * (done + remaining)) or since_done <= 0 or since_s <= 0:
         return None
-    return max(remaining, in_flight) * elapsed / done
+    return max(remaining, in_flight) * since_s / since_done
 
 
 def eta_text(s: Snapshot) -> str:
