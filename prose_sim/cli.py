@@ -442,7 +442,9 @@ def _print_summary(outcome) -> None:
         table.add_column(column, overflow="fold")  # a narrow terminal wraps names, never cuts
     # numbers are never cut: their columns keep the widest value's width, the names fold
     for name in metric_names:
-        widest = max(len(_fmt(m.metrics[name], m.stderr[name])) for m in outcome.methods)
+        widest = max(
+            len(name), *(len(_fmt(m.metrics[name], m.stderr[name])) for m in outcome.methods)
+        )
         table.add_column(name, justify="right", min_width=widest, overflow="fold")
     table.add_column("calls/inst", justify="right", overflow="fold")
     table.add_column("tokens/inst", justify="right", overflow="fold")
