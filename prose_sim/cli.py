@@ -390,8 +390,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.write_report:
         from prose_sim.report.build import Report
 
-        Report([run_dir]).write(run_dir)
-        _console().print(f"report: {run_dir}/report.md (plots and judge_qa.csv beside it)")
+        say = _console()
+        say.print(f"report: reading {run_dir}/events.jsonl…", highlight=False)
+        report = Report([run_dir])
+        say.print(
+            "report: writing report.md, report.csv, judge_qa.csv and the plots…", highlight=False
+        )
+        report.write(run_dir)
+        say.print(f"report: {run_dir}/report.md (plots and judge_qa.csv beside it)")
     if outcome.status != "completed" or outcome.instances_failed:
         print(
             f"error: {outcome.instances_failed} of {outcome.instances} task instances failed "
@@ -448,11 +454,15 @@ def _print_summary(outcome) -> None:
     metric_names = [n for n in shown if any(m.metrics[n] == m.metrics[n] for m in outcome.methods)]
     table = Table(title=f"prose_sim results ({_shown(outcome.run_dir)})")
     for column in ["task", "framework", "method", "instances", "failed"]:
-        table.add_column(column)
+        table.add_column(column, overflow="fold")  # a narrow terminal wraps names, never cuts
+    # numbers are never cut: their columns keep the widest value's width, the names fold
     for name in metric_names:
-        table.add_column(name, justify="right")
-    table.add_column("calls/inst", justify="right")
-    table.add_column("tokens/inst", justify="right")
+        widest = max(
+            len(name), *(len(_fmt(m.metrics[name], m.stderr[name])) for m in outcome.methods)
+        )
+        table.add_column(name, justify="right", min_width=widest, overflow="fold")
+    table.add_column("calls/inst", justify="right", overflow="fold")
+    table.add_column("tokens/inst", justify="right", overflow="fold")
     if "bertscore" in metric_names:  # which BERTScore, and whether the paper's compares
         from prose_sim.report.build import run_bertscore_note
 
@@ -635,6 +645,7 @@ def _cmd_prompts_show(args: argparse.Namespace) -> int:
         "demonstrations_per_user": args.demonstrations,
         "tasks": {args.task: task},
         "methods": {"shown": method},
+        "metrics": {"bertscore": ""},  # scripted word salad: no model metric, no extra needed
     }
     run = run_from_dict(raw, "prompts show")
     with tempfile.TemporaryDirectory() as tmp:
@@ -715,7 +726,7 @@ def _cmd_methods_list(args: argparse.Namespace) -> int:
 
     table = Table(title="methods")
     for column in ["name", "from", "knobs"]:
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for name, origin, cls in method_origins():
         table.add_row(name, origin, ", ".join(sorted(cls.allowed_knobs())) or "-")
     _console().print(table)
@@ -732,7 +743,7 @@ def _cmd_personas_list(args: argparse.Namespace) -> int:
     catalog = _catalog(args.file)
     table = Table(title="personas")
     for column in ["framework", "task", "name", "documents", "preferences", "from"]:
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for p in catalog:
         if args.task is None or p.task == args.task:
             documents = p.source or f"{len(p.documents)} of its own"
@@ -795,7 +806,7 @@ def _cmd_corpus_list(args: argparse.Namespace) -> int:
     corpus = bundled_corpus()
     table = Table(title="bundled corpus")
     for column in ["source", "genre", "documents", "words (min-max)", "paper's dataset"]:
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for name in corpus.sources():
         docs = corpus.documents(name)
         words = [d.words for d in docs]

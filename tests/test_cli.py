@@ -153,3 +153,18 @@ def test_prompts_show_from_a_run(write_scenario, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "instance 1: user imdb" in out and "[writer/draft]" in out
     assert main(["prompts", "show", "--run", str(run_dir), "--episode", "nope"]) == 2
+
+
+def test_tables_wrap_names_on_a_narrow_terminal_instead_of_cutting_them(monkeypatch, capsys):
+    import io
+
+    from rich.console import Console
+
+    from prose_sim import cli
+
+    out = io.StringIO()
+    monkeypatch.setattr(cli, "_console", lambda: Console(file=out, width=40))
+    assert cli.main(["methods", "list"]) == 0
+    text = out.getvalue()
+    assert "…" not in text  # rich's mark of a cut cell
+    assert "no_learn" in text

@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from prose_sim.models.answers import Choice, JsonList
-from prose_sim.models.backends.constrained import json_state
+from prose_sim.models.answers import Choice, JsonList, Reasoned
+from prose_sim.models.backends.constrained import Constraint, json_state
 from prose_sim.models.gateway import ModelClient, RoleModel
 from prose_sim.models.protocol import Completion, ModelRequest, SamplingParams
-from prose_sim.parsing import parse_json_list, parse_verdict
+from prose_sim.parsing import parse_json_list, parse_preferences, parse_verdict
 from prose_sim.scales import FPM_SCALE, VALIDATION_SCALE
 
 pytestmark = pytest.mark.anyio
@@ -213,7 +213,7 @@ def test_any_path_the_mask_allows_ends_as_a_parseable_list(tiny, seed, budget, p
 
     import torch
 
-    from prose_sim.models.backends.constrained import Constraint, TokenTable
+    from prose_sim.models.backends.constrained import TokenTable
 
     model, tokenizer, _ = tiny
     vocab = int(model.get_output_embeddings().weight.shape[0])
@@ -229,3 +229,73 @@ def test_any_path_the_mask_allows_ends_as_a_parseable_list(tiny, seed, budget, p
         constraint.advance(token)
     assert constraint.done
     assert parse_json_list(prefix + tokenizer.decode(tokens)) is not None
+
+
+# --- a reasoned answer: reasoning, then the "Preferences:" line -------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.integers(1, 80), st.integers(1, 60))
+def test_any_path_the_mask_allows_ends_with_a_parseable_preferences_line(
+    tiny, seed, budget, line_tokens
+):
+    """Whatever tokens the model picks among the allowed ones, the answer ends with a
+    "Preferences:" line the refine parser reads, within the budget."""
+    import random
+
+    import torch
+
+    from prose_sim.models.backends.constrained import TokenTable
+
+    model, tokenizer, _ = tiny
+    vocab = int(model.get_output_embeddings().weight.shape[0])
+    table = TokenTable(tokenizer, vocab, "cpu", {tokenizer.eos_token_id})
+    constraint = Constraint.start(Reasoned(line_tokens=line_tokens), table)
+    budget = max(budget, constraint.fewest_tokens())  # as the engine does
+    rng = random.Random(seed)
+    tokens: list[int] = []
+    while not constraint.done and len(tokens) < budget:
+        allowed = torch.nonzero(constraint.allowed(budget - len(tokens))).squeeze(1).tolist()
+        token = rng.choice(allowed)
+        if token == tokenizer.eos_token_id:
+            break
+        tokens.append(token)
+        constraint.advance(token)
+    assert parse_preferences(tokenizer.decode(tokens)) is not None, tokenizer.decode(tokens)
+
+
+def test_a_reasoned_answer_that_writes_its_own_label_keeps_its_line():
+    """A model that writes "Preferences:" itself is not made to write it again."""
+    table = _LetterTable()
+    constraint = Constraint.start(Reasoned(), table)
+    for piece in ["The user is brief.", "\n", "**Preferences:** ", "Be brief", "\n"]:
+        constraint.advance(table.token(piece))
+    assert constraint.done
+    assert constraint.line is not None and constraint.line.endswith(" Be brief")
+
+
+async def test_a_reasoned_answer_is_sent_to_an_openai_server_without_a_schema():
+    from prose_sim.models.backends.openai_compat import OpenAIBackend, OpenAISettings
+    from prose_sim.testing.chat_server import ChatServer
+
+    with ChatServer() as server:
+        backend = OpenAIBackend(
+            OpenAISettings(base_url=server.base_url, api_key_env="X_KEY", max_connections=2), "k"
+        )
+        try:
+            await backend.complete(shaped(0, Reasoned(), seed=1, budget=4))
+        finally:
+            await backend.aclose()
+        (sent,) = (r["body"] for r in server.requests)
+    assert "response_format" not in sent
+
+
+class _LetterTable:
+    """A token table whose tokens are the pieces a test spells (advance() needs only texts)."""
+
+    def __init__(self):
+        self.texts: list[str] = []
+
+    def token(self, piece: str) -> int:
+        self.texts.append(piece)
+        return len(self.texts) - 1

@@ -382,3 +382,49 @@ def test_embedded_smollm2_generates():
         out = model.generate(**ids, max_new_tokens=8, do_sample=False)
     answer = tokenizer.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
     assert "Paris" in answer
+
+
+class _Said:
+    """Records the log lines a module writes (its ``log.info`` calls)."""
+
+    def __init__(self):
+        self.lines: list[tuple[str, dict]] = []
+
+    def info(self, event: str, **fields) -> None:
+        self.lines.append((event, fields))
+
+    warning = info
+
+
+def test_waiting_on_another_process_s_model_lock_is_said_before_the_wait(tmp_path, monkeypatch):
+    import fcntl
+    import os
+    import threading
+
+    said = _Said()
+    monkeypatch.setattr(em, "log", said)
+    path = tmp_path / ".m.lock"
+    held = os.open(path, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(held, fcntl.LOCK_EX)  # as another process converting the model holds it
+    inside = threading.Event()
+
+    def take() -> None:
+        with em._lock(path):
+            inside.set()
+
+    worker = threading.Thread(target=take)
+    worker.start()
+    while not said.lines:  # the line comes before the wait ends
+        worker.join(0.01)
+    assert said.lines[0][0] == "waiting_for_model_lock" and not inside.is_set()
+    fcntl.flock(held, fcntl.LOCK_UN)
+    os.close(held)
+    worker.join()
+    assert inside.is_set() and said.lines[-1][0] == "model_lock_taken"
+
+
+def test_loading_a_model_is_said_before_it_starts(tiny, monkeypatch):
+    said = _Said()
+    monkeypatch.setattr(ll, "log", said)
+    ll.load_local_model(str(tiny), dtype="float32", device="cpu")
+    assert [event for event, _ in said.lines] == ["local_model_loading", "local_model_loaded"]

@@ -54,6 +54,7 @@ def test_run_writes_the_report_tables_qa_and_plots(finished):
     ):
         assert title in text
     assert "| oracle |" in text and "| no_learning |" in text
+    assert 'no inferred preferences (no_learning, icl) is scored on the string "None"' in text
 
 
 def test_plots_are_valid_non_empty_images(finished):

@@ -29,14 +29,30 @@ class JsonList(msgspec.Struct, frozen=True, tag_field="shape", tag="json_list"):
     """The answer is a JSON list of strings."""
 
 
-AnswerShape = Choice | JsonList
+class Reasoned(msgspec.Struct, frozen=True, tag_field="shape", tag="reasoned"):
+    """Free reasoning, then the answer on one line that starts with ``label`` (what a refine
+    prompt asks for: reason first, then the preferences on one new line that starts with
+    "Preferences:"). The line gets up to ``line_tokens`` of the budget (at most half): once
+    only that much is left, the label is written for the model, which then fills the line."""
+
+    label: str = "Preferences:"
+    line_tokens: int = 48
 
 
-def json_schema(shape: AnswerShape) -> dict[str, object]:
-    """The JSON schema of ``shape``, for servers that take ``response_format: json_schema``."""
-    if isinstance(shape, Choice):
-        return {"type": "string", "enum": list(shape.keywords)}
-    return {"type": "array", "items": {"type": "string"}}
+AnswerShape = Choice | JsonList | Reasoned
+
+
+def json_schema(shape: AnswerShape) -> dict[str, object] | None:
+    """The JSON schema of ``shape``, for servers that take ``response_format: json_schema``;
+    None for a reasoned answer (free text, which no JSON schema describes: such a server
+    answers it freely)."""
+    match shape:
+        case Choice(keywords=keywords):
+            return {"type": "string", "enum": list(keywords)}
+        case JsonList():
+            return {"type": "array", "items": {"type": "string"}}
+        case Reasoned():
+            return None
 
 
 # the key of the object that wraps an answer for servers whose structured outputs need an
@@ -44,12 +60,16 @@ def json_schema(shape: AnswerShape) -> dict[str, object]:
 WRAPPER_KEY = "answer"
 
 
-def wrapped_schema(shape: AnswerShape) -> dict[str, object]:
+def wrapped_schema(shape: AnswerShape) -> dict[str, object] | None:
     """``json_schema(shape)`` inside an object, ``{"answer": ...}``: OpenAI's structured
-    outputs take only an object at the root (with every property required and no others)."""
+    outputs take only an object at the root (with every property required and no others);
+    None where no schema describes the shape."""
+    inner = json_schema(shape)
+    if inner is None:
+        return None
     return {
         "type": "object",
-        "properties": {WRAPPER_KEY: json_schema(shape)},
+        "properties": {WRAPPER_KEY: inner},
         "required": [WRAPPER_KEY],
         "additionalProperties": False,
     }

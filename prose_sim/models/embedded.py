@@ -10,6 +10,7 @@ fast safetensors loads.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib.util
 import json
@@ -20,6 +21,7 @@ import sys
 import tempfile
 import time
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import structlog
@@ -143,15 +145,29 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
         log.warning("embedded_model_no_chat_template", gguf=name)
 
 
-def _lock(path: Path):
-    """An inter-process lock (``filelock``, which huggingface_hub depends on) or a no-op."""
+@contextlib.contextmanager
+def _lock(path: Path) -> Iterator[None]:
+    """An inter-process lock (``filelock``, which huggingface_hub depends on) or a no-op; a
+    line says so when another process holds it (converting the model) and this one waits."""
     try:
-        from filelock import FileLock
+        from filelock import FileLock, Timeout
     except ImportError:  # the atomic rename below still keeps the cache consistent
-        import contextlib
-
-        return contextlib.nullcontext()
-    return FileLock(str(path))
+        yield
+        return
+    lock = FileLock(str(path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log.info(
+            "waiting_for_model_lock", lock=str(path), why="another process is converting the model"
+        )
+        started = time.perf_counter()
+        lock.acquire()
+        log.info("model_lock_taken", waited_s=round(time.perf_counter() - started, 1))
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def ensure_embedded(name: str) -> Path:

@@ -148,6 +148,8 @@ def load_local_model(model: str, dtype: str = "auto", device: str = "auto"):
     device_str = resolve_device(device)
     dtype_str = resolve_dtype(dtype, device_str)
     started = time.perf_counter()
+    # a line before the wait: reading the weights can take a minute on a busy machine
+    log.info("local_model_loading", model=model, device=device_str, dtype=dtype_str)
     source, gguf_file = resolve_model_source(model)
     is_local = gguf_file is not None or Path(source).is_dir()
     if gguf_file is not None:

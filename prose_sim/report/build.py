@@ -25,6 +25,13 @@ from prose_sim.results.collector import ResultsCollector
 from prose_sim.results.notice import run_dir_notice
 from prose_sim.untrusted import markdown_cell
 
+# how a method that infers nothing (no_learning, icl) is scored, as the released code does
+NO_PREFERENCES_NOTE = (
+    'A method with no inferred preferences (no_learning, icl) is scored on the string "None", as '
+    "in the released code: its Pref. acc. and preference BERTScores compare that word with the "
+    "users' preferences, and its Pref. len is 4 (the string's length)."
+)
+
 
 class Report:
     def __init__(self, run_dirs: list[Path]):
@@ -103,6 +110,8 @@ class Report:
             f"{instances} task instances, {failed} failed. Cells: mean ± standard error over seeds "
             "(per-seed means over the instances that finished; cost columns over all instances). "
             "PPCM and FPM range -2..2, preference similarity 0..4.",
+            "",
+            NO_PREFERENCES_NOTE,
             "",
             *([self.bertscore_note(), ""] if self.bertscore_note() else []),
             *([self.judge_parsing_note(), ""] if self.judge_parsing_note() else []),

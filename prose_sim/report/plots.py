@@ -6,8 +6,12 @@ instance has (e.g. PPCM with the judge turned off) are not drawn.
 
 Titles say what the numbers are not: the smoke-test notice of runs on the
 scripted or embedded model, and "one seed, no error bars" when a panel has a
-single seed. An axis whose values are all equal shows that one value, not
-ticks of invented precision around it.
+single seed (and then no error bar is drawn, nor "± s.e." written). An axis
+whose values are all equal shows that one value, not ticks of invented
+precision around it; an axis that counts (demonstrations) has whole-number
+ticks. Every line shows: each method has its own marker, the learning curves
+are set a little apart sideways, and a series equal to another's says so in the
+legend ("same as no_learning").
 """
 
 from __future__ import annotations
@@ -56,6 +60,9 @@ def _figure(count: int) -> tuple[Figure, Sequence[Axes]]:
 
 
 ONE_SEED = "one seed, no error bars"
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
+# the learning curves' sideways offset between methods, in demonstrations
+DODGE = 0.06
 
 
 def write_plots(
@@ -77,8 +84,8 @@ def write_plots(
     ):
         fig, axes = _figure(len(panels))
         for ax, ((task, framework), group) in zip(axes, panels.items()):
-            draw(ax, group, rows, several)
             one_seed = max(s.seeds for s in group) <= 1
+            draw(ax, group, rows, several, one_seed)
             ax.set_title(f"{task} ({framework})" + (f"\n{ONE_SEED}" if one_seed else ""))
             ax.grid(alpha=0.3)
         if notice:
@@ -109,18 +116,42 @@ def _plotted(ax: Axes, column: int) -> list[float]:
     return [v for v in values if not math.isnan(v)]
 
 
-def _ppcm_by_method(ax: Axes, group: list[GroupSummary], rows: list[Row], several: bool) -> None:
+def _ppcm_by_method(
+    ax: Axes, group: list[GroupSummary], rows: list[Row], several: bool, one_seed: bool
+) -> None:
     labels = [_label(s, several) for s in group]
     values = [s.means["ppcm"] for s in group]
-    errors = [0.0 if math.isnan(s.errors["ppcm"]) else s.errors["ppcm"] for s in group]
-    ax.bar(range(len(group)), values, yerr=errors, capsize=4, color="#4C72B0")
+    if one_seed:
+        ax.bar(range(len(group)), values, color="#4C72B0")
+        ax.set_ylabel("PPCM (mean over instances)")
+    else:
+        errors = [0.0 if math.isnan(s.errors["ppcm"]) else s.errors["ppcm"] for s in group]
+        ax.bar(range(len(group)), values, yerr=errors, capsize=4, color="#4C72B0")
+        ax.set_ylabel("PPCM (mean ± s.e. over seeds)")
     ax.set_xticks(range(len(group)), labels, rotation=30, ha="right")
-    ax.set_ylabel("PPCM (mean ± s.e. over seeds)")
     ax.set_ylim(-2, 2)
     ax.axhline(0, color="black", linewidth=0.8)
 
 
-def _learning_curve(ax: Axes, group: list[GroupSummary], rows: list[Row], several: bool) -> None:
+def _same_as(series: dict[str, object]) -> dict[str, str]:
+    """label -> the label of an earlier series with exactly the same values."""
+    first: dict[str, str] = {}
+    same: dict[str, str] = {}
+    for label, values in series.items():
+        key = repr(values)
+        if key in first:
+            same[label] = first[key]
+        else:
+            first[key] = label
+    return same
+
+
+def _learning_curve(
+    ax: Axes, group: list[GroupSummary], rows: list[Row], several: bool, one_seed: bool
+) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    curves: dict[str, tuple[list[int], list[float], list[float]]] = {}
     for s in group:
         # per demonstration index: mean over seeds of per-seed means, with its s.e.
         by_index: dict[int, list[Row]] = defaultdict(list)
@@ -132,11 +163,23 @@ def _learning_curve(ax: Axes, group: list[GroupSummary], rows: list[Row], severa
         xs = [x for x, (m, _) in points.items() if not math.isnan(m)]
         ys = [points[x][0] for x in xs]
         es = [0.0 if math.isnan(points[x][1]) else points[x][1] for x in xs]
+        curves[_label(s, several)] = (xs, ys, es)
+    same = _same_as({label: (xs, ys) for label, (xs, ys, _) in curves.items()})
+    for i, (label, (xs, ys, es)) in enumerate(curves.items()):
+        shift = (i - (len(curves) - 1) / 2) * DODGE
         ax.errorbar(
-            [x + 1 for x in xs], ys, yerr=es, marker="o", capsize=3, label=_label(s, several)
+            [x + 1 + shift for x in xs],
+            ys,
+            yerr=None if one_seed else es,
+            marker=MARKERS[i % len(MARKERS)],
+            capsize=0 if one_seed else 3,
+            label=label + (f" (same as {same[label]})" if label in same else ""),
         )
-    ax.set_xlabel("demonstration")
-    ax.set_ylabel("PPCM")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel(
+        "demonstration (methods set slightly apart)" if len(curves) > 1 else "demonstration"
+    )
+    ax.set_ylabel("PPCM" if one_seed else "PPCM (mean ± s.e. over seeds)")
     ax.set_ylim(-2, 2)
     ax.legend(fontsize=8)
 
@@ -145,22 +188,29 @@ def _ppcm(row: Row) -> float | None:
     return None if row.get("ppcm", "") == "" else number(row, "ppcm")
 
 
-def _cost_vs_ppcm(ax: Axes, group: list[GroupSummary], rows: list[Row], several: bool) -> None:
+def _cost_vs_ppcm(
+    ax: Axes, group: list[GroupSummary], rows: list[Row], several: bool, one_seed: bool
+) -> None:
     priced = any(s.means.get("cost_usd", 0.0) > 0 for s in group)
     key, unit = (
         ("cost_usd", "USD per demonstration") if priced else ("tokens", "tokens per demonstration")
     )
-    for s in group:
+    points = {_label(s, several): (s.means.get(key, 0.0), s.means["ppcm"]) for s in group}
+    same = _same_as(dict(points))
+    for i, s in enumerate(group):
+        label = _label(s, several)
+        error = 0.0 if math.isnan(s.errors["ppcm"]) else s.errors["ppcm"]
         ax.errorbar(
-            s.means.get(key, 0.0),
-            s.means["ppcm"],
-            yerr=0.0 if math.isnan(s.errors["ppcm"]) else s.errors["ppcm"],
-            marker="o",
-            capsize=3,
+            *points[label],
+            yerr=None if one_seed else error,
+            marker=MARKERS[i % len(MARKERS)],
+            markersize=9 if label in same else 6,
+            fillstyle="none" if label in same else "full",
+            capsize=0 if one_seed else 3,
             linestyle="none",
-            label=_label(s, several),
+            label=label + (f" (same as {same[label]})" if label in same else ""),
         )
     ax.set_xlabel(unit)
-    ax.set_ylabel("PPCM")
+    ax.set_ylabel("PPCM" if one_seed else "PPCM (mean ± s.e. over seeds)")
     ax.legend(fontsize=8)
     _honest_axes(ax)  # autoscaled axes: e.g. every method at PPCM 0 and the same cost

@@ -42,7 +42,7 @@ from prose_sim.actors.inferrers.settings import MethodSettings
 from prose_sim.actors.together import run_together
 from prose_sim.actors.writing import split_preferences, task_messages, written_text
 from prose_sim.events import InstanceStarted
-from prose_sim.models.answers import Choice, JsonList
+from prose_sim.models.answers import Choice, JsonList, Reasoned
 from prose_sim.parsing import (
     parse_json_list,
     parse_preferences,
@@ -364,6 +364,7 @@ class Prose(Inferrer):
             instance.instance,
             "prose_refine",
             parse,
+            answer=Reasoned(),  # reasoning, then the "Preferences:" line (constrained roles)
             document=instance.document,
             preferences="; ".join(latest),
             preferences_found=bool(latest),

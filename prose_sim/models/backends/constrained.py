@@ -15,7 +15,14 @@ sampler applies to the logits). Two shapes (``prose_sim.models.answers``):
   Each token's effect on each automaton state is worked out once per tokenizer
   (``TokenTable``), so a step is one table lookup.
 
-Both stop offering tokens that could not finish the answer within its token
+- ``Reasoned``: free reasoning, then one line that starts with the label
+  ("Preferences:") and holds an answer (opening with a letter or digit, not a
+  placeholder's bracket); the
+  answer ends with that line. The model reasons as it likes until only the
+  line's share of the budget is left; then the label is spelled for it (unless
+  it has written the label itself), and the line is its own.
+
+All stop offering tokens that could not finish the answer within its token
 budget, so a constrained answer always ends complete and parses. Why not a
 library: outlines and lm-format-enforcer bring their own tokenizer adapters and
 dependencies for general grammars; two fixed shapes need neither.
@@ -23,9 +30,10 @@ dependencies for general grammars; two fixed shapes need neither.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
-from prose_sim.models.answers import AnswerShape, Choice
+from prose_sim.models.answers import AnswerShape, Choice, JsonList, Reasoned
 
 # the JSON-list automaton's states
 # _FRESH: a string just opened, nothing but spaces in it yet
@@ -87,6 +95,7 @@ class TokenTable:
                 self.by_text.setdefault(text, []).append(token)
         self._json_next = None  # int8 [states, vocab], built on the first JSON-list answer
         self._json_dist: list[float] = []  # fewest tokens from each state to the list's end
+        self._line_masks = None  # built on the first reasoned answer
 
     def mask(self, tokens: list[int]):
         out = self.torch.zeros(self.vocab, dtype=self.torch.bool, device=self.device)
@@ -112,6 +121,24 @@ class TokenTable:
             self._json_next = torch.tensor(rows, dtype=torch.int8, device=self.device)
             self._json_dist = dist
         return self._json_next, self._json_dist
+
+    def line_masks(self):
+        """Bool [vocab] masks for a reasoned answer: (any text, no newline, spaces then a
+        letter or digit (an answer's opening), spaces only, a newline only at the end)."""
+        if self._line_masks is None:
+            torch = self.torch
+
+            def where(test) -> object:
+                return torch.tensor([bool(t) and test(t) for t in self.texts], device=self.device)
+
+            self._line_masks = (
+                where(lambda t: True),
+                where(lambda t: "\n" not in t),
+                where(lambda t: "\n" not in t and t.lstrip(" ")[:1].isalnum()),
+                where(lambda t: not t.strip(" ")),
+                where(lambda t: "\n" in t and "\n" not in t.rstrip("\n")),
+            )
+        return self._line_masks
 
 
 def _token_texts(tokenizer, vocab: int) -> list[str]:
@@ -141,13 +168,20 @@ class Constraint:
     state: int = _START  # JsonList: the automaton's state
     done: bool = False  # the answer is complete: it ends here
     _spell: dict[str, float] = field(default_factory=dict)
+    # Reasoned: the answer on the label's line so far (None: still reasoning); the first
+    # budget seen (the line's share is at most half of it)
+    line: str | None = None
+    budget: int = 0
 
     @classmethod
     def start(cls, shape: AnswerShape, table: TokenTable, prefix: str = "") -> Constraint:
         """A constraint for an answer that continues ``prefix`` (the response prefix): a
         JSON list already opened there (``Preferences: ["``) is continued, not reopened."""
         constraint = cls(shape=shape, table=table)
-        if not isinstance(shape, Choice) and "[" in prefix:
+        if isinstance(shape, Reasoned):
+            constraint.text = prefix
+            constraint._find_label()
+        elif isinstance(shape, JsonList) and "[" in prefix:
             state = json_state(prefix[prefix.index("[") :])
             constraint.state = state if state not in (_REJECT, _DONE) else _START
         return constraint
@@ -158,6 +192,10 @@ class Constraint:
         if isinstance(self.shape, Choice):
             rests = [k[len(self.text) :] for k in self.shape.keywords if k.startswith(self.text)]
             best = min((self._fewest(rest) for rest in rests), default=0.0)
+        elif isinstance(self.shape, Reasoned):
+            if self.line is not None:
+                return 0 if _has_answer(self.line) else 1
+            best = self._fewest(self._label_rest()) + 1
         else:
             best = self.table.json_tables()[1][self.state]
         return int(best) if best != float("inf") else 0
@@ -166,6 +204,8 @@ class Constraint:
         """Bool [vocab]: the tokens that may come next, given ``remaining`` tokens of budget."""
         if isinstance(self.shape, Choice):
             return self.table.mask(self._choice_tokens(remaining))
+        if isinstance(self.shape, Reasoned):
+            return self._reasoned_tokens(remaining)
         next_states, dist = self.table.json_tables()
         row = next_states[self.state]
         torch = self.table.torch
@@ -191,6 +231,48 @@ class Constraint:
                 tokens.update(self.table.by_text.get(rest[:cut], ()))
         return sorted(tokens)
 
+    def _label_rest(self) -> str:
+        """What is left to spell of the label and a space: the rest of it when the current
+        line starts it, else all of it on a new line."""
+        target = self.shape.label + " "  # type: ignore[union-attr]
+        current = self.text[self.text.rfind("\n") + 1 :]
+        if target.startswith(current):
+            return target[len(current) :]
+        return "\n" + target
+
+    def _reasoned_tokens(self, remaining: int):
+        """Reasoning: any token but the end; the label once only the line's share is left;
+        on the line: spaces, then a letter or digit (not a placeholder's "[" or "<"), then
+        any token, a line end or the end."""
+        anything, one_line, opening, spaces, line_end = self.table.line_masks()
+        if self.line is not None:
+            if _has_answer(self.line):
+                out = one_line | line_end
+                out[self.table.eos_ids] = True
+                return out
+            return opening if remaining <= 1 else opening | spaces
+        if not self.budget:
+            self.budget = remaining
+        share = min(self.shape.line_tokens, self.budget // 2)  # type: ignore[union-attr]
+        rest = self._label_rest()
+        if remaining > self._fewest(rest) + share:
+            return anything
+        tokens: set[int] = set()
+        for cut in range(1, len(rest) + 1):
+            if self._fewest(rest[cut:]) <= remaining - 2:  # and one token of answer
+                tokens.update(self.table.by_text.get(rest[:cut], ()))
+        if not tokens:  # too little budget left: the shortest way on
+            for cut in range(1, len(rest) + 1):
+                tokens.update(self.table.by_text.get(rest[:cut], ()))
+        return self.table.mask(sorted(tokens))
+
+    def _find_label(self) -> None:
+        """Start the answer's line when the current line opens with the label."""
+        current = self.text[self.text.rfind("\n") + 1 :]
+        found = _labelled(self.shape.label).match(current)  # type: ignore[union-attr]
+        if found:
+            self.line = current[found.end() :]
+
     def _fewest(self, text: str) -> float:
         """The fewest tokens that spell ``text`` exactly."""
         if text not in self._spell:
@@ -211,5 +293,24 @@ class Constraint:
                 k != self.text and k.startswith(self.text) for k in self.shape.keywords
             )
             return
+        if isinstance(self.shape, Reasoned):
+            if self.line is None:
+                self.text += piece
+                self._find_label()
+            elif "\n" in piece and _has_answer(self.line + piece.split("\n", 1)[0]):
+                self.done = True
+            else:
+                self.line += piece
+            return
         self.state = json_state(piece, self.state)
         self.done = self.state == _DONE
+
+
+def _has_answer(line: str) -> bool:
+    return any(c.isalnum() for c in line)
+
+
+def _labelled(label: str) -> re.Pattern[str]:
+    """A line that opens with ``label`` (markdown decoration before it, as the parser takes)."""
+    word = re.escape(label.rstrip(":"))
+    return re.compile(rf"^[\s>*_#`\-+•]*{word}\s*[*_`]*\s*:", re.IGNORECASE)

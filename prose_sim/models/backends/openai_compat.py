@@ -33,7 +33,7 @@ from prose_sim.errors import (
     UnreachableError,
     UsageError,
 )
-from prose_sim.models.answers import AnswerShape, Choice, unwrap, wrapped_schema
+from prose_sim.models.answers import AnswerShape, Choice, json_schema, unwrap, wrapped_schema
 from prose_sim.models.protocol import Completion, ModelRequest
 from prose_sim.models.tokens import estimate_tokens
 
@@ -213,8 +213,11 @@ class OpenAIBackend:
         for name, neutral in EXTRA_SAMPLING.items():
             if values[name] != neutral:  # a server without them is refused at load
                 extra[self.rules.sampling.get(name, name)] = values[name]
-        if request.answer is not None:  # a constrained role: the server's structured output
-            fmt = response_format(request.answer, self.rules)
+        shape = request.answer
+        # a constrained role: the server's structured output (a reasoned answer has no schema:
+        # it is asked for freely)
+        if shape is not None and json_schema(shape) is not None:
+            fmt = response_format(shape, self.rules)
             if fmt is None:
                 self._say_once(
                     "ignores_format",
