@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import gc
 import logging
+import os
 import signal
 import sys
 from collections.abc import Iterator
@@ -361,6 +362,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                     use_cache=args.use_cache,
                     prior=prior,
                     shard=shard,
+                    on_signal=_exit_interrupted,
                 )
             )
     except KeyboardInterrupt:
@@ -372,13 +374,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     resume = f"python -m prose_sim run --resume {run_dir}"
     if outcome.stop == "signal":
-        _print_summary(outcome)
-        print(
-            f"interrupted ({terminal_text(outcome.stop_reason)}): the event log is flushed and summary.json holds "
-            f"what is done; continue with\n  {resume}",
-            file=sys.stderr,
-        )
-        return 128 + outcome.signal
+        return _say_interrupted(outcome)
     if outcome.stop:
         nothing_more = "nothing more was asked; " if outcome.stop == "fatal" else ""
         print(
@@ -406,6 +402,28 @@ def _cmd_run(args: argparse.Namespace) -> int:
         )
         return EXIT_RUN_FAILED
     return EXIT_OK
+
+
+def _say_interrupted(outcome) -> int:
+    """What is done and how to continue, after a signal; the exit code."""
+    _print_summary(outcome)
+    print(
+        f"interrupted ({terminal_text(outcome.stop_reason)}): the event log is flushed and "
+        f"summary.json holds what is done; continue with\n"
+        f"  python -m prose_sim run --resume {outcome.run_dir}",
+        file=sys.stderr,
+    )
+    return 128 + outcome.signal
+
+
+def _exit_interrupted(outcome) -> None:
+    """A run stopped by a signal, its files written and closed: exit now, without waiting for
+    thousands of cancelled episodes to unwind or the interpreter to tear down what they hold
+    (seconds each); nothing is left to write."""
+    code = _say_interrupted(outcome)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 class _Signalled(BaseException):

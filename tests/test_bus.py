@@ -99,3 +99,20 @@ async def test_bounded_inbox_applies_back_pressure():
         with anyio.fail_after(0.2):
             for i in range(1000):
                 await bus.publish(DraftProduced(instance=i, text="", preferences=""))
+
+
+async def test_the_checkpoint_runs_before_an_event_is_stamped_or_delivered():
+    send, sink = anyio.create_memory_object_stream(10)
+    seen = []
+    bus = EpisodeBus("run", "ep", send, checkpoint=lambda: seen.append(sink.statistics()))
+    await bus.publish(DraftProduced(instance=0, text="a", preferences=""))
+    assert [s.current_buffer_used for s in seen] == [0]
+    assert sink.receive_nowait().seq == 0
+
+
+async def test_publish_nowait_stamps_and_delivers_at_once():
+    bus, sink = make_bus()
+    await bus.publish(DraftProduced(instance=0, text="a", preferences=""))
+    stamped = bus.publish_nowait(MetricsComputed(instance=0, metrics={}))
+    assert (stamped.seq, stamped.episode_id) == (1, "ep")
+    assert [e.seq for e in (sink.receive_nowait(), sink.receive_nowait())] == [0, 1]

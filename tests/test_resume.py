@@ -9,12 +9,19 @@ import sys
 import time
 
 import anyio
+import msgspec
 import pytest
 from conftest import ROOT
 
 from prose_sim.cli import main
 from prose_sim.eventlog import read_events, read_log
-from prose_sim.events import InstanceFinished, InstanceStarted, ModelRequested, RunResumed
+from prose_sim.events import (
+    InstanceFinished,
+    InstanceStarted,
+    ModelRequested,
+    RunFinished,
+    RunResumed,
+)
 from prose_sim.runtime.replay import first_divergence, replay_run
 
 # 12 episodes x 3 instances on the scripted backend, paced by a small simulated latency so that
@@ -170,6 +177,9 @@ def test_ctrl_c_flushes_the_log_and_prints_the_resume_command(baseline, tmp_path
     assert f"run --resume {out}" in stderr and "Traceback" not in stderr
     events, torn = read_log(out / "events.jsonl")
     assert torn is None and events  # flushed whole lines
+    # the run's end is logged last, nothing after it, and summary.json says what is done
+    assert isinstance(events[-1], RunFinished) and events[-1].status == "interrupted"
+    assert msgspec.json.decode((out / "summary.json").read_bytes())["status"] == "interrupted"
     assert main(["run", "--resume", str(out), "--progress", "off", "--no-report"]) == 0
     assert (out / "results.csv").read_bytes() == (reference / "results.csv").read_bytes()
 

@@ -14,6 +14,7 @@ import pytest
 
 from prose_sim.models.backends.scripted import ScriptedBackend
 from prose_sim.models.protocol import ROLES
+from prose_sim.runtime.control import RunControl
 from prose_sim.runtime.runner import execute
 from prose_sim.runtime.signals import STOP_SIGNALS
 from prose_sim.scenario import scenario_from_dict
@@ -88,3 +89,25 @@ async def test_a_run_without_a_signal_gives_its_handlers_back(tmp_path, restored
     )
     assert outcome.status == "completed"
     assert signal.getsignal(signal.SIGINT) is before
+
+
+@pytest.mark.anyio
+async def test_with_a_quick_exit_a_signal_cancels_nothing_and_exits_at_the_next_checkpoint():
+    control, scope, exits = RunControl(), anyio.CancelScope(), []
+    control.attach(scope)
+    control.exit_on_signal(lambda: exits.append(control.status))
+    control.stop("signal", "SIGINT", signum=signal.SIGINT)  # in the signal handler
+    assert not scope.cancel_called and exits == []
+    control.checkpoint()  # the next event an episode publishes, or the loop's next callback
+    control.checkpoint()
+    assert exits == ["interrupted"]
+
+
+@pytest.mark.anyio
+async def test_with_a_quick_exit_other_stops_still_cancel_the_episodes():
+    control, scope, exits = RunControl(), anyio.CancelScope(), []
+    control.attach(scope)
+    control.exit_on_signal(lambda: exits.append(1))
+    control.stop("fatal", "wrong key")
+    control.checkpoint()
+    assert scope.cancel_called and exits == []

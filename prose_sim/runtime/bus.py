@@ -12,7 +12,7 @@ instead of letting memory grow.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 import anyio
@@ -40,7 +40,15 @@ async def _deliver(stream: MemoryObjectSendStream[Event], event: Event) -> None:
 
 
 class EpisodeBus:
-    def __init__(self, run_id: str, episode_id: str, sink: MemoryObjectSendStream[Event]):
+    def __init__(
+        self,
+        run_id: str,
+        episode_id: str,
+        sink: MemoryObjectSendStream[Event],
+        checkpoint: Callable[[], None] = lambda: None,
+    ):
+        """``checkpoint`` runs before each publish (the run's stop after a signal acts there)."""
+        self._checkpoint = checkpoint
         self.run_id = run_id
         self.episode_id = episode_id
         self._sink = sink
@@ -59,6 +67,7 @@ class EpisodeBus:
 
     async def publish(self, event: E) -> E:
         """Stamp ``event`` with this bus's envelope and deliver it; returns the stamped event."""
+        self._checkpoint()
         stamped = msgspec.structs.replace(
             event,
             run_id=self.run_id,
@@ -70,6 +79,20 @@ class EpisodeBus:
         await _deliver(self._sink, stamped)
         for inbox in self._subscribers.get(type(stamped), ()):
             await _deliver(inbox, stamped)
+        return stamped
+
+    def publish_nowait(self, event: E) -> E:
+        """``publish`` from outside a task, for a bus without subscribers whose sink has room
+        (``anyio.WouldBlock`` when it has none)."""
+        stamped = msgspec.structs.replace(
+            event,
+            run_id=self.run_id,
+            episode_id=self.episode_id,
+            seq=self._seq,
+            ts=time.time(),
+        )
+        self._sink.send_nowait(stamped)
+        self._seq += 1
         return stamped
 
     async def aclose(self) -> None:

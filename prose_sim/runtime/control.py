@@ -11,6 +11,8 @@ of what is done is written, so the run resumes from where it stopped.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import anyio
 
 # kind -> RunFinished status and the CLI's exit code
@@ -23,6 +25,21 @@ class RunControl:
         self.message = ""
         self.signal = 0  # the signal number, for kind "signal"
         self._scope: anyio.CancelScope | None = None
+        self._exit: Callable[[], None] | None = None
+        self._exit_pending = False
+
+    def exit_on_signal(self, act: Callable[[], None]) -> None:
+        """A signal then ends the process through ``act``, run at the next ``checkpoint``,
+        instead of cancelling the episodes (with thousands in flight they take seconds to
+        unwind). ``act`` writes what a stopped run writes, then ends the process."""
+        self._exit = act
+
+    def checkpoint(self) -> None:
+        """Where a task of the loop runs (never in a signal handler, which may have cut into
+        the log's writer): a pending exit after a signal is taken here."""
+        if self._exit_pending and self._exit is not None:
+            self._exit_pending = False
+            self._exit()
 
     def attach(self, scope: anyio.CancelScope) -> None:
         self._scope = scope
@@ -33,6 +50,9 @@ class RunControl:
         if self.kind:
             return
         self.kind, self.message, self.signal = kind, message, signum
+        if kind == "signal" and self._exit is not None:
+            self._exit_pending = True  # the next checkpoint exits
+            return
         if self._scope is not None:
             self._scope.cancel()
 

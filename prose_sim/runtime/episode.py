@@ -7,7 +7,7 @@ scored (or a step failed); the actors do the rest by reacting to events.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import anyio
 import msgspec
@@ -67,6 +67,8 @@ class EpisodeWorld:
         self.gateway = gateway
         self.roles = roles
         self.demonstrations_per_user = demonstrations_per_user
+        # runs before each event an episode publishes (see RunControl.checkpoint)
+        self.checkpoint: Callable[[], None] = lambda: None
 
     def instances(self, plan: EpisodePlan) -> list[tuple[str, Document]]:
         """The (persona, document) sequence of an episode, fixed by seed and user.
@@ -120,7 +122,7 @@ async def run_episode(
     plan: EpisodePlan, world: EpisodeWorld, sink: MemoryObjectSendStream[Event]
 ) -> str:
     """Run one episode to its end; returns its status. Never raises for its own failures."""
-    bus = EpisodeBus(world.run_id, plan.episode_id, sink)
+    bus = EpisodeBus(world.run_id, plan.episode_id, sink, world.checkpoint)
     instances = world.instances(plan)
     try:
         ctx = ActorContext(

@@ -22,7 +22,7 @@ import contextlib
 import functools
 import resource
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import anyio
@@ -192,6 +192,7 @@ async def execute(
     prior: PriorRun | None = None,
     replay: RecordedResponses | None = None,
     shard: tuple[int, int] | None = None,
+    on_signal: Callable[[RunOutcome], None] | None = None,
 ) -> RunOutcome:
     """Run a scenario, with its assembled world, into ``run_dir``.
 
@@ -205,6 +206,10 @@ async def execute(
     ``shard``: (K, N) runs shard K of N of the grid (``merge`` joins the shards' folders).
     ``use_cache``: answer requests to cacheable backends (openai) from the response
     cache at ``cache_path`` (default: ``<cache dir>/responses.sqlite3``) when it has them.
+    ``on_signal``: when given, a run stopped by a signal does not wait for its episodes to
+    unwind (seconds with thousands in flight): once the log, ``results.csv`` and
+    ``summary.json`` are written and closed, ``on_signal(outcome)`` is called from the event
+    loop, and is expected to end the process (the command line's does).
     """
     if not isinstance(run, ResolvedRun):
         run = assemble(run)
@@ -247,6 +252,7 @@ async def execute(
                 cache=cache,
                 prior=prior,
                 recorded=recorded,
+                on_signal=on_signal,
             )
     finally:
         lock.release()
@@ -275,6 +281,7 @@ async def _run_locked(
     cache: ResponseCache | None,
     prior: PriorRun | None,
     recorded: RecordedResponses | None,
+    on_signal: Callable[[RunOutcome], None] | None = None,
 ) -> RunOutcome:
     """The run itself, with the run folder locked."""
     scenario = run.scenario
@@ -305,20 +312,65 @@ async def _run_locked(
     roles = built.roles
     run_id = run_dir.name
     world = episode_world(run, run_id, gateway, built, embedder=embedder, scorer=scorer)
+    world.checkpoint = control.checkpoint
     writer = EventLogWriter(run_dir / "events.jsonl")
     statuses: list[str] = list(done.values())
     started = time.perf_counter()
     send, receive = anyio.create_memory_object_stream[Event](SINK_BUFFER)
+    consumer = _Consumer(receive, writer, collector, control)
+    ending: list[bool] = []  # not empty once the run's RunFinished is published
+
+    def finished() -> RunFinished:
+        ending.append(True)
+        failed = statuses.count("failed")
+        return RunFinished(
+            status=control.status or ("completed" if not failed else "failed"),
+            wall_s=time.perf_counter() - started,
+            episodes_completed=statuses.count("completed"),
+            episodes_failed=failed,
+        )
+
+    def conclude() -> RunOutcome:
+        return _conclude(
+            run,
+            run_dir,
+            built,
+            collector,
+            len(all_plans),
+            statuses,
+            started,
+            limit,
+            control,
+            recorded,
+        )
+
+    def exit_on_signal() -> None:
+        """Right after a signal, at the first checkpoint (the next event an episode
+        publishes, or the loop's next callback), with the episodes left as they are: log
+        what was published and the run's end, write and close everything, then hand over
+        to ``on_signal``, which ends the process."""
+        if ending or on_signal is None:  # the run had ended anyway
+            return
+        consumer.drain()
+        run_bus.publish_nowait(finished())
+        consumer.drain()
+        writer.close()
+        if cache is not None:
+            cache.close()
+        on_signal(conclude())
+
     try:
         async with anyio.create_task_group() as outer:
-            outer.start_soon(_consume, receive, writer, collector, control)
+            outer.start_soon(consumer.run)
             run_bus = EpisodeBus(run_id, "", send.clone())
+            if on_signal is not None:
+                control.exit_on_signal(exit_on_signal)
             async with send, contextlib.AsyncExitStack() as stack:
                 for server in servers:  # local model servers run for the whole run
                     server.on_batch = _batch_reporter(run_bus, server.stats.model)
                     await stack.enter_async_context(server)
                 inner = await stack.enter_async_context(anyio.create_task_group())
-                stack.enter_context(stop_on_signals(control))
+                stack.enter_context(stop_on_signals(control, then=control.checkpoint))
                 with anyio.CancelScope() as work:  # what stopping the run cancels
                     control.attach(work)
                     totals = plan_totals(
@@ -367,15 +419,7 @@ async def _run_locked(
                     async with anyio.create_task_group() as episodes:
                         for plan in plans:
                             episodes.start_soon(one, plan)
-                failed = statuses.count("failed")
-                await run_bus.publish(
-                    RunFinished(
-                        status=control.status or ("completed" if not failed else "failed"),
-                        wall_s=time.perf_counter() - started,
-                        episodes_completed=statuses.count("completed"),
-                        episodes_failed=failed,
-                    )
-                )
+                await run_bus.publish(finished())
                 await run_bus.aclose()
                 inner.cancel_scope.cancel()  # stops the progress display and the signal watch
             # the sink is closed: the consumer drains what is left, then ends
@@ -385,14 +429,30 @@ async def _run_locked(
             await built.aclose()  # every backend the scenario built (not the caller's doubles)
         if cache is not None:
             cache.close()
+    return conclude()
+
+
+def _conclude(
+    run: ResolvedRun,
+    run_dir: Path,
+    built: BuiltModels,
+    collector: ResultsCollector,
+    episodes: int,
+    statuses: list[str],
+    started: float,
+    limit: int,
+    control: RunControl,
+    recorded: RecordedResponses | None,
+) -> RunOutcome:
+    """Write ``results.csv`` and ``summary.json`` of the run (its log closed); the outcome."""
     wall = time.perf_counter() - started
     if control.kind != "io_error":
         _write(run_dir / "results.csv", collector.results_csv().encode(), control)
-    outcome = _outcome(run_dir, collector, len(all_plans), statuses, wall, limit)
+    outcome = _outcome(run_dir, collector, episodes, statuses, wall, limit)
     outcome.answers_from_log = recorded.served if recorded is not None else 0
-    outcome.servers = [server.stats.summary() for server in servers]
+    outcome.servers = [server.stats.summary() for server in built.servers]
     outcome.endpoints = [{"endpoint": key, **layer.stats()} for key, layer in built.layers.items()]
-    outcome.notice = smoke_notice(scenario)
+    outcome.notice = smoke_notice(run.scenario)
     _stopped(outcome, control)
     if control.kind != "io_error":
         _write(run_dir / "summary.json", msgspec.json.format(msgspec.json.encode(outcome)), control)
@@ -428,33 +488,58 @@ def _batch_reporter(run_bus: EpisodeBus, model: str):
     return report
 
 
-async def _consume(
-    receive: MemoryObjectReceiveStream[Event],
-    writer: EventLogWriter,
-    collector: ResultsCollector,
-    control: RunControl,
-) -> None:
+class _Consumer:
     """The single writer: log every event, feed the collector, flush when idle.
 
     A write that fails (a full disk) stops the run; what is published after is
-    drained unwritten, so the log ends with the last whole line that fit.
+    drained unwritten, so the log ends with the last whole line that fit. Nothing
+    after the run's ``RunFinished`` is logged.
+
+    It never holds an event across a wait (when idle it looks again every
+    ``IDLE_POLL_S``, rather than being handed the next event), so ``drain`` can log
+    everything published so far from any callback of the loop.
     """
-    async with receive:
+
+    IDLE_POLL_S = 0.01
+
+    def __init__(
+        self,
+        receive: MemoryObjectReceiveStream[Event],
+        writer: EventLogWriter,
+        collector: ResultsCollector,
+        control: RunControl,
+    ):
+        self._receive = receive
+        self._writer = writer
+        self._collector = collector
+        self._control = control
+        self._ended = False
+
+    async def run(self) -> None:
+        async with self._receive:
+            while self.drain():  # noqa: ASYNC110 (polls: see the docstring)
+                await anyio.sleep(self.IDLE_POLL_S)
+
+    def drain(self) -> bool:
+        """Log every event published so far and flush; whether more can come."""
+        writer = self._writer
         while True:
             try:
-                event = receive.receive_nowait()
+                event = self._receive.receive_nowait()
             except anyio.WouldBlock:
-                _guarded(writer.flush, control)
-                try:
-                    event = await receive.receive()
-                except anyio.EndOfStream:
-                    break
+                _guarded(writer.flush, self._control)
+                return True
             except anyio.EndOfStream:
-                break
+                _guarded(writer.flush, self._control)
+                return False
+            if self._ended:
+                continue  # episodes unwinding after a signal's quick exit
             if writer.broken is None:
-                _guarded(functools.partial(writer.write, event), control)
-                collector.observe(event)
-    _guarded(writer.flush, control)
+                _guarded(functools.partial(writer.write, event), self._control)
+                self._collector.observe(event)
+            match event:
+                case RunFinished(episode_id=""):
+                    self._ended = True
 
 
 def _guarded(write, control: RunControl) -> None:

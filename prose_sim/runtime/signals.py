@@ -20,7 +20,7 @@ import contextlib
 import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prose_sim.runtime.control import RunControl
 
@@ -28,10 +28,11 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @contextlib.contextmanager
-def stop_on_signals(control: RunControl) -> Iterator[None]:
+def stop_on_signals(control: RunControl, then: Callable[[], None] = lambda: None) -> Iterator[None]:
     """While the block runs (in the event loop's thread): the first stop signal calls
-    ``control.stop``; the handlers before it come back after the block unless a signal came
-    (then any later one exits at once, as before)."""
+    ``control.stop``, and ``then`` runs in the event loop (a signal handler must not touch the
+    loop's objects itself); the handlers before it come back after the block unless a signal
+    came (then any later one exits at once, as before)."""
     if threading.current_thread() is not threading.main_thread():
         yield  # signal handlers belong to the main thread
         return
@@ -43,7 +44,7 @@ def stop_on_signals(control: RunControl) -> Iterator[None]:
         signalled = True
         exit_on_next_signal()
         control.stop("signal", signal.Signals(signum).name, signum=signum)
-        loop.call_soon_threadsafe(_wake)  # an idle loop blocks in select(): wake it
+        loop.call_soon_threadsafe(then)  # and an idle loop, blocked in select(), wakes
 
     previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
     for sig in STOP_SIGNALS:
@@ -54,10 +55,6 @@ def stop_on_signals(control: RunControl) -> Iterator[None]:
         if not signalled:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-
-
-def _wake() -> None:
-    """Nothing: scheduling it wakes the event loop."""
 
 
 def exit_on_next_signal() -> None:
