@@ -9,7 +9,7 @@ episodes asked (36 episodes a seed, all in flight at once) as ``python -m prose_
 measures the seconds from the signal to the process's exit (the log flushed, results.csv and
 summary.json written), and to the "interrupted ..." line (the run has stopped; the rest is the
 interpreter's exit). Also reported: the longest gap between two progress lines before the
-signal (their period is 5 s) and the exit code (130 = stopped by SIGINT). Target (issue 25):
+signal (their period is 5 s), the median gap, and the exit code (130 = stopped by SIGINT). Target (issue 25):
 <= 2 s to exit at 10,000 episodes in flight. A measurement, not a test: run it on a quiet
 machine and compare before/after in one sitting.
 """
@@ -22,6 +22,7 @@ import json
 import math
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -91,6 +92,7 @@ def measure(episodes: int, after_s: float) -> dict[str, object]:
             "signal_after_first_progress_s": after_s,
             "progress_lines_before_signal": len(before),
             "longest_progress_gap_s": round(max(gaps), 2) if gaps else None,
+            "median_progress_gap_s": round(statistics.median(gaps), 2) if gaps else None,
             "signal_to_interrupted_line_s": round(said[0] - signalled, 2) if said else None,
             "signal_to_exit_s": round(exited - signalled, 2),
             "exit_code": code,

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import io
+import threading
+
 import anyio
 import pytest
+from rich.console import Console
 
 from prose_sim.actors.inferrers.settings import MethodSettings
 from prose_sim.cli import main
@@ -17,10 +21,12 @@ from prose_sim.events import (
 )
 from prose_sim.models.backends.local import ServerLive
 from prose_sim.results.collector import ResultsCollector
+from prose_sim.runtime import progress
 from prose_sim.runtime.expected import MethodTotals, PlanTotals, instance_calls, plan_totals
 from prose_sim.runtime.plan import expand
 from prose_sim.runtime.progress import (
     WARM_CALLS,
+    ProgressDisplay,
     Tracker,
     bar_line,
     duration,
@@ -407,3 +413,73 @@ def test_the_eta_is_within_2x_on_a_recorded_quickstart_from_a_tenth_to_nine_tent
             assert eta is not None and truth / 2 <= eta <= truth * 2, (done, eta, truth)
             checked += 1
     assert checked >= 0.75 * total
+
+
+class _Lines:
+    """Stands for the structlog logger: keeps the progress lines drawn, and says when two are."""
+
+    def __init__(self) -> None:
+        self.fields: list[dict] = []
+        self.two = threading.Event()
+
+    def info(self, event: str, **fields) -> None:
+        assert event == "progress"
+        self.fields.append(fields)
+        if len(self.fields) >= 2:
+            self.two.set()
+
+
+@pytest.mark.anyio
+async def test_progress_lines_keep_coming_while_the_event_loop_is_blocked(monkeypatch):
+    lines = _Lines()
+    monkeypatch.setattr(progress, "log", lines)
+    collector = ResultsCollector()
+    _started(collector)
+    _call(collector, 2, "r1")
+    with ProgressDisplay(collector, TOTALS, "log", interval_s=0.01) as display:
+        # the event loop's thread waits here without yielding, as in a long pass of the loop
+        assert lines.two.wait(timeout=60), "fewer than two progress lines while the loop waited"
+    assert not display.running
+    assert lines.fields[0]["model_calls"] == "1/~40"
+    assert lines.fields[0]["instances"] == "0/4"
+
+
+def test_a_stopped_display_draws_no_more_lines(monkeypatch):
+    lines = _Lines()
+    monkeypatch.setattr(progress, "log", lines)
+    display = ProgressDisplay(ResultsCollector(), TOTALS, "log", interval_s=0.01)
+    display.start()
+    assert lines.two.wait(timeout=60)
+    display.stop()
+    assert not display.running
+    drawn = len(lines.fields)
+    display.stop()  # stopping twice is harmless
+    assert len(lines.fields) == drawn
+
+
+def test_the_off_mode_starts_no_thread():
+    with ProgressDisplay(ResultsCollector(), TOTALS, "off") as display:
+        assert not display.running
+
+
+@pytest.mark.anyio
+async def test_the_bar_keeps_being_drawn_while_the_event_loop_is_blocked(monkeypatch):
+    drawn: list[int] = []
+    two = threading.Event()
+
+    def counted_bar_line(s, width):
+        drawn.append(s.calls_done)
+        if len(drawn) >= 2:
+            two.set()
+        return bar_line(s, width)
+
+    monkeypatch.setattr(progress, "bar_line", counted_bar_line)
+    collector = ResultsCollector()
+    _started(collector)
+    _call(collector, 2, "r1")
+    terminal = Console(file=io.StringIO(), force_terminal=True, width=100)
+    bar = ProgressDisplay(collector, TOTALS, "bar", interval_s=0.01, console=terminal)
+    with bar as display:
+        assert two.wait(timeout=60), "the bar was not redrawn while the loop waited"
+    assert not display.running
+    assert drawn[0] == 1

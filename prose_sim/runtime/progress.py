@@ -1,7 +1,9 @@
 """Progress of a run: a live bar on a terminal, structlog lines otherwise.
 
 Both read the results collector's counters (and each local model server's
-live state) on a timer, so showing progress costs nothing per event. Every
+live state) on a timer, so showing progress costs nothing per event. They are
+drawn from a thread of their own (``ProgressDisplay``), so they keep their
+period while the event loop is busy with thousands of episodes. Every
 tick shows instances done / total and model calls done / expected (the
 expected count is an estimate: see ``runtime.expected``), calls and tokens per
 second over the last ``RATE_WINDOW_S``, an ETA, failures so far, and per local
@@ -27,11 +29,11 @@ local server's state while they fit, the servers' detail cut first.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Sequence
 
-import anyio
 import msgspec
 import structlog
 from rich.console import Console, ConsoleOptions, RenderResult
@@ -94,12 +96,15 @@ class Tracker:
 
     def _calls_tokens(self) -> tuple[int, int]:
         calls = tokens = 0
-        for usage in self.collector.usage_by_role_purpose.values():
+        for usage in list(self.collector.usage_by_role_purpose.values()):
             calls += usage.calls + usage.failed
             tokens += usage.input_tokens + usage.output_tokens
         return calls, tokens
 
     def snapshot(self) -> Snapshot:
+        """The figures now. Runs on the progress thread while the loop's thread updates the
+        collector: the collector's dicts are copied at once (``list``/``dict`` of a dict is
+        one step for CPython's other threads), then read; nothing of the collector is changed."""
         c = self.collector
         now = self.clock()
         calls, tokens = self._calls_tokens()
@@ -112,7 +117,9 @@ class Tracker:
         tokens_per_s = (tokens - tokens0) / span if span > 0 else 0.0
         servers = [server.live() for server in self.servers]
         in_flight = max(0, c.requests - calls)
-        expected = max(round(self.totals.expected_calls(c.finished_by_method)), calls + in_flight)
+        expected = max(
+            round(self.totals.expected_calls(dict(c.finished_by_method))), calls + in_flight
+        )
         finished = len(c.episodes_finished) == self.totals.episodes and self.totals.episodes > 0
         done = calls - self._first[1]
         if done and self._first_answer is None:
@@ -123,7 +130,7 @@ class Tracker:
             eta = eta_s(done, expected - calls, in_flight, done - first, now - at)
         if finished:
             eta = 0.0
-        failed_calls = sum(u.failed for u in c.usage_by_role_purpose.values())
+        failed_calls = sum(u.failed for u in list(c.usage_by_role_purpose.values()))
         return Snapshot(
             elapsed_s=now - self.started,
             episodes_done=len(c.episodes_finished),
@@ -139,7 +146,7 @@ class Tracker:
             eta_s=eta,
             failed_calls=failed_calls,
             failed_instances=c.instances_failed,
-            failed_episodes=sum(s == "failed" for s in c.episodes_finished.values()),
+            failed_episodes=list(c.episodes_finished.values()).count("failed"),
             servers=servers,
         )
 
@@ -266,25 +273,77 @@ def log_fields(s: Snapshot) -> dict[str, object]:
     return fields
 
 
-async def show_progress(
-    collector: ResultsCollector,
-    totals: PlanTotals,
-    mode: str = "auto",
-    interval_s: float | None = None,
-    servers: Sequence = (),
-) -> None:
-    """Run until cancelled. mode: auto (bar on a terminal), bar, log, or off.
+class ProgressDisplay:
+    """The progress bar or log lines, drawn from a thread of their own.
 
-    ``servers``: local model servers (anything with ``live() -> ServerLive``)."""
-    if mode == "auto":
-        mode = "bar" if sys.stderr.isatty() else "log"
-    if mode == "off":
-        await anyio.sleep_forever()
-    tracker = Tracker(collector, totals, servers)
-    if mode == "bar":
-        await _bar(tracker, interval_s or 0.2)
-    else:
-        await _lines(tracker, interval_s or 5.0)
+    With 10,000 episodes in flight one pass of the event loop (every episode whose model call
+    has come back) takes seconds; a task of the loop would draw only between passes. The
+    thread keeps the period whatever the loop does. It only reads: the collector's counters
+    are updated on the loop's thread, and the tracker takes atomic copies of them (see
+    ``Tracker.snapshot``). ``stop`` ends it (at the run's end, and before the quick exit after
+    a signal, so no line is cut by ``os._exit``).
+
+    mode: auto (bar on a terminal), bar, log, or off. ``servers``: local model servers
+    (anything with ``live() -> ServerLive``); ``console``: where the bar goes (stderr)."""
+
+    def __init__(
+        self,
+        collector: ResultsCollector,
+        totals: PlanTotals,
+        mode: str = "auto",
+        interval_s: float | None = None,
+        servers: Sequence = (),
+        console: Console | None = None,
+    ):
+        if mode == "auto":
+            mode = "bar" if sys.stderr.isatty() else "log"
+        self.mode = mode
+        self.interval_s = interval_s or (0.2 if mode == "bar" else 5.0)
+        self.tracker = Tracker(collector, totals, servers)
+        self.console = console or Console(stderr=True)
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(
+            target=self._bar if mode == "bar" else self._lines,
+            name="prose_sim progress",
+            daemon=True,  # never holds the process up, should a line block on a full pipe
+        )
+
+    def start(self) -> None:
+        if self.mode != "off":
+            self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop drawing and wait for the thread (a line being written is finished)."""
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def __enter__(self) -> ProgressDisplay:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _bar(self) -> None:
+        view = _BarView(self.tracker.snapshot())
+        with Live(view, console=self.console, auto_refresh=False, transient=False) as live:
+            live.refresh()
+            while not self._stopping.wait(self.interval_s):
+                view.snapshot = self.tracker.snapshot()
+                live.refresh()
+            view.snapshot = self.tracker.snapshot()
+            live.refresh()
+
+    def _lines(self) -> None:
+        while True:  # the first line at once: totals from the first second
+            log.info("progress", **log_fields(self.tracker.snapshot()))
+            if self._stopping.wait(self.interval_s):
+                return
 
 
 class _BarView:
@@ -295,20 +354,3 @@ class _BarView:
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         yield bar_line(self.snapshot, options.max_width)
-
-
-async def _bar(tracker: Tracker, interval_s: float) -> None:
-    view = _BarView(tracker.snapshot())
-    with Live(view, console=Console(stderr=True), refresh_per_second=4, transient=False):
-        try:
-            while True:
-                view.snapshot = tracker.snapshot()
-                await anyio.sleep(interval_s)
-        finally:
-            view.snapshot = tracker.snapshot()
-
-
-async def _lines(tracker: Tracker, interval_s: float) -> None:
-    while True:  # the first line at once: totals from the first second
-        log.info("progress", **log_fields(tracker.snapshot()))
-        await anyio.sleep(interval_s)

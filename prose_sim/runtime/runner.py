@@ -47,7 +47,7 @@ from prose_sim.runtime.episode import run_episode
 from prose_sim.runtime.expected import plan_totals
 from prose_sim.runtime.lock import LOCK_NAME, RunLock
 from prose_sim.runtime.plan import EpisodePlan, expand, parse_shard, select_shard
-from prose_sim.runtime.progress import show_progress
+from prose_sim.runtime.progress import ProgressDisplay
 from prose_sim.runtime.resume import PriorRun, rewrite_log
 from prose_sim.runtime.setup import (
     default_embedder,
@@ -344,13 +344,17 @@ async def _run_locked(
             recorded,
         )
 
+    display: ProgressDisplay | None = None  # the progress bar or lines, drawn from a thread
+
     def exit_on_signal() -> None:
         """Right after a signal, at the first checkpoint (the next event an episode
-        publishes, or the loop's next callback), with the episodes left as they are: log
-        what was published and the run's end, write and close everything, then hand over
-        to ``on_signal``, which ends the process."""
+        publishes, or the loop's next callback), with the episodes left as they are: stop
+        the progress display (its line finished), log what was published and the run's end,
+        write and close everything, then hand over to ``on_signal``, which ends the process."""
         if ending or on_signal is None:  # the run had ended anyway
             return
+        if display is not None:
+            display.stop()
         consumer.drain()
         run_bus.publish_nowait(finished())
         consumer.drain()
@@ -369,7 +373,6 @@ async def _run_locked(
                 for server in servers:  # local model servers run for the whole run
                     server.on_batch = _batch_reporter(run_bus, server.stats.model)
                     await stack.enter_async_context(server)
-                inner = await stack.enter_async_context(anyio.create_task_group())
                 stack.enter_context(stop_on_signals(control, then=control.checkpoint))
                 with anyio.CancelScope() as work:  # what stopping the run cancels
                     control.attach(work)
@@ -380,7 +383,9 @@ async def _run_locked(
                         roles["agent"].model,
                         scenario.metrics.judge,
                     )
-                    inner.start_soon(show_progress, collector, totals, progress, None, servers)
+                    display = ProgressDisplay(collector, totals, progress, None, servers)
+                    stack.callback(display.stop)  # at the run's end, before the servers stop
+                    display.start()
                     if prior is not None and prior.started is not None:
                         await run_bus.publish(
                             RunResumed(
@@ -421,7 +426,6 @@ async def _run_locked(
                             episodes.start_soon(one, plan)
                 await run_bus.publish(finished())
                 await run_bus.aclose()
-                inner.cancel_scope.cancel()  # stops the progress display and the signal watch
             # the sink is closed: the consumer drains what is left, then ends
     finally:
         writer.close()

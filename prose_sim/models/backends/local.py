@@ -177,7 +177,7 @@ class LocalModelServer:
             await self.__aexit__(None, None, None)
 
     def live(self) -> ServerLive:
-        """A snapshot for the progress display, read from the event loop while the worker runs.
+        """A snapshot for the progress display, read from its thread while the worker runs.
 
         ``batch`` is the rows running now (they join and leave at every step); ``step`` and
         ``max_steps`` are the tokens and budget of the row that has decoded longest."""
