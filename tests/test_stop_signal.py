@@ -4,9 +4,11 @@ one pass takes seconds). The latency itself is measured by benchmarks/ctrl_c_lat
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
+import threading
 
 import anyio
 import msgspec
@@ -111,3 +113,30 @@ async def test_with_a_quick_exit_other_stops_still_cancel_the_episodes():
     control.stop("fatal", "wrong key")
     control.checkpoint()
     assert scope.cancel_called and exits == []
+
+
+class _Exited(Exception):
+    """Stands for ``os._exit`` in the quick exit's ``on_signal``."""
+
+
+@pytest.mark.anyio
+async def test_the_quick_exit_stops_the_progress_thread_before_it_hands_over(
+    tmp_path, restored_signal_handlers
+):
+    progress_threads: list[list[str]] = []
+
+    def on_signal(outcome) -> None:
+        names = [t.name for t in threading.enumerate() if t.name == "prose_sim progress"]
+        progress_threads.append(names)
+        raise _Exited
+
+    # a real on_signal ends the process; this one raises, and the run, its files closed, fails
+    with contextlib.suppress(Exception):
+        await execute(
+            _scenario(seeds=2),
+            tmp_path / "run",
+            backends=dict.fromkeys(ROLES, SignalsMidStep()),
+            progress="log",
+            on_signal=on_signal,
+        )
+    assert progress_threads == [[]]  # stopped (its last line finished) before the hand-over
