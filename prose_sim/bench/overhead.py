@@ -28,6 +28,7 @@ import tempfile
 import threading
 import time
 import unittest.mock
+from collections.abc import Mapping
 from pathlib import Path
 from typing import NotRequired, TypedDict
 
@@ -264,6 +265,11 @@ def component_shares(stats) -> dict[str, float]:
 
 def _components_in_subprocess(episodes: int) -> dict[str, float]:
     case = {"case": "components", "episodes": episodes}
+    return json.loads(_case_output(case))["shares"]
+
+
+def _case_output(case: Mapping[str, object]) -> str:
+    """Run one bench case in a fresh interpreter; its last line of output (JSON)."""
     done = subprocess.run(
         [sys.executable, "-m", "prose_sim.bench.overhead", json.dumps(case)],
         capture_output=True,
@@ -273,7 +279,7 @@ def _components_in_subprocess(episodes: int) -> dict[str, float]:
     if done.returncode != 0:
         raise RuntimeError(f"bench overhead case {case} failed:\n{done.stderr[-2000:]}")
     print(f"  {done.stdout.strip()}", file=sys.stderr)
-    return json.loads(done.stdout.strip().splitlines()[-1])["shares"]
+    return done.stdout.strip().splitlines()[-1]
 
 
 def profile_components(episodes: int) -> dict[str, object]:
@@ -298,16 +304,7 @@ def profile_components(episodes: int) -> dict[str, object]:
 
 
 def _in_subprocess(case: Case) -> CaseFigures:
-    done = subprocess.run(
-        [sys.executable, "-m", "prose_sim.bench.overhead", json.dumps(case)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"bench overhead case {case} failed:\n{done.stderr[-2000:]}")
-    print(f"  {done.stdout.strip()}", file=sys.stderr)
-    return msgspec.json.decode(done.stdout.strip().splitlines()[-1], type=CaseFigures)
+    return msgspec.json.decode(_case_output(case), type=CaseFigures)
 
 
 # --- measuring one case (in its own process) --------------------------------------
