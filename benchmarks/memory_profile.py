@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> None:
 
     mark("python")
     import anyio
+    import msgspec
     import torch  # noqa: F401
 
     from prose_sim.runtime.runner import execute
@@ -75,17 +76,31 @@ def main(argv: list[str] | None = None) -> None:
             prefix = sum(s.engine.prefix.tokens for s in servers)
             samples.append((time.perf_counter() - started, status()["VmRSS"], kv, prefix))
 
-    import prose_sim.runtime.backends as backends
+    import prose_sim.models.kinds.local as local_kind
 
-    real = backends._local_server
+    real = local_kind._server
+
+    timed = {"prefill_s": 0.0, "decode_s": 0.0}
+
+    def timer(method, name):  # the engine's time split between prompts and decode steps
+        def wrapped(*args, **kwargs):
+            began = time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                timed[name] += time.perf_counter() - began
+
+        return wrapped
 
     def watched(spec, name):  # the servers the run builds, for the sampler to read
         server = real(spec, name)
         servers.append(server)
+        server.engine._prefill = timer(server.engine._prefill, "prefill_s")
+        server.engine._decode = timer(server.engine._decode, "decode_s")
         mark("local server built")
         return server
 
-    backends._local_server = watched
+    local_kind._server = watched
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
     scenario = load_scenario(Path(args.scenario))
@@ -93,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
         outcome = anyio.run(lambda: execute(scenario, Path(out) / "run", progress="off"))
     stop.set()
     thread.join()
-    backends._local_server = real
+    local_kind._server = real
     token_bytes = servers[0].engine.cache.token_bytes() if servers else 0
     peak = max(samples, key=lambda s: s[1]) if samples else (0, 0, 0, 0)
     mark(
@@ -105,6 +120,8 @@ def main(argv: list[str] | None = None) -> None:
         peak_prefix_mb=round(max((s[3] for s in samples), default=0) * token_bytes / 2**20, 1),
         rss_at_peak={"t": round(peak[0], 1), "rss_mb": peak[1], "kv_tokens": peak[2]},
         servers=outcome.servers,
+        engine=[msgspec.structs.asdict(s.engine.stats) for s in servers],
+        engine_time={k: round(v, 1) for k, v in timed.items()},
     )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

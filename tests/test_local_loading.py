@@ -428,3 +428,26 @@ def test_loading_a_model_is_said_before_it_starts(tiny, monkeypatch):
     monkeypatch.setattr(ll, "log", said)
     ll.load_local_model(str(tiny), dtype="float32", device="cpu")
     assert [event for event, _ in said.lines] == ["local_model_loading", "local_model_loaded"]
+
+
+def test_a_cpu_model_leaves_one_core_to_the_event_loop(monkeypatch):
+    import os
+
+    from prose_sim.models.local_loading import cpu_threads
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert cpu_threads() == 1
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
+    assert cpu_threads() == 15
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert cpu_threads() == 1
+
+
+def test_omp_num_threads_decides_a_cpu_models_threads_when_set(monkeypatch):
+    from prose_sim.models.local_loading import cpu_threads
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert cpu_threads() == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "")  # empty: not set
+    assert cpu_threads() >= 1

@@ -127,6 +127,26 @@ def resolve_dtype(dtype: str = "auto", device: str = "cpu") -> str:
     return dtype
 
 
+def cpu_threads() -> int:
+    """torch's threads for a model on the CPU: every usable core but one, which is left to
+    the event loop, the metrics and the progress display; ``OMP_NUM_THREADS``, when set,
+    decides instead.
+
+    On the 2-core machines we measured, torch's default (one thread per core) made the
+    quickstart's decode steps 5-15x slower as soon as anything else ran (OpenMP threads
+    spin-wait for a core that is busy), and was no faster when nothing else ran: see
+    docs/performance.md.
+    """
+    given = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if given.isdigit() and int(given) > 0:
+        return int(given)
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        usable = os.cpu_count() or 1
+    return max(1, usable - 1)
+
+
 def _hf_offline() -> bool:
     # read at call time: huggingface_hub reads HF_HUB_OFFLINE only once, at import
     return any(
@@ -147,6 +167,10 @@ def load_local_model(model: str, dtype: str = "auto", device: str = "auto"):
 
     device_str = resolve_device(device)
     dtype_str = resolve_dtype(dtype, device_str)
+    threads = torch.get_num_threads()
+    if device_str == "cpu":
+        threads = cpu_threads()
+        torch.set_num_threads(threads)  # process-wide: the model is the process's main work
     started = time.perf_counter()
     # a line before the wait: reading the weights can take a minute on a busy machine
     log.info("local_model_loading", model=model, device=device_str, dtype=dtype_str)
@@ -197,6 +221,7 @@ def load_local_model(model: str, dtype: str = "auto", device: str = "auto"):
         source=source if gguf_file is None else str(Path(source) / gguf_file),
         device=device_str,
         dtype=dtype_str,
+        threads=threads,
         parameters=sum(p.numel() for p in loaded.parameters()),
         seconds=round(time.perf_counter() - started, 2),
     )

@@ -122,10 +122,10 @@ class LocalModelServer:
         dtype: str = "",
         max_batch_size: int = 32,
         max_wait_s: float = 0.02,
-        # default: half the free GPU memory on CUDA, 512 MiB elsewhere
+        # default: half the free GPU memory on CUDA, 192 MiB elsewhere
         max_kv_tokens: int | None = None,
         prefill_chunk: int = 256,
-        prefix_cache_tokens: int = 4096,
+        prefix_cache_tokens: int = 1024,
         max_step_failures: int = 3,
         release_idle_s: float = 1.0,
         report_every_steps: int = 64,

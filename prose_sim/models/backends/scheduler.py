@@ -32,14 +32,15 @@ import msgspec
 from prose_sim.errors import PromptTooLong
 from prose_sim.models.answers import AnswerShape
 from prose_sim.models.backends.constrained import Constraint, TokenTable
+from prose_sim.models.backends.cpu_memory import return_freed_memory
 from prose_sim.models.backends.kv_slots import SlotCache, _round_up
 from prose_sim.models.backends.prefix_cache import PrefixCache
 from prose_sim.models.backends.sampling import RowSettings, choose
 from prose_sim.models.protocol import SamplingParams
 
-KV_BYTES_CPU = (
-    512 * 2**20
-)  # the default KV budget off CUDA (SmolLM2-135M in float32: 11,650 tokens)
+# the default KV budget off CUDA (SmolLM2-135M in float32: 4,369 tokens), kept small so that
+# the quickstart fits in 1.5 GB (docs/performance.md)
+KV_BYTES_CPU = 192 * 2**20
 
 
 @dataclass(eq=False)
@@ -98,7 +99,7 @@ class Engine:
         max_rows: int = 32,
         max_kv_tokens: int | None = None,
         prefill_chunk: int = 256,
-        prefix_cache_tokens: int = 4096,
+        prefix_cache_tokens: int = 1024,
         prefix_block: int = 32,
     ):
         import torch
@@ -115,6 +116,8 @@ class Engine:
         head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
         self.context = int(getattr(config, "max_position_embeddings", 0) or 1 << 30)
         self.vocab = int(model.get_output_embeddings().weight.shape[0])
+        if not str(device).startswith("cuda"):
+            return_freed_memory()  # reallocated KV storage goes back to the system
         self.cache = SlotCache(
             layers=config.num_hidden_layers,
             kv_heads=getattr(config, "num_key_value_heads", None) or heads,
@@ -149,7 +152,7 @@ class Engine:
         self._tokens: TokenTable | None = None  # built for the first constrained answer
 
     def _default_kv_tokens(self) -> int:
-        """KV storage for the running rows: half the free GPU memory on CUDA, 512 MiB elsewhere."""
+        """KV storage for the running rows: half the free GPU memory on CUDA, 192 MiB elsewhere."""
         budget = KV_BYTES_CPU
         if str(self.device).startswith("cuda"):
             free, _ = self.torch.cuda.mem_get_info(self.torch.device(self.device))
