@@ -11,11 +11,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Protocol, TypeVar
 
-from anyio.abc import ObjectReceiveStream
+from anyio.streams.memory import MemoryObjectReceiveStream
 
 from prose_sim.events import Event, StepFailed
 from prose_sim.models.embeddings import Embedder, Retrieval
 from prose_sim.models.gateway import ModelClient, describe_error
+from prose_sim.runtime.bus import events
 from prose_sim.world.personas import Persona
 from prose_sim.world.tasks import Task
 
@@ -23,7 +24,7 @@ E = TypeVar("E", bound=Event)
 
 
 class Bus(Protocol):
-    def subscribe(self, kinds: Iterable[type[Event]]) -> ObjectReceiveStream[Event]: ...
+    def subscribe(self, kinds: Iterable[type[Event]]) -> MemoryObjectReceiveStream[Event]: ...
 
     async def publish(self, event: E) -> E:
         """Stamp the envelope of an event built with its own fields, and deliver it."""
@@ -56,7 +57,7 @@ class Actor:
 
     async def run(self) -> None:
         async with self._inbox:
-            async for event in self._inbox:
+            async for event in events(self._inbox):
                 try:
                     await self.handle(event)
                 except Exception as exc:  # recorded as a failed step, the run goes on

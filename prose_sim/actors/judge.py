@@ -46,7 +46,7 @@ from prose_sim.metrics.verifiable import checker_for
 from prose_sim.models.answers import Choice
 from prose_sim.parsing import parse_verdict, parse_verdict_released
 from prose_sim.scales import FPM_RELEASED_KEYS, FPM_SCALE, PPCM_SCALE, SIMILARITY_SCALE
-from prose_sim.templating import render
+from prose_sim.templating import render, render_repeated
 from prose_sim.world.personas import Persona
 
 EXCERPT_CHARS = 300
@@ -256,7 +256,7 @@ class Judge(Actor):
         task, framework = self.ctx.task, self.ctx.framework
         prompt = render(purpose, task=task, framework=framework, scale=labels, **context)
         # the released judge's system message, sent as a system message as it is there
-        system = render("judge_system", task=task, framework=framework, purpose=purpose)
+        system = render_repeated("judge_system", task=task, framework=framework, purpose=purpose)
         # no response prefix: the judge reasons before its verdict line, as in the released code
         completion = await self.ctx.models.complete(
             "judge", purpose, instance, prompt, system=system, answer=Choice.of(labels)

@@ -194,6 +194,7 @@ _CONTRACTIONS = _rules(
     (r"(?i) ('t)(is)\b", r" \1 \2 ", (" 'tis",)),
     (r"(?i) ('t)(was)\b", r" \1 \2 ", (" 'twas",)),
 )
+_OPENING_RULES = _STARTING_QUOTES + _PUNCTUATION_RULES
 _CONTRACTIONS_ALWAYS = tuple(
     (pattern, replacement, ()) for pattern, replacement, _ in _CONTRACTIONS
 )
@@ -203,7 +204,8 @@ def _apply(rules: tuple[_Rule, ...], text: str, fold: bool = False) -> str:
     """The rules in order; with ``fold``, needles are looked for in the lower-cased text."""
     seen = text.lower() if fold else text
     for pattern, replacement, needs in rules:
-        if not needs or any(need in seen for need in needs):
+        # map over a bound method: the needles are looked for without a Python frame each
+        if not needs or any(map(seen.__contains__, needs)):
             text = pattern.sub(replacement, text)
             seen = text.lower() if fold else text
     return text
@@ -211,7 +213,7 @@ def _apply(rules: tuple[_Rule, ...], text: str, fold: bool = False) -> str:
 
 def treebank_words(sentence: str) -> list[str]:
     """nltk's ``NLTKWordTokenizer().tokenize`` of one sentence."""
-    sentence = _apply(_STARTING_QUOTES + _PUNCTUATION_RULES, sentence)
+    sentence = _apply(_OPENING_RULES, sentence)
     sentence = _apply(_ENDING_QUOTES, f" {sentence} ")
     if sentence.isascii():
         sentence = _apply(_CONTRACTIONS, sentence, fold=True)

@@ -12,7 +12,7 @@ instead of letting memory grow.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import TypeVar
 
 import anyio
@@ -26,17 +26,21 @@ INBOX_SIZE = 16
 E = TypeVar("E", bound=Event)
 
 
-async def _deliver(stream: MemoryObjectSendStream[Event], event: Event) -> None:
-    """Deliver without yielding while there is room.
-
-    An event therefore reaches all its subscribers before any of them can
-    react to it, so causes precede their effects in every inbox. Only a full
-    buffer makes the publisher wait.
-    """
-    try:
-        stream.send_nowait(event)
-    except anyio.WouldBlock:
-        await stream.send(event)
+async def events(inbox: MemoryObjectReceiveStream[Event]) -> AsyncIterator[Event]:
+    """The events of an inbox until it is closed, as ``async for event in inbox`` gives them,
+    but an event already waiting is taken without a trip through the event loop (a memory
+    stream's ``receive`` always yields first): only an empty inbox waits."""
+    while True:
+        try:
+            event = inbox.receive_nowait()
+        except anyio.WouldBlock:
+            try:
+                event = await inbox.receive()
+            except anyio.EndOfStream:
+                return
+        except anyio.EndOfStream:
+            return
+        yield event
 
 
 class EpisodeBus:
@@ -65,32 +69,36 @@ class EpisodeBus:
             self._subscribers.setdefault(kind, []).append(send)
         return receive
 
-    async def publish(self, event: E) -> E:
-        """Stamp ``event`` with this bus's envelope and deliver it; returns the stamped event."""
-        self._checkpoint()
-        stamped = msgspec.structs.replace(
+    def _stamped(self, event: E) -> E:
+        """``event`` with this bus's envelope: run, episode, the next sequence number, time."""
+        return msgspec.structs.replace(
             event,
             run_id=self.run_id,
             episode_id=self.episode_id,
             seq=self._seq,
             ts=time.time(),
         )
+
+    async def publish(self, event: E) -> E:
+        """Stamp ``event`` with this bus's envelope and deliver it; returns the stamped event.
+
+        Delivered without yielding while there is room, so an event reaches all its
+        subscribers before any of them can react to it, and causes precede their effects in
+        every inbox. Only a full buffer makes the publisher wait."""
+        self._checkpoint()
+        stamped = self._stamped(event)
         self._seq += 1
-        await _deliver(self._sink, stamped)
-        for inbox in self._subscribers.get(type(stamped), ()):
-            await _deliver(inbox, stamped)
+        for stream in (self._sink, *self._subscribers.get(type(stamped), ())):
+            try:
+                stream.send_nowait(stamped)
+            except anyio.WouldBlock:
+                await stream.send(stamped)
         return stamped
 
     def publish_nowait(self, event: E) -> E:
         """``publish`` from outside a task, for a bus without subscribers whose sink has room
         (``anyio.WouldBlock`` when it has none)."""
-        stamped = msgspec.structs.replace(
-            event,
-            run_id=self.run_id,
-            episode_id=self.episode_id,
-            seq=self._seq,
-            ts=time.time(),
-        )
+        stamped = self._stamped(event)
         self._sink.send_nowait(stamped)
         self._seq += 1
         return stamped
