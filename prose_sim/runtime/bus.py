@@ -26,6 +26,14 @@ INBOX_SIZE = 16
 E = TypeVar("E", bound=Event)
 
 
+async def _deliver(stream: MemoryObjectSendStream[Event], event: Event) -> None:
+    """Deliver without yielding while there is room; only a full buffer makes the sender wait."""
+    try:
+        stream.send_nowait(event)
+    except anyio.WouldBlock:
+        await stream.send(event)
+
+
 async def events(inbox: MemoryObjectReceiveStream[Event]) -> AsyncIterator[Event]:
     """The events of an inbox until it is closed, as ``async for event in inbox`` gives them,
     but an event already waiting is taken without a trip through the event loop (a memory
@@ -50,9 +58,13 @@ class EpisodeBus:
         episode_id: str,
         sink: MemoryObjectSendStream[Event],
         checkpoint: Callable[[], None] = lambda: None,
+        sink_full: Callable[[], object] = lambda: None,
     ):
-        """``checkpoint`` runs before each publish (the run's stop after a signal acts there)."""
+        """``checkpoint`` runs before each publish (the run's stop after a signal acts there);
+        ``sink_full`` when the sink has no room, before waiting for it (the run's log writer
+        drains the sink there, so a publisher rarely waits)."""
         self._checkpoint = checkpoint
+        self._sink_full = sink_full
         self.run_id = run_id
         self.episode_id = episode_id
         self._sink = sink
@@ -88,11 +100,13 @@ class EpisodeBus:
         self._checkpoint()
         stamped = self._stamped(event)
         self._seq += 1
-        for stream in (self._sink, *self._subscribers.get(type(stamped), ())):
-            try:
-                stream.send_nowait(stamped)
-            except anyio.WouldBlock:
-                await stream.send(stamped)
+        try:
+            self._sink.send_nowait(stamped)
+        except anyio.WouldBlock:
+            self._sink_full()
+            await _deliver(self._sink, stamped)
+        for inbox in self._subscribers.get(type(stamped), ()):
+            await _deliver(inbox, stamped)
         return stamped
 
     def publish_nowait(self, event: E) -> E:

@@ -69,6 +69,8 @@ class EpisodeWorld:
         self.demonstrations_per_user = demonstrations_per_user
         # runs before each event an episode publishes (see RunControl.checkpoint)
         self.checkpoint: Callable[[], None] = lambda: None
+        # runs when the run's sink is full, before an episode waits for room in it
+        self.sink_full: Callable[[], object] = lambda: None
 
     def instances(self, plan: EpisodePlan) -> list[tuple[str, Document]]:
         """The (persona, document) sequence of an episode, fixed by seed and user.
@@ -122,7 +124,7 @@ async def run_episode(
     plan: EpisodePlan, world: EpisodeWorld, sink: MemoryObjectSendStream[Event]
 ) -> str:
     """Run one episode to its end; returns its status. Never raises for its own failures."""
-    bus = EpisodeBus(world.run_id, plan.episode_id, sink, world.checkpoint)
+    bus = EpisodeBus(world.run_id, plan.episode_id, sink, world.checkpoint, world.sink_full)
     instances = world.instances(plan)
     try:
         ctx = ActorContext(
