@@ -162,25 +162,3 @@ def test_verifiable_share_counts_only_checkable_components():
     assert verifiable_share(components, "Great news 🎉 we won") == 0.5
     assert verifiable_share(components, "Great news; we won 🎉") == 1.0
     assert verifiable_share(["be intensely emotional"], "anything") is None
-
-
-async def test_text_metrics_of_long_texts_go_to_a_worker_thread_and_short_ones_do_not(monkeypatch):
-    import anyio.to_thread
-
-    from prose_sim.actors import judge
-
-    threaded = []
-    real = anyio.to_thread.run_sync
-
-    async def spy(function, *args, **options):
-        threaded.append(function.__name__)
-        return await real(function, *args, **options)
-
-    monkeypatch.setattr(anyio.to_thread, "run_sync", spy)
-    components = ["use short sentences", "include a rhetorical question"]
-    short = ("Short. Is it? Yes.", "Brief. Is it? No.")
-    long = tuple(text * (judge.INLINE_METRICS_CHARS // len(text) + 1) for text in short)
-    for texts in (short, long):
-        got = await judge.text_metrics_off_loop_if_long(*texts, components, "p", True)
-        assert got == judge.text_metrics(*texts, components, "p", True)
-    assert threaded == ["text_metrics"]  # the long pair only

@@ -61,9 +61,6 @@ SCALES: dict[str, tuple[dict[str, int], dict[str, int]]] = {
 # What the released code scores when the agent has inferred nothing (its empty
 # preference set's string falls back to "None").
 NO_PREFERENCES = "None"
-# texts (draft and user text) up to this many characters together are scored on the event
-# loop: tokenizing and checking them takes ~0.1-0.3 ms per 1,000 characters (2-core machine)
-INLINE_METRICS_CHARS = 2000
 # the judge's default: text metrics only (no judge model, no BERTScore)
 TEXT_METRICS_ONLY = MetricsSettings(judge=False, bertscore="")
 
@@ -131,19 +128,6 @@ def text_metrics(
     return metrics, checked, shares
 
 
-async def text_metrics_off_loop_if_long(
-    draft: str, user_text: str, components: Sequence[str], preferences: str, verifiable: bool
-) -> tuple[dict[str, float], dict[str, bool], dict[str, float]]:
-    """``text_metrics``, computed in a worker thread when the texts are long enough to hold the
-    event loop for long (more than ``INLINE_METRICS_CHARS`` characters together), else at once:
-    below that they take well under a millisecond, and the hop to a thread and back would cost
-    the loop about as much CPU as it spares it. The same values either way."""
-    args = (draft, user_text, components, preferences, verifiable)
-    if len(draft) + len(user_text) <= INLINE_METRICS_CHARS:
-        return text_metrics(*args)
-    return await anyio.to_thread.run_sync(text_metrics, *args)
-
-
 class Judge(Actor):
     name = "judge"
     subscribes = (InstanceStarted, PreferencesRetrieved, DraftProduced, DemonstrationProduced)
@@ -155,9 +139,13 @@ class Judge(Actor):
         settings: MetricsSettings = TEXT_METRICS_ONLY,
         scorer: TextScorer | None = None,
         population: Sequence[Persona] = (),
+        metrics_threads: anyio.CapacityLimiter | None = None,
     ):
-        """``population``: every user of this task in the run (for preference accuracy)."""
+        """``population``: every user of this task in the run (for preference accuracy);
+        ``metrics_threads``: the worker threads the text metrics may use (None: anyio's
+        default)."""
         super().__init__(ctx)
+        self.metrics_threads = metrics_threads
         self.settings = settings
         self.scorer = scorer if settings.bertscore else None
         self.population = list(population)
@@ -188,12 +176,16 @@ class Judge(Actor):
         persona: Persona,
         retrieved: list[str],
     ) -> None:
-        text, checked, verifiable = await text_metrics_off_loop_if_long(
+        # tokenizing and checking long texts is CPU work: off the event loop (at once, all the
+        # episodes' scoring would also advance together and hold more memory at its peak)
+        text, checked, verifiable = await anyio.to_thread.run_sync(
+            text_metrics,
             draft.text,
             demo.text,
             persona.components,
             draft.preferences,
             self.settings.verifiable,
+            limiter=self.metrics_threads,
         )
         metrics = {**text, "accepted": float(demo.accepted)}
         if retrieved:  # share of the earlier instances drawn on that were this user's

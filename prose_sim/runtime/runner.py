@@ -62,6 +62,7 @@ from prose_sim.templating import using_prompts
 from prose_sim.world.assembly import ResolvedRun, assemble
 
 SINK_BUFFER = 8192
+METRICS_THREADS = 1
 SUMMARY_METRICS = [
     "ppcm",
     "fpm",
@@ -312,6 +313,9 @@ async def _run_locked(
     run_id = run_dir.name
     world = episode_world(run, run_id, gateway, built, embedder=embedder, scorer=scorer)
     world.checkpoint = control.checkpoint
+    # one thread for the judges' text metrics: under the GIL more threads compute no faster,
+    # and every thread more adds hand-overs of the GIL (bench overhead: CPU per call, memory)
+    world.metrics_threads = anyio.CapacityLimiter(METRICS_THREADS)
     writer = EventLogWriter(run_dir / "events.jsonl")
     statuses: list[str] = list(done.values())
     started = time.perf_counter()
