@@ -223,6 +223,10 @@ _CONTRACTIONS = _rules(
     (r"(?i) ('t)(was)\b", r" \1 \2 ", (" 'twas",)),
 )
 _OPENING_RULES = _STARTING_QUOTES + _PUNCTUATION_RULES
+# any contraction's needle: a lower-cased sentence with none skips all ten rules in one search
+_ANY_CONTRACTION = re.compile(
+    "|".join(re.escape(n) for _, _, needs in _CONTRACTIONS for n in needs)
+)
 _CONTRACTIONS_ALWAYS = tuple(
     (pattern, replacement, ()) for pattern, replacement, _ in _CONTRACTIONS
 )
@@ -244,7 +248,8 @@ def treebank_words(sentence: str) -> list[str]:
     sentence = _apply(_OPENING_RULES, sentence)
     sentence = _apply(_ENDING_QUOTES, f" {sentence} ")
     if sentence.isascii():
-        sentence = _apply(_CONTRACTIONS, sentence, fold=True)
+        if _ANY_CONTRACTION.search(sentence.lower()) is not None:
+            sentence = _apply(_CONTRACTIONS, sentence, fold=True)
     else:
         sentence = _apply(_CONTRACTIONS_ALWAYS, sentence)
     return sentence.split()
