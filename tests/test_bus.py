@@ -131,25 +131,3 @@ async def test_a_full_sink_is_handed_to_sink_full_before_the_publisher_waits():
         await bus.publish(DraftProduced(instance=1, text="b", preferences=""))
     assert drained == [0]
     assert sink.receive_nowait().seq == 1
-
-
-async def test_events_gives_an_inbox_events_in_order_then_ends_when_it_is_closed():
-    from prose_sim.runtime.bus import events
-
-    bus, _sink = make_bus()
-    inbox = bus.subscribe([DraftProduced])
-    got = []
-
-    async def read():
-        async for event in events(inbox):
-            got.append(event.instance)
-
-    async with anyio.create_task_group() as tg:
-        await bus.publish(DraftProduced(instance=0, text="", preferences=""))
-        await bus.publish(DraftProduced(instance=1, text="", preferences=""))  # both waiting
-        tg.start_soon(read)
-        await anyio.wait_all_tasks_blocked()
-        await bus.publish(DraftProduced(instance=2, text="", preferences=""))  # one awaited
-        await anyio.wait_all_tasks_blocked()
-        await bus.aclose()
-    assert got == [0, 1, 2]

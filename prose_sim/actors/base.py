@@ -16,7 +16,6 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from prose_sim.events import Event, StepFailed
 from prose_sim.models.embeddings import Embedder, Retrieval
 from prose_sim.models.gateway import ModelClient, describe_error
-from prose_sim.runtime.bus import events
 from prose_sim.world.personas import Persona
 from prose_sim.world.tasks import Task
 
@@ -57,7 +56,7 @@ class Actor:
 
     async def run(self) -> None:
         async with self._inbox:
-            async for event in events(self._inbox):
+            async for event in self._inbox:
                 try:
                     await self.handle(event)
                 except Exception as exc:  # recorded as a failed step, the run goes on

@@ -12,7 +12,7 @@ instead of letting memory grow.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 import anyio
@@ -32,23 +32,6 @@ async def _deliver(stream: MemoryObjectSendStream[Event], event: Event) -> None:
         stream.send_nowait(event)
     except anyio.WouldBlock:
         await stream.send(event)
-
-
-async def events(inbox: MemoryObjectReceiveStream[Event]) -> AsyncIterator[Event]:
-    """The events of an inbox until it is closed, as ``async for event in inbox`` gives them,
-    but an event already waiting is taken without a trip through the event loop (a memory
-    stream's ``receive`` always yields first): only an empty inbox waits."""
-    while True:
-        try:
-            event = inbox.receive_nowait()
-        except anyio.WouldBlock:
-            try:
-                event = await inbox.receive()
-            except anyio.EndOfStream:
-                return
-        except anyio.EndOfStream:
-            return
-        yield event
 
 
 class EpisodeBus:

@@ -31,7 +31,7 @@ from prose_sim.events import (
 from prose_sim.metrics.settings import MetricsSettings
 from prose_sim.models.embeddings import Embedder, Retrieval
 from prose_sim.models.gateway import Gateway, ModelClient, RoleModel, describe_error
-from prose_sim.runtime.bus import EpisodeBus, events
+from prose_sim.runtime.bus import EpisodeBus
 from prose_sim.runtime.plan import EpisodePlan
 from prose_sim.seeding import rng_for
 from prose_sim.world.corpus import Corpus, Document
@@ -223,7 +223,7 @@ async def _await_instance(inbox: MemoryObjectReceiveStream[Event], index: int) -
     failed; True when no step failed."""
     pending = {"learn", "score"}
     ok = True
-    async for event in events(inbox):
+    async for event in inbox:
         match event:
             case StepFailed(instance=instance) if instance == index:
                 ok = False
