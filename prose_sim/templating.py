@@ -25,7 +25,7 @@ import contextlib
 import contextvars
 import functools
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from pathlib import Path
 
 import jinja2
@@ -138,6 +138,20 @@ def render(name: str, **context: object) -> str:
             sandboxed_environment(folder).get_template(f"{name}{SUFFIX}").render(**context).strip()
         )
     return _template(name).render(**context).strip()
+
+
+def render_repeated(name: str, **context: Hashable) -> str:
+    """``render`` for a template whose context repeats (the system messages): a built-in
+    template is rendered once per distinct context. A run's prompt folder is rendered each
+    time (its files may change between two runs of one process)."""
+    if _PROMPT_DIR.get():
+        return render(name, **context)
+    return _rendered(name, tuple(context.items()))
+
+
+@functools.lru_cache(maxsize=1024)
+def _rendered(name: str, context: tuple[tuple[str, Hashable], ...]) -> str:
+    return _template(name).render(**dict(context)).strip()
 
 
 @functools.cache

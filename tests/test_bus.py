@@ -116,3 +116,18 @@ async def test_publish_nowait_stamps_and_delivers_at_once():
     stamped = bus.publish_nowait(MetricsComputed(instance=0, metrics={}))
     assert (stamped.seq, stamped.episode_id) == (1, "ep")
     assert [e.seq for e in (sink.receive_nowait(), sink.receive_nowait())] == [0, 1]
+
+
+async def test_a_full_sink_is_handed_to_sink_full_before_the_publisher_waits():
+    send, sink = anyio.create_memory_object_stream(1)
+    drained = []
+
+    def drain():  # as the run's log writer does: take what is waiting
+        drained.append(sink.receive_nowait().seq)
+
+    bus = EpisodeBus("run", "ep", send, sink_full=drain)
+    await bus.publish(DraftProduced(instance=0, text="a", preferences=""))
+    with anyio.fail_after(5):  # never waits: the drain made room
+        await bus.publish(DraftProduced(instance=1, text="b", preferences=""))
+    assert drained == [0]
+    assert sink.receive_nowait().seq == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tomllib
@@ -430,3 +431,24 @@ def test_task_prompt_lists_the_components_it_is_given_one_per_line():
     # get_task_prompt: a coalesced "a; b" is one item of the set, so one line
     text = prompt("draft", preferences="A-X; B-Y", components=["A-X; B-Y"], examples=[])
     assert text.splitlines()[-1] == "A-X; B-Y"
+
+
+def test_a_repeated_system_prompt_is_the_same_text_as_rendered_and_a_run_folder_is_read_each_time(
+    tmp_path,
+):
+    from prose_sim.templating import render_repeated, using_prompts
+
+    task = TASKS["summarization"]
+    for framework in FRAMEWORKS:
+        for name in ("draft_system", "infer_system"):
+            assert render_repeated(name, task=task, framework=framework) == render(
+                name, task=task, framework=framework
+            )
+    path = tmp_path / "draft_system.j2"
+    path.write_text("first", encoding="utf-8")
+    with using_prompts(str(tmp_path)):
+        assert render_repeated("draft_system", task=task, framework="plume") == "first"
+        path.write_text("edited", encoding="utf-8")
+        later = path.stat().st_mtime + 10  # a change the template loader's clock can see
+        os.utime(path, (later, later))
+        assert render_repeated("draft_system", task=task, framework="plume") == "edited"

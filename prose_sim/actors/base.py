@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Protocol, TypeVar
 
-from anyio.abc import ObjectReceiveStream
+from anyio.streams.memory import MemoryObjectReceiveStream
 
 from prose_sim.events import Event, StepFailed
 from prose_sim.models.embeddings import Embedder, Retrieval
@@ -23,7 +23,7 @@ E = TypeVar("E", bound=Event)
 
 
 class Bus(Protocol):
-    def subscribe(self, kinds: Iterable[type[Event]]) -> ObjectReceiveStream[Event]: ...
+    def subscribe(self, kinds: Iterable[type[Event]]) -> MemoryObjectReceiveStream[Event]: ...
 
     async def publish(self, event: E) -> E:
         """Stamp the envelope of an event built with its own fields, and deliver it."""

@@ -46,7 +46,7 @@ from prose_sim.metrics.verifiable import checker_for
 from prose_sim.models.answers import Choice
 from prose_sim.parsing import parse_verdict, parse_verdict_released
 from prose_sim.scales import FPM_RELEASED_KEYS, FPM_SCALE, PPCM_SCALE, SIMILARITY_SCALE
-from prose_sim.templating import render
+from prose_sim.templating import render, render_repeated
 from prose_sim.world.personas import Persona
 
 EXCERPT_CHARS = 300
@@ -139,9 +139,13 @@ class Judge(Actor):
         settings: MetricsSettings = TEXT_METRICS_ONLY,
         scorer: TextScorer | None = None,
         population: Sequence[Persona] = (),
+        metrics_threads: anyio.CapacityLimiter | None = None,
     ):
-        """``population``: every user of this task in the run (for preference accuracy)."""
+        """``population``: every user of this task in the run (for preference accuracy);
+        ``metrics_threads``: the worker threads the text metrics may use (None: anyio's
+        default)."""
         super().__init__(ctx)
+        self.metrics_threads = metrics_threads
         self.settings = settings
         self.scorer = scorer if settings.bertscore else None
         self.population = list(population)
@@ -172,7 +176,8 @@ class Judge(Actor):
         persona: Persona,
         retrieved: list[str],
     ) -> None:
-        # tokenizing and checking long texts is CPU work: off the event loop
+        # tokenizing and checking long texts is CPU work: off the event loop (at once, all the
+        # episodes' scoring would also advance together and hold more memory at its peak)
         text, checked, verifiable = await anyio.to_thread.run_sync(
             text_metrics,
             draft.text,
@@ -180,6 +185,7 @@ class Judge(Actor):
             persona.components,
             draft.preferences,
             self.settings.verifiable,
+            limiter=self.metrics_threads,
         )
         metrics = {**text, "accepted": float(demo.accepted)}
         if retrieved:  # share of the earlier instances drawn on that were this user's
@@ -256,7 +262,7 @@ class Judge(Actor):
         task, framework = self.ctx.task, self.ctx.framework
         prompt = render(purpose, task=task, framework=framework, scale=labels, **context)
         # the released judge's system message, sent as a system message as it is there
-        system = render("judge_system", task=task, framework=framework, purpose=purpose)
+        system = render_repeated("judge_system", task=task, framework=framework, purpose=purpose)
         # no response prefix: the judge reasons before its verdict line, as in the released code
         completion = await self.ctx.models.complete(
             "judge", purpose, instance, prompt, system=system, answer=Choice.of(labels)

@@ -19,7 +19,7 @@ from prose_sim.actors.writing import task_messages, written_text
 from prose_sim.events import DemonstrationProduced, DraftProduced, Event, InstanceStarted
 from prose_sim.parsing import parse_yes
 from prose_sim.seeding import rng_for
-from prose_sim.templating import render, render_template
+from prose_sim.templating import render, render_repeated, render_template
 from prose_sim.world.personas import Persona
 
 
@@ -55,7 +55,7 @@ class SimulatedUser(Actor):
             document=instance.document,
             preferences=preferences,
         )
-        system = render("draft_system", task=self.ctx.task, framework=self.ctx.framework)
+        system = render_repeated("draft_system", task=self.ctx.task, framework=self.ctx.framework)
         if edits:
             return await self._accept_or_edit(draft, system, context, behaviour.template)
         system, prompt = task_messages(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from prose_sim.parsing import parse_delimited
-from prose_sim.templating import render, render_template
+from prose_sim.templating import render_repeated, render_template
 from prose_sim.world.tasks import Task
 
 
@@ -35,7 +35,7 @@ def task_messages(
     ``components``: the preferences as the prompt lists them (None: ``preferences`` split
     at "; "); ``examples_framed``: the examples' framing is shown even with no example
     (the released prompt for a PROSE+ICL agent's empty example list)."""
-    system = render("draft_system", task=task, framework=framework)
+    system = render_repeated("draft_system", task=task, framework=framework)
     prompt = render_template(
         template or "draft",
         task=task,

@@ -78,8 +78,9 @@ _GREETING = re.compile(rf"{_PRO_GREETING.pattern}|(?i:hey|howdy)\b")
 _SPLIT = re.compile(r"(?<=[.!?…])\s+|(?<=[.!?…][\"'’”)\]*_])\s+")
 
 
-def _words(text: str) -> list[str]:
-    return _WORD.findall(text)
+@functools.lru_cache(maxsize=1024)  # several checkers count the same text's words
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(_WORD.findall(text))
 
 
 def _lines(text: str) -> list[str]:
@@ -126,7 +127,7 @@ def _sentences(text: str) -> tuple[_Sentence, ...]:
     return tuple(out)
 
 
-def _count(words: list[str], vocabulary: frozenset[str]) -> int:
+def _count(words: tuple[str, ...], vocabulary: frozenset[str]) -> int:
     return sum(w.lower() in vocabulary and w != "US" for w in words)  # "US": the country
 
 

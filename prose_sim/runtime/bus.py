@@ -27,12 +27,7 @@ E = TypeVar("E", bound=Event)
 
 
 async def _deliver(stream: MemoryObjectSendStream[Event], event: Event) -> None:
-    """Deliver without yielding while there is room.
-
-    An event therefore reaches all its subscribers before any of them can
-    react to it, so causes precede their effects in every inbox. Only a full
-    buffer makes the publisher wait.
-    """
+    """Deliver without yielding while there is room; only a full buffer makes the sender wait."""
     try:
         stream.send_nowait(event)
     except anyio.WouldBlock:
@@ -46,9 +41,13 @@ class EpisodeBus:
         episode_id: str,
         sink: MemoryObjectSendStream[Event],
         checkpoint: Callable[[], None] = lambda: None,
+        sink_full: Callable[[], object] = lambda: None,
     ):
-        """``checkpoint`` runs before each publish (the run's stop after a signal acts there)."""
+        """``checkpoint`` runs before each publish (the run's stop after a signal acts there);
+        ``sink_full`` when the sink has no room, before waiting for it (the run's log writer
+        drains the sink there, so a publisher rarely waits)."""
         self._checkpoint = checkpoint
+        self._sink_full = sink_full
         self.run_id = run_id
         self.episode_id = episode_id
         self._sink = sink
@@ -65,18 +64,30 @@ class EpisodeBus:
             self._subscribers.setdefault(kind, []).append(send)
         return receive
 
-    async def publish(self, event: E) -> E:
-        """Stamp ``event`` with this bus's envelope and deliver it; returns the stamped event."""
-        self._checkpoint()
-        stamped = msgspec.structs.replace(
+    def _stamped(self, event: E) -> E:
+        """``event`` with this bus's envelope: run, episode, the next sequence number, time."""
+        return msgspec.structs.replace(
             event,
             run_id=self.run_id,
             episode_id=self.episode_id,
             seq=self._seq,
             ts=time.time(),
         )
+
+    async def publish(self, event: E) -> E:
+        """Stamp ``event`` with this bus's envelope and deliver it; returns the stamped event.
+
+        Delivered without yielding while there is room, so an event reaches all its
+        subscribers before any of them can react to it, and causes precede their effects in
+        every inbox. Only a full buffer makes the publisher wait."""
+        self._checkpoint()
+        stamped = self._stamped(event)
         self._seq += 1
-        await _deliver(self._sink, stamped)
+        try:
+            self._sink.send_nowait(stamped)
+        except anyio.WouldBlock:
+            self._sink_full()
+            await _deliver(self._sink, stamped)
         for inbox in self._subscribers.get(type(stamped), ()):
             await _deliver(inbox, stamped)
         return stamped
@@ -84,13 +95,7 @@ class EpisodeBus:
     def publish_nowait(self, event: E) -> E:
         """``publish`` from outside a task, for a bus without subscribers whose sink has room
         (``anyio.WouldBlock`` when it has none)."""
-        stamped = msgspec.structs.replace(
-            event,
-            run_id=self.run_id,
-            episode_id=self.episode_id,
-            seq=self._seq,
-            ts=time.time(),
-        )
+        stamped = self._stamped(event)
         self._sink.send_nowait(stamped)
         self._seq += 1
         return stamped

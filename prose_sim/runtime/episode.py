@@ -69,6 +69,10 @@ class EpisodeWorld:
         self.demonstrations_per_user = demonstrations_per_user
         # runs before each event an episode publishes (see RunControl.checkpoint)
         self.checkpoint: Callable[[], None] = lambda: None
+        # the worker threads of the judges' text metrics (None: anyio's default, 40)
+        self.metrics_threads: anyio.CapacityLimiter | None = None
+        # runs when the run's sink is full, before an episode waits for room in it
+        self.sink_full: Callable[[], object] = lambda: None
 
     def instances(self, plan: EpisodePlan) -> list[tuple[str, Document]]:
         """The (persona, document) sequence of an episode, fixed by seed and user.
@@ -122,7 +126,7 @@ async def run_episode(
     plan: EpisodePlan, world: EpisodeWorld, sink: MemoryObjectSendStream[Event]
 ) -> str:
     """Run one episode to its end; returns its status. Never raises for its own failures."""
-    bus = EpisodeBus(world.run_id, plan.episode_id, sink, world.checkpoint)
+    bus = EpisodeBus(world.run_id, plan.episode_id, sink, world.checkpoint, world.sink_full)
     instances = world.instances(plan)
     try:
         ctx = ActorContext(
@@ -151,6 +155,7 @@ async def run_episode(
                     world.catalog.get(plan.framework, plan.task, name)
                     for name in world.populations.get((plan.framework, plan.task), plan.personas)
                 ],
+                world.metrics_threads,
             ),
         ]
         await bus.publish(

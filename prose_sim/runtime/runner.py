@@ -19,7 +19,6 @@ continues from there.
 from __future__ import annotations
 
 import contextlib
-import functools
 import resource
 import time
 from collections.abc import Callable, Mapping
@@ -63,6 +62,7 @@ from prose_sim.templating import using_prompts
 from prose_sim.world.assembly import ResolvedRun, assemble
 
 SINK_BUFFER = 8192
+METRICS_THREADS = 1
 SUMMARY_METRICS = [
     "ppcm",
     "fpm",
@@ -313,11 +313,17 @@ async def _run_locked(
     run_id = run_dir.name
     world = episode_world(run, run_id, gateway, built, embedder=embedder, scorer=scorer)
     world.checkpoint = control.checkpoint
+    # one thread for the judges' text metrics: under the GIL more threads compute no faster,
+    # and every thread more adds hand-overs of the GIL (bench overhead: CPU per call, memory)
+    world.metrics_threads = anyio.CapacityLimiter(METRICS_THREADS)
     writer = EventLogWriter(run_dir / "events.jsonl")
     statuses: list[str] = list(done.values())
     started = time.perf_counter()
     send, receive = anyio.create_memory_object_stream[Event](SINK_BUFFER)
     consumer = _Consumer(receive, writer, collector, control)
+    # a publisher that finds the sink full drains it itself rather than waiting for the
+    # consumer's next poll (with thousands of episodes a pass of the loop fills it)
+    world.sink_full = consumer.drain
     ending: list[bool] = []  # not empty once the run's RunFinished is published
 
     def finished() -> RunFinished:
@@ -539,7 +545,10 @@ class _Consumer:
             if self._ended:
                 continue  # episodes unwinding after a signal's quick exit
             if writer.broken is None:
-                _guarded(functools.partial(writer.write, event), self._control)
+                try:  # as _guarded does, without a partial and a call per event
+                    writer.write(event)
+                except RunIOError as exc:
+                    self._control.stop("io_error", str(exc))
                 self._collector.observe(event)
             match event:
                 case RunFinished(episode_id=""):

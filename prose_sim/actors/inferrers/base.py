@@ -25,7 +25,7 @@ from prose_sim.events import (
     PreferencesRetrieved,
 )
 from prose_sim.models.answers import AnswerShape
-from prose_sim.templating import render
+from prose_sim.templating import render, render_repeated
 
 T = TypeVar("T")
 EXCERPT_CHARS = 300
@@ -166,7 +166,9 @@ class Inferrer(Actor):
             instance,
             prompt,
             response_prefix=FORMAT_PREFIX.get(purpose, ""),
-            system=render("infer_system", task=self.ctx.task, framework=self.ctx.framework),
+            system=render_repeated(
+                "infer_system", task=self.ctx.task, framework=self.ctx.framework
+            ),
             answer=answer,
         )
         parsed = parse(completion.text)

@@ -115,7 +115,9 @@ class ScriptedBackend:
         """Words drawn in short runs from the last message: overlapping prompts
         give overlapping texts, as real writers of the same document would."""
         prompt = request.messages[-1]["content"] if request.messages else ""
-        words = [w for w in prompt.split() if '"""' not in w]
+        words = prompt.split()
+        if '"""' in prompt:
+            words = [w for w in words if '"""' not in w]
         if not words:
             return "Nothing to write about."
         n = rng.randint(
