@@ -24,6 +24,42 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "scenarios"
 
+# pytest-xdist (pyproject's addopts) runs one worker per core: torch, whose intra-op threads
+# default to one per core, gets its share of the cores in each worker (read when torch is
+# first imported, which is after this). Two workers with two spinning threads each on two
+# cores made BERTScore ten times slower. Subprocesses inherit it.
+if workers := os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (cores or 1) // int(workers))))
+
+# The test files that take longest, the longest first (their durations: docs/performance.md,
+# "Test suite"): under pytest-xdist they start first, so the workers finish together instead
+# of one running test_real_server.py's minute and a half alone at the end. A file not named
+# here keeps its place after them.
+SLOWEST_FIRST = (
+    "test_real_server.py",
+    "test_resume_matrix.py",
+    "test_hostile_input.py",
+    "test_run_safety.py",
+    "test_persona_plugins.py",
+    "test_resume.py",
+    "test_cli.py",
+    "test_server_behaviours.py",
+    "test_metric_study.py",
+    "test_openai_backend.py",
+    "test_view_browser.py",
+    "test_shard.py",
+    "test_fuzz.py",
+    "test_hf_datasets.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist, the files of ``SLOWEST_FIRST`` first (each file's own order kept)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
+        items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
 
 def pytest_configure(config):
     config.addinivalue_line(

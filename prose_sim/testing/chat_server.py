@@ -192,6 +192,9 @@ class ChatServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # TCP_NODELAY, as real servers set it: an answer's headers and body are two writes,
+            # and Nagle held the body until the client's delayed ACK, 40 ms a request
+            disable_nagle_algorithm = True
 
             def log_message(self, *args) -> None:  # quiet
                 pass
