@@ -244,9 +244,9 @@ def test_the_plan_totals_count_every_instance_and_estimate_calls_per_method():
         "smollm2-135m-instruct",
         judge=True,
     )
-    assert totals.episodes == 8 and totals.instances == 16
+    assert totals.episodes == 4 and totals.instances == 8
     # no_learning: user, draft, 4 PPCM, FPM = 7 calls an instance
-    assert totals.methods["no_learning"].calls == 7 * 8
+    assert totals.methods["no_learning"].calls == 7 * 4
 
 
 def test_prose_estimate_follows_its_knobs():

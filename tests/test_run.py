@@ -145,7 +145,7 @@ def test_a_crashing_actor_fails_its_episode_not_the_run(write_scenario, tmp_path
 def test_quickstart_runs_on_the_scripted_backend_too(tmp_path):
     scripted = [f"models.{role}.backend=scripted" for role in ("user", "agent", "judge")]
     outcome = run(load_scenario(SCENARIOS / "quickstart.toml", scripted), tmp_path / "qs")
-    assert outcome.status == "completed" and outcome.instances == 16
+    assert outcome.status == "completed" and outcome.instances == 8
 
 
 def test_an_unexpected_actor_error_fails_the_episode_and_the_run_goes_on(

@@ -19,7 +19,7 @@ def error_of(write_scenario, text, overrides=()):
 def test_quickstart_loads_and_resolves_personas():
     scenario = load_scenario(SCENARIOS / "quickstart.toml")
     assert scenario.name == "quickstart"
-    assert scenario.tasks["summarization"].personas == ["ml_arxiv", "imdb"]
+    assert scenario.tasks["summarization"].personas == ["imdb"]
 
 
 def test_personas_default_to_all_users_of_the_task(write_scenario):
