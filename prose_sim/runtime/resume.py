@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import msgspec
 
@@ -21,7 +20,7 @@ from prose_sim.errors import UsageError
 from prose_sim.eventlog import TornTail, read_log
 from prose_sim.events import EpisodeFinished, Event, RunFinished, RunStarted
 from prose_sim.models.recorded import RecordedResponses
-from prose_sim.scenario.loading import load_run
+from prose_sim.scenario.loading import flatten_settings, load_run
 from prose_sim.scenario.schema import Scenario
 from prose_sim.world.assembly import ResolvedRun
 
@@ -139,21 +138,12 @@ def check_templates(recorded: dict[str, str], now: dict[str, str]) -> None:
 
 def scenario_changes(old: Scenario, new: Scenario) -> list[str]:
     """``key: old -> new`` for every setting that differs."""
-    a, b = _flatten(msgspec.to_builtins(old)), _flatten(msgspec.to_builtins(new))
+    a, b = (flatten_settings(msgspec.to_builtins(s), into_lists=False) for s in (old, new))
     return [
         f"{k}: {a.get(k)!r} in the run, {b.get(k)!r} now"
         for k in sorted(a.keys() | b.keys())
         if a.get(k) != b.get(k)
     ]
-
-
-def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for k, v in value.items():
-            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
-        return out
-    return {prefix: value}
 
 
 def rewrite_log(path: Path, events: list[Event]) -> None:

@@ -545,19 +545,16 @@ class _Consumer:
             if self._ended:
                 continue  # episodes unwinding after a signal's quick exit
             if writer.broken is None:
-                try:  # as _guarded does, without a partial and a call per event
-                    writer.write(event)
-                except RunIOError as exc:
-                    self._control.stop("io_error", str(exc))
+                _guarded(writer.write, self._control, event)
                 self._collector.observe(event)
             match event:
                 case RunFinished(episode_id=""):
                     self._ended = True
 
 
-def _guarded(write, control: RunControl) -> None:
+def _guarded(write, control: RunControl, *args: object) -> None:
     try:
-        write()
+        write(*args)
     except RunIOError as exc:
         control.stop("io_error", str(exc))
 

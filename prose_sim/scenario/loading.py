@@ -131,7 +131,7 @@ def check_values(scenario: Scenario, origin: str) -> None:
                 f"methods.{label!r}",
                 f"a method label is 1 to {NAME_MAX} letters, digits, '_', '.', '+' or '-'",
             )
-    for key, value in _flatten(msgspec.to_builtins(scenario)).items():
+    for key, value in flatten_settings(msgspec.to_builtins(scenario)).items():
         if isinstance(value, float) and not math.isfinite(value):
             raise ScenarioError(origin, key, f"{value} is not a finite number")
     for role in ("user", "writer", "agent", "judge"):
@@ -149,17 +149,19 @@ def check_values(scenario: Scenario, origin: str) -> None:
             raise ScenarioError(origin, "prompts.dir", problem)
 
 
-def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    """``{"a.b[0]": value}`` for every leaf of a scenario's tables."""
+def flatten_settings(value: Any, prefix: str = "", *, into_lists: bool = True) -> dict[str, Any]:
+    """``{"a.b[0]": value}`` for every leaf of a scenario's tables; with ``into_lists``
+    False a list is one leaf (``{"a.b": [...]}``)."""
     if isinstance(value, dict):
         out: dict[str, Any] = {}
         for k, v in value.items():
-            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+            key = f"{prefix}.{k}" if prefix else str(k)
+            out.update(flatten_settings(v, key, into_lists=into_lists))
         return out
-    if isinstance(value, list):
+    if into_lists and isinstance(value, list):
         out = {}
         for i, v in enumerate(value):
-            out.update(_flatten(v, f"{prefix}[{i}]"))
+            out.update(flatten_settings(v, f"{prefix}[{i}]"))
         return out
     return {prefix: value}
 
