@@ -8,7 +8,6 @@ from collections.abc import Callable
 import anyio
 
 from prose_sim.actors.base import ActorContext
-from prose_sim.actors.inferrers.settings import MethodSettings
 from prose_sim.events import DemonstrationProduced, DraftProduced, InstanceStarted
 from prose_sim.models.gateway import Gateway, ModelClient, RetryPolicy, RoleModel
 from prose_sim.models.protocol import ROLES, Completion, ModelRequest
@@ -48,7 +47,7 @@ def by_purpose(**answers: str | Callable[[ModelRequest], str]) -> Callable[[Mode
 def make(method_cls, model: FakeModel, agent_model: str = "gpt-4o", embedder=None, **settings):
     """An inferrer of the given class on a fresh bus; returns (inferrer, sink)."""
     ctx, receive = context(model, agent_model, embedder)
-    return method_cls(ctx, MethodSettings(**settings)), receive
+    return method_cls(ctx, method_cls.settings_type(**settings)), receive
 
 
 def context(

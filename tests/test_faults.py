@@ -6,9 +6,10 @@ import anyio
 import pytest
 from conftest import MINIMAL
 
+from prose_sim.config.models import FaultSettings
 from prose_sim.eventlog import read_events
 from prose_sim.events import ModelFailed, ModelResponded, ParseFailed, StepFailed
-from prose_sim.models.backends.faulty import FaultSettings, FaultyBackend
+from prose_sim.models.backends.faulty import FaultyBackend
 from prose_sim.models.backends.scripted import ScriptedBackend
 from prose_sim.models.protocol import ROLES
 from prose_sim.runtime.replay import replay_run

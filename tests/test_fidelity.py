@@ -17,7 +17,7 @@ import anyio
 import pytest
 
 from prose_sim.actors.inferrers.prose import resolve_config
-from prose_sim.actors.inferrers.settings import MethodSettings
+from prose_sim.config.methods import ProseSettings
 from prose_sim.eventlog import read_events
 from prose_sim.events import DemonstrationProduced, DraftProduced, ModelRequested
 from prose_sim.runtime.runner import execute
@@ -209,7 +209,7 @@ def test_paper_cipherN_and_icl_list_earlier_instances_in_the_released_order(pape
 
 def test_the_knobs_default_to_our_own_ways():
     # scenarios other than paper.toml keep the defaults (bundled results unchanged)
-    cfg = resolve_config(MethodSettings(), "gpt-4o")
+    cfg = resolve_config(ProseSettings(), "gpt-4o")
     assert (
         cfg.answer_normalisation,
         cfg.unparseable_answers,

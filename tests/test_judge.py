@@ -6,6 +6,7 @@ import pytest
 from harness import BASE, FakeModel, by_purpose, context, demo, draft, drain, instance
 
 from prose_sim.actors.judge import Judge, preference_accuracy, verifiable_share
+from prose_sim.config.metrics import MetricsSettings
 from prose_sim.events import (
     JudgeVerdict,
     MetricsComputed,
@@ -13,7 +14,6 @@ from prose_sim.events import (
     ParseFailed,
     PreferencesRetrieved,
 )
-from prose_sim.metrics.settings import MetricsSettings
 from prose_sim.world.personas import builtin_catalog
 
 pytestmark = pytest.mark.anyio

@@ -14,9 +14,9 @@ from harness import BASE, FakeModel, by_purpose, context, demo, draft, drain, in
 
 from prose_sim.actors.judge import SCALES, Judge
 from prose_sim.cli import main
+from prose_sim.config.metrics import MetricsSettings
 from prose_sim.errors import UsageError
 from prose_sim.events import JudgeVerdict, MetricsComputed, PreferencesRetrieved
-from prose_sim.metrics.settings import MetricsSettings
 from prose_sim.models.answers import Choice
 from prose_sim.parsing import parse_verdict, parse_verdict_released
 from prose_sim.report.build import Report

@@ -20,8 +20,8 @@ class NotAMethod:
     pass
 
 
-class TakesAnUnknownKnob(NoLearning):
-    knobs = frozenset({"temperature"})
+class SettingsNotAStruct(NoLearning):
+    settings_type = dict  # type: ignore[assignment]
 
 
 def with_methods(methods: dict) -> dict:
@@ -62,6 +62,7 @@ def test_the_installed_example_method_is_listed_with_its_distribution_and_knobs(
     assert (
         "plugin prose-sim-example-method 0.1.0" in rows["frequent"]
         and "retrieval_mode" in rows["frequent"]
+        and "keep" in rows["frequent"]
     )
     assert "built-in" in rows["prose"] and "candidate_type" in rows["prose"]
     assert "built-in" in rows["no_learning"]
@@ -110,12 +111,31 @@ def test_a_plugin_naming_something_other_than_an_inferrer_is_an_error(fake_plugi
         scenario_from_dict(with_methods({"odd": {}}), "s.toml")
 
 
-def test_a_plugin_declaring_a_knob_that_is_not_a_method_setting_is_an_error(fake_plugins):
-    fake_plugins(("hot", "test_method_plugins:TakesAnUnknownKnob"))
+def test_a_plugin_whose_settings_are_not_a_method_settings_struct_is_an_error(fake_plugins):
+    fake_plugins(("hot", "test_method_plugins:SettingsNotAStruct"))
     with pytest.raises(
-        ScenarioError, match=r"entry point 'hot' .*knobs temperature are not method settings"
+        ScenarioError,
+        match=r"entry point 'hot' .*its settings_type <class 'dict'> is not a subclass of MethodSettings",
     ):
         scenario_from_dict(with_methods({"hot": {}}), "s.toml")
+
+
+def test_a_plugin_method_declares_a_knob_of_its_own_which_a_scenario_sets():
+    scenario = scenario_from_dict(with_methods({"frequent": {"keep": 2}}), "s.toml")
+    settings = scenario.methods["frequent"]
+    assert type(settings).__name__ == "FrequentSettings" and settings.keep == 2  # type: ignore[attr-defined]
+
+
+def test_a_plugin_methods_own_knob_is_validated_by_its_type():
+    with pytest.raises(ScenarioError, match=r"methods\.frequent\.keep: expected `int`"):
+        scenario_from_dict(with_methods({"frequent": {"keep": "many"}}), "s.toml")
+    with pytest.raises(ScenarioError, match=r"methods\.frequent\.keep: expected `int` >= 1"):
+        scenario_from_dict(with_methods({"frequent": {"keep": 0}}), "s.toml")
+
+
+def test_a_built_in_method_refuses_a_plugins_knob():
+    with pytest.raises(ScenarioError, match=r"methods\.prose\.keep: not a setting of method 'prose'"):
+        scenario_from_dict(with_methods({"prose": {"keep": 2}}), "s.toml")
 
 
 def test_a_plugin_may_not_take_a_built_in_methods_name(fake_plugins, capsys):

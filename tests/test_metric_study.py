@@ -13,8 +13,8 @@ from conftest import SCENARIOS
 from harness import FakeModel, by_purpose, context, step
 
 from prose_sim.actors.inferrers.fixed_subset import FixedSubset, powerset
-from prose_sim.actors.inferrers.settings import MethodSettings
 from prose_sim.cli import main
+from prose_sim.config.methods import FixedSubsetSettings
 from prose_sim.report import metric_study
 from prose_sim.runtime.plan import expand
 from prose_sim.runtime.runner import execute
@@ -59,7 +59,7 @@ async def test_fixed_subset_drafts_with_the_given_components_and_learns_nothing(
     persona = CATALOG.get("plume", "summarization", "cnn_dailymail")
     model = FakeModel(by_purpose())
     ctx, _ = context(model)
-    inferrer = FixedSubset(ctx, MethodSettings(method="fixed_subset", subset=[2, 0]))
+    inferrer = FixedSubset(ctx, FixedSubsetSettings(method="fixed_subset", subset=[2, 0]))
     retrieved, learned = await step(inferrer, 0, "draft", "user text")
     assert retrieved.preferences == f"{persona.components[0]}; {persona.components[2]}"
     assert learned.preferences == retrieved.preferences and model.requests == []

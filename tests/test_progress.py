@@ -9,8 +9,8 @@ import anyio
 import pytest
 from rich.console import Console
 
-from prose_sim.actors.inferrers.settings import MethodSettings
 from prose_sim.cli import main
+from prose_sim.config.methods import ProseSettings
 from prose_sim.events import (
     EpisodeStarted,
     InstanceFinished,
@@ -250,8 +250,8 @@ def test_the_plan_totals_count_every_instance_and_estimate_calls_per_method():
 
 
 def test_prose_estimate_follows_its_knobs():
-    one_step = MethodSettings(variant="1sc")
-    full = MethodSettings(variant="full", num_refinement_steps=3)
+    one_step = ProseSettings(variant="1sc")
+    full = ProseSettings(variant="full", num_refinement_steps=3)
     # first instance, 4 components, no judge: 2 + 1 refine + breakdown + 4 verdicts
     assert instance_calls("prose", one_step, "m", 0, 4, judge=False) == 8
     # full (iterate): 3 refine + 2 candidates

@@ -6,7 +6,7 @@ import pytest
 from harness import FakeModel, by_purpose, drain, make, step
 
 from prose_sim.actors.inferrers.prose import IclProse, Prose, model_defaults, resolve_config
-from prose_sim.actors.inferrers.settings import MethodSettings
+from prose_sim.config.methods import ProseSettings
 from prose_sim.events import ParseFailed
 
 pytestmark = pytest.mark.anyio
@@ -339,17 +339,17 @@ def test_variants_and_model_defaults():
     assert model_defaults("gpt-4o-mini-2024-07-18") == (3, 0.5)
     assert model_defaults("Qwen/Qwen2.5-7B-Instruct") == (5, 0.25)
     assert model_defaults("qwen-2_5-72b") == (5, 0.75)
-    full = resolve_config(MethodSettings(variant="full"), "gpt-4o")
+    full = resolve_config(ProseSettings(variant="full"), "gpt-4o")
     assert (full.candidate_type, full.num_refinement_steps, full.do_validate) == (
         "iterate",
         5,
         True,
     )
-    one = resolve_config(MethodSettings(variant="1sc_ap_nv"), "gpt-4o")
+    one = resolve_config(ProseSettings(variant="1sc_ap_nv"), "gpt-4o")
     assert (one.candidate_type, one.num_refinement_steps, one.do_validate) == ("single", 1, False)
-    assert resolve_config(MethodSettings(variant="1nc"), "x").candidate_type == "none"
-    assert resolve_config(MethodSettings(variant="full+icl"), "x").use_icl
-    explicit = resolve_config(MethodSettings(variant="1sc", num_refinement_steps=4), "gpt-4o")
+    assert resolve_config(ProseSettings(variant="1nc"), "x").candidate_type == "none"
+    assert resolve_config(ProseSettings(variant="full+icl"), "x").use_icl
+    explicit = resolve_config(ProseSettings(variant="1sc", num_refinement_steps=4), "gpt-4o")
     assert explicit.num_refinement_steps == 4
 
 

@@ -5,13 +5,8 @@ from __future__ import annotations
 import pytest
 
 from prose_sim.actors.inferrers.memory import Memory, MemoryItem
-from prose_sim.models.embeddings import (
-    HFEncoder,
-    MiniLMEmbedder,
-    Retrieval,
-    RetrievalSettings,
-    make_encoder,
-)
+from prose_sim.config import RetrievalSettings
+from prose_sim.models.embeddings import HFEncoder, MiniLMEmbedder, Retrieval, make_encoder
 
 pytestmark = pytest.mark.anyio
 

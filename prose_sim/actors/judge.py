@@ -30,6 +30,7 @@ import anyio
 
 from prose_sim.actors.base import Actor, ActorContext
 from prose_sim.actors.together import run_together
+from prose_sim.config.metrics import MetricsSettings
 from prose_sim.events import (
     DemonstrationProduced,
     DraftProduced,
@@ -40,7 +41,6 @@ from prose_sim.events import (
     ParseFailed,
     PreferencesRetrieved,
 )
-from prose_sim.metrics.settings import MetricsSettings
 from prose_sim.metrics.text import word_levenshtein
 from prose_sim.metrics.verifiable import checker_for
 from prose_sim.models.answers import Choice

@@ -16,40 +16,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Annotated, Any, Literal, Protocol
+from typing import Any, Protocol
 
 import anyio
-import msgspec
 
+from prose_sim.config.retrieval import RetrievalSettings
 from prose_sim.errors import UsageError, describe_error
 from prose_sim.extras import missing_extra
 
-Aggregation = Literal["cls", "mean_pool", "mean_pool2", "max_pool"]
 # the released code's named encoders: (model, how its token states are pooled)
 NAMED_ENCODERS: dict[str, tuple[str, str]] = {
     "bert": ("bert-base-uncased", "mean_pool2"),
     "mpnet": ("sentence-transformers/all-mpnet-base-v2", "mean_pool2"),
 }
-
-
-class RetrievalSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """The scenario's ``[retrieval]`` table (the released code's retrieval_underlying_model,
-    encoder_aggregation and retrieval_threshold): used by methods whose retrieval_mode is
-    cosine_sim or bertscore."""
-
-    # cosine_sim: the embedded "all-MiniLM-L6-v2", "bert", "mpnet", or a transformers model
-    # name or folder; bertscore: the BERTScore model (the released default for both is
-    # "microsoft/deberta-xlarge", which needs the hub or a local copy)
-    model: str = "all-MiniLM-L6-v2"
-    # cosine_sim with a transformers model: how token states become one vector
-    aggregation: Aggregation = "mean_pool"
-    # keep only retrieved documents whose similarity is at least this (None: all of the top k)
-    threshold: float | None = None
-    # bertscore mode: bert-score's layer (default: its table) and baseline rescaling
-    # (the released code rescales)
-    bertscore_layers: Annotated[int, msgspec.Meta(ge=1)] | None = None
-    bertscore_rescale: bool = False
-    bertscore_baseline: str = ""
 
 
 Vector = Sequence[float]

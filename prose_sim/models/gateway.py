@@ -28,6 +28,7 @@ import anyio.lowlevel
 import msgspec
 import structlog
 
+from prose_sim.config.retry import RetryPolicy
 from prose_sim.errors import ModelCallError, ModelCallFailed, RunStopping, describe_error
 from prose_sim.events import Event, ModelFailed, ModelRequested, ModelResponded
 from prose_sim.models.answers import AnswerShape
@@ -35,7 +36,6 @@ from prose_sim.models.cache import ResponseCache, cache_key
 from prose_sim.models.limits import EndpointLayers
 from prose_sim.models.protocol import Backend, Completion, ModelRequest, SamplingParams
 from prose_sim.models.recorded import RecordedResponses
-from prose_sim.models.retry import RetryPolicy
 from prose_sim.models.tokens import estimate_request_tokens
 from prose_sim.seeding import derive_seed
 

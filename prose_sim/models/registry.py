@@ -18,17 +18,17 @@ are each a one-line UsageError.
 from __future__ import annotations
 
 from importlib.metadata import EntryPoint
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import msgspec
 
-from prose_sim.entry_points import describe, plugins
-from prose_sim.errors import UsageError, describe_error
+from prose_sim.config.models import ModelSpec
+from prose_sim.entry_points import Registry, describe
+from prose_sim.errors import UsageError
 from prose_sim.models.protocol import Backend
 
 if TYPE_CHECKING:
     from prose_sim.models.backends.pool import PoolMember
-    from prose_sim.scenario import ModelSpec
 
 ENTRY_POINT_GROUP = "prose_sim.backends"
 
@@ -77,6 +77,10 @@ class Parts:
 class BackendKind:
     """How one backend name builds what serves a role. Subclass it for a plugin."""
 
+    # the Struct of a role's table on this backend: ModelSpec's keys and the kind's own (a
+    # plugin with keys of its own subclasses ModelSpec); any other key is an error at load
+    spec_type: ClassVar[type[ModelSpec]] = ModelSpec
+
     # the model name when a role's ``model`` is empty ("" = the backend's name)
     default_model: str = ""
     # the backend can start an answer with the format keyword a prompt asks for
@@ -86,8 +90,8 @@ class BackendKind:
     limited: bool = False
 
     def problem(self, spec: ModelSpec) -> tuple[str, str] | None:
-        """What is wrong with a role's settings for this backend, as (key, reason); checked
-        when the scenario loads."""
+        """What is wrong with a role's settings for this backend (a ``spec_type``), as
+        (key, reason); checked when the scenario loads."""
         return None
 
     def check(self, spec: ModelSpec, where: str) -> None:
@@ -99,29 +103,29 @@ class BackendKind:
         raise NotImplementedError
 
 
-def plugin_entry_points() -> dict[str, EntryPoint]:
-    """The installed backend plugins by name (not imported)."""
-    return plugins(ENTRY_POINT_GROUP, BUILTIN, "backend")
+def checked_kind(ep: EntryPoint, loaded: object) -> type[BackendKind]:
+    """``loaded`` as a backend kind, or a UsageError naming the entry point."""
+    if not (isinstance(loaded, type) and issubclass(loaded, BackendKind)):
+        raise UsageError(f"{describe(ep)}: names {loaded!r}, not a subclass of BackendKind")
+    spec = loaded.spec_type
+    if not (isinstance(spec, type) and issubclass(spec, ModelSpec)):
+        raise UsageError(f"{describe(ep)}: its spec_type {spec!r} is not a subclass of ModelSpec")
+    return loaded
+
+
+BACKENDS: Registry[type[BackendKind]] = Registry(
+    ENTRY_POINT_GROUP, BUILTIN, "backend", checked_kind
+)
 
 
 def backend_names() -> list[str]:
     """Every backend a scenario may name: the built-in ones and the installed plugins'."""
-    return sorted({*BUILTIN, *plugin_entry_points()})
+    return sorted(BACKENDS.names())
 
 
 def backend_kind(name: str) -> BackendKind:
     """The kind a scenario's ``backend = name`` selects, its module imported now."""
-    if name in BUILTIN:  # no scan of installed packages for the built-in names
-        ep = EntryPoint(name, BUILTIN[name], ENTRY_POINT_GROUP)
-    else:
-        plugins = plugin_entry_points()
-        if name not in plugins:
-            raise UsageError(f"unknown backend {name!r} (known: {', '.join(backend_names())})")
-        ep = plugins[name]
     try:
-        loaded = ep.load()
-    except Exception as exc:  # a broken plugin is named, not a traceback
-        raise UsageError(f"{describe(ep)}: failed to load: {describe_error(exc)}") from None
-    if not (isinstance(loaded, type) and issubclass(loaded, BackendKind)):
-        raise UsageError(f"{describe(ep)}: names {loaded!r}, not a subclass of BackendKind")
-    return loaded()
+        return BACKENDS.load(name)()
+    except KeyError:
+        raise UsageError(BACKENDS.unknown(name)) from None

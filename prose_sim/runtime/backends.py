@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import msgspec
 
+from prose_sim.config import ModelSpec, Scenario
 from prose_sim.models.backends.faulty import FaultyBackend
 from prose_sim.models.backends.pool import MemberLayers
 from prose_sim.models.gateway import RoleModel
@@ -19,7 +20,6 @@ from prose_sim.models.limits import EndpointLayers, EndpointLimits
 from prose_sim.models.protocol import ROLES, Backend, SamplingParams
 from prose_sim.models.recorded import UnrecordedBackend
 from prose_sim.models.registry import Parts, Served, backend_kind
-from prose_sim.scenario import ModelSpec, Scenario
 
 
 class BuiltModels(msgspec.Struct, kw_only=True):

@@ -18,6 +18,7 @@ from prose_sim.actors.base import ActorContext
 from prose_sim.actors.inferrers import method_class
 from prose_sim.actors.judge import TEXT_METRICS_ONLY, Judge, TextScorer
 from prose_sim.actors.user import SimulatedUser
+from prose_sim.config.metrics import MetricsSettings
 from prose_sim.events import (
     EpisodeFinished,
     EpisodeStarted,
@@ -28,7 +29,6 @@ from prose_sim.events import (
     PreferencesInferred,
     StepFailed,
 )
-from prose_sim.metrics.settings import MetricsSettings
 from prose_sim.models.embeddings import Embedder, Retrieval
 from prose_sim.models.gateway import Gateway, ModelClient, RoleModel, describe_error
 from prose_sim.runtime.bus import EpisodeBus

@@ -11,13 +11,9 @@ the method's settings, per method:
 - the judge, when ``[metrics] judge``: one PPCM question per true component,
   one FPM question, and the similarity question once the draft has
   preferences;
-- cipher1 / cipherN: one infer call; cipherN merges once 2+ earlier instances exist;
-- prose / icl+prose: coalesce (once an earlier instance exists), S refine
-  steps, S-1 new candidates (``iterate``), the breakdown, and, when it
-  validates, one verdict per component for the new demonstration and each
-  earlier one (up to k), counting the user's number of components as the
-  inferred one;
-- no_learning, oracle, icl: nothing more; an unknown (plugin) method: one call.
+- the method's own calls, as its class estimates them (``Inferrer.expected_calls``:
+  one call unless the method says otherwise; cipher, prose, no_learning, oracle
+  and icl each say).
 
 The progress display replaces a method's estimate by its observed calls per
 finished instance once it has finished instances (``ProgressTotals.expected_calls``).
@@ -27,7 +23,8 @@ from __future__ import annotations
 
 import msgspec
 
-from prose_sim.actors.inferrers.settings import MethodSettings
+from prose_sim.actors.inferrers import method_class
+from prose_sim.config.methods import MethodSettings
 from prose_sim.runtime.plan import EpisodePlan
 
 
@@ -60,27 +57,10 @@ def instance_calls(
     judge: bool,
 ) -> float:
     """Estimated model calls of one instance with ``earlier`` instances before it in its episode."""
-    calls = 2.0  # the user's text and the draft
-    has_preferences = method == "oracle"
-    if method in ("cipher1", "cipherN"):
-        merged = settings.num_merged or (3 if method == "cipherN" else 1)
-        calls += 1 + (merged > 1 and earlier >= 2)
-        has_preferences = earlier > 0
-    elif method in ("prose", "icl+prose"):
-        from prose_sim.actors.inferrers.prose import resolve_config
-
-        cfg = resolve_config(settings, agent_model, method == "icl+prose")
-        steps = cfg.num_refinement_steps
-        calls += (earlier > 0) + steps
-        calls += steps - 1 if cfg.candidate_type == "iterate" else 0
-        calls += {"after_refinement": 1, "each_iteration": steps}.get(cfg.breakdown, 0)
-        if cfg.do_validate:
-            calls += components * (1 + min(earlier, cfg.num_other_sequences))
-        has_preferences = earlier > 0
-    elif method not in ("no_learning", "oracle", "icl"):
-        calls += 1
+    estimate = method_class(method).expected_calls(settings, agent_model, earlier, components)
+    calls = 2.0 + estimate.calls  # the user's text and the draft, then the method's
     if judge:
-        calls += components + 1 + has_preferences
+        calls += components + 1 + estimate.has_preferences
     return calls
 
 

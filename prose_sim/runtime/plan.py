@@ -13,9 +13,8 @@ from __future__ import annotations
 import msgspec
 
 from prose_sim.actors.inferrers import method_class
-from prose_sim.actors.inferrers.fixed_subset import subset_label
-from prose_sim.actors.inferrers.settings import MethodSettings
-from prose_sim.scenario.schema import Scenario
+from prose_sim.config import Scenario
+from prose_sim.config.methods import MethodSettings
 from prose_sim.world.assembly import scenario_catalog
 from prose_sim.world.personas import PersonaCatalog
 
@@ -48,15 +47,8 @@ def _variants(
 ) -> list[tuple[str, MethodSettings]]:
     """(label, settings) of one user's episodes of a method: one, or one per subset of the
     user's components for a method that runs subsets (fixed_subset's powerset)."""
-    subsets = getattr(method_class(scenario.method_of(label)), "subsets", None)
-    if subsets is None:
-        return [(label, settings)]
-    chosen = subsets(settings, len(catalog.get(framework, task, user).components))
-    if chosen is None:
-        return [(label, settings)]
-    return [
-        (subset_label(label, s), msgspec.structs.replace(settings, subset=list(s))) for s in chosen
-    ]
+    cls = method_class(scenario.method_of(label))
+    return cls.episodes(label, settings, len(catalog.get(framework, task, user).components))
 
 
 def expand(scenario: Scenario, catalog: PersonaCatalog | None = None) -> list[EpisodePlan]:
@@ -70,7 +62,7 @@ def expand(scenario: Scenario, catalog: PersonaCatalog | None = None) -> list[Ep
             for label, settings in scenario.methods.items():
                 users = list(spec.personas or [])
                 method = scenario.method_of(label)
-                runs_subsets = getattr(method_class(method), "subsets", None) is not None
+                runs_subsets = method_class(method).expands_per_user
                 # exact match (and a method that runs subsets of a user's components): one
                 # episode per user; otherwise one over all users
                 per_user = runs_subsets or settings.retrieval_mode == "exact_match"

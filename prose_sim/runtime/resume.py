@@ -16,12 +16,12 @@ from pathlib import Path
 
 import msgspec
 
+from prose_sim.config import Scenario
 from prose_sim.errors import UsageError
 from prose_sim.eventlog import TornTail, read_log
 from prose_sim.events import EpisodeFinished, Event, RunFinished, RunStarted
 from prose_sim.models.recorded import RecordedResponses
 from prose_sim.scenario.loading import flatten_settings, load_run
-from prose_sim.scenario.schema import Scenario
 from prose_sim.world.assembly import ResolvedRun
 
 

@@ -30,6 +30,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 
 from prose_sim import __version__
 from prose_sim.actors.judge import TextScorer
+from prose_sim.config import Scenario
 from prose_sim.errors import RunIOError, UsageError
 from prose_sim.eventlog import EventLogWriter
 from prose_sim.events import BatchServed, BatchStats, Event, RunFinished, RunResumed, RunStarted
@@ -57,7 +58,6 @@ from prose_sim.runtime.setup import (
 )
 from prose_sim.runtime.signals import stop_on_signals
 from prose_sim.scenario.loading import dump_scenario
-from prose_sim.scenario.schema import Scenario
 from prose_sim.templating import using_prompts
 from prose_sim.world.assembly import ResolvedRun, assemble
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import msgspec
 
 from prose_sim.actors.judge import TextScorer
+from prose_sim.config import Scenario
 from prose_sim.metrics.bertscore import BertScorer
 from prose_sim.models.cache import ResponseCache, default_cache_path
 from prose_sim.models.embeddings import CachedEmbedder, Embedder, Retrieval, make_encoder
@@ -22,7 +23,6 @@ from prose_sim.models.protocol import Backend
 from prose_sim.models.recorded import RecordedResponses
 from prose_sim.runtime.backends import BuiltModels
 from prose_sim.runtime.episode import EpisodeWorld
-from prose_sim.scenario.schema import Scenario
 from prose_sim.world.assembly import ResolvedRun
 
 

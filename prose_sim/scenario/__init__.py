@@ -1,10 +1,11 @@
-"""Scenarios: the schema (``schema``) and reading files into it (``loading``).
+"""Scenarios: reading files into the schema (``prose_sim.config``), ``loading``.
 
 The names most callers want are re-exported here; the world a scenario runs in
 (personas, corpus, the checks against them) is assembled by
 ``prose_sim.world.assembly``, whose look-ups are re-exported too.
 """
 
+from prose_sim.config import Models, ModelSpec, Scenario, TaskSpec
 from prose_sim.errors import ScenarioError
 from prose_sim.scenario.loading import (
     GENERATION_PRESETS,
@@ -19,18 +20,6 @@ from prose_sim.scenario.loading import (
     run_from_dict,
     scenario_from_dict,
 )
-from prose_sim.scenario.schema import (
-    Framework,
-    MethodSpec,
-    MetricsSpec,
-    Models,
-    ModelSpec,
-    NonNegative,
-    Positive,
-    Scenario,
-    Strict,
-    TaskSpec,
-)
 from prose_sim.world.assembly import (
     ResolvedRun,
     assemble,
@@ -43,17 +32,11 @@ from prose_sim.world.assembly import (
 
 __all__ = [
     "GENERATION_PRESETS",
-    "Framework",
-    "MethodSpec",
-    "MetricsSpec",
     "ModelSpec",
     "Models",
-    "NonNegative",
-    "Positive",
     "ResolvedRun",
     "Scenario",
     "ScenarioError",
-    "Strict",
     "TaskSpec",
     "apply_generation_presets",
     "apply_override",

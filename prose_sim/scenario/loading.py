@@ -1,8 +1,9 @@
 """Loading a scenario: TOML and ``--set`` overrides into the schema, errors that name the key.
 
 Loading checks everything that can be checked before the run starts: unknown
-keys and wrong types here, then (through the world assembly) unknown tasks,
-personas and methods and whether the corpus holds enough documents. Every
+keys and wrong types here (each method's table against that method's settings,
+each role's against its backend kind's), then (through the world assembly)
+unknown tasks and personas and whether the corpus holds enough documents. Every
 error is a ``ScenarioError`` naming the file, the key path and the reason; the
 CLI prints it as one line with exit code 2.
 """
@@ -19,8 +20,20 @@ from typing import Any
 import msgspec
 import tomli_w
 
+from prose_sim.actors.inferrers import check_settings, method_class, unknown_method
+from prose_sim.config import (
+    BUILTIN_SPECS,
+    DEFAULT_BACKEND,
+    LABEL_PATTERN,
+    NAME_MAX,
+    MethodSettings,
+    Models,
+    ModelSpec,
+    Scenario,
+    TaskSpec,
+)
 from prose_sim.errors import ScenarioError, UsageError, explain_validation
-from prose_sim.scenario.schema import LABEL_PATTERN, NAME_MAX, MethodSpec, Scenario, TaskSpec
+from prose_sim.models.registry import backend_kind
 from prose_sim.templating import check_prompt_folder
 from prose_sim.world.assembly import ResolvedRun, assemble
 from prose_sim.world.corpus import Corpus
@@ -32,10 +45,18 @@ def load_run(
     overrides: Sequence[str] = (),
     catalog: PersonaCatalog | None = None,
     corpus: Corpus | None = None,
+    *,
+    recorded: bool = False,
 ) -> ResolvedRun:
-    """A scenario file (with ``--set`` overrides) read, checked and assembled into its world."""
+    """A scenario file (with ``--set`` overrides) read, checked and assembled into its world.
+
+    ``recorded``: the file is a run folder's resolved scenario, which versions before
+    per-backend model tables wrote with every backend's keys at their defaults; those
+    keys are dropped where the role's backend does not take them."""
     path = Path(path)
     raw = read_toml(path)
+    if recorded:
+        drop_other_backends_defaults(raw)
     return run_from_dict(raw, str(path), overrides, catalog, corpus, base_dir=path.parent)
 
 
@@ -110,15 +131,102 @@ def parse_scenario(
         prompts["dir"] = str((base_dir / Path(prompts["dir"]).expanduser()).resolve())
     # Tables keyed by name are converted entry by entry first, because
     # msgspec reports a dict key in a path as "[...]" and we want its name.
-    spec_types: tuple[tuple[str, type], ...] = (("tasks", TaskSpec), ("methods", MethodSpec))
-    for field, spec_type in spec_types:
-        table = raw.get(field)
-        if isinstance(table, dict):
-            for name, entry in table.items():
-                _convert(entry, spec_type, origin, f"{field}.{name}")
-    scenario: Scenario = _convert(raw, Scenario, origin, "")
+    tasks = raw.get("tasks")
+    if isinstance(tasks, dict):
+        for name, entry in tasks.items():
+            _convert(entry, TaskSpec, origin, f"tasks.{name}")
+    # each method's table is its method's Struct, each role's its backend kind's
+    methods, models = raw.get("methods"), raw.get("models")
+    typed = dict(raw)
+    if isinstance(methods, dict):
+        typed["methods"] = {}
+    if isinstance(models, dict):
+        typed["models"] = {}
+    scenario: Scenario = _convert(typed, Scenario, origin, "")
+    if isinstance(methods, dict):
+        scenario.methods = {
+            label: method_settings(label, entry, origin) for label, entry in methods.items()
+        }
+    if isinstance(models, dict):
+        scenario.models = model_specs(models, origin)
     check_values(scenario, origin)
     return scenario
+
+
+def method_settings(label: str, table: Any, origin: str) -> MethodSettings:
+    """A method's table as its method's settings Struct, checked by the method."""
+    key = f"methods.{label}"
+    if not isinstance(table, dict) or not isinstance(table.get("method", label), str):
+        _convert(table, MethodSettings, origin, key)  # the type error, named
+    method = table.get("method") or label
+    where = key + (".method" if table.get("method") else "")
+    try:
+        cls = method_class(method)  # a plugin's is imported here, so a broken one fails at load
+    except KeyError:
+        raise ScenarioError(origin, where, unknown_method(method)) from None
+    except UsageError as exc:
+        raise ScenarioError(origin, where, str(exc)) from None
+    for knob in table:
+        if knob not in cls.settings_type.__struct_fields__:
+            raise ScenarioError(origin, f"{key}.{knob}", f"not a setting of method {method!r}")
+    settings: MethodSettings = _convert(table, cls.settings_type, origin, key)
+    problem = check_settings(method, settings)
+    if problem:
+        raise ScenarioError(origin, f"{key}.{problem[0]}", problem[1])
+    return settings
+
+
+def model_specs(tables: dict[str, Any], origin: str) -> Models:
+    """The ``[models]`` tables, each role's as its backend kind's Struct, checked by the kind."""
+    specs: dict[str, ModelSpec] = {}
+    for role, table in tables.items():
+        key = f"models.{role}"
+        if role not in Models.__struct_fields__:
+            raise ScenarioError(origin, key, "unknown key")
+        if not isinstance(table, dict) or not isinstance(table.get("backend", ""), str):
+            _convert(table, ModelSpec, origin, key)  # the type error, named
+        backend = table.get("backend", DEFAULT_BACKEND)
+        try:
+            kind = backend_kind(backend)
+        except UsageError as exc:  # an unknown name, a broken plugin
+            raise ScenarioError(origin, f"{key}.backend", str(exc)) from None
+        spec_type = kind.spec_type
+        for name in table:
+            if name not in spec_type.__struct_fields__:
+                raise ScenarioError(origin, f"{key}.{name}", _not_a_key(name, backend))
+        spec: ModelSpec = _convert(table, spec_type, origin, key)
+        problem = kind.problem(spec)
+        if problem is not None:
+            raise ScenarioError(origin, f"{key}.{problem[0]}", problem[1])
+        specs[role] = spec
+    return Models(**specs)
+
+
+def _not_a_key(name: str, backend: str) -> str:
+    owners = [kind for kind, spec in BUILTIN_SPECS.items() if name in spec.__struct_fields__]
+    if not owners:
+        return "unknown key"
+    return f"not a key of backend {backend!r} (a key of backend {' and '.join(map(repr, owners))})"
+
+
+def drop_other_backends_defaults(raw: dict[str, Any]) -> None:
+    """Drop, from each role of a recorded scenario, the keys of another built-in backend
+    that hold that backend's default (written by versions with one flat model table)."""
+    models = raw.get("models")
+    if not isinstance(models, dict):
+        return
+    for table in models.values():
+        if not isinstance(table, dict) or not isinstance(table.get("backend", ""), str):
+            continue
+        try:
+            own = backend_kind(table.get("backend", DEFAULT_BACKEND)).spec_type
+        except UsageError:  # named when the table is converted
+            continue
+        for kind_spec in BUILTIN_SPECS.values():
+            defaults = kind_spec()
+            for name in set(kind_spec.__struct_fields__) - set(own.__struct_fields__):
+                if name in table and table[name] == getattr(defaults, name):
+                    del table[name]
 
 
 def check_values(scenario: Scenario, origin: str) -> None:

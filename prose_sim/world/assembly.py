@@ -3,7 +3,7 @@
 ``assemble`` builds what a scenario's episodes draw on, the persona catalog
 (built-in, installed plugins' and the scenario's persona files) and the corpus
 (bundled or the paper's datasets, plus personas' own documents), checks the
-scenario against them (known tasks, personas and methods, enough documents),
+scenario against them (known tasks and personas, enough documents),
 and returns a ``ResolvedRun`` that loading gives the runner. Nothing is kept
 between calls: whoever holds the ``ResolvedRun`` holds the world.
 
@@ -18,9 +18,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from prose_sim.actors.inferrers import check_settings, method_class, unknown_method
 from prose_sim.errors import ScenarioError, UsageError
-from prose_sim.models.registry import backend_kind
 from prose_sim.templating import SUFFIX, file_hash, prompt_folder_templates
 from prose_sim.world.corpus import Corpus, bundled_corpus
 from prose_sim.world.hf_datasets import load_hf_corpus
@@ -28,7 +26,7 @@ from prose_sim.world.personas import Persona, PersonaCatalog, catalog_with
 from prose_sim.world.tasks import RUN_FRAMEWORKS, TASKS, persona_framework
 
 if TYPE_CHECKING:
-    from prose_sim.scenario.schema import Scenario, TaskSpec
+    from prose_sim.config import Scenario, TaskSpec
 
 # (run framework, task) -> persona names, in the scenario's order
 Populations = dict[tuple[str, str], list[str]]
@@ -195,7 +193,8 @@ def _chosen(
 def check_world(
     scenario: Scenario, origin: str, catalog: PersonaCatalog, corpus: Corpus
 ) -> Scenario:
-    """Checks that need the world: tasks, personas, methods, document counts, models.
+    """Checks that need the world: tasks, personas, document counts (the methods' and
+    the models' tables are checked as they load).
 
     Returns the scenario with defaults resolved (each task's persona list, the writer).
     """
@@ -242,36 +241,10 @@ def check_world(
         if not personas:
             raise ScenarioError(origin, f"{key}.personas", "at least one persona is required")
         tasks[task_name] = msgspec.structs.replace(spec, personas=list(personas))
-    for label, method_spec in scenario.methods.items():
-        method = method_spec.method or label
-        where = f"methods.{label}" + (".method" if method_spec.method else "")
-        try:
-            method_class(method)  # a plugin's is imported here, so a broken one fails at load
-        except KeyError:
-            raise ScenarioError(origin, where, unknown_method(method)) from None
-        except UsageError as exc:
-            raise ScenarioError(origin, where, str(exc)) from None
-        problem = check_settings(method, method_spec)
-        if problem:
-            raise ScenarioError(origin, f"methods.{label}.{problem[0]}", problem[1])
     if scenario.models.writer is None:  # the released code's writer: the user's model
         scenario = msgspec.structs.replace(
             scenario, models=msgspec.structs.replace(scenario.models, writer=scenario.models.user)
         )
-    for role in ("user", "writer", "agent", "judge"):
-        model = scenario.models.of(role)
-        try:
-            problem = backend_kind(model.backend).problem(model)
-        except UsageError as exc:  # an unknown name, a broken plugin
-            raise ScenarioError(origin, f"models.{role}.backend", str(exc)) from None
-        if problem is not None:
-            raise ScenarioError(origin, f"models.{role}.{problem[0]}", problem[1])
-        if model.base_urls and model.base_url:
-            raise ScenarioError(
-                origin,
-                f"models.{role}.base_urls",
-                "give base_url (one endpoint) or base_urls (several), not both",
-            )
     metrics = scenario.metrics
     if metrics.judge and metrics.judge_parsing == "released" and scenario.models.judge.constrained:
         raise ScenarioError(

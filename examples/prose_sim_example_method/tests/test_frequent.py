@@ -55,3 +55,25 @@ def test_the_plugin_method_runs_in_a_scenario(tmp_path):
     assert drafted[0] == ""  # nothing learned before the first instance
     assert drafted[1] == "; ".join(most_frequent([learned[0]]))
     assert drafted[2] == "; ".join(most_frequent([learned[1], learned[0]]))
+
+
+def test_the_plugins_own_knob_keep_is_set_from_the_scenario(tmp_path):
+    scenario = scenario_from_dict(
+        {
+            "name": "plugin-knob",
+            "demonstrations_per_user": 3,
+            "tasks": {"summarization": {"personas": ["cnn_dailymail"]}},
+            "methods": {"frequent": {"keep": 1}},
+            "metrics": {"bertscore": ""},
+        },
+        "plugin test",
+    )
+    assert scenario.methods["frequent"].keep == 1  # type: ignore[attr-defined]
+    outcome = anyio.run(lambda: execute(scenario, tmp_path / "run", progress="off"))
+    assert outcome.status == "completed"
+    events = list(read_events(tmp_path / "run" / "events.jsonl"))
+    learned = [e.components for e in events if isinstance(e, PreferencesInferred)]
+    drafted = [e.preferences for e in events if isinstance(e, PreferencesRetrieved)]
+    assert drafted[1] == "; ".join(most_frequent([learned[0]], keep=1))
+    assert drafted[2] == "; ".join(most_frequent([learned[1], learned[0]], keep=1))
+    assert all(d.count(";") == 0 for d in drafted)

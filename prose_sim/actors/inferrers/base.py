@@ -8,13 +8,13 @@ draft with) and ``learn`` (after the user's text: update the memory).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import ClassVar, TypeVar
+from typing import ClassVar, NamedTuple, TypeVar
 
 import msgspec
 
 from prose_sim.actors.base import Actor, ActorContext
 from prose_sim.actors.inferrers.memory import Memory, MemoryItem
-from prose_sim.actors.inferrers.settings import MethodSettings
+from prose_sim.config.methods import MethodSettings
 from prose_sim.events import (
     DemonstrationProduced,
     DraftProduced,
@@ -29,7 +29,6 @@ from prose_sim.templating import render, render_repeated
 
 T = TypeVar("T")
 EXCERPT_CHARS = 300
-DEFAULT_SETTINGS = MethodSettings()  # every knob at its default
 
 # The answer format of the purposes whose prompt asks for the answer alone (no reasoning
 # first); backends that can (local models) start the answer with it, which keeps small
@@ -68,28 +67,67 @@ class Learned(msgspec.Struct, frozen=True):
     threshold: float | None = None
 
 
+class CallEstimate(NamedTuple):
+    """A method's a-priori estimate for one instance (the progress display's)."""
+
+    calls: float  # the agent's inference calls (beyond the user's text and the draft)
+    has_preferences: bool  # the draft is written with preferences (the judge asks one more)
+
+
 class Inferrer(Actor):
+    """A method. Subclass it and implement ``retrieve`` and ``learn``; the class
+    declares the rest: its settings (``settings_type``), whether it learns, the
+    checks of its settings, the episodes a table expands into and the calls an
+    instance is expected to make. Each has a default here."""
+
     name = "inferrer"
     subscribes = (InstanceStarted, DraftProduced, DemonstrationProduced)
     stages: ClassVar[dict[type[Event], str]] = {
         InstanceStarted: "retrieve",
         DemonstrationProduced: "learn",
     }
-    # the MethodSettings knobs this method takes (others are errors at load)
-    knobs: ClassVar[frozenset[str]] = frozenset()
+    # the Struct of the method's scenario table: its knobs, types and defaults (others are
+    # errors at load); a method with knobs of its own subclasses MethodSettings
+    settings_type: ClassVar[type[MethodSettings]] = MethodSettings
     # the retrieval mode is a knob of every method that learns
     learns: ClassVar[bool] = True
+    # a table of the method expands into episodes that depend on each user (``episodes``;
+    # fixed_subset: one per subset of the user's components), so it runs one user per episode
+    expands_per_user: ClassVar[bool] = False
 
-    def __init__(self, ctx: ActorContext, settings: MethodSettings = DEFAULT_SETTINGS):
+    def __init__(self, ctx: ActorContext, settings: MethodSettings | None = None):
         super().__init__(ctx)
-        self.settings = settings
+        self.settings = settings if settings is not None else self.settings_type()
         self.memory = Memory(ctx.embedder)
         self._instances: dict[int, InstanceStarted] = {}
         self._drafts: dict[int, DraftProduced] = {}
 
     @classmethod
     def allowed_knobs(cls) -> frozenset[str]:
-        return cls.knobs | ({"retrieval_mode"} if cls.learns else frozenset())
+        """The knobs a scenario may set for this method."""
+        knobs = set(cls.settings_type.__struct_fields__) - {"method"}
+        return frozenset(knobs if cls.learns else knobs - {"retrieval_mode"})
+
+    @classmethod
+    def check(cls, settings: MethodSettings) -> tuple[str, str] | None:
+        """(knob, reason) for what the settings' types cannot say, checked at load."""
+        return None
+
+    @classmethod
+    def episodes(
+        cls, label: str, settings: MethodSettings, components: int
+    ) -> list[tuple[str, MethodSettings]]:
+        """With ``expands_per_user``: (label, settings) of each episode the table ``label``
+        runs for a user with ``components`` components (default: one, as given)."""
+        return [(label, settings)]
+
+    @classmethod
+    def expected_calls(
+        cls, settings: MethodSettings, agent_model: str, earlier: int, components: int
+    ) -> CallEstimate:
+        """The estimate for one instance with ``earlier`` instances before it in its episode
+        and a user with ``components`` components (default: one inference call)."""
+        return CallEstimate(1.0, False)
 
     async def handle(self, event: Event) -> None:
         match event:

@@ -16,8 +16,15 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from prose_sim.actors.inferrers.base import Inferrer, Learned, Retrieved, same_text
+from prose_sim.actors.inferrers.base import (
+    CallEstimate,
+    Inferrer,
+    Learned,
+    Retrieved,
+    same_text,
+)
 from prose_sim.actors.inferrers.memory import released_order
+from prose_sim.config.methods import CipherSettings
 from prose_sim.parsing import parse_phrase
 
 
@@ -27,17 +34,16 @@ def _verbatim(text: str) -> str:
 
 
 class Cipher(Inferrer):
-    knobs = frozenset(
-        {
-            "num_merged",
-            "retrieved_order",
-            "merge_list",
-            "answer_normalisation",
-            "text_equality",
-            "preference_lines",
-        }
-    )
+    settings_type = CipherSettings
+    settings: CipherSettings
     default_merged: ClassVar[int] = 1
+
+    @classmethod
+    def expected_calls(cls, settings, agent_model, earlier, components):
+        """One infer call; a merge once two earlier instances exist (more than one merged)."""
+        assert isinstance(settings, CipherSettings)
+        merged = settings.num_merged or cls.default_merged
+        return CallEstimate(1.0 + (merged > 1 and earlier >= 2), earlier > 0)
 
     @property
     def num_merged(self) -> int:

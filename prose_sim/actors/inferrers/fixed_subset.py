@@ -5,15 +5,17 @@ The agent of the paper's metric-validity study (the released code's
 preferences are a known share of the truth, so a metric that measures preference
 quality should rise with that share. ``subset`` is a list of component indices
 (0-based, in the persona's order) or "powerset": one episode per subset of every
-user's components, the empty set included (``subsets``, which the episode plan reads).
+user's components, the empty set included (``episodes``, which the episode plan reads).
 """
 
 from __future__ import annotations
 
 from itertools import chain, combinations
 
+import msgspec
+
 from prose_sim.actors.inferrers.base import Inferrer, Learned, Retrieved
-from prose_sim.actors.inferrers.settings import MethodSettings
+from prose_sim.config.methods import FixedSubsetSettings, MethodSettings
 
 POWERSET = "powerset"
 
@@ -31,11 +33,14 @@ def subset_label(label: str, subset: tuple[int, ...] | list[int]) -> str:
 class FixedSubset(Inferrer):
     """Drafts with the components ``settings.subset`` names; learns nothing."""
 
+    settings_type = FixedSubsetSettings
+    settings: FixedSubsetSettings
     learns = False
-    knobs = frozenset({"subset"})
+    expands_per_user = True
 
     @classmethod
     def check(cls, settings: MethodSettings) -> tuple[str, str] | None:
+        assert isinstance(settings, FixedSubsetSettings)
         subset = settings.subset
         if isinstance(subset, list):
             if any(i < 0 for i in subset):
@@ -44,12 +49,19 @@ class FixedSubset(Inferrer):
                 return "subset", "component indices must be distinct"
         return None
 
-    @staticmethod
-    def subsets(settings: MethodSettings, components: int) -> list[tuple[int, ...]] | None:
-        """The subsets a user with this many components is run with (None: as given)."""
-        if settings.subset is None or settings.subset == POWERSET:
-            return powerset(components)
-        return None
+    @classmethod
+    def episodes(
+        cls, label: str, settings: MethodSettings, components: int
+    ) -> list[tuple[str, MethodSettings]]:
+        """One episode per subset of the user's components ("powerset", the default), each
+        labelled by its subset; else one, as given."""
+        assert isinstance(settings, FixedSubsetSettings)
+        if settings.subset is not None and settings.subset != POWERSET:
+            return [(label, settings)]
+        return [
+            (subset_label(label, s), msgspec.structs.replace(settings, subset=list(s)))
+            for s in powerset(components)
+        ]
 
     def _preferences(self, instance) -> tuple[str, list[str]]:
         persona = self.ctx.personas[instance.persona]

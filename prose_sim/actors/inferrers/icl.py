@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from prose_sim.actors.inferrers.base import Inferrer, Learned, Retrieved
+from prose_sim.actors.inferrers.base import CallEstimate, Inferrer, Learned, Retrieved
 from prose_sim.actors.inferrers.memory import MemoryItem, released_order
+from prose_sim.config.methods import IclSettings
 from prose_sim.events import InstanceStarted
 
 DEFAULT_EXAMPLES = 5
@@ -29,7 +30,12 @@ def icl_examples(
 
 
 class Icl(Inferrer):
-    knobs = frozenset({"num_examples", "icl_example_document", "retrieved_order"})
+    settings_type = IclSettings
+    settings: IclSettings
+
+    @classmethod
+    def expected_calls(cls, settings, agent_model, earlier, components):
+        return CallEstimate(0.0, False)  # examples, no inference
 
     async def retrieve(self, instance):
         items = await self.recall(instance, self.settings.num_examples or DEFAULT_EXAMPLES)

@@ -1,4 +1,4 @@
-"""Inference methods from installed packages: the ``prose_sim.methods`` entry-point group.
+"""The methods by name: the built-in ones and those of the ``prose_sim.methods`` group.
 
 A package adds a method by naming an ``Inferrer`` subclass in its metadata::
 
@@ -7,9 +7,9 @@ A package adds a method by naming an ``Inferrer`` subclass in its metadata::
 
 The entry point's name is the method's name in a scenario. Plugins are found by
 name without importing them; one is imported only when a scenario (or
-``methods list``) asks for it, and a plugin that cannot be imported, or that
-names something other than an ``Inferrer`` subclass, is a one-line error naming
-the entry point.
+``methods list``) asks for it, and a plugin that cannot be imported, that names
+something other than an ``Inferrer`` subclass, or whose ``settings_type`` is not
+a ``MethodSettings`` Struct, is a one-line error naming the entry point.
 """
 
 from __future__ import annotations
@@ -17,30 +17,37 @@ from __future__ import annotations
 from importlib.metadata import EntryPoint
 
 from prose_sim.actors.inferrers.base import Inferrer
-from prose_sim.actors.inferrers.settings import MethodSettings
-from prose_sim.entry_points import describe, distribution, plugins
-from prose_sim.errors import UsageError, describe_error
+from prose_sim.config.methods import MethodSettings
+from prose_sim.entry_points import Registry, describe
+from prose_sim.errors import UsageError
 
 ENTRY_POINT_GROUP = "prose_sim.methods"
-__all__ = ["ENTRY_POINT_GROUP", "distribution", "load_method", "plugin_entry_points"]
+
+_HERE = "prose_sim.actors.inferrers"
+BUILTIN: dict[str, str] = {
+    "no_learning": f"{_HERE}.simple:NoLearning",
+    "oracle": f"{_HERE}.simple:Oracle",
+    "cipher1": f"{_HERE}.cipher:Cipher1",
+    "cipherN": f"{_HERE}.cipher:CipherN",
+    "icl": f"{_HERE}.icl:Icl",
+    "prose": f"{_HERE}.prose:Prose",
+    "icl+prose": f"{_HERE}.prose:IclProse",
+    "fixed_subset": f"{_HERE}.fixed_subset:FixedSubset",
+}
 
 
-def plugin_entry_points(builtin: frozenset[str] | set[str]) -> dict[str, EntryPoint]:
-    """The installed method plugins by name (not imported)."""
-    return plugins(ENTRY_POINT_GROUP, builtin, "method")
-
-
-def load_method(ep: EntryPoint) -> type[Inferrer]:
-    """Import the plugin's class and check that it is an inferrer with known knobs."""
-    try:
-        loaded = ep.load()
-    except Exception as exc:  # a broken plugin is named, not a traceback
-        raise UsageError(f"{describe(ep)}: failed to load: {describe_error(exc)}") from None
+def checked_method(ep: EntryPoint, loaded: object) -> type[Inferrer]:
+    """``loaded`` as an inferrer class, or a UsageError naming the entry point."""
     if not (isinstance(loaded, type) and issubclass(loaded, Inferrer)):
         raise UsageError(
             f"{describe(ep)}: names {loaded!r}, not a subclass of prose_sim's Inferrer"
         )
-    unknown = sorted(set(loaded.allowed_knobs()) - set(MethodSettings.__struct_fields__))
-    if unknown:
-        raise UsageError(f"{describe(ep)}: knobs {', '.join(unknown)} are not method settings")
+    settings = loaded.settings_type
+    if not (isinstance(settings, type) and issubclass(settings, MethodSettings)):
+        raise UsageError(
+            f"{describe(ep)}: its settings_type {settings!r} is not a subclass of MethodSettings"
+        )
     return loaded
+
+
+METHODS: Registry[type[Inferrer]] = Registry(ENTRY_POINT_GROUP, BUILTIN, "method", checked_method)

@@ -30,7 +30,7 @@ import msgspec
 
 from prose_sim.actors.base import ActorContext
 from prose_sim.actors.inferrers.base import (
-    DEFAULT_SETTINGS,
+    CallEstimate,
     Inferrer,
     Learned,
     Retrieved,
@@ -38,9 +38,9 @@ from prose_sim.actors.inferrers.base import (
 )
 from prose_sim.actors.inferrers.icl import icl_examples
 from prose_sim.actors.inferrers.memory import MemoryItem, released_order
-from prose_sim.actors.inferrers.settings import MethodSettings
 from prose_sim.actors.together import run_together
 from prose_sim.actors.writing import split_preferences, task_messages, written_text
+from prose_sim.config.methods import MethodSettings, ProseSettings
 from prose_sim.events import InstanceStarted
 from prose_sim.models.answers import Choice, JsonList, Reasoned
 from prose_sim.parsing import (
@@ -111,9 +111,7 @@ def model_defaults(model: str) -> tuple[int, float]:
     return FALLBACK_DEFAULTS
 
 
-def resolve_config(
-    settings: MethodSettings, agent_model: str, use_icl: bool = False
-) -> ProseConfig:
+def resolve_config(settings: ProseSettings, agent_model: str, use_icl: bool = False) -> ProseConfig:
     """Explicit knobs over the variant's over the model's defaults."""
     steps, threshold = model_defaults(agent_model)
     values: dict[str, Any] = {
@@ -186,40 +184,35 @@ def prose_order(items: list[MemoryItem], order: str, mode: str) -> list[MemoryIt
 
 
 class Prose(Inferrer):
-    knobs = frozenset(
-        {
-            "variant",
-            "candidate_type",
-            "num_refinement_steps",
-            "do_validate",
-            "breakdown",
-            "validation_threshold",
-            "num_other_sequences",
-            "include_preferences_in_validate",
-            "use_icl",
-            "num_examples",
-            "icl_example_document",
-            "answer_normalisation",
-            "unparseable_answers",
-            "verdict_parsing",
-            "text_equality",
-            "retrieved_order",
-            "preference_lines",
-            "empty_examples",
-        }
-    )
+    settings_type = ProseSettings
+    settings: ProseSettings
     default_use_icl = False
 
-    def __init__(self, ctx: ActorContext, settings: MethodSettings = DEFAULT_SETTINGS):
+    def __init__(self, ctx: ActorContext, settings: MethodSettings | None = None):
         super().__init__(ctx, settings)
-        self.config = resolve_config(settings, ctx.agent_model, self.default_use_icl)
+        self.config = resolve_config(self.settings, ctx.agent_model, self.default_use_icl)
         # (component, persona, document id) -> score: a verdict is never asked twice
         self.verdicts: dict[tuple[str, str, str], int] = {}
         self._examples: dict[int, list[tuple[str, str]]] = {}
         self._starting: dict[int, list[str]] = {}  # per instance: the coalesced preferences
 
     @classmethod
+    def expected_calls(cls, settings, agent_model, earlier, components):
+        """Coalesce (once an earlier instance exists), the refine steps, a new candidate per
+        step but the first (``iterate``), the breakdown, and, when it validates, one verdict
+        per component for the new demonstration and each earlier one (up to k)."""
+        cfg = resolve_config(settings, agent_model, cls.default_use_icl)
+        steps = cfg.num_refinement_steps
+        calls = (earlier > 0) + steps
+        calls += steps - 1 if cfg.candidate_type == "iterate" else 0
+        calls += {"after_refinement": 1, "each_iteration": steps}.get(cfg.breakdown, 0)
+        if cfg.do_validate:
+            calls += components * (1 + min(earlier, cfg.num_other_sequences))
+        return CallEstimate(float(calls), earlier > 0)
+
+    @classmethod
     def check(cls, settings: MethodSettings) -> tuple[str, str] | None:
+        assert isinstance(settings, ProseSettings)
         if settings.variant is not None and settings.variant not in VARIANTS:
             return (
                 "variant",

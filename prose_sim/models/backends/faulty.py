@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import random
 from collections import Counter, defaultdict
-from typing import Annotated
 
 import anyio
 import msgspec
 
+from prose_sim.config.models import FaultSettings
 from prose_sim.errors import InjectedFailure
 from prose_sim.models.protocol import Backend, Completion, ModelRequest
 from prose_sim.seeding import derive_seed
-
-Rate = Annotated[float, msgspec.Meta(ge=0, le=1)]
 
 # What a model says when it does not follow the format (refusals, cut-off answers, noise).
 MALFORMED = (
@@ -29,14 +27,6 @@ MALFORMED = (
     '```json\n{"error": ',
     "\u2047\u2047\u2047",
 )
-
-
-class FaultSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    failure_rate: Rate = 0.0  # share of attempts that fail (retryable, like a 503)
-    latency_spike_rate: Rate = 0.0  # share of attempts delayed by latency_spike_s first
-    latency_spike_s: Annotated[float, msgspec.Meta(ge=0)] = 2.0
-    malformed_rate: Rate = 0.0  # share of answers replaced by text no parser accepts
-    seed: int = 0
 
 
 class FaultyBackend:

@@ -7,26 +7,24 @@ the server is built, not when this module is.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from prose_sim.config.models import LocalSpec, ModelSpec
 from prose_sim.models.embedded import DEFAULT_EMBEDDED
 from prose_sim.models.registry import BackendKind, Parts, Served
-
-if TYPE_CHECKING:
-    from prose_sim.scenario import ModelSpec
 
 
 class LocalKind(BackendKind):
     default_model = DEFAULT_EMBEDDED
+    spec_type = LocalSpec
 
     def build(self, role: str, spec: ModelSpec, model: str, parts: Parts) -> Served:
+        assert isinstance(spec, LocalSpec)
         key = f"local:{model}:{spec.dtype}:{spec.device}:{spec.max_batch_size}:{spec.max_wait_s}"
         if key not in parts.backends:
             parts.add(key, _server(spec, model), server=True)
         return Served(key=key)
 
 
-def _server(spec: ModelSpec, model: str):
+def _server(spec: LocalSpec, model: str):
     from prose_sim.models.backends.local import LocalModelServer
     from prose_sim.models.local_loading import load_local_model
 

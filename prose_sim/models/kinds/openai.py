@@ -10,25 +10,26 @@ tpm and max_concurrency each), which the pool applies, not the gateway.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from prose_sim.config.models import ModelSpec, OpenAISpec
 from prose_sim.models.registry import BackendKind, Parts, Served
-
-if TYPE_CHECKING:
-    from prose_sim.scenario import ModelSpec
 
 
 class OpenAIKind(BackendKind):
     # chat completions cannot start the answer for the model
     response_prefix = False
     limited = True  # a remote endpoint: its limits and the adaptive cap always apply
+    spec_type = OpenAISpec
 
     def problem(self, spec: ModelSpec) -> tuple[str, str] | None:
+        assert isinstance(spec, OpenAISpec)
         if not spec.model:
             return "model", "required for backend 'openai' (e.g. \"gpt-4o\")"
+        if spec.base_urls and spec.base_url:
+            return "base_urls", "give base_url (one endpoint) or base_urls (several), not both"
         return None
 
     def check(self, spec: ModelSpec, where: str) -> None:
+        assert isinstance(spec, OpenAISpec)
         from prose_sim.errors import UsageError
         from prose_sim.models.backends.openai_compat import (
             read_key,
@@ -45,6 +46,7 @@ class OpenAIKind(BackendKind):
         read_key(spec.api_key_env, where)
 
     def build(self, role: str, spec: ModelSpec, model: str, parts: Parts) -> Served:
+        assert isinstance(spec, OpenAISpec)
         from prose_sim.models.backends.openai_compat import (
             OpenAIBackend,
             OpenAISettings,

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from prose_sim.config.models import ModelSpec, ScriptedSpec
 from prose_sim.models.backends.scripted import ScriptedBackend, ScriptedSettings
 from prose_sim.models.registry import BackendKind, Parts, Served
 
-if TYPE_CHECKING:
-    from prose_sim.scenario import ModelSpec
-
 
 class ScriptedKind(BackendKind):
+    spec_type = ScriptedSpec
+
     def build(self, role: str, spec: ModelSpec, model: str, parts: Parts) -> Served:
+        assert isinstance(spec, ScriptedSpec)
         key = f"scripted:{role}"
         settings = ScriptedSettings(
             latency_s=spec.latency_s,

@@ -1,8 +1,7 @@
 """The retry policy: the scenario's ``[retry]`` table and what the gateway retries by.
 
 One Struct for both, so a scenario's settings reach the gateway without a
-field-by-field copy. It lives beside the gateway, not in the scenario schema:
-the schema imports the actors, and they import the gateway.
+field-by-field copy.
 """
 
 from __future__ import annotations
