@@ -287,7 +287,7 @@ def profile_components(episodes: int) -> dict[str, object]:
     import cProfile
     import pstats
 
-    from prose_sim.cli import relaxed_gc
+    from prose_sim.gc_policy import relaxed_gc
 
     async def inline(function, *args, **_options):
         """The profiler sees one thread: worker-thread work (the judge's text metrics) runs
@@ -338,7 +338,7 @@ def _rss_mb() -> float:
 
 
 def measure(case: Case) -> CaseFigures:
-    from prose_sim.cli import relaxed_gc
+    from prose_sim.gc_policy import relaxed_gc
 
     episodes = case["episodes"]
     with PeakRSS() as memory:
