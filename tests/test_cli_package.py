@@ -1,4 +1,5 @@
-"""The command line is a package of its own at the top: nothing below it imports it."""
+"""The command line is a package of its own at the top: nothing below it imports it. The
+benchmarks live beside the package, not in it: nothing in the package imports them."""
 
 from __future__ import annotations
 
@@ -26,5 +27,14 @@ def test_no_module_outside_the_cli_package_imports_it():
         if cli not in path.parents
         and path.name != "__main__.py"  # `python -m prose_sim` is the command line itself
         and any(n == "prose_sim.cli" or n.startswith("prose_sim.cli.") for n in _imports(path))
+    ]
+    assert importers == []
+
+
+def test_nothing_in_the_package_imports_the_benchmarks():
+    importers = [
+        str(path.relative_to(ROOT))
+        for path in sorted((ROOT / "prose_sim").rglob("*.py"))
+        if any(n == "benchmarks" or n.startswith("benchmarks.") for n in _imports(path))
     ]
     assert importers == []

@@ -7,8 +7,9 @@ stderr, no traceback; 128 + the signal's number when stopped by a signal (130
 SIGINT, 143 SIGTERM, 129 SIGHUP).
 
 One module per command group (``run``; ``replay`` with ``merge``; ``outputs``: report,
-prompts, view, export; ``catalog``: personas, methods, corpus; ``bench``), each adding its
-commands to the parser; this module builds the parser and runs the chosen command.
+prompts, view, export; ``catalog``: personas, methods, corpus), each adding its commands to
+the parser; this module builds the parser and runs the chosen command. The benchmarks are
+not a command: ``python -m benchmarks`` in a source checkout (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from typing import TextIO, cast
 import structlog
 
 from prose_sim import __version__
-from prose_sim.cli.bench import add_bench
 from prose_sim.cli.catalog import add_corpus, add_methods, add_personas
 from prose_sim.cli.common import (
     EXIT_BAD_INPUT,
@@ -49,7 +49,6 @@ def _parser() -> argparse.ArgumentParser:
     add_run(commands)
     add_merge(commands)
     add_replay(commands)
-    add_bench(commands)
     add_report(commands)
     add_personas(commands)
     add_methods(commands)

@@ -1,39 +1,44 @@
-"""``bench``: the throughput and cost benchmarks."""
+"""``python -m benchmarks SUITE [--quick] [--out DIR]``, from the repository root.
+
+The benchmarks live beside the package, not in it (a wheel ships the product only): each
+suite measures side by side in one run, prints a table and writes ``bench_<suite>.json``
+and ``.md`` under ``--out``, then ``benchmarks/RESULTS.md`` collects the latest of each.
+"""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import sys
 from pathlib import Path
 
-from prose_sim.cli.common import EXIT_OK
+from benchmarks.common import write_results_index
 from prose_sim.gc_policy import relaxed_gc
 
-BENCH_SUITES = ("overhead", "ratelimits", "variants", "local")
+SUITES = ("overhead", "ratelimits", "variants", "local")
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def add_bench(commands) -> None:
-    bench = commands.add_parser(
-        "bench",
-        help="throughput and cost benchmarks (overhead, ratelimits, variants, local)",
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
         description="Run a benchmark suite: each measures side by side in one run, prints a table "
         "and writes bench_<suite>.json and .md under --out (default benchmarks/results).",
     )
-    bench.add_argument("suite", choices=[*BENCH_SUITES, "all"])
-    bench.add_argument(
+    parser.add_argument("suite", choices=[*SUITES, "all"])
+    parser.add_argument(
         "--quick", action="store_true", help="smaller sizes (a smoke test; not for the record)"
     )
-    bench.add_argument("--out", type=Path, default=Path("benchmarks/results"))
-    bench.set_defaults(handler=_cmd_bench)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    return parser
 
 
-def _cmd_bench(args: argparse.Namespace) -> int:
-    import importlib
-
-    suites = BENCH_SUITES if args.suite == "all" else (args.suite,)
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    suites = SUITES if args.suite == "all" else (args.suite,)
     for suite in suites:
-        module = importlib.import_module(f"prose_sim.bench.{suite}")
+        module = importlib.import_module(f"benchmarks.{suite}")
         print(f"bench {suite}: running ...", file=sys.stderr)
         # the suites that run scenarios do so under a run's GC setting; local drives a model
         gc_policy: contextlib.AbstractContextManager[None] = (
@@ -46,8 +51,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             module.record_history(result, args.out)
         sys.stdout.write(result.markdown() + "\n")
         print(f"wrote {json_path} and {md_path}", file=sys.stderr)
-    from prose_sim.bench.common import write_results_index
-
     index = write_results_index(args.out, args.out.parent / "RESULTS.md")
     print(f"updated {index}", file=sys.stderr)
-    return EXIT_OK
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
