@@ -48,6 +48,6 @@ print(json.dumps({k: row[k] for k in ("status", "wall_s", "peak_rss_mb")}))
 EOF
 
 echo "[2/2] bench local (fixed workload N=1,8,32,64, then the full trace, static vs new)" >&2
-python -m prose_sim bench local --out "$results"
+python -m benchmarks local --out "$results"
 
 echo "issue17_final.sh: done in $(( $(date +%s) - began )) s; results in $results" >&2

@@ -1,7 +1,7 @@
 """Benchmark: the local model server against one-at-a-time and an ideal padded batch.
 
-A thin command-line wrapper over ``prose_sim.bench.local`` (where the
-measurement lives; ``python -m prose_sim bench local`` runs it as a suite).
+A thin command-line wrapper over ``benchmarks.local`` (where the
+measurement lives; ``python -m benchmarks local`` runs it as a suite).
 For each N, the same N chat prompts are decoded greedily to the same number of
 new tokens: (a) one ``generate`` per request, one after another; (b) one
 padded ``generate`` on all N; (c) N concurrent calls to LocalModelServer. It
@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from prose_sim.bench.local import main
+from benchmarks.local import main
 
 if __name__ == "__main__":
     main()

@@ -8,7 +8,7 @@ moment each request was sent and answered (seconds from the start) to
 moments through the progress display's ETA and holds it within 2x of the true remaining time
 once a tenth of the calls are done.
 
-    python benchmarks/record_progress_trace.py [MODEL]
+    python -m benchmarks.record_progress_trace [MODEL]    # from the repository root
 
 MODEL: a local model folder or the embedded ``smollm2-135m-instruct``; default: the tiny
 random-weight test model (``prose_sim.testing.tiny_model``), which serves the same workload in
@@ -27,7 +27,7 @@ from pathlib import Path
 import anyio
 import msgspec
 
-from prose_sim.bench.local_trace import TRACE, TraceRequest, load
+from benchmarks.local_trace import TRACE, TraceRequest, load
 
 OUT = Path(__file__).resolve().parent / "traces" / "quickstart_progress.json.gz"
 

@@ -7,7 +7,7 @@ import json
 import anyio
 import pytest
 
-from prose_sim.bench import local_trace
+from benchmarks import local_trace
 
 
 def write_log(path, events):
@@ -96,7 +96,7 @@ def test_replay_sends_a_request_only_after_what_it_waited_for(tmp_path):
 
 def test_trace_replays_through_both_servers_give_the_trace_checks(tmp_path):
     pytest.importorskip("transformers")
-    from prose_sim.bench import local
+    from benchmarks import local
     from prose_sim.models.local_loading import load_local_model
     from prose_sim.testing.tiny_model import tiny_test_model
 

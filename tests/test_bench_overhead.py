@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from prose_sim.bench.common import SuiteResult
-from prose_sim.bench.overhead import EVENT_LOOP, component_shares, record_history
+from benchmarks.common import SuiteResult
+from benchmarks.overhead import EVENT_LOOP, component_shares, record_history
 
 JUDGE = ("/x/prose_sim/actors/judge.py", 1, "_score")
 TOKENS = ("/x/prose_sim/metrics/wordtokens.py", 1, "word_tokenize")
@@ -39,7 +39,7 @@ def _result(ratio: float, cpu_us: float) -> SuiteResult:
     row = {"case": "full", "episodes": 1000, "latency_s": 0.0}
     return SuiteResult(
         suite="overhead",
-        command="python -m prose_sim bench overhead --quick",
+        command="python -m benchmarks overhead --quick",
         machine={"cpus": 2},
         rows=[{**row, "vs_reference": ratio, "cpu_us_per_call": cpu_us}],
     )

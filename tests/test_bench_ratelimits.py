@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from prose_sim.bench import ratelimits
-from prose_sim.bench.common import SuiteResult
+from benchmarks import ratelimits
+from benchmarks.common import SuiteResult
 
 TINY = {
     "seeds": 1,
@@ -151,7 +151,7 @@ def test_suite_result_shape(monkeypatch):
     )
     result = ratelimits.run(quick=True)
     assert isinstance(result, SuiteResult) and result.suite == "ratelimits"
-    assert result.command == "python -m prose_sim bench ratelimits --quick"
+    assert result.command == "python -m benchmarks ratelimits --quick"
     assert [c.name for c in result.checks][:3] == [
         "throughput share of budget (matched limits)",
         "429s with matched limits",

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from prose_sim.bench import variants
-from prose_sim.bench.common import SuiteResult
+from benchmarks import variants
+from benchmarks.common import SuiteResult
 from prose_sim.scenario import scenario_from_dict
 
 TINY = {
@@ -139,7 +139,7 @@ def test_the_result_is_written_as_json_and_markdown(suite, tmp_path):
 
 def test_local_rows_have_the_ratios(tmp_path):
     pytest.importorskip("transformers")
-    from prose_sim.bench import local
+    from benchmarks import local
     from prose_sim.models.local_loading import load_local_model
     from prose_sim.testing.tiny_model import tiny_test_model
 
@@ -164,7 +164,7 @@ def test_local_rows_have_the_ratios(tmp_path):
 
 def test_local_suite_on_the_tiny_model(tmp_path, monkeypatch):
     pytest.importorskip("transformers")
-    from prose_sim.bench import local
+    from benchmarks import local
     from prose_sim.testing.tiny_model import tiny_test_model
 
     path = tiny_test_model(tmp_path / "tiny")

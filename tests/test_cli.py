@@ -160,11 +160,11 @@ def test_tables_wrap_names_on_a_narrow_terminal_instead_of_cutting_them(monkeypa
 
     from rich.console import Console
 
-    from prose_sim import cli
+    from prose_sim.cli import common
 
     out = io.StringIO()
-    monkeypatch.setattr(cli, "_console", lambda: Console(file=out, width=40))
-    assert cli.main(["methods", "list"]) == 0
+    monkeypatch.setattr(common, "console", lambda: Console(file=out, width=40))
+    assert main(["methods", "list"]) == 0
     text = out.getvalue()
     assert "…" not in text  # rich's mark of a cut cell
     assert "no_learn" in text

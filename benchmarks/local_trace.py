@@ -12,7 +12,7 @@ the real answer's length (EOS ignored), so every server does the same work and
 only scheduling differs. It measures generated tokens per wall second and the
 p50 and p95 request latency.
 
-``python -m prose_sim.bench.local_trace runs/quickstart/events.jsonl out.json.gz`` makes a trace.
+``python -m benchmarks.local_trace runs/quickstart/events.jsonl out.json.gz`` makes a trace.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 import anyio
 import msgspec
 
-TRACE = Path(__file__).resolve().parents[2] / "benchmarks" / "traces" / "quickstart.json.gz"
+TRACE = Path(__file__).resolve().parent / "traces" / "quickstart.json.gz"
 
 
 class TraceRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -143,7 +143,7 @@ async def replay(server, trace: Trace, *, episodes: int | None = None) -> dict[s
 
 if __name__ == "__main__":
     if len(sys.argv) != 3:
-        sys.exit("usage: python -m prose_sim.bench.local_trace EVENTS_JSONL OUT_JSON_GZ")
+        sys.exit("usage: python -m benchmarks.local_trace EVENTS_JSONL OUT_JSON_GZ")
     built = from_event_log(Path(sys.argv[1]))
     save(built, Path(sys.argv[2]))
     print(f"{len(built.requests)} requests from {built.source} -> {sys.argv[2]}")

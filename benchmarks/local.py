@@ -21,7 +21,7 @@ dependency chain) replayed closed-loop through the former static-batching
 server (``static_server.py``) and the new one, alternately, ``trace_repeats``
 times: generated tokens/s, p50 and p95 latency, padding and idle-row shares.
 
-``python -m prose_sim bench local`` runs both on the embedded SmolLM2-135M on
+``python -m benchmarks local`` runs both on the embedded SmolLM2-135M on
 the CPU; ``benchmarks/local_server.py`` is the command-line wrapper with every
 knob (``--random-qwen7b`` builds Qwen2.5-7B's architecture with random weights
 on a GPU, for ``benchmarks/gpu_server.sh``).
@@ -211,7 +211,7 @@ def new_server(
     ``max_kv_tokens`` None: the server's default KV budget (as in a run).
     """
     if static:
-        from prose_sim.models.backends.static_server import StaticBatchServer
+        from benchmarks.static_server import StaticBatchServer
 
         baseline = StaticBatchServer(
             model, tokenizer, device, name="bench", max_batch_size=max_batch, max_wait_s=0.02
@@ -404,7 +404,7 @@ def measure_trace(
     log: Callable[[str], None] | None = print,
 ) -> list[dict[str, Any]]:
     """The quickstart trace through the static server and the new one, alternately; one row per replay."""
-    from prose_sim.bench import local_trace
+    from benchmarks import local_trace
 
     say = log or (lambda _line: None)
     trace = trace or local_trace.load()
@@ -445,7 +445,7 @@ def measure_trace(
 
 def checks(rows: list[dict[str, Any]]):
     """The headline figures: the fixed workload at N=32 (or the largest N) and the trace replays."""
-    from prose_sim.bench.common import Check
+    from benchmarks.common import Check
 
     fixed = [r for r in rows if r.get("workload", "fixed") == "fixed"]
     out = []
@@ -502,7 +502,7 @@ def run(
     """The suite: SmolLM2-135M (embedded) on the CPU, one row per N (progress lines to stderr)."""
     import torch
 
-    from prose_sim.bench.common import SuiteResult
+    from benchmarks.common import SuiteResult
 
     plan = QUICK if quick else FULL
     torch.manual_seed(0)
@@ -530,7 +530,7 @@ def run(
     threads = torch.get_num_threads()
     result = SuiteResult(
         suite="local",
-        command="python -m prose_sim bench local" + (" --quick" if quick else ""),
+        command="python -m benchmarks local" + (" --quick" if quick else ""),
         columns=[
             "workload",
             "n",

@@ -106,7 +106,7 @@ def write_results_index(results_dir: Path, target: Path) -> Path:
     parts = [
         "# Benchmark results",
         "",
-        "The latest figures of `python -m prose_sim bench SUITE`, each with its command, date and "
+        "The latest figures of `python -m benchmarks SUITE`, each with its command, date and "
         "machine. Every suite measures its comparisons side by side in one run; compare ratios, not "
         "absolute figures across machines. JSON with every row is beside each suite's Markdown in "
         f"`{results_dir.name}/`.",

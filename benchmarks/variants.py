@@ -38,7 +38,7 @@ from typing import TypedDict
 import anyio
 import msgspec
 
-from prose_sim.bench.common import Check, SuiteResult
+from benchmarks.common import Check, SuiteResult
 from prose_sim.eventlog import read_events
 from prose_sim.events import (
     EpisodeStarted,
@@ -76,8 +76,8 @@ COLUMNS = [
 
 
 def scenarios_dir() -> Path:
-    """The repository's ``scenarios/`` (next to the package), else ``./scenarios``."""
-    here = Path(__file__).resolve().parents[2] / "scenarios"
+    """The repository's ``scenarios/`` (beside ``benchmarks/``), else ``./scenarios``."""
+    here = Path(__file__).resolve().parents[1] / "scenarios"
     return here if here.is_dir() else Path("scenarios")
 
 
@@ -574,7 +574,7 @@ def run(
     ]
     result = SuiteResult(
         suite="variants",
-        command="python -m prose_sim bench variants" + (" --quick" if quick else ""),
+        command="python -m benchmarks variants" + (" --quick" if quick else ""),
         columns=COLUMNS,
         rows=rows,
         checks=checks,

@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Literal, TypedDict
 import anyio
 import msgspec
 
-from prose_sim.bench.common import Check, SuiteResult
+from benchmarks.common import Check, SuiteResult
 from prose_sim.eventlog import read_events
 from prose_sim.events import ModelFailed, ModelRequested, ModelResponded
 from prose_sim.testing.chat_server import ChatServer
@@ -528,7 +528,7 @@ def run(quick: bool = False) -> SuiteResult:
         )
     return SuiteResult(
         suite="ratelimits",
-        command="python -m prose_sim bench ratelimits" + (" --quick" if quick else ""),
+        command="python -m benchmarks ratelimits" + (" --quick" if quick else ""),
         columns=[
             "case",
             "binds",

@@ -3,7 +3,7 @@
 The server takes the first waiting request, waits at most ``max_wait_s`` for
 more (up to ``max_batch_size``), and decodes them as one left-padded batch
 until its longest row is done; only then does it take new requests. The run
-uses ``local.py`` (iteration-level scheduling); this one is only measured
+uses ``prose_sim/models/backends/local.py`` (iteration-level scheduling); this one is only measured
 against it, side by side.
 """
 
@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 import anyio
 import msgspec
 
+from benchmarks.batching import BatchGenerator
 from prose_sim.events import BatchStats
-from prose_sim.models.backends.batching import BatchGenerator
 from prose_sim.models.backends.server_stats import ratio, served_totals
 from prose_sim.models.protocol import Completion, ModelRequest
 

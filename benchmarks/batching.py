@@ -1,7 +1,7 @@
 """Static batched generation for a causal LM: one padded batch, one decode loop.
 
 The former local server's generator, kept as the baseline that ``bench local``
-measures the iteration-level scheduler (``scheduler.py``) against.
+measures the iteration-level scheduler (``prose_sim/models/backends/scheduler.py``) against.
 
 ``BatchGenerator.run`` takes several tokenized prompts with their own sampling
 settings and decodes them together: left-padded prefill, then one forward pass

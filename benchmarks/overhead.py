@@ -36,7 +36,9 @@ import anyio
 import msgspec
 from anyio.streams.memory import MemoryObjectSendStream
 
-from prose_sim.bench.common import Check, SuiteResult
+from benchmarks.common import Check, SuiteResult
+
+REPOSITORY = Path(__file__).resolve().parents[1]
 
 CALLS_PER_REFERENCE_EPISODE = 20
 CPU_US_PER_CALL_TARGET = 400  # issue 25: the full stack's CPU per model call, 1,000 episodes
@@ -129,7 +131,7 @@ def run(quick: bool = False) -> SuiteResult:
     ]
     return SuiteResult(
         suite="overhead",
-        command="python -m prose_sim bench overhead" + (" --quick" if quick else ""),
+        command="python -m benchmarks overhead" + (" --quick" if quick else ""),
         columns=[
             "case",
             "episodes",
@@ -271,7 +273,8 @@ def _components_in_subprocess(episodes: int) -> dict[str, float]:
 def _case_output(case: Mapping[str, object]) -> str:
     """Run one bench case in a fresh interpreter; its last line of output (JSON)."""
     done = subprocess.run(
-        [sys.executable, "-m", "prose_sim.bench.overhead", json.dumps(case)],
+        [sys.executable, "-m", "benchmarks.overhead", json.dumps(case)],
+        cwd=REPOSITORY,  # where `benchmarks` is found, whatever the caller's folder
         capture_output=True,
         text=True,
         check=False,
@@ -287,7 +290,7 @@ def profile_components(episodes: int) -> dict[str, object]:
     import cProfile
     import pstats
 
-    from prose_sim.cli import relaxed_gc
+    from prose_sim.gc_policy import relaxed_gc
 
     async def inline(function, *args, **_options):
         """The profiler sees one thread: worker-thread work (the judge's text metrics) runs
@@ -338,7 +341,7 @@ def _rss_mb() -> float:
 
 
 def measure(case: Case) -> CaseFigures:
-    from prose_sim.cli import relaxed_gc
+    from prose_sim.gc_policy import relaxed_gc
 
     episodes = case["episodes"]
     with PeakRSS() as memory:

@@ -1,0 +1,23 @@
+"""What every command shares: the exit codes, the console, the early-signal exception."""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+from rich.console import Console
+
+EXIT_OK, EXIT_RUN_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def console() -> Console:
+    """Rich console; wide enough for the tables when output is not a terminal."""
+    return Console(width=None if sys.stdout.isatty() else 160)
+
+
+class Signalled(BaseException):
+    """SIGTERM or SIGHUP before the run's own handling began (e.g. while models load)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum, self.name = signum, signal.Signals(signum).name
