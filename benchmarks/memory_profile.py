@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> None:
     import msgspec
     import torch  # noqa: F401
 
+    from prose_sim.config import RunOptions
+    from prose_sim.runtime.prepare import prepare
     from prose_sim.runtime.runner import execute
     from prose_sim.scenario import load_scenario
 
@@ -104,7 +106,9 @@ def main(argv: list[str] | None = None) -> None:
     thread.start()
     scenario = load_scenario(Path(args.scenario))
     with tempfile.TemporaryDirectory() as out:
-        outcome = anyio.run(lambda: execute(scenario, Path(out) / "run", progress="off"))
+        outcome = anyio.run(
+            lambda: execute(prepare(scenario, Path(out) / "run", RunOptions(progress="off")))
+        )
     stop.set()
     thread.join()
     local_kind._server = real

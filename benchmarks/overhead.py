@@ -446,8 +446,10 @@ def _timed_scripted(settings):
 
 
 async def _full_stack(episodes: int, latency_s: float) -> tuple[int, int, float]:
+    from prose_sim.config import RunOptions
     from prose_sim.models.backends.scripted import ScriptedSettings
     from prose_sim.models.protocol import ROLES
+    from prose_sim.runtime.prepare import Doubles, prepare
     from prose_sim.runtime.runner import execute
     from prose_sim.scenario import scenario_from_dict
 
@@ -465,7 +467,12 @@ async def _full_stack(episodes: int, latency_s: float) -> tuple[int, int, float]
     backend = _timed_scripted(settings)
     with tempfile.TemporaryDirectory() as tmp:
         outcome = await execute(
-            scenario, Path(tmp) / "run", backends={r: backend for r in ROLES}, progress="off"
+            prepare(
+                scenario,
+                Path(tmp) / "run",
+                RunOptions(progress="off"),
+                doubles=Doubles(backends={r: backend for r in ROLES}),
+            )
         )
     return outcome.model_calls, outcome.events, backend.busy_s
 

@@ -171,6 +171,8 @@ def scenario_raw(
 
 
 def _run_scenario(raw: Table, run_dir: Path) -> RunOutcome:
+    from prose_sim.config import RunOptions
+    from prose_sim.runtime.prepare import prepare
     from prose_sim.runtime.runner import execute
     from prose_sim.scenario import scenario_from_dict
 
@@ -178,7 +180,9 @@ def _run_scenario(raw: Table, run_dir: Path) -> RunOutcome:
     scenario = scenario_from_dict(raw, "bench ratelimits")
 
     async def go() -> RunOutcome:
-        return await execute(scenario, run_dir, progress="off", use_cache=False)
+        return await execute(
+            prepare(scenario, run_dir, RunOptions(progress="off", use_cache=False))
+        )
 
     return anyio.run(go)
 

@@ -39,6 +39,7 @@ import anyio
 import msgspec
 
 from benchmarks.common import Check, SuiteResult
+from prose_sim.config import RunOptions
 from prose_sim.eventlog import read_events
 from prose_sim.events import (
     EpisodeStarted,
@@ -47,6 +48,7 @@ from prose_sim.events import (
     ModelResponded,
 )
 from prose_sim.runtime.plan import expand
+from prose_sim.runtime.prepare import prepare
 from prose_sim.runtime.runner import execute
 from prose_sim.scenario import Scenario, load_scenario
 from prose_sim.world.personas import builtin_catalog
@@ -146,7 +148,7 @@ def measure(scenario: Scenario, run_dir: Path, *, probe_latency_s: float = 0.0) 
     if probe_latency_s:
         scenario = with_latency(scenario, probe_latency_s)
     started = time.perf_counter()
-    outcome = anyio.run(lambda: execute(scenario, run_dir, progress="off"))
+    outcome = anyio.run(lambda: execute(prepare(scenario, run_dir, RunOptions(progress="off"))))
     wall = time.perf_counter() - started
     if outcome.status != "completed":
         raise RuntimeError(

@@ -17,6 +17,8 @@ own fields first.
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 
@@ -42,6 +44,11 @@ class RunStarted(Event, frozen=True, tag="run_started"):
     # template of the user's the run renders (by path): resume and replay refuse a changed one
     prompts_dir: str = ""
     templates: dict[str, str] = {}
+    # the resolved scenario's tables (as scenario.toml holds them) and the definition of every
+    # persona it may use (whatever file or plugin defines it), so the log alone is enough for
+    # report and view (logs of earlier versions: empty, and scenario.toml is read instead)
+    scenario: dict[str, Any] = {}
+    personas: list[dict[str, Any]] = []
 
 
 class RunResumed(Event, frozen=True, tag="run_resumed"):

@@ -14,6 +14,7 @@ import anyio
 import msgspec
 import pytest
 
+from prose_sim.config import RunOptions
 from prose_sim.errors import UsageError
 from prose_sim.eventlog import read_events
 from prose_sim.events import ModelRequested, ModelResponded
@@ -35,6 +36,7 @@ from prose_sim.models.protocol import (
     SamplingParams,
 )
 from prose_sim.runtime.backends import build_models
+from prose_sim.runtime.prepare import prepare
 from prose_sim.runtime.runner import execute
 from prose_sim.scenario import load_scenario
 from prose_sim.testing.chat_server import ChatServer
@@ -407,7 +409,11 @@ async def test_a_run_survives_one_server_stopping_halfway(write_scenario, tmp_pa
         async with anyio.create_task_group() as tg:
             tg.start_soon(stop_two_after, 15)
             outcome = await execute(
-                scenario, tmp_path / "run", progress="off", cache_path=tmp_path / "cache.sqlite3"
+                prepare(
+                    scenario,
+                    tmp_path / "run",
+                    RunOptions(progress="off", cache_path=str(tmp_path / "cache.sqlite3")),
+                )
             )
             tg.cancel_scope.cancel()
 

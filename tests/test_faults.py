@@ -6,12 +6,14 @@ import anyio
 import pytest
 from conftest import MINIMAL
 
+from prose_sim.config import RunOptions
 from prose_sim.config.models import FaultSettings
 from prose_sim.eventlog import read_events
 from prose_sim.events import ModelFailed, ModelResponded, ParseFailed, StepFailed
 from prose_sim.models.backends.faulty import FaultyBackend
 from prose_sim.models.backends.scripted import ScriptedBackend
 from prose_sim.models.protocol import ROLES
+from prose_sim.runtime.prepare import Doubles, prepare
 from prose_sim.runtime.replay import replay_run
 from prose_sim.runtime.runner import execute
 from prose_sim.scenario import ScenarioError, load_scenario
@@ -33,7 +35,14 @@ def faulty_run(write_scenario, out, **faults):
     scenario = load_scenario(write_scenario(SCENARIO))
     backend = FaultyBackend(ScriptedBackend(), FaultSettings(seed=7, **faults))
     outcome = anyio.run(
-        lambda: execute(scenario, out, backends={r: backend for r in ROLES}, progress="off")
+        lambda: execute(
+            prepare(
+                scenario,
+                out,
+                RunOptions(progress="off"),
+                doubles=Doubles(backends={r: backend for r in ROLES}),
+            )
+        )
     )
     return outcome, backend, list(read_events(out / "events.jsonl"))
 
@@ -90,7 +99,9 @@ def test_faults_from_a_scenario(write_scenario, tmp_path):
     text = SCENARIO + "[models.agent.faults]\nfailure_rate = 0.25\nseed = 3\n"
     scenario = load_scenario(write_scenario(text))
     assert scenario.models.agent.faults == FaultSettings(failure_rate=0.25, seed=3)
-    outcome = anyio.run(lambda: execute(scenario, tmp_path / "run", progress="off"))
+    outcome = anyio.run(
+        lambda: execute(prepare(scenario, tmp_path / "run", RunOptions(progress="off")))
+    )
     assert outcome.failed_attempts > 0
     by_role = {u["role"]: u for u in outcome.usage}
     assert by_role["agent"]["attempts"] > by_role["agent"]["calls"]

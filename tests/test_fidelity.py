@@ -17,9 +17,11 @@ import anyio
 import pytest
 
 from prose_sim.actors.inferrers.prose import resolve_config
+from prose_sim.config import RunOptions
 from prose_sim.config.methods import ProseSettings
 from prose_sim.eventlog import read_events
 from prose_sim.events import DemonstrationProduced, DraftProduced, ModelRequested
+from prose_sim.runtime.prepare import prepare
 from prose_sim.runtime.runner import execute
 from prose_sim.scenario import load_scenario, scenario_from_dict
 from prose_sim.world.corpus import bundled_corpus
@@ -41,7 +43,9 @@ def run_events(
         **extra,
     }
     scenario = scenario_from_dict(raw, "fidelity test")
-    outcome = anyio.run(lambda: execute(scenario, tmp_path / "run", progress="off"))
+    outcome = anyio.run(
+        lambda: execute(prepare(scenario, tmp_path / "run", RunOptions(progress="off")))
+    )
     return outcome, list(read_events(tmp_path / "run" / "events.jsonl"))
 
 

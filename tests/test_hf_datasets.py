@@ -282,8 +282,10 @@ def test_no_interleaving_unless_asked():
 def test_an_episode_of_all_users_runs_their_instances_in_the_released_order(tmp_path):
     import anyio
 
+    from prose_sim.config import RunOptions
     from prose_sim.eventlog import read_events
     from prose_sim.events import InstanceStarted
+    from prose_sim.runtime.prepare import prepare
     from prose_sim.runtime.runner import execute
     from prose_sim.scenario import scenario_from_dict
 
@@ -299,7 +301,7 @@ def test_an_episode_of_all_users_runs_their_instances_in_the_released_order(tmp_
         "metrics": {"bertscore": "", "judge": False},
     }
     scenario = scenario_from_dict(raw, "interleaving test")
-    anyio.run(lambda: execute(scenario, tmp_path / "run", progress="off"))
+    anyio.run(lambda: execute(prepare(scenario, tmp_path / "run", RunOptions(progress="off"))))
     started = [
         e for e in read_events(tmp_path / "run" / "events.jsonl") if isinstance(e, InstanceStarted)
     ]

@@ -231,8 +231,10 @@ async def test_complete_outside_the_server_context_is_an_error(tiny):
 
 
 def test_a_scenario_runs_on_the_local_backend(tiny, tmp_path, write_scenario):
+    from prose_sim.config import RunOptions
     from prose_sim.eventlog import read_events
     from prose_sim.events import BatchServed
+    from prose_sim.runtime.prepare import prepare
     from prose_sim.runtime.runner import execute
     from prose_sim.scenario import load_scenario
 
@@ -255,7 +257,9 @@ model = "{model_dir}"
 max_new_tokens = 8
 """
     scenario = load_scenario(write_scenario(text))
-    outcome = anyio.run(lambda: execute(scenario, tmp_path / "run", progress="off"))
+    outcome = anyio.run(
+        lambda: execute(prepare(scenario, tmp_path / "run", RunOptions(progress="off")))
+    )
     assert outcome.status == "completed" and outcome.instances == 4
     assert len(outcome.servers) == 1  # user, writer and agent share one server
     served = sum(

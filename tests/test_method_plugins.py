@@ -134,7 +134,9 @@ def test_a_plugin_methods_own_knob_is_validated_by_its_type():
 
 
 def test_a_built_in_method_refuses_a_plugins_knob():
-    with pytest.raises(ScenarioError, match=r"methods\.prose\.keep: not a setting of method 'prose'"):
+    with pytest.raises(
+        ScenarioError, match=r"methods\.prose\.keep: not a setting of method 'prose'"
+    ):
         scenario_from_dict(with_methods({"prose": {"keep": 2}}), "s.toml")
 
 

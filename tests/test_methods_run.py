@@ -8,15 +8,19 @@ import io
 import anyio
 from conftest import SCENARIOS
 
+from prose_sim.config import RunOptions
 from prose_sim.eventlog import read_events
 from prose_sim.events import EpisodeStarted
+from prose_sim.runtime.prepare import prepare
 from prose_sim.runtime.runner import execute
 from prose_sim.scenario import load_scenario
 
 
 def test_every_method_runs_on_both_tasks_and_frameworks(tmp_path):
     scenario = load_scenario(SCENARIOS / "methods.toml", ["demonstrations_per_user=3"])
-    outcome = anyio.run(lambda: execute(scenario, tmp_path / "run", progress="off"))
+    outcome = anyio.run(
+        lambda: execute(prepare(scenario, tmp_path / "run", RunOptions(progress="off")))
+    )
     assert outcome.status == "completed"
     rows = list(csv.DictReader(io.StringIO((tmp_path / "run" / "results.csv").read_text())))
     assert {r["status"] for r in rows} == {"ok"}

@@ -14,9 +14,11 @@ from harness import FakeModel, by_purpose, context, step
 
 from prose_sim.actors.inferrers.fixed_subset import FixedSubset, powerset
 from prose_sim.cli import main
+from prose_sim.config import RunOptions
 from prose_sim.config.methods import FixedSubsetSettings
 from prose_sim.report import metric_study
 from prose_sim.runtime.plan import expand
+from prose_sim.runtime.prepare import prepare
 from prose_sim.runtime.runner import execute
 from prose_sim.scenario import load_scenario
 from prose_sim.world.corpus import bundled_corpus
@@ -97,7 +99,7 @@ def test_prelude_without_edits_has_prelude_users_who_write_their_own_text(tmp_pa
             'tasks.email_writing.framework=["prelude"]',
         ],
     )
-    anyio.run(lambda: execute(scenario, tmp_path / "run", progress="off"))
+    anyio.run(lambda: execute(prepare(scenario, tmp_path / "run", RunOptions(progress="off"))))
     from prose_sim.eventlog import read_events
     from prose_sim.events import EpisodeStarted, ModelRequested
 
@@ -182,7 +184,11 @@ def test_study_results_do_not_depend_on_concurrency(tmp_path):
         [*overrides(SMALL), 'tasks.email_writing.personas=["paper_tweet"]'],
     )
     for n in (1, 64):
-        anyio.run(lambda n=n: execute(scenario, tmp_path / f"c{n}", progress="off", concurrency=n))
+        anyio.run(
+            lambda n=n: execute(
+                prepare(scenario, tmp_path / f"c{n}", RunOptions(progress="off", concurrency=n))
+            )
+        )
     first = (tmp_path / "c1" / "results.csv").read_bytes()
     assert first == (tmp_path / "c64" / "results.csv").read_bytes()
     assert b"bertscore" in first.splitlines()[0]
@@ -281,7 +287,7 @@ def test_the_scripted_study_has_a_value_for_every_pair(tmp_path):
     scenario = msgspec.structs.replace(
         scenario, tasks={"summarization": scenario.tasks["summarization"]}
     )
-    anyio.run(lambda: execute(scenario, tmp_path / "run", progress="off"))
+    anyio.run(lambda: execute(prepare(scenario, tmp_path / "run", RunOptions(progress="off"))))
     from prose_sim.report.build import Report
 
     found = metric_study.correlations(Report([tmp_path / "run"]).rows)

@@ -15,6 +15,7 @@ import pytest
 from conftest import SCENARIOS
 
 from prose_sim.cli import main
+from prose_sim.config import RunOptions
 from prose_sim.eventlog import read_events
 from prose_sim.events import ModelFailed, ModelResponded
 from prose_sim.models.backends.openai_compat import OpenAIBackend, OpenAISettings
@@ -29,6 +30,7 @@ from prose_sim.models.protocol import (
     RetryableModelError,
     SamplingParams,
 )
+from prose_sim.runtime.prepare import prepare
 from prose_sim.runtime.runner import execute
 from prose_sim.scenario import load_scenario
 from prose_sim.testing.chat_server import ChatServer
@@ -366,7 +368,9 @@ async def test_second_identical_run_hits_the_cache_and_calls_the_server_zero_tim
     path = write_scenario(SCENARIO.format(models=models_block(server.base_url, rpm=600)))
     scenario = load_scenario(path)
     cache = tmp_path / "cache" / "responses.sqlite3"
-    first = await execute(scenario, tmp_path / "run1", progress="off", cache_path=cache)
+    first = await execute(
+        prepare(scenario, tmp_path / "run1", RunOptions(progress="off", cache_path=str(cache)))
+    )
     assert first.status == "completed" and first.model_failures == 0
     calls = len(server.requests)
     # identical requests within the run (a user's text for one document, asked
@@ -378,7 +382,9 @@ async def test_second_identical_run_hits_the_cache_and_calls_the_server_zero_tim
     assert priced == {(u["role"], u["purpose"]) for u in first.usage if u["calls"] > u["cached"]}
     assert {role for role, _ in priced} >= {"user", "agent"}
 
-    second = await execute(scenario, tmp_path / "run2", progress="off", cache_path=cache)
+    second = await execute(
+        prepare(scenario, tmp_path / "run2", RunOptions(progress="off", cache_path=str(cache)))
+    )
     assert len(server.requests) == calls  # zero calls to the server
     assert second.model_calls == first.model_calls == second.cached_calls
     assert second.cost_usd == 0
@@ -391,7 +397,11 @@ async def test_second_identical_run_hits_the_cache_and_calls_the_server_zero_tim
     ).read_text()
 
     third = await execute(
-        scenario, tmp_path / "run3", progress="off", cache_path=cache, use_cache=False
+        prepare(
+            scenario,
+            tmp_path / "run3",
+            RunOptions(progress="off", cache_path=str(cache), use_cache=False),
+        )
     )
     assert third.cached_calls == 0 and len(server.requests) == calls + third.model_calls
 

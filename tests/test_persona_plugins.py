@@ -8,8 +8,10 @@ import anyio
 import pytest
 
 from prose_sim.cli import main
+from prose_sim.config import RunOptions
 from prose_sim.eventlog import read_events
 from prose_sim.events import ModelRequested
+from prose_sim.runtime.prepare import prepare
 from prose_sim.runtime.runner import execute
 from prose_sim.scenario import ScenarioError, load_scenario
 
@@ -51,7 +53,7 @@ def write(tmp_path, personas=PERSONAS, scenario=SCENARIO):
 
 
 def run(scenario, out):
-    outcome = anyio.run(lambda: execute(scenario, out, progress="off"))
+    outcome = anyio.run(lambda: execute(prepare(scenario, out, RunOptions(progress="off"))))
     assert outcome.status == "completed"
     return outcome, list(read_events(out / "events.jsonl"))
 
@@ -205,7 +207,9 @@ def test_a_generated_population_of_2000_runs_on_the_scripted_backend(tmp_path):
     )
     scenario = load_scenario(path)
     assert len(scenario.tasks["summarization"].personas) == 2000
-    outcome = anyio.run(lambda: execute(scenario, tmp_path / "run", progress="off"))
+    outcome = anyio.run(
+        lambda: execute(prepare(scenario, tmp_path / "run", RunOptions(progress="off")))
+    )
     assert outcome.status == "completed" and outcome.episodes == outcome.instances == 2000
     users = {
         e.messages[-1]["content"].split("Your writing preferences are:\n")[1].split("\n")[0]

@@ -8,11 +8,13 @@ import io
 import anyio
 from conftest import MINIMAL, SCENARIOS
 
+from prose_sim.config import RunOptions
 from prose_sim.eventlog import read_events
 from prose_sim.events import EpisodeFinished, InstanceFinished, ModelFailed, StepFailed
 from prose_sim.models.backends.scripted import ScriptedBackend
 from prose_sim.results.collector import ResultsCollector
 from prose_sim.runtime.plan import expand
+from prose_sim.runtime.prepare import Doubles, prepare
 from prose_sim.runtime.runner import execute
 from prose_sim.scenario import load_scenario
 
@@ -32,8 +34,10 @@ latency_jitter = 1.0
 )
 
 
-def run(scenario, out, **kw):
-    return anyio.run(lambda: execute(scenario, out, progress="off", **kw))
+def run(scenario, out, backends=None, **options):
+    doubles = Doubles(backends=backends or {})
+    options = RunOptions(progress="off", **options)
+    return anyio.run(lambda: execute(prepare(scenario, out, options, doubles=doubles)))
 
 
 def test_grid_expansion_is_one_episode_per_task_framework_method_seed_user(write_scenario):

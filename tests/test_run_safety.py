@@ -20,7 +20,7 @@ from conftest import ROOT
 from prose_sim.cli import main
 from prose_sim.eventlog import read_log
 from prose_sim.events import ModelFailed, RunFinished
-from prose_sim.runtime.lock import LOCK_NAME, RunLock
+from prose_sim.runfolder.lock import LOCK_NAME, RunLock
 from prose_sim.testing.chat_server import ChatServer
 
 FAKE_KEY = "sk-test-SAFETYKEY-0123456789abcdef"
@@ -145,7 +145,7 @@ def test_a_live_run_lock_refuses_a_second_process_naming_its_pid(write_scenario,
             sys.executable,
             "-c",
             "import sys, time\nfrom pathlib import Path\n"
-            "from prose_sim.runtime.lock import RunLock\nRunLock(Path(sys.argv[1])).acquire()\n"
+            "from prose_sim.runfolder.lock import RunLock\nRunLock(Path(sys.argv[1])).acquire()\n"
             "print('locked', flush=True)\ntime.sleep(60)\n",
             str(out),
         ],

@@ -14,9 +14,11 @@ import anyio
 import msgspec
 import pytest
 
+from prose_sim.config import RunOptions
 from prose_sim.models.backends.scripted import ScriptedBackend
 from prose_sim.models.protocol import ROLES
 from prose_sim.runtime.control import RunControl
+from prose_sim.runtime.prepare import Doubles, prepare
 from prose_sim.runtime.runner import execute
 from prose_sim.runtime.signals import STOP_SIGNALS
 from prose_sim.scenario import scenario_from_dict
@@ -65,10 +67,12 @@ async def test_a_stop_signal_cancels_the_run_before_the_loop_runs_again(
     backend = SignalsMidStep()
     before = signal.getsignal(signal.SIGINT)
     outcome = await execute(
-        _scenario(seeds=20),
-        tmp_path / "run",
-        backends=dict.fromkeys(ROLES, backend),
-        progress="off",
+        prepare(
+            _scenario(seeds=20),
+            tmp_path / "run",
+            RunOptions(progress="off"),
+            doubles=Doubles(backends=dict.fromkeys(ROLES, backend)),
+        )
     )
     assert backend.deadline_after_signal == -math.inf
     assert outcome.status == "interrupted" and outcome.stop == "signal"
@@ -84,10 +88,12 @@ async def test_a_stop_signal_cancels_the_run_before_the_loop_runs_again(
 async def test_a_run_without_a_signal_gives_its_handlers_back(tmp_path, restored_signal_handlers):
     before = signal.getsignal(signal.SIGINT)
     outcome = await execute(
-        _scenario(seeds=1),
-        tmp_path / "run",
-        backends=dict.fromkeys(ROLES, ScriptedBackend()),
-        progress="off",
+        prepare(
+            _scenario(seeds=1),
+            tmp_path / "run",
+            RunOptions(progress="off"),
+            doubles=Doubles(backends=dict.fromkeys(ROLES, ScriptedBackend())),
+        )
     )
     assert outcome.status == "completed"
     assert signal.getsignal(signal.SIGINT) is before
@@ -133,10 +139,12 @@ async def test_the_quick_exit_stops_the_progress_thread_before_it_hands_over(
     # a real on_signal ends the process; this one raises, and the run, its files closed, fails
     with contextlib.suppress(Exception):
         await execute(
-            _scenario(seeds=2),
-            tmp_path / "run",
-            backends=dict.fromkeys(ROLES, SignalsMidStep()),
-            progress="log",
+            prepare(
+                _scenario(seeds=2),
+                tmp_path / "run",
+                RunOptions(progress="log"),
+                doubles=Doubles(backends=dict.fromkeys(ROLES, SignalsMidStep())),
+            ),
             on_signal=on_signal,
         )
     assert progress_threads == [[]]  # stopped (its last line finished) before the hand-over

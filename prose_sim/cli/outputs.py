@@ -119,6 +119,8 @@ def _cmd_prompts_show(args: argparse.Namespace) -> int:
                 terminal_text(line)
             )  # answers are untrusted: no escape sequence reaches the terminal
         return EXIT_OK
+    from prose_sim.config import RunOptions
+    from prose_sim.runtime.prepare import prepare
     from prose_sim.runtime.runner import execute
     from prose_sim.scenario import run_from_dict
 
@@ -139,7 +141,7 @@ def _cmd_prompts_show(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"
         with relaxed_gc():
-            anyio.run(lambda: execute(run, run_dir, progress="off"))
+            anyio.run(lambda: execute(prepare(run, run_dir, RunOptions(progress="off"))))
         events = list(read_events(run_dir / "events.jsonl"))
     print("(scripted backend: the answers are word salad in the right format)")
     for line in transcript(events, episode_ids(events)[0]):

@@ -75,8 +75,11 @@ def add_run(commands) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from prose_sim.config import RunOptions
+    from prose_sim.runfolder import default_run_dir
     from prose_sim.runtime.backends import check_credentials
-    from prose_sim.runtime.runner import default_run_dir, execute
+    from prose_sim.runtime.prepare import prepare
+    from prose_sim.runtime.runner import execute
     from prose_sim.scenario import load_run
 
     if args.concurrency is not None and args.concurrency < 1:
@@ -120,13 +123,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
         with relaxed_gc():
             outcome = anyio.run(
                 lambda: execute(
-                    run,
-                    run_dir,
-                    concurrency=args.concurrency,
-                    progress=args.progress,
-                    use_cache=args.use_cache,
-                    prior=prior,
-                    shard=shard,
+                    prepare(
+                        run,
+                        run_dir,
+                        RunOptions(
+                            concurrency=args.concurrency,
+                            progress=args.progress,
+                            use_cache=args.use_cache,
+                            shard=shard,
+                        ),
+                        prior=prior,
+                    ),
                     on_signal=_exit_interrupted,
                 )
             )

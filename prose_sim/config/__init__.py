@@ -35,6 +35,7 @@ from prose_sim.config.models import (
 )
 from prose_sim.config.retrieval import RetrievalSettings
 from prose_sim.config.retry import RetryPolicy
+from prose_sim.config.run import RunOptions
 from prose_sim.config.scenario import PromptSettings, Scenario, TaskSpec
 
 __all__ = [
@@ -60,6 +61,7 @@ __all__ = [
     "RetrievalMode",
     "RetrievalSettings",
     "RetryPolicy",
+    "RunOptions",
     "Scenario",
     "ScriptedSpec",
     "Strict",

@@ -10,16 +10,18 @@ backend that holds nothing serves every role.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import msgspec
 
 from prose_sim.config import ModelSpec, Scenario
 from prose_sim.models.backends.faulty import FaultyBackend
 from prose_sim.models.backends.pool import MemberLayers
 from prose_sim.models.gateway import RoleModel
+from prose_sim.models.kinds.replay import ReplayKind
 from prose_sim.models.limits import EndpointLayers, EndpointLimits
 from prose_sim.models.protocol import ROLES, Backend, SamplingParams
-from prose_sim.models.recorded import UnrecordedBackend
-from prose_sim.models.registry import Parts, Served, backend_kind
+from prose_sim.models.registry import Parts, backend_kind
 
 
 class BuiltModels(msgspec.Struct, kw_only=True):
@@ -34,6 +36,17 @@ class BuiltModels(msgspec.Struct, kw_only=True):
     # (not backends the caller adds to ``backends`` later)
     built: list[Backend] = []
 
+    def with_given(self, given: Mapping[str, Backend]) -> BuiltModels:
+        """These models with the roles in ``given`` (tests' doubles, by role) routed to those
+        backends instead (which ``aclose`` does not close: they are the caller's)."""
+        if not given:
+            return self
+        backends, roles = dict(self.backends), dict(self.roles)
+        for role, backend in given.items():
+            backends[f"given:{role}"] = backend
+            roles[role] = msgspec.structs.replace(roles[role], backend=f"given:{role}")
+        return msgspec.structs.replace(self, backends=backends, roles=roles)
+
     async def aclose(self) -> None:
         """Close every backend built here, wrappers first; each is closed even when
         another fails (the first failure is raised after)."""
@@ -45,6 +58,9 @@ class BuiltModels(msgspec.Struct, kw_only=True):
                 failure = failure or exc
         if failure is not None:
             raise failure
+
+
+REPLAY = ReplayKind()
 
 
 def check_credentials(scenario: Scenario, where: str = "scenario") -> None:
@@ -67,8 +83,8 @@ def build_models(
     adaptive concurrency caps where ``max_concurrency`` is not set.
 
     ``replay``: the same roles (model names, sampling, prefixes: hence the same
-    requests), all served by one backend that holds nothing (answers come from
-    the recorded log); no model is loaded and no key is read.
+    requests), all served by the replay kind (``models.kinds.replay``: answers come
+    from the recorded log); no model is loaded and no key is read.
     """
     default_cap = max(1, concurrency or scenario.concurrency or 100)
     parts = Parts(default_cap)
@@ -80,12 +96,7 @@ def build_models(
         kind = backend_kind(spec.backend)
         name = spec.model or kind.default_model or spec.backend
         cap = spec.max_concurrency or default_cap
-        if replay:
-            served = Served(key="replay")
-            if "replay" not in parts.backends:
-                parts.add("replay", UnrecordedBackend())
-        else:
-            served = kind.build(role, spec, name, parts)
+        served = (REPLAY if replay else kind).build(role, spec, name, parts)
         key = served.key
         if spec.faults is not None and not replay:  # this role's calls only; limits shared
             inner, key = key, f"{key}+faults:{role}"

@@ -14,12 +14,14 @@ from pathlib import Path
 
 import msgspec
 
+from prose_sim.config import RunOptions
 from prose_sim.errors import UsageError, cut
-from prose_sim.eventlog import read_log
 from prose_sim.events import EpisodeStarted, Event, RunFinished
-from prose_sim.models.protocol import ROLES
+from prose_sim.models.kinds.replay import REPLAY_KEY
 from prose_sim.models.recorded import RecordedResponses, UnrecordedBackend
+from prose_sim.runfolder import RunFolder
 from prose_sim.runtime.plan import parse_shard
+from prose_sim.runtime.prepare import prepare
 from prose_sim.runtime.resume import PriorRun, load_prior
 from prose_sim.runtime.runner import RunOutcome, execute
 
@@ -41,20 +43,19 @@ async def replay_run(run_dir: Path, out: Path, progress: str = "auto") -> Replay
     prior = _finished_run(run_dir, out)
     assert prior.started is not None  # a finished run has begun
     recorded = RecordedResponses.from_events(prior.events, failures=True)
-    unrecorded = UnrecordedBackend()
-    outcome = await execute(
-        prior.run,
-        out,
-        shard=parse_shard(prior.started.shard) if prior.started.shard else None,
-        backends={role: unrecorded for role in ROLES},
-        replay=recorded,
-        progress=progress,
+    options = RunOptions(
+        progress=progress,  # type: ignore[arg-type]
         use_cache=False,
+        shard=parse_shard(prior.started.shard) if prior.started.shard else None,
     )
-    same = _read(run_dir / "results.csv") == _read(out / "results.csv")
+    prepared = prepare(prior.run, out, options, replay=recorded)
+    outcome = await execute(prepared)
+    unrecorded = prepared.built.backends[REPLAY_KEY]
+    assert isinstance(unrecorded, UnrecordedBackend)
+    same = RunFolder(run_dir).results() == RunFolder(out).results()
     divergence = ""
     if not same or unrecorded.calls:
-        replayed, _ = read_log(out / "events.jsonl")
+        replayed, _ = RunFolder(out).read_log()
         divergence = (
             first_divergence(prior.events, replayed) or "the logs agree, but results.csv differs"
         )
@@ -80,13 +81,6 @@ def _finished_run(run_dir: Path, out: Path) -> PriorRun:
 
 def _finished(events: list[Event]) -> bool:
     return any(isinstance(e, RunFinished) for e in events)
-
-
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise UsageError(f"{path}: missing; rebuild it with `replay --report-only`") from None
 
 
 def first_divergence(recorded: list[Event], replayed: list[Event]) -> str | None:

@@ -10,7 +10,6 @@ events are dropped from the log, so no task instance appears twice.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,9 +17,11 @@ import msgspec
 
 from prose_sim.config import Scenario
 from prose_sim.errors import UsageError
-from prose_sim.eventlog import TornTail, read_log
+from prose_sim.eventlog import TornTail
 from prose_sim.events import EpisodeFinished, Event, RunFinished, RunStarted
 from prose_sim.models.recorded import RecordedResponses
+from prose_sim.runfolder import RunFolder
+from prose_sim.runfolder.legacy import flat_digest
 from prose_sim.scenario.loading import flatten_settings, load_run
 from prose_sim.world.assembly import ResolvedRun
 
@@ -57,8 +58,8 @@ class PriorRun(msgspec.Struct, kw_only=True):
         resumed (a finished run that lost its results.csv or summary.json gets them back)."""
         return (
             self.torn is None
-            and (self.run_dir / "summary.json").is_file()
-            and (self.run_dir / "results.csv").is_file()
+            and RunFolder(self.run_dir).summary_path.is_file()
+            and RunFolder(self.run_dir).results_path.is_file()
             and self.started is not None
             and any(isinstance(e, RunFinished) for e in self.events)
             and len(self.finished) >= self.started.episodes
@@ -86,16 +87,16 @@ def load_prior(
     run_dir: Path, scenario_path: Path | None = None, overrides: Sequence[str] = ()
 ) -> PriorRun:
     """Read a run folder; refuse (naming what changed) a scenario that differs from the run's."""
-    if not run_dir.is_dir():
-        raise UsageError(f"{run_dir}: no such run folder")
-    recorded_path = run_dir / "scenario.toml"
-    if not recorded_path.exists():
-        raise UsageError(f"{run_dir}: not a prose_sim run folder (no scenario.toml)")
-    recorded_run = load_run(recorded_path)
+    folder = RunFolder(run_dir)
+    recorded_run = folder.load_run()
+    recorded_path = folder.scenario_path
     recorded = recorded_run.scenario
-    events, torn = read_log(run_dir / "events.jsonl")
+    events, torn = folder.read_log()
     started = next((e for e in events if isinstance(e, RunStarted)), None)
-    if started is not None and started.scenario_digest != recorded.digest():
+    if started is not None and started.scenario_digest not in (
+        recorded.digest(),
+        flat_digest(recorded),  # a run begun by a version with flat settings tables
+    ):
         raise UsageError(f"{recorded_path}: was edited after the run began; restore it to resume")
     if (
         started is not None
@@ -110,7 +111,11 @@ def load_prior(
         check_templates(started.templates, recorded_run.template_hashes())
     run = recorded_run
     if scenario_path is not None or overrides:
-        run = load_run(scenario_path or recorded_path, list(overrides))
+        run = (
+            load_run(scenario_path, list(overrides))
+            if scenario_path is not None
+            else folder.load_run(list(overrides))
+        )
         changed = scenario_changes(recorded, run.scenario)
         if changed:
             raise UsageError(
@@ -144,22 +149,3 @@ def scenario_changes(old: Scenario, new: Scenario) -> list[str]:
         for k in sorted(a.keys() | b.keys())
         if a.get(k) != b.get(k)
     ]
-
-
-def rewrite_log(path: Path, events: list[Event]) -> None:
-    """Replace the log with ``events``, atomically (a crash leaves the old log whole)."""
-    encoder = msgspec.json.Encoder()
-    tmp = path.with_suffix(".jsonl.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            buffer = bytearray()
-            for event in events:
-                encoder.encode_into(event, buffer, -1)
-                buffer.extend(b"\n")
-            handle.write(buffer)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError:  # a full disk: the old log stays, the partial copy goes
-        tmp.unlink(missing_ok=True)
-        raise

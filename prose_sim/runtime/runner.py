@@ -1,13 +1,16 @@
-"""The runner: a scenario in, a run folder out.
+"""The runner: a prepared run in, a run folder out.
 
-It expands the scenario into episodes, runs them concurrently (at most
-``concurrency`` at once) against one shared model gateway, streams every
-event into one sink whose single consumer writes the event log and feeds the
-results collector, and finally writes ``results.csv`` and ``summary.json``.
+A run has three phases: ``prepare`` (``runtime.prepare``: every load and check,
+nothing written), ``execute`` (here: lock, log, run, stop) and the outcome. The
+runner runs the prepared episodes concurrently (at most ``concurrency`` at once)
+against one shared model gateway, streams every event into one sink whose single
+consumer writes the event log and feeds the results collector, and finally
+writes ``results.csv`` and ``summary.json``.
 
-Run folder: ``scenario.toml`` (resolved), ``events.jsonl``, ``results.csv``,
-``summary.json``, and ``run.lock`` (see ``lock``). A new run goes only into a
-folder that is new or empty; the folder is locked for the run's life.
+Run folder (``prose_sim.runfolder``): ``scenario.toml`` (resolved),
+``events.jsonl``, ``results.csv``, ``summary.json``, and ``run.lock``. A new run
+goes only into a folder that is new or empty; the folder is locked for the run's
+life.
 
 A signal, a fatal model error, the circuit breaker or a write that fails (a
 full disk) stops the run early (``control``): the episodes are cancelled, the
@@ -21,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import resource
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -29,37 +32,26 @@ import msgspec
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from prose_sim import __version__
-from prose_sim.actors.judge import TextScorer
-from prose_sim.config import Scenario
-from prose_sim.errors import RunIOError, UsageError
+from prose_sim.errors import RunIOError
 from prose_sim.eventlog import EventLogWriter
 from prose_sim.events import BatchServed, BatchStats, Event, RunFinished, RunResumed, RunStarted
 from prose_sim.models.cache import ResponseCache
-from prose_sim.models.embeddings import Embedder, Retrieval
-from prose_sim.models.protocol import Backend
 from prose_sim.models.recorded import RecordedResponses
 from prose_sim.results.collector import MethodSummary, ResultsCollector, Usage, summarize_methods
 from prose_sim.results.notice import smoke_notice
-from prose_sim.runtime.backends import BuiltModels, build_models
+from prose_sim.runfolder import RunFolder
+from prose_sim.runtime.backends import BuiltModels
 from prose_sim.runtime.bus import EpisodeBus
 from prose_sim.runtime.control import RunControl
 from prose_sim.runtime.episode import run_episode
 from prose_sim.runtime.expected import plan_totals
-from prose_sim.runtime.lock import LOCK_NAME, RunLock
-from prose_sim.runtime.plan import EpisodePlan, expand, parse_shard, select_shard
+from prose_sim.runtime.prepare import PreparedRun
 from prose_sim.runtime.progress import ProgressDisplay
-from prose_sim.runtime.resume import PriorRun, rewrite_log
-from prose_sim.runtime.setup import (
-    default_embedder,
-    default_scorer,
-    episode_world,
-    open_cache,
-    open_gateway,
-)
+from prose_sim.runtime.setup import episode_world, open_cache, open_gateway
 from prose_sim.runtime.signals import stop_on_signals
-from prose_sim.scenario.loading import dump_scenario
+from prose_sim.scenario.loading import scenario_tables
 from prose_sim.templating import using_prompts
-from prose_sim.world.assembly import ResolvedRun, assemble
+from prose_sim.world.assembly import ResolvedRun, scenario_personas
 
 SINK_BUFFER = 8192
 METRICS_THREADS = 1
@@ -118,205 +110,80 @@ class RunOutcome(msgspec.Struct, kw_only=True):
     instances_unfinished: int = 0
 
 
-def default_run_dir(scenario: Scenario, root: Path = Path("runs")) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    candidate = root / f"{scenario.name}-{stamp}"
-    n = 1
-    while candidate.exists():
-        n += 1
-        candidate = root / f"{scenario.name}-{stamp}-{n}"
-    return candidate
-
-
-def check_run_dir(run_dir: Path) -> None:
-    """Refuse (exit 2, naming what is there) a new run's folder unless it is new or empty."""
-    if not run_dir.exists():
-        return
-    if not run_dir.is_dir():
-        raise UsageError(f"{run_dir}: is a file, not a folder; choose another --out")
-    present = sorted(p.name for p in run_dir.iterdir() if p.name != LOCK_NAME)
-    if not present:
-        return
-    if (run_dir / "events.jsonl").exists():
-        what = (
-            "a finished run"
-            if _finished(run_dir)
-            else "a run (unfinished: continue it with run --resume)"
-        )
-        raise UsageError(f"{run_dir}: already holds {what}; choose a new or empty --out")
-    shown = ", ".join(present[:5]) + (f" and {len(present) - 5} more" if len(present) > 5 else "")
-    raise UsageError(
-        f"{run_dir}: is not empty and not a prose_sim run (holds {shown}); "
-        f"a new run goes only into a new or empty folder: choose another --out"
-    )
-
-
-def _finished(run_dir: Path) -> bool:
-    """Whether the run's summary says it ran to its end (an interrupted or stopped one did not)."""
-    try:
-        status = msgspec.json.decode((run_dir / "summary.json").read_bytes()).get("status")
-    except (OSError, msgspec.DecodeError, AttributeError):
-        return False
-    return status in ("completed", "failed")
-
-
-def claim_run_dir(run_dir: Path, new: bool) -> RunLock:
-    """Lock the run folder (creating a new run's); a new run's folder is checked again under the lock."""
-    if new:
-        check_run_dir(run_dir)
-        try:
-            run_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UsageError(f"{run_dir}: cannot create the run folder: {exc}") from None
-    lock = RunLock(run_dir).acquire()
-    if new:
-        try:
-            check_run_dir(run_dir)  # another process may have written here before we locked
-        except UsageError:
-            lock.release()
-            raise
-    return lock
-
-
 async def execute(
-    run: ResolvedRun | Scenario,
-    run_dir: Path,
-    *,
-    concurrency: int | None = None,
-    backends: Mapping[str, Backend] | None = None,
-    progress: str = "auto",
-    embedder: Embedder | Retrieval | None = None,
-    scorer: TextScorer | None = None,
-    use_cache: bool = True,
-    cache_path: Path | None = None,
-    prior: PriorRun | None = None,
-    replay: RecordedResponses | None = None,
-    shard: tuple[int, int] | None = None,
-    on_signal: Callable[[RunOutcome], None] | None = None,
+    prepared: PreparedRun, *, on_signal: Callable[[RunOutcome], None] | None = None
 ) -> RunOutcome:
-    """Run a scenario, with its assembled world, into ``run_dir``.
+    """Run a prepared run (``prepare.prepare``): open the response cache, lock the run
+    folder, write it and run the episodes; the outcome, its files written.
 
-    A bare ``Scenario`` (already loaded, so checked) is assembled here.
-    ``concurrency``: episodes in flight (default: the scenario's, else all).
-    ``backends`` (by role) replaces the scenario's, for tests; ``embedder`` the
-    retrieval model; ``scorer`` the ``[metrics]`` BERTScore model (tests).
-    ``prior``: resume that run in its folder (finished episodes are kept, the rest
-    run again, served the answers they already had from the log).
-    ``replay``: answer every request from these recorded answers; no model is built.
-    ``shard``: (K, N) runs shard K of N of the grid (``merge`` joins the shards' folders).
-    ``use_cache``: answer requests to cacheable backends (openai) from the response
-    cache at ``cache_path`` (default: ``<cache dir>/responses.sqlite3``) when it has them.
     ``on_signal``: when given, a run stopped by a signal does not wait for its episodes to
     unwind (seconds with thousands in flight): once the log, ``results.csv`` and
     ``summary.json`` are written and closed, ``on_signal(outcome)`` is called from the event
     loop, and is expected to end the process (the command line's does).
     """
-    if not isinstance(run, ResolvedRun):
-        run = assemble(run)
-    scenario = run.scenario
-    if prior is not None and prior.started is not None and prior.started.shard:
-        shard = parse_shard(prior.started.shard)  # a resumed shard stays that shard
-    all_plans = select_shard(expand(scenario, run.catalog), shard)
-    done = prior.finished if prior is not None else {}
-    plans = [p for p in all_plans if p.episode_id not in done]
-    limit = concurrency or scenario.concurrency or max(1, len(plans))
-    if prior is not None and prior.nothing_to_resume:
-        raise UsageError(f"{run_dir}: nothing to resume (the run finished, every episode whole)")
-    if prior is None:
-        check_run_dir(run_dir)  # refused before any model loads
-    # checks API keys (and loads models) before anything is written
-    built = build_models(scenario, limit, replay=replay is not None)
-    if scorer is None:
-        scorer = default_scorer(scenario)  # and the BERTScore model loads
-    if embedder is None:
-        embedder = default_embedder(scenario)  # and the retrieval model loads
-    cache = open_cache(built, use_cache=use_cache, cache_path=cache_path)
+    options = prepared.options
+    cache_path = Path(options.cache_path) if options.cache_path else None
+    cache = open_cache(prepared.built, use_cache=options.use_cache, cache_path=cache_path)
     try:
-        lock = claim_run_dir(run_dir, new=prior is None)
+        lock = RunFolder(prepared.run_dir).claim(new=prepared.prior is None)
     except BaseException:
         if cache is not None:
             cache.close()
         raise
     try:
-        recorded = replay if replay is not None else (prior.recorded_answers() if prior else None)
-        with using_prompts(scenario.prompts.dir):  # every render of this run sees its folder
-            return await _run_locked(
-                run,
-                run_dir,
-                built,
-                _Grid(all_plans, plans, done, limit, shard),
-                backends=backends,
-                progress=progress,
-                embedder=embedder,
-                scorer=scorer,
-                cache=cache,
-                prior=prior,
-                recorded=recorded,
-                on_signal=on_signal,
-            )
+        with using_prompts(prepared.scenario.prompts.dir):  # every render sees its folder
+            return await _run_locked(prepared, cache, on_signal)
     finally:
         lock.release()
 
 
-class _Grid(msgspec.Struct, frozen=True):
-    """The episodes of this run: the whole grid (or shard), those still to run, those done."""
-
-    all_plans: list[EpisodePlan]
-    plans: list[EpisodePlan]
-    done: dict[str, str]  # episode id -> status, of a resumed run's finished episodes
-    limit: int  # episodes in flight at once
-    shard: tuple[int, int] | None
-
-
 async def _run_locked(
-    run: ResolvedRun,
-    run_dir: Path,
-    built: BuiltModels,
-    grid: _Grid,
-    *,
-    backends: Mapping[str, Backend] | None,
-    progress: str,
-    embedder: Embedder | Retrieval | None,
-    scorer: TextScorer | None,
+    prepared: PreparedRun,
     cache: ResponseCache | None,
-    prior: PriorRun | None,
-    recorded: RecordedResponses | None,
-    on_signal: Callable[[RunOutcome], None] | None = None,
+    on_signal: Callable[[RunOutcome], None] | None,
 ) -> RunOutcome:
     """The run itself, with the run folder locked."""
+    run, run_dir, built, prior, recorded = (
+        prepared.run,
+        prepared.run_dir,
+        prepared.built,
+        prepared.prior,
+        prepared.recorded,
+    )
     scenario = run.scenario
     all_plans, plans, done, limit, shard = (
-        grid.all_plans,
-        grid.plans,
-        grid.done,
-        grid.limit,
-        grid.shard,
+        prepared.all_plans,
+        prepared.plans,
+        prepared.done,
+        prepared.limit,
+        prepared.shard,
     )
+    folder = RunFolder(run_dir)
     collector = ResultsCollector()
     try:
         if prior is not None:
             kept = prior.kept_events()
-            rewrite_log(run_dir / "events.jsonl", kept)  # the unfinished episodes start afresh
+            folder.rewrite_log(kept)  # the unfinished episodes start afresh
             collector.observe_all(kept)
         else:
-            (run_dir / "scenario.toml").write_text(dump_scenario(scenario), encoding="utf-8")
+            folder.write_scenario(scenario)
     except OSError as exc:
         if cache is not None:
             cache.close()
         raise RunIOError(exc.filename or run_dir, exc) from None
     servers = built.servers
     control = RunControl()
-    gateway = open_gateway(
-        built, scenario, given=backends, cache=cache, recorded=recorded, on_stop=control.stop
-    )
+    gateway = open_gateway(built, scenario, cache=cache, recorded=recorded, on_stop=control.stop)
     roles = built.roles
     run_id = run_dir.name
-    world = episode_world(run, run_id, gateway, built, embedder=embedder, scorer=scorer)
+    world = episode_world(
+        run, run_id, gateway, built, embedder=prepared.embedder, scorer=prepared.scorer
+    )
     world.checkpoint = control.checkpoint
     # one thread for the judges' text metrics: under the GIL more threads compute no faster,
     # and every thread more adds hand-overs of the GIL (bench overhead: CPU per call, memory)
     world.metrics_threads = anyio.CapacityLimiter(METRICS_THREADS)
-    writer = EventLogWriter(run_dir / "events.jsonl")
+    writer = folder.log_writer()
     statuses: list[str] = list(done.values())
     started = time.perf_counter()
     send, receive = anyio.create_memory_object_stream[Event](SINK_BUFFER)
@@ -389,7 +256,9 @@ async def _run_locked(
                         roles["agent"].model,
                         scenario.metrics.judge,
                     )
-                    display = ProgressDisplay(collector, totals, progress, None, servers)
+                    display = ProgressDisplay(
+                        collector, totals, prepared.options.progress, None, servers
+                    )
                     stack.callback(display.stop)  # at the run's end, before the servers stop
                     display.start()
                     if prior is not None and prior.started is not None:
@@ -409,6 +278,10 @@ async def _run_locked(
                                 personas_digest=run.personas_digest(),
                                 prompts_dir=scenario.prompts.dir,
                                 templates=run.template_hashes(),
+                                scenario=scenario_tables(scenario),
+                                personas=msgspec.to_builtins(
+                                    scenario_personas(scenario, run.catalog)
+                                ),
                                 episodes=len(all_plans),
                                 version=__version__,
                                 shard=f"{shard[0]}/{shard[1]}" if shard else "",
@@ -456,8 +329,9 @@ def _conclude(
 ) -> RunOutcome:
     """Write ``results.csv`` and ``summary.json`` of the run (its log closed); the outcome."""
     wall = time.perf_counter() - started
+    folder = RunFolder(run_dir)
     if control.kind != "io_error":
-        _write(run_dir / "results.csv", collector.results_csv().encode(), control)
+        _write(folder.write_results, folder.results_path, collector.results_csv().encode(), control)
     outcome = _outcome(run_dir, collector, episodes, statuses, wall, limit)
     outcome.answers_from_log = recorded.served if recorded is not None else 0
     outcome.servers = [server.stats.summary() for server in built.servers]
@@ -465,7 +339,8 @@ def _conclude(
     outcome.notice = smoke_notice(run.scenario)
     _stopped(outcome, control)
     if control.kind != "io_error":
-        _write(run_dir / "summary.json", msgspec.json.format(msgspec.json.encode(outcome)), control)
+        summary = msgspec.json.format(msgspec.json.encode(outcome))
+        _write(folder.write_summary, folder.summary_path, summary, control)
     return _stopped(outcome, control)
 
 
@@ -481,13 +356,11 @@ def _stopped(outcome: RunOutcome, control: RunControl) -> RunOutcome:
     return outcome
 
 
-def _write(path: Path, data: bytes, control: RunControl) -> None:
+def _write(write: Callable[[bytes], None], path: Path, data: bytes, control: RunControl) -> None:
     """Write a results file whole, or stop the run naming it (a partial file is removed)."""
     try:
-        path.write_bytes(data)
+        write(data)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            path.unlink()
         control.stop("io_error", str(RunIOError(path, exc)))
 
 

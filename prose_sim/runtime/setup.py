@@ -8,10 +8,7 @@ before the run folder is written; the run loop itself stays in ``runner``.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
 from pathlib import Path
-
-import msgspec
 
 from prose_sim.actors.judge import TextScorer
 from prose_sim.config import Scenario
@@ -19,7 +16,6 @@ from prose_sim.metrics.bertscore import BertScorer
 from prose_sim.models.cache import ResponseCache, default_cache_path
 from prose_sim.models.embeddings import CachedEmbedder, Embedder, Retrieval, make_encoder
 from prose_sim.models.gateway import Gateway, StopRun
-from prose_sim.models.protocol import Backend
 from prose_sim.models.recorded import RecordedResponses
 from prose_sim.runtime.backends import BuiltModels
 from prose_sim.runtime.episode import EpisodeWorld
@@ -89,19 +85,11 @@ def open_gateway(
     built: BuiltModels,
     scenario: Scenario,
     *,
-    given: Mapping[str, Backend] | None,
     cache: ResponseCache | None,
     recorded: RecordedResponses | None,
     on_stop: StopRun,
 ) -> Gateway:
-    """The run's one gateway over the built backends, reading ``cache`` (if any).
-
-    ``given`` (by role) replaces the scenario's backends, for tests; ``built`` is
-    updated to route those roles to them.
-    """
-    for role, backend in (given or {}).items():
-        built.backends[f"given:{role}"] = backend
-        built.roles[role] = msgspec.structs.replace(built.roles[role], backend=f"given:{role}")
+    """The run's one gateway over the built backends, reading ``cache`` (if any)."""
     return Gateway(
         built.backends,
         scenario.retry,

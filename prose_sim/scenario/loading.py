@@ -353,9 +353,15 @@ def _join(key: str, field: str) -> str:
     return f"{key}.{field}" if key else field
 
 
+def scenario_tables(scenario: Scenario) -> dict[str, Any]:
+    """The resolved scenario's tables (defaults written out; unset options left out)."""
+    tables: dict[str, Any] = _drop_none(msgspec.to_builtins(scenario))
+    return tables
+
+
 def dump_scenario(scenario: Scenario) -> str:
-    """The resolved scenario as TOML (defaults written out; unset options left out)."""
-    return tomli_w.dumps(_drop_none(msgspec.to_builtins(scenario)))
+    """The resolved scenario as TOML (``scenario_tables``)."""
+    return tomli_w.dumps(scenario_tables(scenario))
 
 
 def _drop_none(value: Any) -> Any:

@@ -6,8 +6,10 @@ import anyio
 from prose_sim_example_method import FrequentComponents, components_of, most_frequent
 
 from prose_sim.actors.inferrers import method_class
+from prose_sim.config import RunOptions
 from prose_sim.eventlog import read_events
 from prose_sim.events import PreferencesInferred, PreferencesRetrieved
+from prose_sim.runtime.prepare import prepare
 from prose_sim.runtime.runner import execute
 from prose_sim.scenario import scenario_from_dict
 
@@ -46,7 +48,9 @@ def test_the_plugin_method_runs_in_a_scenario(tmp_path):
         },
         "plugin test",
     )
-    outcome = anyio.run(lambda: execute(scenario, tmp_path / "run", progress="off"))
+    outcome = anyio.run(
+        lambda: execute(prepare(scenario, tmp_path / "run", RunOptions(progress="off")))
+    )
     assert outcome.status == "completed" and outcome.instances == 3
     events = list(read_events(tmp_path / "run" / "events.jsonl"))
     learned = [e.components for e in events if isinstance(e, PreferencesInferred)]
@@ -69,7 +73,9 @@ def test_the_plugins_own_knob_keep_is_set_from_the_scenario(tmp_path):
         "plugin test",
     )
     assert scenario.methods["frequent"].keep == 1  # type: ignore[attr-defined]
-    outcome = anyio.run(lambda: execute(scenario, tmp_path / "run", progress="off"))
+    outcome = anyio.run(
+        lambda: execute(prepare(scenario, tmp_path / "run", RunOptions(progress="off")))
+    )
     assert outcome.status == "completed"
     events = list(read_events(tmp_path / "run" / "events.jsonl"))
     learned = [e.components for e in events if isinstance(e, PreferencesInferred)]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import anyio
 
+from prose_sim.config import RunOptions
+from prose_sim.runtime.prepare import prepare
 from prose_sim.runtime.runner import execute
 from prose_sim.scenario import scenario_from_dict
 from prose_sim.world.personas import catalog_with
@@ -31,7 +33,9 @@ def test_the_plugin_personas_run_in_a_scenario(tmp_path):
         },
         "plugin test",
     )
-    outcome = anyio.run(lambda: execute(scenario, tmp_path / "run", progress="off"))
+    outcome = anyio.run(
+        lambda: execute(prepare(scenario, tmp_path / "run", RunOptions(progress="off")))
+    )
     assert outcome.status == "completed" and outcome.instances == 4
     purposes = {u["purpose"] for u in outcome.usage if u["role"] == "user"}
     assert (
