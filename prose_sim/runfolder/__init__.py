@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import time
 import tomllib
 from collections.abc import Iterator, Sequence
@@ -120,6 +121,10 @@ class RunFolder:
 
     def write_scenario(self, scenario: Scenario) -> None:
         self.scenario_path.write_text(dump_scenario(scenario), encoding="utf-8")
+
+    def copy_scenario_from(self, other: RunFolder) -> None:
+        """Take another run's ``scenario.toml`` as it is (a merge of its shards)."""
+        shutil.copyfile(other.scenario_path, self.scenario_path)
 
     def require_run(self) -> None:
         """A UsageError unless this is a prose_sim run folder."""

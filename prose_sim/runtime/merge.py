@@ -10,15 +10,14 @@ any run.
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
 from prose_sim import __version__
 from prose_sim.errors import UsageError
-from prose_sim.eventlog import EventLogWriter
 from prose_sim.events import Event, RunFinished, RunStarted
 from prose_sim.results.collector import ResultsCollector
+from prose_sim.runfolder import RunFolder
 from prose_sim.runtime.plan import parse_shard
 from prose_sim.runtime.resume import PriorRun, load_prior
 
@@ -26,14 +25,15 @@ from prose_sim.runtime.resume import PriorRun, load_prior
 def merge_runs(run_dirs: list[Path], out: Path) -> ResultsCollector:
     shards = [load_prior(d) for d in run_dirs]
     _check(shards)
-    if (out / "events.jsonl").exists():
+    merged = RunFolder(out)
+    if merged.log_path.exists():
         raise UsageError(f"{out}: already holds a run (events.jsonl); choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     shards.sort(key=lambda p: parse_shard(_started(p).shard)[0])
     first = shards[0]
-    shutil.copyfile(first.run_dir / "scenario.toml", out / "scenario.toml")
+    merged.copy_scenario_from(RunFolder(first.run_dir))
     collector = ResultsCollector()
-    writer = EventLogWriter(out / "events.jsonl")
+    writer = merged.log_writer()
     run_id = out.name
     episodes = sum(_started(p).episodes for p in shards)
     finals = [next(e for e in reversed(p.events) if isinstance(e, RunFinished)) for p in shards]
@@ -51,6 +51,8 @@ def merge_runs(run_dirs: list[Path], out: Path) -> ResultsCollector:
             scenario_name=_started(first).scenario_name,
             scenario_digest=_started(first).scenario_digest,
             personas_digest=_started(first).personas_digest,
+            scenario=_started(first).scenario,
+            personas=_started(first).personas,
             episodes=episodes,
             version=__version__,
         )
@@ -73,7 +75,7 @@ def merge_runs(run_dirs: list[Path], out: Path) -> ResultsCollector:
         )
     )
     writer.close()
-    (out / "results.csv").write_text(collector.results_csv(), encoding="utf-8")
+    merged.write_results(collector.results_csv().encode())
     return collector
 
 
