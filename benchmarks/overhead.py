@@ -208,10 +208,11 @@ def record_history(result: SuiteResult, out_dir: Path, note: str = "") -> Path:
 
 # --- CPU by component -----------------------------------------------------------------
 
-# component -> the prose_sim files it is made of (the first match wins)
+# component -> the prose_sim files it is made of (the first match wins); benchmarks/: this
+# bench's own code (the timed wrapper around the scripted double)
 COMPONENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("metrics", ("metrics/",)),
-    ("backend (scripted double)", ("models/backends/", "bench/")),
+    ("backend (scripted double)", ("models/backends/", "benchmarks/")),
     ("gateway", ("models/",)),
     ("log", ("eventlog.py", "scrub.py")),
     ("collector", ("results/",)),
@@ -224,9 +225,13 @@ OTHER = "other prose_sim"
 
 
 def _component(filename: str) -> str | None:
-    _, found, inside = filename.replace("\\", "/").rpartition("/prose_sim/")
+    path = filename.replace("\\", "/")
+    _, found, inside = path.rpartition("/prose_sim/")
     if not found:
-        return None
+        _, found, rest = path.rpartition("/benchmarks/")
+        if not found:
+            return None
+        inside = f"benchmarks/{rest}"
     for name, prefixes in COMPONENTS:
         if inside.startswith(prefixes):
             return name

@@ -35,6 +35,21 @@ def test_cpu_goes_to_the_component_of_its_file_and_library_time_to_its_callers()
     assert next(iter(shares)) == "metrics"  # largest first
 
 
+def test_the_bench_s_own_timed_wrapper_counts_as_the_scripted_double():
+    wrapper = ("/x/benchmarks/overhead.py", 1, "compute")
+    scripted = ("/x/prose_sim/models/backends/scripted.py", 1, "compute")
+    stats = SimpleNamespace(
+        stats={
+            wrapper: (1, 1, 1.0, 4.0, {STEP: (1, 1, 1.0, 4.0)}),
+            scripted: (1, 1, 3.0, 3.0, {wrapper: (1, 1, 3.0, 3.0)}),
+            STEP: (1, 1, 1.0, 5.0, {}),
+        }
+    )
+    assert component_shares(stats) == pytest.approx(
+        {"backend (scripted double)": 4 / 5, EVENT_LOOP: 1 / 5}
+    )
+
+
 def _result(ratio: float, cpu_us: float) -> SuiteResult:
     row = {"case": "full", "episodes": 1000, "latency_s": 0.0}
     return SuiteResult(

@@ -15,56 +15,33 @@
 4. rows that produced EOS or reached their budget leave at once and are
    returned, so their slot is free for the next iteration.
 
-The engine is synchronous and owns no threads: ``local.py`` drives it from one
-worker thread and hands answers back to the event loop.
+Which rows are admitted, how much is prefilled, when a decode pass follows and when
+a row ends is the scheduling policy (``scheduling_policy.py``, no torch): the engine
+asks it and runs the forward passes. The engine is synchronous and owns no threads:
+``local.py`` drives it from one worker thread and hands answers back to the event loop.
 """
 
 from __future__ import annotations
 
 import inspect
-import math
 import time
 from collections import deque
-from dataclasses import dataclass, field
 
 import msgspec
 
 from prose_sim.errors import PromptTooLong
-from prose_sim.models.answers import AnswerShape
 from prose_sim.models.backends.constrained import Constraint, TokenTable
 from prose_sim.models.backends.cpu_memory import return_freed_memory
-from prose_sim.models.backends.kv_slots import SlotCache, _round_up
+from prose_sim.models.backends.kv_slots import SlotCache
 from prose_sim.models.backends.prefix_cache import PrefixCache
 from prose_sim.models.backends.sampling import RowSettings, choose
-from prose_sim.models.protocol import SamplingParams
+from prose_sim.models.backends.scheduling_policy import SchedulingPolicy, Sequence
+
+__all__ = ["KV_BYTES_CPU", "Engine", "EngineStats", "PromptTooLong", "Sequence"]
 
 # the default KV budget off CUDA (SmolLM2-135M in float32: 4,369 tokens), kept small so that
 # the quickstart fits in 1.5 GB (docs/performance.md)
 KV_BYTES_CPU = 192 * 2**20
-
-
-@dataclass(eq=False)
-class Sequence:
-    """One request inside the engine."""
-
-    prompt: list[int]
-    params: SamplingParams
-    key: object = None  # the caller's handle
-    budget: int = 0  # new tokens allowed (max_new_tokens, bounded by the context)
-    prefilled: int = 0  # prompt tokens in the KV cache
-    cached: int = 0  # of those, taken from the prefix cache
-    output: list[int] = field(default_factory=list)
-    slot: int = -1
-    finish: str = ""  # eos | length | context | shape (a constrained answer is complete)
-    admitted_at: float = 0.0
-    # the shape the answer must keep (None: free text), and the text it continues
-    answer: AnswerShape | None = None
-    answer_prefix: str = ""
-    constraint: Constraint | None = None
-
-    @property
-    def decoding(self) -> bool:
-        return self.prefilled == len(self.prompt)
 
 
 class EngineStats(msgspec.Struct, kw_only=True):
@@ -114,7 +91,7 @@ class Engine:
         )
         heads = config.num_attention_heads
         head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
-        self.context = int(getattr(config, "max_position_embeddings", 0) or 1 << 30)
+        context = int(getattr(config, "max_position_embeddings", 0) or 1 << 30)
         self.vocab = int(model.get_output_embeddings().weight.shape[0])
         if not str(device).startswith("cuda"):
             return_freed_memory()  # reallocated KV storage goes back to the system
@@ -125,9 +102,12 @@ class Engine:
             dtype=next(model.parameters()).dtype,
             device=device,
         )
-        self.max_rows = max(1, max_rows)
-        self.max_kv_tokens = max(1, max_kv_tokens or self._default_kv_tokens())
-        self.prefill_chunk = max(1, prefill_chunk)
+        self.policy = SchedulingPolicy(
+            max_rows=max(1, max_rows),
+            max_kv_tokens=max(1, max_kv_tokens or self._default_kv_tokens()),
+            prefill_chunk=max(1, prefill_chunk),
+            context=context,
+        )
         self.prefix = PrefixCache(max_tokens=prefix_cache_tokens, block=prefix_block)
         self.pad_id = (
             tokenizer.pad_token_id
@@ -151,6 +131,22 @@ class Engine:
         self._tokenizer = tokenizer
         self._tokens: TokenTable | None = None  # built for the first constrained answer
 
+    @property
+    def max_rows(self) -> int:
+        return self.policy.max_rows
+
+    @property
+    def max_kv_tokens(self) -> int:
+        return self.policy.max_kv_tokens
+
+    @property
+    def prefill_chunk(self) -> int:
+        return self.policy.prefill_chunk
+
+    @property
+    def context(self) -> int:
+        return self.policy.context
+
     def _default_kv_tokens(self) -> int:
         """KV storage for the running rows: half the free GPU memory on CUDA, 192 MiB elsewhere."""
         budget = KV_BYTES_CPU
@@ -167,20 +163,14 @@ class Engine:
 
     def submit(self, seq: Sequence) -> None:
         """Queue a request; it is admitted at the next iteration that has room."""
-        if not seq.prompt:
-            raise PromptTooLong("the prompt is empty")
-        if len(seq.prompt) >= self.context:
-            raise PromptTooLong(
-                f"the prompt has {len(seq.prompt)} tokens; the model's context holds {self.context}"
-            )
-        seq.budget = max(1, min(int(seq.params.max_new_tokens), self.context - len(seq.prompt)))
+        self.policy.check_prompt(len(seq.prompt))
+        fewest = None
         if seq.answer is not None:
             if self._tokens is None:
                 self._tokens = TokenTable(self._tokenizer, self.vocab, self.device, self.eos_ids)
             seq.constraint = Constraint.start(seq.answer, self._tokens, seq.answer_prefix)
-            # room for the shortest complete answer, so that it always ends in its shape
-            floor = min(seq.constraint.fewest_tokens(), self.context - len(seq.prompt))
-            seq.budget = max(seq.budget, floor)
+            fewest = seq.constraint.fewest_tokens()
+        seq.budget = self.policy.token_budget(len(seq.prompt), seq.params.max_new_tokens, fewest)
         self.waiting.append(seq)
 
     def drop(self, seq: Sequence) -> None:
@@ -221,41 +211,21 @@ class Engine:
         started = time.perf_counter()
         finished: list[Sequence] = []
         with self.torch.inference_mode():
-            budget = self.prefill_chunk if any(s.decoding for s in self.running) else math.inf
-            for seq in [s for s in self.running if not s.decoding]:  # a prompt begun earlier
-                budget -= self._prefill(seq, budget, finished)
-                if budget <= 0:
-                    break
-            while budget > 0 and self.waiting and self._has_room(self.waiting[0]):
-                seq = self.waiting.popleft()
-                self._admit(seq)
-                budget -= self._prefill(seq, budget, finished)
-            if any(s.decoding for s in self.running):
+            decode = self.policy.iterate(
+                self.running,
+                self.waiting,
+                prefill=lambda seq, budget: self._prefill(seq, budget, finished),
+                admit=self._admit,
+            )
+            if decode:
                 self._decode(finished)
         self.stats.busy_s += time.perf_counter() - started
         return finished
 
-    def _reserved(self, seq: Sequence) -> int:
-        return len(seq.prompt) + seq.budget
-
-    def _has_room(self, seq: Sequence) -> bool:
-        if not self.running:
-            return True
-        if len(self.running) >= self.max_rows:
-            return False
-        length = _round_up(
-            max(self._reserved(seq), *(self._reserved(s) for s in self.running)), 128
-        )
-        return (len(self.running) + 1) * length <= self.max_kv_tokens
-
     def _admit(self, seq: Sequence) -> None:
         torch = self.torch
-        rows = len(self.running) + 1
-        length = _round_up(max(self._reserved(s) for s in [*self.running, seq]), 128)
-        spare = min(
-            self.max_rows, max(rows, self.cache.rows + 4), max(rows, self.max_kv_tokens // length)
-        )
-        self.cache.reserve(rows, length, spare_rows=spare)
+        need = self.policy.reservation([*self.running, seq], self.cache.rows)
+        self.cache.reserve(need.rows, need.length, spare_rows=need.spare_rows)
         if self.presence.shape[0] < self.cache.rows:
             grown = torch.zeros((self.cache.rows, self.vocab), dtype=torch.bool, device=self.device)
             grown[: self.presence.shape[0]] = self.presence
@@ -296,7 +266,7 @@ class Engine:
         used = 0
         while not seq.decoding and used < budget:
             start = seq.prefilled
-            count = int(min(len(seq.prompt) - start, self.prefill_chunk, budget - used))
+            count = self.policy.chunk(seq, budget - used)
             ids = torch.tensor(
                 [seq.prompt[start : start + count]], dtype=torch.long, device=self.device
             )
@@ -371,12 +341,7 @@ class Engine:
             self.stats.generated_tokens += 1
             if seq.constraint is not None:
                 seq.constraint.advance(token)
-            if seq.constraint is not None and seq.constraint.done:
-                seq.finish = "shape"
-            elif len(seq.output) >= seq.budget:
-                seq.finish = "length"
-            elif len(seq.prompt) + len(seq.output) >= self.context:
-                seq.finish = "context"
+            seq.finish = self.policy.ending(seq)
         if seq.finish:
             self.stats.finished += 1
             self._leave(seq)
