@@ -270,3 +270,12 @@ max_new_tokens = 8
         e for e in read_events(tmp_path / "run" / "events.jsonl") if isinstance(e, BatchServed)
     ]
     assert sum(b.batch.size for b in batches) == served
+
+
+def test_the_local_server_is_a_model_server_and_the_scripted_double_is_not(tiny):
+    from prose_sim.models.backends.scripted import ScriptedBackend
+    from prose_sim.models.protocol import ModelServer
+
+    model, tokenizer, device = tiny
+    assert isinstance(LocalModelServer(model, tokenizer, device, name="tiny"), ModelServer)
+    assert not isinstance(ScriptedBackend(), ModelServer)

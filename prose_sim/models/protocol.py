@@ -8,7 +8,8 @@ concurrency cap) wraps backends once, in the gateway.
 from __future__ import annotations
 
 import hashlib
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import msgspec
 
@@ -31,6 +32,7 @@ __all__ = [
     "ModelCallError",
     "ModelCallFailed",
     "ModelRequest",
+    "ModelServer",
     "PermanentModelError",
     "RateLimitedError",
     "RetryableModelError",
@@ -39,6 +41,10 @@ __all__ = [
 ]
 
 from prose_sim.models.answers import AnswerShape
+
+if TYPE_CHECKING:
+    from prose_sim.events import BatchStats
+    from prose_sim.models.backends.local import ServerLive, ServerStats
 
 # user: the simulated user; writer: writes every draft and PROSE candidate (in the paper the
 # user's model); agent: the model under test, which only infers; judge: the metrics' judge
@@ -117,3 +123,23 @@ class Backend(Protocol):
     async def aclose(self) -> None:
         """Release what the backend holds (connections, a worker thread)."""
         ...
+
+
+@runtime_checkable
+class ModelServer(Backend, Protocol):
+    """A backend that runs for the whole run (the local model server): the runner enters
+    it before the first episode and leaves it after the last, hands it ``on_batch`` to
+    report its batches as events, and writes ``stats.summary()`` into the run's summary;
+    the progress display reads ``live()`` from its thread."""
+
+    # called (on the event loop) with every reporting window's batch statistics
+    on_batch: Callable[[BatchStats], Awaitable[None]] | None
+    stats: ServerStats
+
+    def live(self) -> ServerLive:
+        """What the server is doing right now (safe to call from another thread)."""
+        ...
+
+    async def __aenter__(self) -> Any: ...
+
+    async def __aexit__(self, *exc_info: object) -> None: ...

@@ -25,7 +25,7 @@ import msgspec
 from prose_sim.config.models import ModelSpec
 from prose_sim.entry_points import Registry, describe
 from prose_sim.errors import UsageError
-from prose_sim.models.protocol import Backend
+from prose_sim.models.protocol import Backend, ModelServer
 
 if TYPE_CHECKING:
     from prose_sim.models.backends.pool import PoolMember
@@ -57,7 +57,7 @@ class Parts:
     def __init__(self, concurrency: int) -> None:
         self.concurrency = concurrency  # the run's episodes in flight (sizes HTTP pools)
         self.backends: dict[str, Backend] = {}
-        self.servers: list = []  # backends the runner runs (async context managers) for the run
+        self.servers: list[ModelServer] = []  # backends the runner runs for the whole run
         self.cache_ids: dict[str, str] = {}  # backends whose answers may be cached, by key
         self.members: dict[str, PoolMember] = {}  # endpoint pools' members, by endpoint key
 
@@ -70,6 +70,7 @@ class Parts:
         if cache_id is not None:
             self.cache_ids[key] = cache_id
         if server:
+            assert isinstance(backend, ModelServer), f"{key}: not a ModelServer"
             self.servers.append(backend)
         return backend
 

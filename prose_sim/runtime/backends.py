@@ -20,14 +20,14 @@ from prose_sim.models.backends.pool import MemberLayers
 from prose_sim.models.gateway import RoleModel
 from prose_sim.models.kinds.replay import ReplayKind
 from prose_sim.models.limits import EndpointLayers, EndpointLimits
-from prose_sim.models.protocol import ROLES, Backend, SamplingParams
+from prose_sim.models.protocol import ROLES, Backend, ModelServer, SamplingParams
 from prose_sim.models.registry import Parts, backend_kind
 
 
 class BuiltModels(msgspec.Struct, kw_only=True):
     backends: dict[str, Backend]
     roles: dict[str, RoleModel]
-    servers: list  # local model servers to run for the whole run
+    servers: list[ModelServer]  # local model servers to run for the whole run
     # by backend key; endpoints share one. A pool's members are here under their own
     # endpoint keys (MemberLayers, applied by the pool); the pool's key has none
     layers: dict[str, EndpointLayers]

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import tomllib
 from importlib import resources
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated
 
 import msgspec
 
+from prose_sim.entry_points import plugins
 from prose_sim.errors import UsageError, explain_validation
 from prose_sim.templating import SUFFIX, builtin_names, check_template, resolve_template
 from prose_sim.world.corpus import Document
@@ -215,7 +215,7 @@ def plugin_personas() -> list[tuple[str, list[Persona]]]:
     list of persona tables (dicts).
     """
     found = []
-    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+    for ep in plugins(ENTRY_POINT_GROUP, (), "persona plugin").values():  # by name
         origin = f"plugin {ep.name} ({ep.value})"
         try:
             provided = ep.load()()
