@@ -119,3 +119,14 @@ def test_a_recorded_scenario_keeps_a_key_of_another_backend_that_is_not_its_defa
         ScenarioError, match=r"models\.user\.dtype: not a key of backend 'scripted'"
     ):
         load_run(copy, recorded=True)
+
+
+def test_the_local_servers_kv_budget_and_prefix_cache_are_keys_of_a_local_role(write_scenario):
+    path = write_scenario(
+        MINIMAL
+        + '\n[models.agent]\nbackend = "local"\nmax_kv_tokens = 4096\nprefix_cache_tokens = 0\n'
+    )
+    agent = load_scenario(path).models.agent
+    assert isinstance(agent, LocalSpec)
+    assert (agent.max_kv_tokens, agent.prefix_cache_tokens) == (4096, 0)
+    assert LocalSpec().max_kv_tokens is None and LocalSpec().prefix_cache_tokens == 1024

@@ -87,6 +87,10 @@ class LocalSpec(ModelSpec, kw_only=True):
     # waits for the requests sent with the first
     max_batch_size: Positive = 32
     max_wait_s: NonNegative = 0.02
+    # the KV storage the server's rows share, in tokens (default: half the free GPU memory
+    # on CUDA, 192 MiB elsewhere), and the tokens of prompt prefixes kept for reuse (0: none)
+    max_kv_tokens: Positive | None = None
+    prefix_cache_tokens: Annotated[int, msgspec.Meta(ge=0)] = 1024
 
 
 class OpenAISpec(ModelSpec, kw_only=True):

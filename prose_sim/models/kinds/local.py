@@ -18,7 +18,10 @@ class LocalKind(BackendKind):
 
     def build(self, role: str, spec: ModelSpec, model: str, parts: Parts) -> Served:
         assert isinstance(spec, LocalSpec)
-        key = f"local:{model}:{spec.dtype}:{spec.device}:{spec.max_batch_size}:{spec.max_wait_s}"
+        key = (
+            f"local:{model}:{spec.dtype}:{spec.device}:{spec.max_batch_size}:{spec.max_wait_s}"
+            f":{spec.max_kv_tokens}:{spec.prefix_cache_tokens}"
+        )
         if key not in parts.backends:
             parts.add(key, _server(spec, model), server=True)
         return Served(key=key)
@@ -37,4 +40,6 @@ def _server(spec: LocalSpec, model: str):
         dtype=dtype,
         max_batch_size=spec.max_batch_size,
         max_wait_s=spec.max_wait_s,
+        max_kv_tokens=spec.max_kv_tokens,
+        prefix_cache_tokens=spec.prefix_cache_tokens,
     )
