@@ -22,8 +22,6 @@ from prose_sim.runtime.resume import load_prior
 from prose_sim.runtime.runner import execute
 from prose_sim.scenario import load_scenario
 
-pytestmark = pytest.mark.real_bertscore  # the old run scored with the embedded MiniLM
-
 OLD_RUN = Path(__file__).parent / "data" / "old_run_f511408"
 
 
