@@ -87,3 +87,18 @@ def test_a_retrieval_model_that_cannot_load_stops_the_run_before_its_folder_is_w
     ):
         prepare(load_scenario(path), tmp_path / "run", RunOptions(progress="off"))
     assert not (tmp_path / "run").exists()
+
+
+def test_a_runs_log_alone_is_enough_for_its_report(tmp_path):
+    scenario = load_scenario(OLD_RUN / "ORIGIN.toml", ["metrics.judge_parsing=released"])
+    out = tmp_path / "run"
+    anyio.run(lambda: execute(prepare(scenario, out, RunOptions(progress="off"))))
+    Report([out]).write(tmp_path / "with")
+    (out / "scenario.toml").unlink()
+    (out / "results.csv").unlink()
+    (out / "summary.json").unlink()
+    report = Report([out])
+    assert report.judge_parsings == {"released"}  # read from the log's RunStarted
+    report.write(tmp_path / "without")
+    for name in ("report.csv", "report.md"):
+        assert (tmp_path / "with" / name).read_bytes() == (tmp_path / "without" / name).read_bytes()

@@ -15,7 +15,6 @@ import csv
 import io
 import json
 import os
-import tomllib
 from pathlib import Path
 from typing import Literal
 
@@ -24,6 +23,7 @@ import msgspec
 from prose_sim.errors import UsageError
 from prose_sim.extras import missing_extra
 from prose_sim.report.plots import PLOTS
+from prose_sim.runfolder import RunFolder
 
 # summary.json's totals copied into the wandb run summary
 SUMMARY_KEYS = (
@@ -87,17 +87,15 @@ def _table_rows(text: str) -> tuple[list[str | int], list[list[object]]]:
 def export_run(
     run_dir: Path, project: str = "prose-sim", directory: Path | None = None, online: bool = False
 ) -> ExportResult:
-    if not (run_dir / "events.jsonl").is_file():
+    folder = RunFolder(run_dir)
+    if not folder.log_path.is_file():
         raise UsageError(f"{run_dir}: not a run folder (no events.jsonl)")
+    config = folder.resolved_scenario()
     try:
-        config = tomllib.loads(_read(run_dir / "scenario.toml", "the resolved scenario"))
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"{run_dir / 'scenario.toml'}: not TOML: {exc}") from None
-    try:
-        summary = json.loads(_read(run_dir / "summary.json", "written when a run ends"))
+        summary = json.loads(_read(folder.summary_path, "written when a run ends"))
     except ValueError as exc:
-        raise UsageError(f"{run_dir / 'summary.json'}: not JSON: {exc}") from None
-    columns, rows = _table_rows(_read(run_dir / "results.csv", "written when a run ends"))
+        raise UsageError(f"{folder.summary_path}: not JSON: {exc}") from None
+    columns, rows = _table_rows(_read(folder.results_path, "written when a run ends"))
     report_path = run_dir / "report.csv"
     if not report_path.exists():  # a run made with --no-report: build the report now
         from prose_sim.report.build import Report

@@ -8,12 +8,10 @@ agent model) can be combined into one set of tables.
 from __future__ import annotations
 
 import contextlib
-import tomllib
 from collections import defaultdict
 from pathlib import Path
 
 from prose_sim.errors import RunIOError, UsageError
-from prose_sim.eventlog import read_events
 from prose_sim.events import EpisodeStarted, ModelResponded, ParseFailed, RunStarted
 from prose_sim.metrics.bertscore import DEFAULT_MODEL, comparable_with_paper
 from prose_sim.report import aggregation, metric_study
@@ -23,6 +21,7 @@ from prose_sim.report.rows import Row
 from prose_sim.report.tables import agreement_table, markdown_tables, summarize, summary_csv
 from prose_sim.results.collector import ResultsCollector
 from prose_sim.results.notice import run_dir_notice
+from prose_sim.runfolder import RunFolder
 from prose_sim.untrusted import markdown_cell
 
 # how a method that infers nothing (no_learning, icl) is scored, as the released code does
@@ -75,7 +74,7 @@ class Report:
             raise UsageError(f"{run_dir}: no such run folder")
         results = ResultsCollector()
         name = ""
-        for event in read_events(run_dir / "events.jsonl"):
+        for event in RunFolder(run_dir).events():
             results.observe(event)
             self.qa.observe(event)
             if isinstance(event, RunStarted):
@@ -235,15 +234,18 @@ def judge_parsing_note(parsings: set[str]) -> str:
     )
 
 
+def _metrics_of(run_dir: Path) -> dict:
+    """The [metrics] table of a run's resolved scenario ({} when it cannot be read)."""
+    try:
+        metrics = RunFolder(run_dir).resolved_scenario().get("metrics", {})
+    except UsageError:
+        return {}
+    return metrics if isinstance(metrics, dict) else {}
+
+
 def _judge_parsing_of(run_dir: Path) -> str:
     """The [metrics] judge_parsing a run's saved scenario names (the default when unset)."""
-    try:
-        metrics = tomllib.loads((run_dir / "scenario.toml").read_text(encoding="utf-8")).get(
-            "metrics", {}
-        )
-    except (OSError, tomllib.TOMLDecodeError):
-        metrics = {}
-    return str(metrics.get("judge_parsing", "forgiving"))
+    return str(_metrics_of(run_dir).get("judge_parsing", "forgiving"))
 
 
 def run_bertscore_note(run_dir: Path) -> str:
@@ -253,12 +255,7 @@ def run_bertscore_note(run_dir: Path) -> str:
 
 def _bertscore_of(run_dir: Path) -> tuple[str, bool]:
     """The (BERTScore model, rescaled) a run's saved scenario names (defaults when unreadable)."""
-    try:
-        metrics = tomllib.loads((run_dir / "scenario.toml").read_text(encoding="utf-8")).get(
-            "metrics", {}
-        )
-    except (OSError, tomllib.TOMLDecodeError):
-        metrics = {}
+    metrics = _metrics_of(run_dir)
     return str(metrics.get("bertscore", DEFAULT_MODEL)), bool(
         metrics.get("bertscore_rescale", False)
     )

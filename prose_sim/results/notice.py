@@ -9,11 +9,12 @@ smoke test, not research results.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from prose_sim.errors import UsageError
 from prose_sim.models.protocol import ROLES
+from prose_sim.runfolder import RunFolder
 
 EMBEDDED = "smollm2-135m-instruct"
 
@@ -55,10 +56,11 @@ def smoke_notice(scenario) -> str:
 
 
 def run_dir_notice(run_dir: Path) -> str:
-    """The notice of a run folder, from its ``scenario.toml`` (no validation; "" without one)."""
+    """The notice of a run folder, from its resolved scenario (its log's, else its
+    ``scenario.toml``; no validation; "" without one)."""
     try:
-        raw = tomllib.loads((run_dir / "scenario.toml").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError):
+        raw = RunFolder(run_dir).resolved_scenario()
+    except UsageError:
         return ""
     models = raw.get("models", {}) if isinstance(raw.get("models"), dict) else {}
     backends = {}

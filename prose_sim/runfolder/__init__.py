@@ -23,7 +23,7 @@ import msgspec
 from prose_sim.config import Scenario
 from prose_sim.errors import UsageError
 from prose_sim.eventlog import EventLogWriter, TornTail, read_events, read_log
-from prose_sim.events import Event
+from prose_sim.events import Event, RunStarted
 from prose_sim.runfolder.lock import LOCK_NAME, RunLock
 from prose_sim.scenario.loading import dump_scenario, load_run
 from prose_sim.world.assembly import ResolvedRun
@@ -141,6 +141,17 @@ class RunFolder:
             raise UsageError(f"{self.scenario_path}: missing (the resolved scenario)") from None
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise UsageError(f"{self.scenario_path}: cannot be read: {exc}") from None
+        except RecursionError:  # tomllib parses nested arrays and tables recursively
+            raise UsageError(f"{self.scenario_path}: cannot be read: nested too deeply") from None
+
+    def resolved_scenario(self) -> dict[str, Any]:
+        """The run's resolved scenario tables: from its log's ``RunStarted`` (which holds them
+        since the three-phase runner), else from ``scenario.toml`` (a UsageError when neither
+        can be read)."""
+        started = self.started()
+        if started is not None and started.scenario:
+            return started.scenario
+        return self.scenario_tables()
 
     def load_run(self, overrides: Sequence[str] = ()) -> ResolvedRun:
         """The run's scenario, checked and assembled into its world (as recorded)."""
@@ -155,6 +166,14 @@ class RunFolder:
 
     def events(self) -> Iterator[Event]:
         return read_events(self.log_path)
+
+    def started(self) -> RunStarted | None:
+        """The log's first event, the run's ``RunStarted`` (None without a readable one)."""
+        try:
+            first = next(self.events(), None)
+        except (OSError, UsageError):
+            return None
+        return first if isinstance(first, RunStarted) else None
 
     def log_writer(self) -> EventLogWriter:
         return EventLogWriter(self.log_path)
