@@ -100,12 +100,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_prompts_show(args: argparse.Namespace) -> int:
     import tempfile
 
-    from prose_sim.eventlog import read_events
     from prose_sim.report.transcript import episode_ids, transcript
+    from prose_sim.runfolder import RunFolder
 
     if args.run is not None:
-        log = args.run / "events.jsonl"
-        ids = episode_ids(read_events(log))
+        folder = RunFolder(args.run)
+        log = folder.log_path
+        ids = episode_ids(folder.events())
         if args.episode is None:
             print("episodes in this run (pass one with --episode):")
             print("\n".join(f"  {terminal_text(i)}" for i in ids))
@@ -114,7 +115,7 @@ def _cmd_prompts_show(args: argparse.Namespace) -> int:
             raise UsageError(
                 f"{log}: no episode {args.episode!r} (run without --episode to list them)"
             )
-        for line in transcript(read_events(log), args.episode):
+        for line in transcript(folder.events(), args.episode):
             print(
                 terminal_text(line)
             )  # answers are untrusted: no escape sequence reaches the terminal
@@ -142,7 +143,7 @@ def _cmd_prompts_show(args: argparse.Namespace) -> int:
         run_dir = Path(tmp) / "run"
         with relaxed_gc():
             anyio.run(lambda: execute(prepare(run, run_dir, RunOptions(progress="off"))))
-        events = list(read_events(run_dir / "events.jsonl"))
+        events = list(RunFolder(run_dir).events())
     print("(scripted backend: the answers are word salad in the right format)")
     for line in transcript(events, episode_ids(events)[0]):
         print(terminal_text(line))

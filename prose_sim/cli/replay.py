@@ -59,12 +59,13 @@ def _cmd_merge(args: argparse.Namespace) -> int:
 
 def _cmd_replay(args: argparse.Namespace) -> int:
     if args.report_only:
-        from prose_sim.eventlog import read_events
         from prose_sim.report.build import Report
         from prose_sim.results.collector import ResultsCollector
+        from prose_sim.runfolder import RunFolder
 
-        collector = ResultsCollector().observe_all(read_events(args.run_dir / "events.jsonl"))
-        (args.run_dir / "results.csv").write_text(collector.results_csv(), encoding="utf-8")
+        folder = RunFolder(args.run_dir)
+        collector = ResultsCollector().observe_all(folder.events())
+        folder.write_results(collector.results_csv().encode())
         written = Report([args.run_dir]).write(args.run_dir)
         print(f"rebuilt results.csv, {', '.join(p.name for p in written)} in {args.run_dir}")
         return EXIT_OK
