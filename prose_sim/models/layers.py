@@ -450,10 +450,11 @@ class Attempt:
     async def complete(self, call: Call) -> Completion:
         request = call.request
         started = time.perf_counter()
-        deadline = self.deadline(request)
-        if deadline is None:
+        if self.timeout_s is None and not self.remote:  # no deadline (in-process backends)
             completion = await self.backend.complete(request)
         else:
+            deadline = self.deadline(request)
+            assert deadline is not None
             try:
                 with anyio.fail_after(deadline):
                     completion = await self.backend.complete(request)

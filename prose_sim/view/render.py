@@ -23,12 +23,11 @@ import msgspec
 from markdown_it import MarkdownIt
 
 from prose_sim.errors import UsageError
+from prose_sim.metrics.registry import BY_NAME
 from prose_sim.report.plots import PLOTS
+from prose_sim.results.notice import table_notice
 from prose_sim.view.build import DOC_CLOSE, DOC_OPEN, TrueComponents, ViewData, read_view_data
 from prose_sim.view.model import RunSummary
-
-# models whose answers are not research results: the viewer says so up front
-SMALL_MODELS = ("smollm2-135m", "smollm2-360m", "tiny")
 
 
 def _template(name: str) -> str:
@@ -38,31 +37,6 @@ def _template(name: str) -> str:
 def _script_json(value: object) -> str:
     """JSON safe inside a <script> element (no '<' to end it early)."""
     return msgspec.json.encode(value).decode("utf-8").replace("<", "\\u003c")
-
-
-def smoke_notices(models: dict[str, dict[str, Any]]) -> list[str]:
-    """The smoke-test notice: scripted answers, or a model too small for the task."""
-    notices = []
-    scripted = sorted(role for role, spec in models.items() if spec.get("backend") == "scripted")
-    if scripted:
-        notices.append(
-            f"Smoke test: the {', '.join(scripted)} role(s) ran on the scripted backend (word salad in the "
-            "right format). These numbers test the machinery, not any model; they are not research results."
-        )
-    small = sorted(
-        role
-        for role, spec in models.items()
-        if spec.get("backend") == "local"
-        and any(
-            s in str(spec.get("model") or "smollm2-135m-instruct").lower() for s in SMALL_MODELS
-        )
-    )
-    if small:
-        notices.append(
-            f"Smoke test: the {', '.join(small)} role(s) ran on a tiny local model (SmolLM2-135M by default), "
-            "which cannot do this task reliably; read the scores as a check of the pipeline, not as results."
-        )
-    return notices
 
 
 def _scenario(run_dir: Path) -> dict[str, Any]:
@@ -136,7 +110,7 @@ def _summary(run_dir: Path, data: ViewData, scenario: dict[str, Any]) -> RunSumm
             for role, spec in models.items()
         },
         methods=methods,
-        notices=smoke_notices(models),
+        notices=[notice] if (notice := table_notice(scenario.get("models"))) else [],
         stats=stats,
     )
 
@@ -187,6 +161,8 @@ def render_view(run_dir: Path) -> str:
         raise UsageError(f"{run_dir}/events.jsonl: holds no run (no run_started event)")
     summary = _summary(run_dir, data, scenario)
     tables, plots = _report_html(run_dir)
+    # the metrics an episode row shows, labelled as the metric registry labels them
+    labels = {name: BY_NAME[name].label for name in ("ppcm", "fpm", "levenshtein_norm")}
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     page = env.from_string(_template("viewer.html.j2"))
     return page.render(
@@ -195,7 +171,10 @@ def render_view(run_dir: Path) -> str:
         plots=plots,
         css=_template("viewer.css"),
         js=_template("viewer.js"),
-        index_json=_script_json({"rows": data.rows, "doc_open": DOC_OPEN, "doc_close": DOC_CLOSE}),
+        labels=labels,
+        index_json=_script_json(
+            {"rows": data.rows, "doc_open": DOC_OPEN, "doc_close": DOC_CLOSE, "labels": labels}
+        ),
         documents_json=_script_json(data.documents),
         chunks=data.chunks,
     )
