@@ -92,6 +92,9 @@ def test_a_role_left_out_of_the_models_table_is_the_schemas_default_the_scripted
     assert table_notice({"user": real, "agent": real}) == (
         "smoke test: judge on the scripted test double; not research results"
     )
+    assert table_notice(None) == (
+        "smoke test: user, writer, agent, judge on the scripted test double; not research results"
+    )
 
 
 def test_the_notice_names_constrained_roles_but_never_the_writer():

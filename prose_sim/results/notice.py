@@ -58,11 +58,12 @@ def smoke_notice(scenario: Any) -> str:
 def table_notice(table: object) -> str:
     """The notice of a scenario's ``[models]`` table as TOML gives it (a run folder's
     resolved ``scenario.toml``): read as the scenario's ``Models``, with its defaults (an
-    unset writer is the user's model). "" when it cannot be read as one."""
+    unset writer is the user's model; no table at all, every role's defaults). "" when a
+    role's backend, model or constrained cannot be read."""
     from prose_sim.scenario.schema import Models
 
-    if not isinstance(table, dict):
-        return ""
+    if not isinstance(table, dict):  # no [models] table: every role on the defaults
+        table = {}
     wanted = {
         role: {k: v for k, v in spec.items() if k in _NOTICE_KEYS}
         for role, spec in table.items()
