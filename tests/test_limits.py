@@ -5,6 +5,8 @@ A fake clock and a sleep that only moves it: no test waits.
 
 from __future__ import annotations
 
+import anyio
+import anyio.lowlevel
 import pytest
 
 from prose_sim.models.limits import EndpointLimits, TokenBucket, window_bucket
@@ -23,6 +25,7 @@ class FakeClock:
     async def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
         self.now += seconds
+        await anyio.lowlevel.checkpoint()  # others may run meanwhile, as in a real wait
 
 
 def bucket(capacity: float = 10.0, rate: float = 2.0) -> tuple[TokenBucket, FakeClock]:
@@ -60,6 +63,22 @@ async def test_a_charge_that_does_not_fit_waits_until_it_does():
     await b.acquire(10)
     await b.acquire(3)
     assert clock.slept == [1.5] and b.level == 10
+
+
+async def test_waiters_are_served_first_come_first_served_even_a_smaller_later_one():
+    b, _ = bucket(capacity=10, rate=1)
+    b.adjust(10)
+    served: list[str] = []
+
+    async def charge(name: str, amount: float) -> None:
+        await b.acquire(amount)
+        served.append(name)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(charge, "first, 5", 5)
+        await anyio.lowlevel.checkpoint()
+        tg.start_soon(charge, "second, 1", 1)  # would fit sooner, but waits its turn
+    assert served == ["first, 5", "second, 1"]
 
 
 async def test_a_charge_over_the_capacity_is_refused():
