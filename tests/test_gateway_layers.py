@@ -10,6 +10,7 @@ import pytest
 from prose_sim.errors import (
     FatalModelError,
     ModelCallFailed,
+    PermanentModelError,
     RateLimitedError,
     RetryableModelError,
     RunStopping,
@@ -216,3 +217,19 @@ async def test_the_limits_count_a_429_as_throttled_and_release_the_concurrency_s
     await gateway.complete("m", ask(), Log())
     assert layers.throttled == 1 and layers.concurrency.halvings == 1
     assert layers.concurrency.in_flight == 0
+
+
+class GaveUp(PermanentModelError, TimeoutError):
+    """A backend's own timeout that retrying cannot fix."""
+
+
+async def test_a_timeout_within_the_deadline_is_named_by_it_and_classified_as_itself():
+    log = Log()
+    backend = Script(GaveUp("gave up"))
+    gateway = Gateway({"m": backend}, RetryPolicy(attempts=3, backoff_s=0.0, timeout_s=5))
+    with pytest.raises(ModelCallFailed):
+        await gateway.complete("m", ask(), log)
+    failed = log.events[-1]
+    assert isinstance(failed, ModelFailed)
+    assert failed.error == "TimeoutError: no answer within the attempt's 5 s ([retry] timeout_s)"
+    assert failed.attempts == 1 and backend.calls == 1  # permanent: not retried

@@ -97,9 +97,10 @@ class CallFailed(Exception):
 class AttemptTimedOut(TimeoutError):
     """An attempt ran past its deadline; ``error`` says which deadline and what sets it."""
 
-    def __init__(self, error: str):
+    def __init__(self, error: str, cause: TimeoutError):
         super().__init__(error)
         self.error = error
+        self.cause = cause  # the deadline's, or one the backend raised within it
 
 
 class RunStop:
@@ -382,8 +383,9 @@ class Retry:
             try:
                 completion = await self.inner.complete(call)
             except Exception as exc:  # any backend failure is classified, retried, then recorded
-                if isinstance(exc, AttemptTimedOut):
+                if isinstance(exc, AttemptTimedOut):  # named by its deadline, classified as itself
                     error = exc.error
+                    exc = exc.cause
                 else:  # ours carry the server's reason and what to change: kept whole
                     error = describe_error(exc, limit=ERROR_CHARS)
                 if isinstance(exc, ModelCallError):
@@ -459,7 +461,7 @@ class Attempt:
                 with anyio.fail_after(deadline):
                     completion = await self.backend.complete(request)
             except TimeoutError as exc:
-                raise AttemptTimedOut(self._timed_out(deadline, request)) from exc
+                raise AttemptTimedOut(self._timed_out(deadline, request), exc) from exc
         call.latency_s = time.perf_counter() - started
         return completion
 
