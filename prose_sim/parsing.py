@@ -550,3 +550,11 @@ def released_validation_keyword(
         elif lines_with[keyword] == most:
             best = None
     return best
+
+
+def split_preferences(preferences: str) -> list[str]:
+    """A preference string's components: the parts between "; " (as the released code splits
+    a user's preferences, so "use semicolons (;) when possible" stays whole), stripped, empty
+    parts left out. The one split of a ``"; "``-joined preference string (the prompts'
+    component lists, PROSE's starting components, the share of true components given)."""
+    return [part.strip() for part in preferences.split("; ") if part.strip()]

@@ -8,7 +8,7 @@ import pytest
 
 from prose_sim.cli import main
 from prose_sim.report.tables import NO_PARSED
-from prose_sim.results.notice import notice_for, run_dir_notice
+from prose_sim.results.notice import run_dir_notice, table_notice
 
 SMALL = """
 name = "small"
@@ -69,14 +69,40 @@ def test_a_scripted_run_says_smoke_test_everywhere(
 
 
 def test_the_notice_names_the_roles_on_the_scripted_or_embedded_model():
-    real = ("openai", "gpt-4o")
-    assert notice_for({"user": real, "agent": real, "judge": real}) == ""
-    assert notice_for(
-        {"user": real, "agent": ("local", ""), "judge": ("local", "smollm2-135m-instruct")}
+    real = {"backend": "openai", "model": "gpt-4o"}
+    assert table_notice({"user": real, "agent": real, "judge": real}) == ""
+    assert table_notice(
+        {
+            "user": real,
+            "agent": {"backend": "local", "model": ""},
+            "judge": {"backend": "local", "model": "smollm2-135m-instruct"},
+        }
     ) == ("smoke test: agent, judge on the embedded SmolLM2-135M; not research results")
-    assert notice_for(
-        {"user": ("scripted", ""), "agent": ("local", "Qwen/Qwen2.5-7B-Instruct"), "judge": real}
+    assert table_notice(
+        {
+            "user": {"backend": "scripted"},
+            "agent": {"backend": "local", "model": "Qwen/Qwen2.5-7B-Instruct"},
+            "judge": real,
+        }
     ) == ("smoke test: user, writer on the scripted test double; not research results")
+
+
+def test_a_role_left_out_of_the_models_table_is_the_schemas_default_the_scripted_double():
+    real = {"backend": "openai", "model": "gpt-4o"}
+    assert table_notice({"user": real, "agent": real}) == (
+        "smoke test: judge on the scripted test double; not research results"
+    )
+    assert table_notice(None) == (
+        "smoke test: user, writer, agent, judge on the scripted test double; not research results"
+    )
+
+
+def test_the_notice_names_constrained_roles_but_never_the_writer():
+    spec = {"backend": "scripted", "constrained": True}
+    assert table_notice({"user": spec, "writer": spec, "agent": spec, "judge": spec}) == (
+        "smoke test: user, writer, agent, judge on the scripted test double; "
+        "user, agent, judge answers constrained to their format; not research results"
+    )
 
 
 def test_a_run_folder_without_a_readable_scenario_has_no_notice(tmp_path):

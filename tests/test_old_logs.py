@@ -20,7 +20,7 @@ from prose_sim.runtime.prepare import prepare
 from prose_sim.runtime.replay import replay_run
 from prose_sim.runtime.resume import load_prior
 from prose_sim.runtime.runner import execute
-from prose_sim.scenario import load_scenario
+from prose_sim.scenario import load_scenario, scenario_catalog
 
 OLD_RUN = Path(__file__).parent / "data" / "old_run_f511408"
 
@@ -102,3 +102,24 @@ def test_a_runs_log_alone_is_enough_for_its_report(tmp_path):
     report.write(tmp_path / "without")
     for name in ("report.csv", "report.md"):
         assert (tmp_path / "with" / name).read_bytes() == (tmp_path / "without" / name).read_bytes()
+
+
+def test_the_viewer_takes_the_users_true_components_from_the_log(tmp_path):
+    from prose_sim.view.render import _true_components
+
+    scenario = load_scenario(OLD_RUN / "ORIGIN.toml")
+    out = tmp_path / "run"
+    anyio.run(lambda: execute(prepare(scenario, out, RunOptions(progress="off"))))
+    (out / "scenario.toml").unlink()  # the world is not rebuilt: the log has the personas
+    components = _true_components(out)
+    assert components is not None
+    expected = scenario_catalog(scenario).get("plume", "email_writing", "ampere").components
+    assert components("plume", "email_writing", "ampere") == tuple(expected)
+    assert components("plume", "email_writing", "nobody") is None
+
+
+def test_the_viewer_loads_an_old_runs_personas_from_its_scenario(old_run):
+    from prose_sim.view.render import _true_components
+
+    components = _true_components(old_run)
+    assert components is not None and components("plume", "email_writing", "ampere")

@@ -14,6 +14,7 @@ from prose_sim.parsing import (
     parse_score,
     parse_verdict,
     parse_yes,
+    split_preferences,
 )
 from prose_sim.scales import (
     FPM_RELEASED_KEYS,
@@ -505,3 +506,12 @@ KEYWORDS = list(VALIDATION_SCALE)
 def test_released_validation_keyword_is_extract_keywords_from_response(text, expected):
     # prose.py: Prose.extract_keywords_from_response(response, "verdict", keywords)
     assert released_validation_keyword(text, KEYWORDS) == expected
+
+
+def test_a_preference_string_splits_at_semicolon_space_only_and_drops_empty_parts():
+    assert split_preferences(" brief; use semicolons (;) when possible;  ; formal ") == [
+        "brief",
+        "use semicolons (;) when possible",
+        "formal",
+    ]
+    assert split_preferences("") == []

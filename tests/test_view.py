@@ -12,7 +12,7 @@ import pytest
 from prose_sim.cli import main
 from prose_sim.view.build import DOC_CLOSE, DOC_OPEN, read_view_data
 from prose_sim.view.diff import sides, word_diff
-from prose_sim.view.render import render_view, smoke_notices
+from prose_sim.view.render import render_view
 
 SCENARIO = """
 name = "viewed"
@@ -91,13 +91,7 @@ def test_the_page_is_self_contained(run_dir):
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
     assert "<link" not in html and not re.search(r"<script[^>]+src=", html)
     assert "data:image/png;base64," in html  # the plots, inlined
-    assert "Smoke test" in html  # scripted backend
-
-
-def test_the_smoke_notice_names_scripted_and_tiny_models_only():
-    assert smoke_notices({"agent": {"backend": "openai", "model": "gpt-4o"}}) == []
-    assert "scripted" in smoke_notices({"judge": {"backend": "scripted"}})[0]
-    assert "tiny local model" in smoke_notices({"agent": {"backend": "local", "model": ""}})[0]
+    assert "smoke test: user, writer, agent, judge on the scripted test double" in html
 
 
 def test_view_writes_the_file_and_refuses_a_folder_without_a_run(run_dir, tmp_path, capsys):

@@ -86,7 +86,7 @@ def test_the_page_lists_the_episodes_and_opens_one_with_its_diff_and_prompts(pag
 
 def test_the_summary_shows_the_report_and_a_screenshot_is_saved(page, tmp_path):
     dom = _chromium("--dump-dom", _url(page, "summary"))
-    assert "Smoke test" in dom and "<table" in dom and "ppcm_by_method.png" in dom
+    assert "smoke test: " in dom and "<table" in dom and "ppcm_by_method.png" in dom
     keep = os.environ.get("PROSE_SIM_SCREENSHOTS")
     folder = Path(keep) if keep else tmp_path
     folder.mkdir(parents=True, exist_ok=True)

@@ -44,7 +44,7 @@ from prose_sim.events import (
 from prose_sim.metrics.text import word_levenshtein
 from prose_sim.metrics.verifiable import checker_for
 from prose_sim.models.answers import Choice
-from prose_sim.parsing import parse_verdict, parse_verdict_released
+from prose_sim.parsing import parse_verdict, parse_verdict_released, split_preferences
 from prose_sim.scales import FPM_RELEASED_KEYS, FPM_SCALE, PPCM_SCALE, SIMILARITY_SCALE
 from prose_sim.templating import render, render_repeated
 from prose_sim.world.personas import Persona
@@ -92,16 +92,10 @@ def preference_accuracy(scores: dict[str, float], own: str, ties: str = "strict"
     return float(all(scores[own] > s for name, s in scores.items() if name != own))
 
 
-def split_components(preferences: str) -> list[str]:
-    """A preference string's components: the parts between "; " (as the released code splits
-    a user's preferences, so "use semicolons (;) when possible" stays whole), stripped."""
-    return [c.strip() for c in preferences.split("; ") if c.strip()]
-
-
 def true_components_share(components: Sequence[str], preferences: str) -> float:
     """The share of the user's true components that the preference string names verbatim
     (case-insensitive): the metric-validity study's "share of true components given"."""
-    given = {c.casefold() for c in split_components(preferences)}
+    given = {c.casefold() for c in split_preferences(preferences)}
     return sum(c.casefold() in given for c in components) / len(components) if components else 0.0
 
 

@@ -10,14 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from prose_sim.parsing import parse_delimited
+from prose_sim.parsing import parse_delimited, split_preferences
 from prose_sim.templating import render_repeated, render_template
 from prose_sim.world.tasks import Task
-
-
-def split_preferences(preferences: str) -> list[str]:
-    """A ``"; "``-joined preference string, one component per item."""
-    return [part.strip() for part in preferences.split("; ") if part.strip()]
 
 
 def task_messages(

@@ -22,6 +22,7 @@ from prose_sim.cli.common import (
 )
 from prose_sim.errors import UsageError
 from prose_sim.gc_policy import relaxed_gc
+from prose_sim.metrics.registry import console_metrics
 from prose_sim.untrusted import terminal_text
 
 
@@ -220,10 +221,6 @@ def _fmt(value: float, err: float | None = None) -> str:
     return text
 
 
-# the run's closing table: headline metrics only (report.md has them all)
-HEADLINE_METRICS = ("ppcm", "fpm", "bertscore", "preference_accuracy", "levenshtein_norm")
-
-
 def _shown(text: str) -> str:
     """Text from a run (a label, a path) as the console shows it: no control characters,
     no console markup."""
@@ -232,7 +229,8 @@ def _shown(text: str) -> str:
 
 def _print_summary(outcome) -> None:
     console = common.console()
-    shown = [n for n in HEADLINE_METRICS if outcome.methods and n in outcome.methods[0].metrics]
+    # headline metrics only (report.md has them all)
+    shown = [n for n in console_metrics() if outcome.methods and n in outcome.methods[0].metrics]
     metric_names = [n for n in shown if any(m.metrics[n] == m.metrics[n] for m in outcome.methods)]
     table = Table(title=f"prose_sim results ({_shown(outcome.run_dir)})")
     for column in ["task", "framework", "method", "instances", "failed"]:

@@ -1,12 +1,13 @@
 """The model gateway: every model call of a run goes through here.
 
 It routes a request to the backend serving its role through layers shared by
-all backends (wrapping each backend once): the response cache, each
-endpoint's requests- and tokens-per-window limits (aiolimiter) and adaptive
-concurrency cap, retries with exponential backoff and jitter on retryable
-failures (honouring Retry-After), a per-attempt timeout; and it records each
-call as events (requested, responded or failed) on the asking episode's bus.
-Backends stay one method.
+all backends (``prose_sim.models.layers``, composed once per backend in
+``Gateway._stack``): the call recorded as events (requested, responded or
+failed) on the asking episode's bus, answers replayed from an earlier log, the
+response cache, the price, retries with exponential backoff and jitter on
+retryable failures (honouring Retry-After), each endpoint's requests- and
+tokens-per-window limits and adaptive concurrency cap, and a per-attempt
+timeout. Backends stay one method.
 
 What retries cannot fix stops the whole run through ``on_stop`` (the runner
 cancels every episode, flushes the log and keeps the run resumable): the first
@@ -18,38 +19,58 @@ cannot be reached before it has answered once, and a role whose last
 from __future__ import annotations
 
 import os
-import random
-import time
-from collections.abc import Awaitable, Callable, Mapping
-from typing import NoReturn
+from collections.abc import Mapping
 
 import anyio
-import anyio.lowlevel
 import msgspec
-import structlog
 
 from prose_sim.config.retry import RetryPolicy
-from prose_sim.errors import ModelCallError, ModelCallFailed, RunStopping, describe_error
-from prose_sim.events import Event, ModelFailed, ModelRequested, ModelResponded
+
+# describe_error: the actors and the episode runner import it from here
+from prose_sim.errors import describe_error
 from prose_sim.models.answers import AnswerShape
-from prose_sim.models.cache import ResponseCache, cache_key
+from prose_sim.models.cache import ResponseCache
+from prose_sim.models.layers import (
+    ERROR_CHARS,
+    Attempt,
+    Backoff,
+    Breaker,
+    Cache,
+    Call,
+    Cost,
+    Emit,
+    Layer,
+    Limits,
+    Recorder,
+    Replay,
+    Retry,
+    RunStop,
+    StopRun,
+)
 from prose_sim.models.limits import EndpointLayers
-from prose_sim.models.protocol import Backend, Completion, ModelRequest, SamplingParams
+from prose_sim.models.protocol import (
+    Backend,
+    Completion,
+    FailsOver,
+    ModelRequest,
+    SamplingParams,
+)
 from prose_sim.models.recorded import RecordedResponses
-from prose_sim.models.tokens import estimate_request_tokens
 from prose_sim.seeding import derive_seed
 
-# publishes an event built with its own fields (the episode bus stamps the envelope)
-Emit = Callable[[Event], Awaitable[object]]
-# on_stop(kind, message): kind "fatal" (exit 2) or "breaker" (exit 1)
-StopRun = Callable[[str, str], None]
-
+__all__ = [
+    "DEFAULT_RETRY",
+    "ERROR_CHARS",
+    "Emit",
+    "Gateway",
+    "ModelClient",
+    "RetryPolicy",
+    "RoleModel",
+    "StopRun",
+    "describe_error",
+]
 
 DEFAULT_RETRY = RetryPolicy()  # frozen: one shared default
-# an error recorded for a failed call: ours carry the server's reason and what to change
-ERROR_CHARS = 1000
-
-log = structlog.get_logger("prose_sim")
 
 
 class RoleModel(msgspec.Struct, frozen=True, kw_only=True):
@@ -67,85 +88,8 @@ class RoleModel(msgspec.Struct, frozen=True, kw_only=True):
     output_price: float = 0.0
 
 
-async def _responded(
-    emit: Emit,
-    request_id: str,
-    request: ModelRequest,
-    completion: Completion,
-    latency_s: float,
-    attempts: int,
-    cached: bool = False,
-    cost_usd: float = 0.0,
-) -> None:
-    await emit(
-        ModelResponded(
-            request_id=request_id,
-            instance=request.instance,
-            role=request.role,
-            purpose=request.purpose,
-            text=completion.text,
-            input_tokens=completion.input_tokens,
-            output_tokens=completion.output_tokens,
-            latency_s=latency_s,
-            cached=cached,
-            attempts=attempts,
-            cost_usd=cost_usd,
-            finish_reason=completion.finish_reason,
-            served_model=completion.served_model,
-            cut_from_chars=completion.cut_from_chars,
-        )
-    )
-
-
-async def _failed(
-    emit: Emit, request_id: str, request: ModelRequest, error: str, attempts: int
-) -> NoReturn:
-    """Record a call that failed every attempt, then raise for the caller's step."""
-    await emit(
-        ModelFailed(
-            request_id=request_id,
-            instance=request.instance,
-            role=request.role,
-            purpose=request.purpose,
-            error=error,
-            attempts=attempts,
-        )
-    )
-    raise ModelCallFailed(f"{request.role}/{request.purpose}: {error}")
-
-
-async def _served_from_log(
-    hit: ModelResponded | ModelFailed, request: ModelRequest, request_id: str, emit: Emit
-) -> Completion:
-    """A recorded outcome, recorded again with its original accounting under this call's id."""
-    match hit:
-        case ModelFailed(error=error, attempts=attempts):
-            await _failed(emit, request_id, request, error, attempts)
-        case ModelResponded():
-            await emit(
-                msgspec.structs.replace(
-                    hit,
-                    request_id=request_id,
-                    instance=request.instance,
-                    role=request.role,
-                    purpose=request.purpose,
-                )
-            )
-            return Completion(
-                text=hit.text,
-                input_tokens=hit.input_tokens,
-                output_tokens=hit.output_tokens,
-                request_id=request_id,
-                finish_reason=hit.finish_reason,
-                served_model=hit.served_model,
-                cut_from_chars=hit.cut_from_chars,
-            )
-
-
 class Gateway:
-    """Routes requests to backends through the shared layers: the response cache,
-    each endpoint's rate limits and adaptive concurrency cap, retries with
-    backoff (honouring Retry-After) and a per-attempt timeout, and accounting.
+    """Routes requests to backends through the shared layers (``prose_sim.models.layers``).
 
     ``layers`` and ``cache_ids`` are by backend key; backends without an entry
     skip that layer (the scripted and local backends have neither).
@@ -166,17 +110,38 @@ class Gateway:
         ``on_stop``: called once to stop the run (without it, fatal errors only fail their call)."""
         self.recorded = recorded
         self.on_stop = on_stop
-        self.stopped = ""  # the message the run was stopped with
-        self._answered: set[str] = set()  # backends that answered at least once
-        self._failing: dict[str, int] = {}  # role -> calls failed in a row (after retries)
-        self._backends = dict(backends)
         self.retry = retry
         self.layers = dict(layers or {})
         self.cache = cache
         self._cache_ids = dict(cache_ids or {})
+        # the run's state, shared by every backend's layers
+        self._stop = RunStop(on_stop) if on_stop is not None else None
+        self._failing: dict[str, int] = {}  # role -> calls failed in a row (after retries)
         self._in_flight: dict[str, anyio.Event] = {}  # cache keys being asked now
-        self._jitter = random.Random(0)  # backoff jitter only; never affects results
-        self._capped_wait = False  # a Retry-After beyond the cap was said once
+        self._backoff = Backoff(retry)
+        self._stacks = {key: self._stack(key, target) for key, target in backends.items()}
+
+    @property
+    def stopped(self) -> str:
+        """The message the run was stopped with ("" while it goes on)."""
+        return self._stop.stopped if self._stop is not None else ""
+
+    def _stack(self, key: str, backend: Backend) -> Layer:
+        """The one place the layers are put together: ``backend``'s, outermost last."""
+        layer: Layer = Attempt(backend, self.retry)
+        limits = self.layers.get(key)
+        if limits is not None:
+            layer = Limits(layer, limits)
+        fails_over = isinstance(backend, FailsOver) and backend.fails_over
+        layer = Retry(layer, self.retry, self._backoff, fails_over=fails_over)
+        layer = Cost(layer)
+        identity = self._cache_ids.get(key)
+        if self.cache is not None and identity is not None:
+            layer = Cache(layer, self.cache, identity, self._in_flight, self._stop)
+        if self.recorded is not None:
+            layer = Replay(layer, self.recorded)
+        layer = Recorder(layer)
+        return Breaker(layer, self.retry, self._failing, self._stop)
 
     async def complete(
         self,
@@ -186,191 +151,7 @@ class Gateway:
         price: tuple[float, float] = (0.0, 0.0),
     ) -> Completion:
         request_id = os.urandom(8).hex()  # 16 random hex digits (a uuid4's cost without it)
-        request_hash = request.content_hash()
-        await emit(
-            ModelRequested(
-                request_id=request_id,
-                instance=request.instance,
-                role=request.role,
-                purpose=request.purpose,
-                model=request.model,
-                request_hash=request_hash,
-                messages=request.messages,
-            )
-        )
-        if self.recorded is not None:
-            logged = self.recorded.take(request, request_hash)
-            if logged is not None:
-                return await _served_from_log(logged, request, request_id, emit)
-        key = None
-        identity = self._cache_ids.get(backend)
-        if self.cache is not None and identity is not None:
-            key = cache_key(identity, request)
-            while True:
-                stored = self.cache.get(key)
-                if stored is not None:
-                    await _responded(
-                        emit, request_id, request, stored, 0.0, attempts=0, cached=True
-                    )
-                    return msgspec.structs.replace(stored, request_id=request_id)
-                pending = self._in_flight.get(key)
-                if pending is None:
-                    break
-                await pending.wait()  # an identical request is being asked: wait for its answer
-            self._in_flight[key] = anyio.Event()
-        try:
-            return await self._call(backend, request, request_id, emit, price, key)
-        finally:
-            if key is not None:
-                self._in_flight.pop(key).set()
-
-    async def _call(
-        self,
-        backend: str,
-        request: ModelRequest,
-        request_id: str,
-        emit: Emit,
-        price: tuple[float, float],
-        key: str | None,
-    ) -> Completion:
-        target = self._backends[backend]
-        layers = self.layers.get(backend)
-        estimate = estimate_request_tokens(request) if layers is not None else 0
-        error = ""
-        attempt = 0
-        fatal = False
-        while attempt < self.retry.attempts:
-            attempt += 1
-            retry_after = None
-            generation, charged = (await layers.enter(estimate)) if layers is not None else (0, 0.0)
-            outcome, actual = "failed", None
-            started = time.perf_counter()
-            deadline = self._deadline(target, request)
-            try:
-                if deadline is None:
-                    completion = await target.complete(request)
-                else:  # the whole attempt: bytes trickling in do not extend it
-                    with anyio.fail_after(deadline):
-                        completion = await target.complete(request)
-                outcome = "ok"
-                actual = completion.input_tokens + completion.output_tokens
-            except Exception as exc:  # any backend failure is classified, retried, then recorded
-                # our own errors carry the server's reason and what to change: kept whole
-                error = describe_error(exc, limit=ERROR_CHARS)
-                if isinstance(exc, TimeoutError) and deadline is not None:
-                    error = f"TimeoutError: no answer within the attempt's {deadline:g} s " + (
-                        "([retry] timeout_s)"
-                        if self.retry.timeout_s is not None
-                        else f"(the default for max_new_tokens = {request.params.max_new_tokens};"
-                        " [retry] timeout_s sets it)"
-                    )
-                if isinstance(exc, ModelCallError):
-                    if exc.throttled:
-                        outcome = "throttled"
-                    retry_after = exc.retry_after
-                    fatal = exc.fatal or (
-                        exc.unreachable and not self._starts_unchecked(backend, target)
-                    )
-                    if fatal or not exc.retryable:
-                        break
-            finally:
-                if layers is not None:
-                    layers.exit(generation, charged, outcome, actual)
-            if outcome != "ok":
-                if attempt < self.retry.attempts:
-                    delay = self.retry.delay(attempt, self._jitter)
-                    if retry_after is not None:
-                        delay = max(delay, self._capped(retry_after, request))
-                    await anyio.sleep(delay)
-                continue
-            self._answered.add(backend)
-            self._failing[request.role] = 0
-            if key is not None and self.cache is not None:
-                self._store(key, completion)
-            cost = (completion.input_tokens * price[0] + completion.output_tokens * price[1]) / 1e6
-            latency = time.perf_counter() - started
-            await _responded(
-                emit, request_id, request, completion, latency, attempts=attempt, cost_usd=cost
-            )
-            return msgspec.structs.replace(completion, request_id=request_id)
-        stop = (
-            self._stop_reason(request, error, attempt, fatal) if self.on_stop is not None else None
-        )
-        try:
-            await _failed(emit, request_id, request, error, attempt)
-        except ModelCallFailed:
-            if stop is None:
-                raise
-        self._stop(*stop)
-        await anyio.lowlevel.checkpoint()  # the run's scope is cancelled: this raises
-        raise RunStopping(self.stopped)
-
-    def _deadline(self, target: Backend, request: ModelRequest) -> float | None:
-        """The attempt's deadline: ``[retry] timeout_s``, else for a remote server the default
-        from the request's ``max_new_tokens`` (``default_timeout_s``); None: no deadline."""
-        if self.retry.timeout_s is not None:
-            return self.retry.timeout_s
-        if getattr(target, "remote", False):
-            from prose_sim.models.backends.openai_compat import default_timeout_s
-
-            return default_timeout_s(request.params.max_new_tokens)
-        return None
-
-    def _capped(self, retry_after: float, request: ModelRequest) -> float:
-        """A server's Retry-After, at most ``[retry] max_retry_after_s`` (said once when cut)."""
-        cap = self.retry.max_retry_after_s
-        if retry_after <= cap:
-            return retry_after
-        if not self._capped_wait:
-            self._capped_wait = True
-            log.warning(
-                "retry_after_capped",
-                role=request.role,
-                asked_s=retry_after,
-                waiting_s=cap,
-                detail="the server asked for a longer wait than [retry] max_retry_after_s",
-            )
-        return cap
-
-    def _starts_unchecked(self, backend: str, target: Backend) -> bool:
-        """True when an unreachable endpoint is not (or no longer) a reason to stop:
-        it answered before (a blip), or a pool fails over to its other endpoints."""
-        return backend in self._answered or bool(getattr(target, "fails_over", False))
-
-    def _stop_reason(
-        self, request: ModelRequest, error: str, attempts: int, fatal: bool
-    ) -> tuple[str, str] | None:
-        """(kind, message) when this failed call stops the run: a fatal error, or the
-        circuit breaker tripping; None when the run goes on."""
-        where = f"models.{request.role} ({request.model})"
-        if fatal:
-            return "fatal", f"{where}: {error}"
-        failing = self._failing.get(request.role, 0) + 1
-        self._failing[request.role] = failing
-        n = self.retry.breaker_calls
-        if not n or failing < n:
-            return None
-        return (
-            "breaker",
-            f"{where}: its last {n} calls all failed after {attempts} attempt(s) each "
-            f"(last: {error}); the circuit breaker ([retry] breaker_calls) stopped the run",
-        )
-
-    def _stop(self, kind: str, message: str) -> None:
-        if not self.stopped:
-            self.stopped = message
-            assert self.on_stop is not None
-            self.on_stop(kind, message)
-
-    def _store(self, key: str, completion: Completion) -> None:
-        """Put an answer in the response cache; a cache that cannot be written stops the run."""
-        try:
-            self.cache.put(key, completion)  # type: ignore[union-attr]
-        except Exception as exc:  # sqlite3.OperationalError: database or disk is full, ...
-            path = getattr(self.cache, "path", "the response cache")
-            if self.on_stop is None:
-                raise
-            self._stop("io_error", f"{path}: cannot write the response cache: {exc}")
+        return await self._stacks[backend].complete(Call(request, request_id, emit, price))
 
 
 class ModelClient:

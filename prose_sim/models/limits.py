@@ -1,15 +1,16 @@
 """Per-endpoint limits shared by every backend on an endpoint.
 
-Requests and tokens per window (aiolimiter leaky buckets; the token budget is
-charged with an estimate before a call and corrected with the reported usage
+Requests and tokens per window (leaky buckets, ``TokenBucket``; the token budget
+is charged with an estimate before a call and corrected with the reported usage
 after) and an adaptive concurrency cap that backs off on 429s.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import anyio
 import msgspec
-from aiolimiter import AsyncLimiter
 
 
 class EndpointLimits(msgspec.Struct, frozen=True, kw_only=True):
@@ -26,10 +27,65 @@ class EndpointLimits(msgspec.Struct, frozen=True, kw_only=True):
     burst: float = 0.9
 
 
-def _bucket(budget: int, limits: EndpointLimits) -> AsyncLimiter:
+class TokenBucket:
+    """A leaky bucket: it holds up to ``capacity``, drains at ``rate`` per second, and a
+    charge waits until it fits. Waiters are served first come, first served.
+
+    ``clock`` (seconds; the event loop's by default) and ``sleep`` are given for tests.
+    """
+
+    def __init__(
+        self,
+        capacity: float,
+        rate: float,
+        *,
+        clock: Callable[[], float] = anyio.current_time,
+        sleep: Callable[[float], Awaitable[object]] = anyio.sleep,
+    ):
+        self.capacity = capacity
+        self.rate = rate
+        self._clock = clock
+        self._sleep = sleep
+        self._level = 0.0
+        self._checked = 0.0
+        self._turn = anyio.Lock()
+
+    @property
+    def level(self) -> float:
+        """What the bucket holds now."""
+        self._drain()
+        return self._level
+
+    def _drain(self) -> None:
+        now = self._clock()
+        if self._level:
+            self._level = max(0.0, self._level - (now - self._checked) * self.rate)
+        self._checked = now
+
+    def wait_s(self, amount: float) -> float:
+        """Seconds until ``amount`` fits (0: it fits now)."""
+        over = self.level + amount - self.capacity
+        return over / self.rate if over > 0 else 0.0
+
+    async def acquire(self, amount: float) -> None:
+        """Charge ``amount`` (at most ``capacity``), waiting until it fits."""
+        if not 0 <= amount <= self.capacity:
+            raise ValueError(f"charge {amount} is not between 0 and the capacity {self.capacity}")
+        async with self._turn:
+            while (wait := self.wait_s(amount)) > 0:
+                await self._sleep(wait)
+            self._level += amount
+
+    def adjust(self, delta: float) -> None:
+        """Add ``delta`` to what the bucket holds (a refund when negative; never below 0)."""
+        self._drain()
+        self._level = max(0.0, self._level + delta)
+
+
+def window_bucket(budget: int, limits: EndpointLimits) -> TokenBucket:
     """A leaky bucket with the budget's sustained rate and a burst of ``burst`` of it."""
     capacity = max(1.0, budget * limits.burst)
-    return AsyncLimiter(capacity, limits.window_s * capacity / budget)
+    return TokenBucket(capacity, budget / limits.window_s)
 
 
 class AdaptiveConcurrency:
@@ -76,23 +132,19 @@ class AdaptiveConcurrency:
 
 
 class _TokenBudget:
-    """Tokens per window: an aiolimiter bucket charged with an estimate before
-    the call and corrected with the reported usage after."""
+    """Tokens per window: a bucket charged with an estimate before the call and
+    corrected with the reported usage after."""
 
-    def __init__(self, limiter: AsyncLimiter):
-        self.limiter = limiter
+    def __init__(self, bucket: TokenBucket):
+        self.bucket = bucket
 
     async def acquire(self, estimate: int) -> float:
-        amount = float(min(estimate, self.limiter.max_rate))
-        await self.limiter.acquire(amount)
+        amount = float(min(estimate, self.bucket.capacity))
+        await self.bucket.acquire(amount)
         return amount
 
     def correct(self, charged: float, actual: int) -> None:
-        # aiolimiter has no public refund or surcharge; adjust its level directly
-        limiter = self.limiter
-        if hasattr(limiter, "_level") and hasattr(limiter, "_leak"):
-            limiter._leak()
-            limiter._level = max(0.0, limiter._level + (actual - charged))
+        self.bucket.adjust(actual - charged)
 
 
 class EndpointLayers:
@@ -101,8 +153,8 @@ class EndpointLayers:
 
     def __init__(self, limits: EndpointLimits):
         self.limits = limits
-        self.rpm = _bucket(limits.rpm, limits) if limits.rpm else None
-        self.tpm = _TokenBudget(_bucket(limits.tpm, limits)) if limits.tpm else None
+        self.rpm = window_bucket(limits.rpm, limits) if limits.rpm else None
+        self.tpm = _TokenBudget(window_bucket(limits.tpm, limits)) if limits.tpm else None
         self.concurrency = AdaptiveConcurrency(limits.start_concurrency, limits.max_concurrency)
         self.throttled = 0
 

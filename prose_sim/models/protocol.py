@@ -28,6 +28,7 @@ __all__ = [
     "ROLES",
     "Backend",
     "Completion",
+    "FailsOver",
     "FatalModelError",
     "ModelCallError",
     "ModelCallFailed",
@@ -123,6 +124,14 @@ class Backend(Protocol):
     async def aclose(self) -> None:
         """Release what the backend holds (connections, a worker thread)."""
         ...
+
+
+@runtime_checkable
+class FailsOver(Protocol):
+    """A backend over several endpoints that takes an unreachable one out and sends to the
+    others (the endpoint pool): an unreachable error from it does not stop the run."""
+
+    fails_over: bool
 
 
 @runtime_checkable

@@ -13,35 +13,19 @@ differ when instances failed unevenly across seeds.
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 
-from prose_sim.report.rows import Row, number
-from prose_sim.results.collector import mean, over_seeds
+from prose_sim.metrics.registry import aggregation_metrics
+from prose_sim.report.rows import Row
+from prose_sim.results.collector import summarize
 from prose_sim.untrusted import markdown_cell
 
-METRICS: list[tuple[str, str]] = [
-    ("ppcm", "PPCM"),
-    ("fpm", "FPM"),
-    ("ppcm_fpm_mean", "(PPCM+FPM)/2"),
-    ("levenshtein_norm", "Lev. norm"),
-    ("bertscore", "BERTScore"),
-    ("preference_accuracy", "Pref. acc."),
-    ("preference_f1", "Pref. F1"),
-]
-
-
-def instance_mean(rows: list[Row], metric: str) -> float:
-    """The mean over every finished instance that has the metric (the released code's)."""
-    return mean([number(r, metric) for r in rows if r["status"] == "ok" and metric in r])
+METRICS: list[tuple[str, str]] = [(m.name, m.label) for m in aggregation_metrics()]
 
 
 def markdown(rows: list[Row], bertscore_note: str = "") -> str:
     """Per (task, framework, method): each metric as "instances mean | seeds mean ± SE"."""
-    groups: dict[tuple[str, str, str], list[Row]] = defaultdict(list)
-    for row in rows:
-        groups[(str(row["task"]), str(row["framework"]), str(row["method"]))].append(row)
     shown = [(k, t) for k, t in METRICS if any(k in r for r in rows)]
-    if not groups or not shown:
+    if not rows or not shown:
         return ""
     lines = [
         "## Aggregation: the released code's means and ours",
@@ -57,14 +41,14 @@ def markdown(rows: list[Row], bertscore_note: str = "") -> str:
         "| task | framework | method | " + " | ".join(t for _, t in shown) + " |",
         "|---|---|---|" + "--:|" * len(shown),
     ]
-    for (task, framework, method), group in sorted(groups.items()):
-        ok = [r for r in group if r["status"] == "ok"]
+    for s in summarize(rows, ("task", "framework", "method"), [k for k, _ in shown]):
         cells = []
         for key, _ in shown:
-            pooled = instance_mean(group, key)
-            seeds, err = over_seeds(ok, lambda r, k=key: number(r, k) if k in r else None)
-            cells.append("-" if math.isnan(pooled) else f"{pooled:.3f} · {_pm(seeds, err)}")
-        names = " | ".join(markdown_cell(x) for x in (task, framework, method))
+            pooled = s.pooled[key]
+            cells.append(
+                "-" if math.isnan(pooled) else f"{pooled:.3f} · {_pm(s.means[key], s.errors[key])}"
+            )
+        names = " | ".join(markdown_cell(x) for x in s.group)
         lines.append(f"| {names} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -23,31 +23,19 @@ from pathlib import Path
 
 import msgspec
 
+from prose_sim.metrics.registry import study_metrics
 from prose_sim.report.rows import Row, number
 
 # the quality of the preferences an agent drafted with: the released code's "preference"
 # metrics in its order (preference_acc, _f1, _pre, _rec, _string_length,
 # _llm_judge_similarity), then ours, the share of true components given (the released
-# percent_of_matching_components, logged there but not correlated)
+# percent_of_matching_components, logged there but not correlated); from the metric registry
 PREFERENCE_MEASURES: list[tuple[str, str]] = [
-    ("preference_accuracy", "pref. accuracy"),
-    ("preference_f1", "pref. BERTScore F1"),
-    ("preference_precision", "pref. BERTScore precision"),
-    ("preference_recall", "pref. BERTScore recall"),
-    ("preference_length", "pref. length"),
-    ("preference_similarity", "pref. similarity"),
-    ("true_components_share", "share of true components (ours)"),
+    (m.name, m.study_label) for m in study_metrics("preference")
 ]
 # the released code's "writing" metrics in its order (writing_ldist, _n_ldist, _BS, _ppm,
 # _fpm, _avm)
-WRITING_METRICS: list[tuple[str, str]] = [
-    ("levenshtein", "Levenshtein"),
-    ("levenshtein_norm", "Lev. norm"),
-    ("bertscore", "BERTScore"),
-    ("ppcm", "PPCM"),
-    ("fpm", "FPM"),
-    ("ppcm_fpm_mean", "(PPCM+FPM)/2"),
-]
+WRITING_METRICS: list[tuple[str, str]] = [(m.name, m.study_label) for m in study_metrics("writing")]
 # a fixed_subset episode's method label: "<label>[<indices joined by +>]"
 _SUBSET_LABEL = re.compile(r"^.+\[(?:\d+(?:\+\d+)*)?\]$")
 PLOT = "ppcm_vs_components_share.png"

@@ -22,9 +22,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from prose_sim.report.rows import Row, number
+from prose_sim.report.rows import Row
 from prose_sim.report.tables import GroupSummary
-from prose_sim.results.collector import over_seeds
+from prose_sim.results.collector import summarize
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -152,17 +152,16 @@ def _learning_curve(
     from matplotlib.ticker import MaxNLocator
 
     curves: dict[str, tuple[list[int], list[float], list[float]]] = {}
+    # per demonstration index: mean over seeds of per-seed means, with its s.e.
+    by = ("task", "framework", "method", "agent_model", "demonstration")
+    points: dict[tuple[str, ...], dict[int, tuple[float, float]]] = defaultdict(dict)
+    for p in summarize(rows, by, ["ppcm"]):
+        points[p.group[:4]][int(p.group[4])] = (p.means["ppcm"], p.errors["ppcm"])
     for s in group:
-        # per demonstration index: mean over seeds of per-seed means, with its s.e.
-        by_index: dict[int, list[Row]] = defaultdict(list)
-        for r in rows:
-            key = (r["task"], r["framework"], r["method"], r["agent_model"])
-            if key == (s.task, s.framework, s.method, s.agent_model) and r["status"] == "ok":
-                by_index[int(number(r, "demonstration"))].append(r)
-        points = {x: over_seeds(by_index[x], _ppcm) for x in sorted(by_index)}
-        xs = [x for x, (m, _) in points.items() if not math.isnan(m)]
-        ys = [points[x][0] for x in xs]
-        es = [0.0 if math.isnan(points[x][1]) else points[x][1] for x in xs]
+        mine = points[(s.task, s.framework, s.method, s.agent_model)]
+        xs = [x for x in sorted(mine) if not math.isnan(mine[x][0])]
+        ys = [mine[x][0] for x in xs]
+        es = [0.0 if math.isnan(mine[x][1]) else mine[x][1] for x in xs]
         curves[_label(s, several)] = (xs, ys, es)
     same = _same_as({label: (xs, ys) for label, (xs, ys, _) in curves.items()})
     for i, (label, (xs, ys, es)) in enumerate(curves.items()):
@@ -182,10 +181,6 @@ def _learning_curve(
     ax.set_ylabel("PPCM" if one_seed else "PPCM (mean ± s.e. over seeds)")
     ax.set_ylim(-2, 2)
     ax.legend(fontsize=8)
-
-
-def _ppcm(row: Row) -> float | None:
-    return None if row.get("ppcm", "") == "" else number(row, "ppcm")
 
 
 def _cost_vs_ppcm(

@@ -15,25 +15,16 @@ from collections import defaultdict
 
 import msgspec
 
+from prose_sim.metrics.registry import table_metrics
 from prose_sim.report.judge_qa import Agreement
-from prose_sim.report.rows import Row, number
-from prose_sim.results.collector import over_seeds
+from prose_sim.report.rows import Row
+from prose_sim.results.collector import summarize as results_summarize
 from prose_sim.untrusted import csv_cell, markdown_cell
 
-# (row key, column title, decimals); quality first, then cost
+# (row key, column title, decimals); quality first (the metric registry's table metrics),
+# then cost
 COLUMNS: list[tuple[str, str, int]] = [
-    ("ppcm", "PPCM", 3),
-    ("fpm", "FPM", 3),
-    ("ppcm_fpm_mean", "(PPCM+FPM)/2", 3),
-    ("levenshtein_norm", "Lev. norm", 3),
-    ("bertscore", "BERTScore", 3),
-    ("preference_accuracy", "Pref. acc.", 3),
-    ("preference_f1", "Pref. F1", 3),
-    ("preference_precision", "Pref. P", 3),
-    ("preference_recall", "Pref. R", 3),
-    ("preference_similarity", "Pref. sim.", 2),
-    ("verifiable_share", "Verifiable", 3),
-    ("preference_length", "Pref. len", 0),
+    *((m.name, m.label, m.decimals) for m in table_metrics()),
     ("calls", "Calls/demo", 1),
     ("tokens", "Tokens/demo", 0),
     ("cost_usd", "$/demo", 5),
@@ -54,46 +45,32 @@ class GroupSummary(msgspec.Struct, kw_only=True):
 
 
 def summarize(rows: list[Row]) -> list[GroupSummary]:
-    """One summary per (task, framework, method, agent model), in a fixed order."""
-    groups: dict[tuple[str, str, str, str], list[Row]] = defaultdict(list)
-    for row in rows:
-        by = (str(row["task"]), str(row["framework"]), str(row["method"]), str(row["agent_model"]))
-        groups[by].append(row)
+    """One summary per (task, framework, method, agent model), in a fixed order (the results'
+    ``summarize``: quality over the instances that finished, cost over all of them)."""
+    keys = [key for key, _, _ in COLUMNS]
     out = []
-    for (task, framework, method, model), group in sorted(groups.items()):
-        means: dict[str, float] = {}
-        errors: dict[str, float] = {}
-        for key, _, _ in COLUMNS:
-            # quality over the instances that finished; cost over all of them
-            m, e = over_seeds(
-                group,
-                lambda r, k=key: _value(r, k) if k in COST_KEYS or r["status"] == "ok" else None,
-            )
-            if not math.isnan(m):
-                means[key], errors[key] = m, e
+    for s in results_summarize(
+        rows,
+        ("task", "framework", "method", "agent_model"),
+        [k for k in keys if k not in COST_KEYS],
+        [k for k in keys if k in COST_KEYS],
+    ):
+        task, framework, method, model = s.group
+        shown = [k for k in s.means if not math.isnan(s.means[k])]
         out.append(
             GroupSummary(
                 task=task,
                 framework=framework,
                 method=method,
                 agent_model=model,
-                seeds=len({r["seed"] for r in group}),
-                instances=len(group),
-                failed=sum(r["status"] != "ok" for r in group),
-                means=means,
-                errors=errors,
+                seeds=s.seeds,
+                instances=s.instances,
+                failed=s.instances - s.ok,  # unfinished ones too
+                means={k: s.means[k] for k in shown},
+                errors={k: s.errors[k] for k in shown},
             )
         )
     return out
-
-
-def _value(row: Row, key: str) -> float | None:
-    if key == "tokens":
-        return number(row, "input_tokens") + number(row, "output_tokens")
-    if row.get(key, "") in ("", None):
-        return None
-    value = number(row, key)
-    return None if math.isnan(value) else value
 
 
 def cell(value: float | None, error: float | None, decimals: int) -> str:

@@ -28,6 +28,7 @@ from prose_sim.events import (
     ModelResponded,
     ParseFailed,
 )
+from prose_sim.metrics.registry import summary_metrics
 from prose_sim.untrusted import csv_cell
 
 ID_COLUMNS = [
@@ -243,6 +244,75 @@ def stderr(values: list[float]) -> float:
     return math.sqrt(sum((v - m) ** 2 for v in values) / (n - 1)) / math.sqrt(n)
 
 
+class Summary(msgspec.Struct, kw_only=True):
+    """One group of task instances: a method's, by task and framework (and agent model)."""
+
+    group: tuple[str, ...]  # the values of the columns grouped by
+    seeds: int
+    instances: int
+    ok: int  # finished
+    unfinished: int  # an interrupted or stopped run did not finish them
+    means: dict[str, float]  # the mean over seeds of per-seed means (NaN: no value)
+    errors: dict[str, float]  # its standard error over seeds (NaN: fewer than two seeds)
+    pooled: dict[str, float]  # the plain mean over the instances (the released code's)
+
+    @property
+    def failed(self) -> int:
+        """Instances that ended failed (not those left unfinished)."""
+        return self.instances - self.ok - self.unfinished
+
+
+def value(row: dict[str, object], key: str) -> float | None:
+    """The row's ``key`` as a number; None when it has none (absent, empty or NaN).
+    ``tokens`` is input plus output tokens."""
+    if key == "tokens":
+        return _number(row["input_tokens"]) + _number(row["output_tokens"])
+    cell = row.get(key, "")
+    if cell in ("", None):
+        return None
+    if not isinstance(cell, int | float | str):
+        raise TypeError(f"{key} = {cell!r}: not a number")
+    number = float(cell)
+    return None if math.isnan(number) else number
+
+
+def summarize(
+    rows: list[dict[str, object]],
+    by: tuple[str, ...],
+    quality: Iterable[str],
+    every_instance: Iterable[str] = (),
+) -> list[Summary]:
+    """The one per-method summary: per group of rows with the same ``by`` columns (in sorted
+    order), each measure's mean over seeds of per-seed means with its standard error, and
+    its plain mean over the instances. ``quality`` measures average the instances that
+    finished; ``every_instance`` measures (cost) all of them, since a failed one was paid for."""
+    groups: dict[tuple[str, ...], list[dict[str, object]]] = defaultdict(list)
+    for row in rows:
+        groups[tuple(str(row[column]) for column in by)].append(row)
+    measures = [(key, True) for key in quality] + [(key, False) for key in every_instance]
+    out = []
+    for group, members in sorted(groups.items()):
+        ok = [r for r in members if r["status"] == "ok"]
+        means, errors, pooled = {}, {}, {}
+        for key, finished_only in measures:
+            over = ok if finished_only else members
+            means[key], errors[key] = over_seeds(over, lambda r, k=key: value(r, k))
+            pooled[key] = mean([v for r in over if (v := value(r, key)) is not None])
+        out.append(
+            Summary(
+                group=group,
+                seeds=len({r["seed"] for r in members}),
+                instances=len(members),
+                ok=len(ok),
+                unfinished=sum(r["status"] == "unfinished" for r in members),
+                means=means,
+                errors=errors,
+                pooled=pooled,
+            )
+        )
+    return out
+
+
 class MethodSummary(msgspec.Struct):
     task: str
     framework: str
@@ -269,38 +339,27 @@ def over_seeds(rows: list[dict[str, object]], value) -> tuple[float, float]:
 
 
 def summarize_methods(
-    rows: list[dict[str, object]], metric_names: list[str]
+    rows: list[dict[str, object]], metric_names: list[str] | None = None
 ) -> list[MethodSummary]:
-    """Per method: each metric's mean over seeds of per-seed means, with its standard error."""
-    groups: dict[tuple[str, str, str], list[dict[str, object]]] = defaultdict(list)
-    for row in rows:
-        groups[(str(row["task"]), str(row["framework"]), str(row["method"]))].append(row)
-    out = []
-    for (task, framework, method), group in sorted(groups.items()):
-        ok = [r for r in group if r["status"] == "ok"]
-        unfinished = sum(r["status"] == "unfinished" for r in group)
-        means, errors = {}, {}
-        for name in metric_names:
-            means[name], errors[name] = over_seeds(
-                ok, lambda r, n=name: float(r[n]) if n in r else None
-            )
-        out.append(
-            MethodSummary(
-                task=task,
-                framework=framework,
-                method=method,
-                instances=len(group),
-                failed=len(group) - len(ok) - unfinished,
-                unfinished=unfinished,
-                metrics=means,
-                stderr=errors,
-                calls_per_instance=mean([_number(r["calls"]) for r in group]),
-                tokens_per_instance=mean(
-                    [_number(r["input_tokens"]) + _number(r["output_tokens"]) for r in group]
-                ),
-            )
+    """``summary.json``'s per-method summaries: ``summarize`` by task, framework and method, of
+    ``metric_names`` (default: the registry's summary metrics that some row has)."""
+    if metric_names is None:
+        metric_names = [m for m in summary_metrics() if any(m in r for r in rows)]
+    return [
+        MethodSummary(
+            task=s.group[0],
+            framework=s.group[1],
+            method=s.group[2],
+            instances=s.instances,
+            failed=s.failed,
+            unfinished=s.unfinished,
+            metrics={name: s.means[name] for name in metric_names},
+            stderr={name: s.errors[name] for name in metric_names},
+            calls_per_instance=s.pooled["calls"],
+            tokens_per_instance=s.pooled["tokens"],
         )
-    return out
+        for s in summarize(rows, ("task", "framework", "method"), metric_names, ("calls", "tokens"))
+    ]
 
 
 def _number(value: object) -> float:

@@ -3,34 +3,40 @@
 When any role runs on the scripted backend (a deterministic test double that
 answers word salad in the right format) or on the embedded SmolLM2-135M model
 (too small to follow these prompts), the console summary, ``summary.json``,
-``report.md`` and every plot title carry one line saying the numbers are a
-smoke test, not research results.
+``report.md``, every plot title and the viewer carry one line saying the
+numbers are a smoke test, not research results.
+
+``models_notice`` is the one place that decides it; the others only say where
+the models come from (a loaded scenario, or a run folder's ``scenario.toml``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from prose_sim.errors import UsageError
 from prose_sim.models.protocol import ROLES
 from prose_sim.runfolder import RunFolder
 
+if TYPE_CHECKING:
+    from prose_sim.config import Models
+
 EMBEDDED = "smollm2-135m-instruct"
+# what the notice reads of a role's spec
+_NOTICE_KEYS = ("backend", "model", "constrained")
 
 
-def notice_for(backends: Mapping[str, tuple[str, str]], constrained: Sequence[str] = ()) -> str:
-    """``backends``: role -> (backend, model). "" when every role runs on a real model.
-    ``constrained``: the roles whose verdicts and lists were kept to their shape, named too.
-
-    A missing writer is the user's model, as a scenario without ``[models.writer]`` resolves."""
-    if "writer" not in backends and "user" in backends:
-        backends = {**backends, "writer": backends["user"]}
-    scripted = [r for r in ROLES if backends.get(r, ("scripted", ""))[0] == "scripted"]
+def models_notice(models: Models) -> str:
+    """The notice of a scenario's models ("" when every role runs on a real model), naming
+    the roles on the scripted or the embedded model, and the roles whose verdicts and lists
+    were kept to their shape (the writer's drafts have no shape to keep)."""
+    specs = {role: models.of(role) for role in ROLES}
+    scripted = [r for r in ROLES if specs[r].backend == "scripted"]
     embedded = [
-        r
-        for r in ROLES
-        if backends.get(r, ("", ""))[0] == "local" and backends[r][1] in ("", EMBEDDED)
+        r for r in ROLES if specs[r].backend == "local" and specs[r].model in ("", EMBEDDED)
     ]
     parts = []
     if scripted:
@@ -39,37 +45,42 @@ def notice_for(backends: Mapping[str, tuple[str, str]], constrained: Sequence[st
         parts.append(f"{', '.join(embedded)} on the embedded SmolLM2-135M")
     if not parts:
         return ""
+    constrained = [r for r in ROLES if r != "writer" and specs[r].constrained]
     if constrained:
         parts.append(f"{', '.join(constrained)} answers constrained to their format")
     return f"smoke test: {'; '.join(parts)}; not research results"
 
 
-def smoke_notice(scenario) -> str:
+def smoke_notice(scenario: Any) -> str:
     """The notice of a loaded ``Scenario``."""
-    return notice_for(
-        {
-            r: (getattr(scenario.models, r).backend, getattr(scenario.models, r).model)
-            for r in ROLES
-        },
-        [r for r in ROLES if r != "writer" and getattr(scenario.models, r).constrained],
-    )
+    return models_notice(scenario.models)
+
+
+def table_notice(table: object) -> str:
+    """The notice of a scenario's ``[models]`` table as TOML gives it (a run folder's
+    resolved ``scenario.toml``): read as the scenario's ``Models``, with its defaults (an
+    unset writer is the user's model; no table at all, every role's defaults). "" when a
+    role's backend, model or constrained cannot be read."""
+    from prose_sim.config import Models
+
+    if not isinstance(table, dict):  # no [models] table: every role on the defaults
+        table = {}
+    wanted = {
+        role: {k: v for k, v in spec.items() if k in _NOTICE_KEYS}
+        for role, spec in table.items()
+        if role in ROLES and isinstance(spec, dict)
+    }
+    try:
+        return models_notice(msgspec.convert(wanted, Models))
+    except msgspec.ValidationError:
+        return ""
 
 
 def run_dir_notice(run_dir: Path) -> str:
     """The notice of a run folder, from its resolved scenario (its log's, else its
-    ``scenario.toml``; no validation; "" without one)."""
+    ``scenario.toml``; "" without a readable one)."""
     try:
         raw = RunFolder(run_dir).resolved_scenario()
     except UsageError:
         return ""
-    models = raw.get("models", {}) if isinstance(raw.get("models"), dict) else {}
-    backends = {}
-    constrained = []
-    for role in ROLES:
-        if role == "writer" and "writer" not in models:
-            continue  # the user's model, filled in by notice_for
-        spec = models.get(role, {}) if isinstance(models.get(role), dict) else {}
-        backends[role] = (str(spec.get("backend", "scripted")), str(spec.get("model", "")))
-        if spec.get("constrained") is True:
-            constrained.append(role)
-    return notice_for(backends, constrained)
+    return table_notice(raw.get("models"))

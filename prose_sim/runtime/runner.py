@@ -55,18 +55,6 @@ from prose_sim.world.assembly import ResolvedRun, scenario_personas
 
 SINK_BUFFER = 8192
 METRICS_THREADS = 1
-SUMMARY_METRICS = [
-    "ppcm",
-    "fpm",
-    "bertscore",
-    "preference_accuracy",
-    "verifiable_share",
-    "levenshtein_norm",
-    "levenshtein",
-    "preference_length",
-    "retrieval_accuracy",
-    "parse_failures",
-]
 
 
 class RunOutcome(msgspec.Struct, kw_only=True):
@@ -463,7 +451,6 @@ def _outcome(
                 "tokens_per_instance": round((u.input_tokens + u.output_tokens) / n, 1),
             }
         )
-    metric_names = [m for m in SUMMARY_METRICS if any(m in r for r in rows)]
     return RunOutcome(
         run_dir=str(run_dir),
         status="completed" if statuses.count("completed") == episodes else "failed",
@@ -485,7 +472,7 @@ def _outcome(
         model_calls_per_s=round(total.calls / wall, 1) if wall > 0 else 0.0,
         peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         concurrency=limit,
-        methods=summarize_methods(rows, metric_names),
+        methods=summarize_methods(rows),
         usage=usage,
         method_usage=method_usage,
     )

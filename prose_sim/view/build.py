@@ -17,7 +17,6 @@ from pathlib import Path
 
 import msgspec
 
-from prose_sim.eventlog import read_events
 from prose_sim.events import (
     DemonstrationProduced,
     DraftProduced,
@@ -37,6 +36,7 @@ from prose_sim.events import (
     StepFailed,
 )
 from prose_sim.report.calls import ModelCall, pair_calls
+from prose_sim.runfolder import RunFolder
 from prose_sim.view.diff import word_diff
 from prose_sim.view.model import CallView, EpisodeRow, EpisodeView, InstanceView, VerdictView
 
@@ -337,4 +337,4 @@ def build_view_data(
 
 
 def read_view_data(run_dir: Path, true_components: TrueComponents | None = None) -> ViewData:
-    return build_view_data(read_events(run_dir / "events.jsonl"), true_components)
+    return build_view_data(RunFolder(run_dir).events(), true_components)

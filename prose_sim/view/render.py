@@ -11,9 +11,7 @@ opened.
 from __future__ import annotations
 
 import base64
-import functools
 import json
-import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -23,12 +21,13 @@ import msgspec
 from markdown_it import MarkdownIt
 
 from prose_sim.errors import UsageError
+from prose_sim.metrics.registry import BY_NAME
 from prose_sim.report.plots import PLOTS
+from prose_sim.results.notice import table_notice
+from prose_sim.runfolder import RunFolder
 from prose_sim.view.build import DOC_CLOSE, DOC_OPEN, TrueComponents, ViewData, read_view_data
 from prose_sim.view.model import RunSummary
-
-# models whose answers are not research results: the viewer says so up front
-SMALL_MODELS = ("smollm2-135m", "smollm2-360m", "tiny")
+from prose_sim.world.tasks import persona_framework
 
 
 def _template(name: str) -> str:
@@ -40,58 +39,42 @@ def _script_json(value: object) -> str:
     return msgspec.json.encode(value).decode("utf-8").replace("<", "\\u003c")
 
 
-def smoke_notices(models: dict[str, dict[str, Any]]) -> list[str]:
-    """The smoke-test notice: scripted answers, or a model too small for the task."""
-    notices = []
-    scripted = sorted(role for role, spec in models.items() if spec.get("backend") == "scripted")
-    if scripted:
-        notices.append(
-            f"Smoke test: the {', '.join(scripted)} role(s) ran on the scripted backend (word salad in the "
-            "right format). These numbers test the machinery, not any model; they are not research results."
-        )
-    small = sorted(
-        role
-        for role, spec in models.items()
-        if spec.get("backend") == "local"
-        and any(
-            s in str(spec.get("model") or "smollm2-135m-instruct").lower() for s in SMALL_MODELS
-        )
-    )
-    if small:
-        notices.append(
-            f"Smoke test: the {', '.join(small)} role(s) ran on a tiny local model (SmolLM2-135M by default), "
-            "which cannot do this task reliably; read the scores as a check of the pipeline, not as results."
-        )
-    return notices
-
-
 def _scenario(run_dir: Path) -> dict[str, Any]:
-    """The run's resolved scenario as TOML gives it ({} when there is none)."""
-    path = run_dir / "scenario.toml"
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    """The run's resolved scenario (its log's, else its ``scenario.toml``; {} without either)."""
+    folder = RunFolder(run_dir)
+    started = folder.started()
+    if started is not None and started.scenario:
+        return started.scenario
+    if not folder.scenario_path.exists():
         return {}
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise UsageError(f"{path}: cannot read the resolved scenario: {exc}") from None
+    return folder.scenario_tables()
 
 
 def _true_components(run_dir: Path) -> TrueComponents | None:
-    """(framework, task, user) -> true components, from the scenario's personas (None if they
-    cannot be loaded any more: the viewer then shows the components the judge asked about)."""
-    try:
-        from prose_sim.scenario import load_scenario, scenario_catalog
-
-        catalog = scenario_catalog(load_scenario(run_dir / "scenario.toml"))
-    except Exception:  # moved persona files, an uninstalled plugin: fall back, do not fail
-        return None
-
-    @functools.cache  # a catalog lookup is slow-ish, and 10,000s of instances share a few users
-    def components(framework: str, task: str, user: str) -> tuple[str, ...] | None:
+    """(framework, task, user) -> true components: from the personas the log's ``RunStarted``
+    holds, else (a log of an earlier version) from the run's scenario, loaded again; None when
+    they cannot be had any more (moved persona files, an uninstalled plugin): the viewer then
+    shows the components the judge asked about."""
+    folder = RunFolder(run_dir)
+    started = folder.started()
+    known: dict[tuple[str, str, str], tuple[str, ...]] = {}
+    if started is not None and started.personas:
+        for persona in started.personas:
+            key = (
+                str(persona.get("framework")),
+                str(persona.get("task")),
+                str(persona.get("name")),
+            )
+            known[key] = tuple(str(c) for c in persona.get("components", []))
+    else:
         try:
-            return tuple(catalog.get(framework, task, user).components)
-        except Exception:
+            catalog = folder.load_run().catalog
+        except UsageError:  # the scenario or its personas cannot be loaded any more
             return None
+        known = {(p.framework, p.task, p.name): tuple(p.components) for p in catalog}
+
+    def components(framework: str, task: str, user: str) -> tuple[str, ...] | None:
+        return known.get((persona_framework(framework), task, user))
 
     return components
 
@@ -110,10 +93,12 @@ def _summary(run_dir: Path, data: ViewData, scenario: dict[str, Any]) -> RunSumm
         methods[label] = given or "(defaults)"
     started, finished = data.run_started, data.run_finished
     stats: dict[str, str] = {}
-    summary_path = run_dir / "summary.json"
+    summary_path = RunFolder(run_dir).summary_path
     if summary_path.exists():
         try:
-            s = json.loads(summary_path.read_text(encoding="utf-8"))
+            s = RunFolder(run_dir).summary()
+            if s is None:
+                raise ValueError("not a JSON object")
             stats = {
                 "model calls": f"{s['model_calls']:,} ({s['model_failures']} failed, {s.get('cached_calls', 0):,} cached)",
                 "tokens": f"{s['input_tokens'] + s['output_tokens']:,} ({s['input_tokens']:,} in, {s['output_tokens']:,} out)",
@@ -136,7 +121,7 @@ def _summary(run_dir: Path, data: ViewData, scenario: dict[str, Any]) -> RunSumm
             for role, spec in models.items()
         },
         methods=methods,
-        notices=smoke_notices(models),
+        notices=[notice] if (notice := table_notice(scenario.get("models"))) else [],
         stats=stats,
     )
 
@@ -179,7 +164,7 @@ def _report_from(plot_dir: Path) -> tuple[str, list[tuple[str, str]]]:
 
 def render_view(run_dir: Path) -> str:
     """The viewer of ``run_dir`` as one HTML document."""
-    if not (run_dir / "events.jsonl").is_file():
+    if not RunFolder(run_dir).log_path.is_file():
         raise UsageError(f"{run_dir}: not a run folder (no events.jsonl)")
     scenario = _scenario(run_dir)
     data = read_view_data(run_dir, _true_components(run_dir))
@@ -187,6 +172,8 @@ def render_view(run_dir: Path) -> str:
         raise UsageError(f"{run_dir}/events.jsonl: holds no run (no run_started event)")
     summary = _summary(run_dir, data, scenario)
     tables, plots = _report_html(run_dir)
+    # the metrics an episode row shows, labelled as the metric registry labels them
+    labels = {name: BY_NAME[name].label for name in ("ppcm", "fpm", "levenshtein_norm")}
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     page = env.from_string(_template("viewer.html.j2"))
     return page.render(
@@ -195,7 +182,10 @@ def render_view(run_dir: Path) -> str:
         plots=plots,
         css=_template("viewer.css"),
         js=_template("viewer.js"),
-        index_json=_script_json({"rows": data.rows, "doc_open": DOC_OPEN, "doc_close": DOC_CLOSE}),
+        labels=labels,
+        index_json=_script_json(
+            {"rows": data.rows, "doc_open": DOC_OPEN, "doc_close": DOC_CLOSE, "labels": labels}
+        ),
         documents_json=_script_json(data.documents),
         chunks=data.chunks,
     )

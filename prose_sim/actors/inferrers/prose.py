@@ -39,7 +39,7 @@ from prose_sim.actors.inferrers.base import (
 from prose_sim.actors.inferrers.icl import icl_examples
 from prose_sim.actors.inferrers.memory import MemoryItem, released_order
 from prose_sim.actors.together import run_together
-from prose_sim.actors.writing import split_preferences, task_messages, written_text
+from prose_sim.actors.writing import task_messages, written_text
 from prose_sim.config.methods import MethodSettings, ProseSettings
 from prose_sim.events import InstanceStarted
 from prose_sim.models.answers import Choice, JsonList, Reasoned
@@ -50,6 +50,7 @@ from prose_sim.parsing import (
     released_answer_line,
     released_json_list,
     released_validation_keyword,
+    split_preferences,
 )
 from prose_sim.scales import VALIDATION_SCALE
 

@@ -281,8 +281,8 @@
           h("span", { class: "chip" }, `seed ${ep.seed}`), h("span", { class: "chip" }, `users ${ep.users.join(", ")}`),
           h("span", { class: "chip " + (ep.status === "completed" ? "ok" : "bad") }, ep.status), models),
         ep.error ? h("p", { class: "problems" }, ep.error) : null,
-        h("div", { class: "chips" }, h("span", { class: "chip" }, `PPCM ${fmt(row.ppcm)}`), h("span", { class: "chip" }, `FPM ${fmt(row.fpm)}`),
-          h("span", { class: "chip" }, `Lev. norm ${fmt(row.levenshtein_norm)}`), h("span", { class: "chip" }, `${row.calls} model calls`),
+        h("div", { class: "chips" }, h("span", { class: "chip" }, `${index.labels.ppcm} ${fmt(row.ppcm)}`), h("span", { class: "chip" }, `${index.labels.fpm} ${fmt(row.fpm)}`),
+          h("span", { class: "chip" }, `${index.labels.levenshtein_norm} ${fmt(row.levenshtein_norm)}`), h("span", { class: "chip" }, `${row.calls} model calls`),
           row.parse_failures ? h("span", { class: "chip bad" }, `${row.parse_failures} unparseable answers`) : null)),
       timeline(ep),
       ...ep.instances.map((inst) => instanceView(ep, inst)));
