@@ -39,10 +39,6 @@ class MethodSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             if f != "method" and getattr(self, f) != getattr(defaults, f)
         }
 
-    def knob(self, name: str) -> object:
-        """A knob's value, None when this method has no such knob."""
-        return getattr(self, name, None)
-
 
 class FixedSubsetSettings(MethodSettings, kw_only=True):
     # the user's true components to draft with, as 0-based indices, or "powerset" (the

@@ -13,16 +13,14 @@ the models come from (a loaded scenario, or a run folder's ``scenario.toml``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
+from prose_sim.config import Models
 from prose_sim.errors import UsageError
 from prose_sim.models.protocol import ROLES
 from prose_sim.runfolder import RunFolder
-
-if TYPE_CHECKING:
-    from prose_sim.config import Models
 
 EMBEDDED = "smollm2-135m-instruct"
 # what the notice reads of a role's spec
@@ -61,8 +59,6 @@ def table_notice(table: object) -> str:
     resolved ``scenario.toml``): read as the scenario's ``Models``, with its defaults (an
     unset writer is the user's model; no table at all, every role's defaults). "" when a
     role's backend, model or constrained cannot be read."""
-    from prose_sim.config import Models
-
     if not isinstance(table, dict):  # no [models] table: every role on the defaults
         table = {}
     wanted = {

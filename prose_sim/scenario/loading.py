@@ -113,8 +113,9 @@ def scenario_from_dict(
 def parse_scenario(
     raw: dict[str, Any], origin: str, overrides: Sequence[str] = (), base_dir: Path = Path(".")
 ) -> Scenario:
-    """Tables into the schema, with overrides and presets applied; not yet checked against
-    the world (personas, documents, methods). ``raw`` is changed in place."""
+    """Tables into the schema, with overrides and presets applied, each method's and each
+    role's table checked by its method or backend kind; not yet checked against the world
+    (tasks, personas, documents). ``raw`` is changed in place."""
     for item in overrides:
         apply_override(raw, item)
     apply_generation_presets(raw)

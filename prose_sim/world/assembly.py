@@ -6,27 +6,22 @@
 scenario against them (known tasks and personas, enough documents),
 and returns a ``ResolvedRun`` that loading gives the runner. Nothing is kept
 between calls: whoever holds the ``ResolvedRun`` holds the world.
-
-The scenario schema is imported for types only: loading imports this module.
 """
 
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import msgspec
 
+from prose_sim.config import Scenario, TaskSpec
 from prose_sim.errors import ScenarioError, UsageError
 from prose_sim.templating import SUFFIX, file_hash, prompt_folder_templates
 from prose_sim.world.corpus import Corpus, bundled_corpus
 from prose_sim.world.hf_datasets import load_hf_corpus
 from prose_sim.world.personas import Persona, PersonaCatalog, catalog_with
 from prose_sim.world.tasks import RUN_FRAMEWORKS, TASKS, persona_framework
-
-if TYPE_CHECKING:
-    from prose_sim.config import Scenario, TaskSpec
 
 # (run framework, task) -> persona names, in the scenario's order
 Populations = dict[tuple[str, str], list[str]]
