@@ -130,3 +130,37 @@ def test_the_local_servers_kv_budget_and_prefix_cache_are_keys_of_a_local_role(w
     assert isinstance(agent, LocalSpec)
     assert (agent.max_kv_tokens, agent.prefix_cache_tokens) == (4096, 0)
     assert LocalSpec().max_kv_tokens is None and LocalSpec().prefix_cache_tokens == 1024
+
+
+def test_a_local_roles_kv_budget_and_prefix_cache_reach_its_model_server(
+    write_scenario, monkeypatch
+):
+    from prose_sim.models import local_loading
+    from prose_sim.models.backends import local
+    from prose_sim.runtime.backends import build_models
+
+    made: list[dict] = []
+
+    class Server:  # what the runner needs of a model server, and nothing loaded
+        on_batch = None
+        stats = None
+
+        def __init__(self, *args, **kwargs):
+            made.append(kwargs)
+
+        def live(self): ...
+        async def __aenter__(self): ...
+        async def __aexit__(self, *exc_info): ...
+        async def complete(self, request): ...
+        async def aclose(self): ...
+
+    monkeypatch.setattr(local, "LocalModelServer", Server)
+    monkeypatch.setattr(
+        local_loading, "load_local_model", lambda *a, **k: (None, None, "cpu", "float32")
+    )
+    path = write_scenario(
+        MINIMAL
+        + '\n[models.agent]\nbackend = "local"\nmax_kv_tokens = 4096\nprefix_cache_tokens = 0\n'
+    )
+    build_models(load_scenario(path))
+    assert [(m["max_kv_tokens"], m["prefix_cache_tokens"]) for m in made] == [(4096, 0)]
