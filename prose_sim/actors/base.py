@@ -13,9 +13,10 @@ from typing import ClassVar, Protocol, TypeVar
 
 from anyio.streams.memory import MemoryObjectReceiveStream
 
+from prose_sim.errors import describe_error
 from prose_sim.events import Event, StepFailed
 from prose_sim.models.embeddings import Embedder, Retrieval
-from prose_sim.models.gateway import ModelClient, describe_error
+from prose_sim.models.gateway import ModelClient
 from prose_sim.world.personas import Persona
 from prose_sim.world.tasks import Task
 

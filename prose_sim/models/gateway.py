@@ -25,9 +25,6 @@ import anyio
 import msgspec
 
 from prose_sim.config.retry import RetryPolicy
-
-# describe_error: the actors and the episode runner import it from here
-from prose_sim.errors import describe_error
 from prose_sim.models.answers import AnswerShape
 from prose_sim.models.cache import ResponseCache
 from prose_sim.models.layers import (
@@ -67,7 +64,6 @@ __all__ = [
     "RetryPolicy",
     "RoleModel",
     "StopRun",
-    "describe_error",
 ]
 
 DEFAULT_RETRY = RetryPolicy()  # frozen: one shared default

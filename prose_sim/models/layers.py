@@ -32,7 +32,7 @@ from prose_sim.errors import ModelCallError, ModelCallFailed, RunStopping, descr
 from prose_sim.events import Event, ModelFailed, ModelRequested, ModelResponded
 from prose_sim.models.cache import ResponseCache, cache_key
 from prose_sim.models.limits import EndpointLayers
-from prose_sim.models.protocol import Backend, Completion, ModelRequest
+from prose_sim.models.protocol import Backend, Completion, ModelRequest, Remote
 from prose_sim.models.recorded import RecordedResponses
 from prose_sim.models.tokens import estimate_request_tokens
 
@@ -438,7 +438,7 @@ class Attempt:
     def __init__(self, backend: Backend, policy: RetryPolicy):
         self.backend = backend
         self.timeout_s = policy.timeout_s
-        self.remote = bool(getattr(backend, "remote", False))
+        self.remote = isinstance(backend, Remote) and backend.remote
 
     def deadline(self, request: ModelRequest) -> float | None:
         if self.timeout_s is not None:

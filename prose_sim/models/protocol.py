@@ -36,6 +36,7 @@ __all__ = [
     "ModelServer",
     "PermanentModelError",
     "RateLimitedError",
+    "Remote",
     "RetryableModelError",
     "SamplingParams",
     "UnreachableError",
@@ -124,6 +125,14 @@ class Backend(Protocol):
     async def aclose(self) -> None:
         """Release what the backend holds (connections, a worker thread)."""
         ...
+
+
+@runtime_checkable
+class Remote(Protocol):
+    """A backend on a remote server (the OpenAI-compatible client, the endpoint pool): the
+    gateway gives each attempt a default deadline (``default_timeout_s``)."""
+
+    remote: bool
 
 
 @runtime_checkable

@@ -19,6 +19,7 @@ from prose_sim.actors.inferrers import method_class
 from prose_sim.actors.judge import TEXT_METRICS_ONLY, Judge, TextScorer
 from prose_sim.actors.user import SimulatedUser
 from prose_sim.config.metrics import MetricsSettings
+from prose_sim.errors import describe_error
 from prose_sim.events import (
     EpisodeFinished,
     EpisodeStarted,
@@ -30,7 +31,7 @@ from prose_sim.events import (
     StepFailed,
 )
 from prose_sim.models.embeddings import Embedder, Retrieval
-from prose_sim.models.gateway import Gateway, ModelClient, RoleModel, describe_error
+from prose_sim.models.gateway import Gateway, ModelClient, RoleModel
 from prose_sim.runtime.bus import EpisodeBus
 from prose_sim.runtime.plan import EpisodePlan
 from prose_sim.seeding import rng_for
