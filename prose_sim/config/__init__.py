@@ -6,6 +6,7 @@ built-in methods' and backends' Structs are here; a plugin declares its own
 subclass of ``MethodSettings`` or ``ModelSpec``.
 """
 
+from prose_sim.config.budget import BudgetSettings, ShardingSettings
 from prose_sim.config.common import (
     LABEL_PATTERN,
     NAME_MAX,
@@ -43,6 +44,7 @@ __all__ = [
     "DEFAULT_BACKEND",
     "LABEL_PATTERN",
     "NAME_MAX",
+    "BudgetSettings",
     "CipherSettings",
     "FaultSettings",
     "FixedSubsetSettings",
@@ -64,6 +66,7 @@ __all__ = [
     "RunOptions",
     "Scenario",
     "ScriptedSpec",
+    "ShardingSettings",
     "Strict",
     "TaskSpec",
 ]

@@ -10,10 +10,11 @@ documents is the world assembly's (``prose_sim.world.assembly``).
 from __future__ import annotations
 
 import hashlib
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
+from prose_sim.config.budget import BudgetSettings, ShardingSettings
 from prose_sim.config.common import NAME_MAX, Framework, Positive, Strict
 from prose_sim.config.methods import MethodSettings
 from prose_sim.config.metrics import MetricsSettings
@@ -77,9 +78,27 @@ class Scenario(Strict, kw_only=True):
     retrieval: RetrievalSettings = msgspec.field(default_factory=RetrievalSettings)
     # your own prompt templates, overriding the built-in ones by name
     prompts: PromptSettings = msgspec.field(default_factory=PromptSettings)
+    # stop the run before it spends more than this (USD, calls, tokens); unset: no limit
+    budget: BudgetSettings | None = None
+    # how `run --shard K/N` shares each endpoint's limits among the shards
+    sharding: ShardingSettings | None = None
 
     def method_of(self, label: str) -> str:
         return self.methods[label].method or label
 
     def digest(self) -> str:
-        return hashlib.blake2b(msgspec.json.encode(self), digest_size=8).hexdigest()
+        """The hash of what the run computes: every table but those that only say how it is
+        run (``OUTSIDE_DIGEST``), so a scenario without them hashes as it did before they were."""
+        return hashlib.blake2b(msgspec.json.encode(digest_tables(self)), digest_size=8).hexdigest()
+
+
+# tables that change how a run is run, not what it computes: left out of the digest
+OUTSIDE_DIGEST = ("budget", "sharding")
+
+
+def digest_tables(scenario: Scenario) -> dict[str, Any]:
+    """The scenario's tables as its digest covers them."""
+    tables: dict[str, Any] = msgspec.to_builtins(scenario)
+    for key in OUTSIDE_DIGEST:
+        tables.pop(key, None)
+    return tables

@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from prose_sim.config import BUILTIN_SPECS, Scenario
+from prose_sim.config.scenario import digest_tables
 
 # the flat tables' fields, in their order then
 FLAT_METHOD_FIELDS = (
@@ -83,7 +84,7 @@ def _model_defaults() -> dict[str, Any]:
 
 def flat_digest(scenario: Scenario) -> str:
     """The scenario's digest as versions with flat method and model tables computed it."""
-    tables = msgspec.to_builtins(scenario)
+    tables = digest_tables(scenario)  # the tables left out of the digest: out here too
     tables["methods"] = {
         label: {f: table.get(f) for f in FLAT_METHOD_FIELDS}
         for label, table in tables["methods"].items()
