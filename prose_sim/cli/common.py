@@ -8,6 +8,8 @@ import sys
 from rich.console import Console
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+# run: the [budget] was reached and the run stopped there (resumable, with a raised budget)
+EXIT_BUDGET = 3
 
 
 def console() -> Console:

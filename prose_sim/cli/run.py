@@ -9,12 +9,14 @@ import sys
 from pathlib import Path
 
 import anyio
+import msgspec
 from rich.markup import escape
 from rich.table import Table
 
 from prose_sim.cli import common
 from prose_sim.cli.common import (
     EXIT_BAD_INPUT,
+    EXIT_BUDGET,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_RUN_FAILED,
@@ -28,7 +30,15 @@ from prose_sim.untrusted import terminal_text
 
 def add_run(commands) -> None:
 
-    run = commands.add_parser("run", help="run a scenario", description="Run a scenario file.")
+    run = commands.add_parser(
+        "run",
+        help="run a scenario",
+        description="Run a scenario file.",
+        epilog="exit codes: 0 done, every instance ok; 1 the run failed (failed instances, the "
+        "circuit breaker); 2 bad input (a scenario, a key, a fatal model error); 3 the [budget] "
+        "was reached: the run stopped there, resumable with --resume RUN_DIR and a raised "
+        "budget (--set budget.max_usd=...); 128+N a signal N (130: Ctrl-C)",
+    )
     run.add_argument(
         "scenario", type=Path, nargs="?", help="scenario TOML file (optional with --resume)"
     )
@@ -87,11 +97,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise UsageError("--concurrency must be at least 1")
     prior = None
     if args.resume is not None:
-        from prose_sim.runtime.resume import load_prior
-
         if args.out is not None and args.out != args.resume:
             raise UsageError("--resume continues in the run's own folder; leave out --out")
-        prior = load_prior(args.resume, args.scenario, args.overrides)
+        prior = _resumed(args)
         run, run_dir = prior.run, args.resume
         if prior.nothing_to_resume:
             print(
@@ -148,6 +156,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     resume = f"python -m prose_sim run --resume {run_dir}"
     if outcome.stop == "signal":
         return _say_interrupted(outcome)
+    if outcome.stop == "budget":
+        return _say_budget(outcome, resume)
     if outcome.stop:
         nothing_more = "nothing more was asked; " if outcome.stop == "fatal" else ""
         print(
@@ -175,6 +185,35 @@ def _cmd_run(args: argparse.Namespace) -> int:
         )
         return EXIT_RUN_FAILED
     return EXIT_OK
+
+
+def _resumed(args: argparse.Namespace):
+    """The run to resume, its ``--set budget.*`` overrides applied (a resumed run may raise its
+    budget, nothing else), refused when its spend so far has reached its budget."""
+    from prose_sim.runtime.cost import check_budget_left
+    from prose_sim.runtime.resume import load_prior
+    from prose_sim.scenario.loading import split_budget_overrides, with_budget_overrides
+
+    budget_sets, others = split_budget_overrides(args.overrides)
+    prior = load_prior(args.resume, args.scenario, others)
+    if budget_sets:
+        scenario = with_budget_overrides(prior.run.scenario, budget_sets, "--set")
+        prior.run = msgspec.structs.replace(prior.run, scenario=scenario)
+    if not prior.nothing_to_resume:
+        check_budget_left(prior, prior.run.scenario.budget)
+    return prior
+
+
+def _say_budget(outcome, resume: str) -> int:
+    """What the run spent when its budget stopped it, and how to go on; the exit code."""
+    _print_summary(outcome)
+    print(
+        f"budget reached: {terminal_text(outcome.stop_reason)}; no call was cut off, the event "
+        f"log is closed and summary.json holds the spend; to go on, raise the budget: "
+        f"{resume} --set budget.KEY=VALUE",
+        file=sys.stderr,
+    )
+    return EXIT_BUDGET
 
 
 def _say_interrupted(outcome) -> int:
@@ -291,6 +330,12 @@ def _print_summary(outcome) -> None:
             f"{outcome.cached_calls:,} calls answered from the response cache; "
             f"cost ${outcome.cost_usd:,.4f} ({roles}; by purpose and method in summary.json)"
         )
+    if outcome.budget or outcome.cost_usd:
+        spend, projected = outcome.spend, outcome.projected
+        said = f"spent ${spend.usd:,.4f}, {spend.calls:,} calls, {spend.tokens:,} tokens"
+        if projected:
+            said += f" (projected before the first call: ~${float(projected['usd']):,.2f})"
+        console.print(said, highlight=False)
     console.print(f"results: {outcome.run_dir}/results.csv  log: {outcome.run_dir}/events.jsonl")
     if outcome.notice:
         console.print(f"[bold red]{outcome.notice}[/]", highlight=False)

@@ -33,4 +33,3 @@ class ShardingSettings(Strict, kw_only=True):
     # that N shards against one account stay within its limits together; false: every shard
     # takes the whole of each limit (e.g. each shard has its own endpoints)
     split_limits: bool = True
-

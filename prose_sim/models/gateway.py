@@ -5,7 +5,7 @@ all backends (``prose_sim.models.layers``, composed once per backend in
 ``Gateway._stack``): the call recorded as events (requested, responded or
 failed) on the asking episode's bus, answers replayed from an earlier log, the
 response cache, the price, retries with exponential backoff and jitter on
-retryable failures (honouring Retry-After), each endpoint's requests- and
+retryable failures (honouring Retry-After), the run's ``[budget]``, each endpoint's requests- and
 tokens-per-window limits and adaptive concurrency cap, and a per-attempt
 timeout. Backends stay one method.
 
@@ -26,12 +26,14 @@ import msgspec
 
 from prose_sim.config.retry import RetryPolicy
 from prose_sim.models.answers import AnswerShape
+from prose_sim.models.budget import BudgetState
 from prose_sim.models.cache import ResponseCache
 from prose_sim.models.layers import (
     ERROR_CHARS,
     Attempt,
     Backoff,
     Breaker,
+    Budget,
     Cache,
     Call,
     Cost,
@@ -101,9 +103,11 @@ class Gateway:
         cache_ids: Mapping[str, str] | None = None,
         recorded: RecordedResponses | None = None,
         on_stop: StopRun | None = None,
+        budget: BudgetState | None = None,
     ):
         """``recorded``: answers from an earlier log, served before anything else (replay, resume).
-        ``on_stop``: called once to stop the run (without it, fatal errors only fail their call)."""
+        ``on_stop``: called once to stop the run (without it, fatal errors only fail their call).
+        ``budget``: the run's spend against its ``[budget]`` (it needs ``on_stop``)."""
         self.recorded = recorded
         self.on_stop = on_stop
         self.retry = retry
@@ -115,6 +119,7 @@ class Gateway:
         self._failing: dict[str, int] = {}  # role -> calls failed in a row (after retries)
         self._in_flight: dict[str, anyio.Event] = {}  # cache keys being asked now
         self._backoff = Backoff(retry)
+        self.budget = budget if self._stop is not None else None
         self._stacks = {key: self._stack(key, target) for key, target in backends.items()}
 
     @property
@@ -131,6 +136,9 @@ class Gateway:
         fails_over = isinstance(backend, FailsOver) and backend.fails_over
         layer = Retry(layer, self.retry, self._backoff, fails_over=fails_over)
         layer = Cost(layer)
+        if self.budget is not None:
+            assert self._stop is not None
+            layer = Budget(layer, self.budget, self._stop)
         identity = self._cache_ids.get(key)
         if self.cache is not None and identity is not None:
             layer = Cache(layer, self.cache, identity, self._in_flight, self._stop)

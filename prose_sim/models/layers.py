@@ -2,11 +2,11 @@
 
 A model call passes down through them, outermost first::
 
-    Breaker -> Recorder -> Replay -> Cache -> Cost -> Retry -> Limits -> Attempt -> backend
+    Breaker -> Recorder -> Replay -> Cache -> Budget -> Cost -> Retry -> Limits -> Attempt -> backend
 
 ``Gateway._stack`` composes them, once per backend, leaving out those a backend has no
 use for (Replay without a recorded log, Cache without a response cache or a cache
-identity, Limits without an endpoint's limits). Every layer has the one method
+identity, Budget without a ``[budget]``, Limits without an endpoint's limits). Every layer has the one method
 ``complete(call)``, as a backend has ``complete(request)``; the ``Call`` carries the
 request down and what the layers learn on the way (attempts, latency, cost, where the
 answer came from) up to the Recorder. State that is the run's rather than the
@@ -30,6 +30,7 @@ import structlog
 from prose_sim.config.retry import RetryPolicy
 from prose_sim.errors import ModelCallError, ModelCallFailed, RunStopping, describe_error
 from prose_sim.events import Event, ModelFailed, ModelRequested, ModelResponded
+from prose_sim.models.budget import BudgetState, Spend
 from prose_sim.models.cache import ResponseCache, cache_key
 from prose_sim.models.limits import EndpointLayers
 from prose_sim.models.protocol import Backend, Completion, ModelRequest, Remote
@@ -38,7 +39,7 @@ from prose_sim.models.tokens import estimate_request_tokens
 
 # publishes an event built with its own fields (the episode bus stamps the envelope)
 Emit = Callable[[Event], Awaitable[object]]
-# on_stop(kind, message): kind "fatal" (exit 2), "breaker" (exit 1) or "io_error"
+# on_stop(kind, message): kind "fatal" (exit 2), "breaker" (exit 1), "budget" (exit 3) or "io_error"
 StopRun = Callable[[str, str], None]
 
 # an error recorded for a failed call: ours carry the server's reason and what to change
@@ -309,6 +310,53 @@ class Cache:
                 raise
             path = getattr(self.cache, "path", "the response cache")
             self.stop("io_error", f"{path}: cannot write the response cache: {exc}")
+
+
+class Budget:
+    """Sends a call on only while it fits the run's ``[budget]`` (see ``models.budget``), or
+    waits for calls in flight to end; stops the
+    run (``stop("budget", message)``) when one does not fit and nothing is in flight."""
+
+    def __init__(self, inner: Layer, state: BudgetState, stop: RunStop):
+        self.inner = inner
+        self.state = state
+        self.stop = stop
+
+    async def complete(self, call: Call) -> Completion:
+        state = self.state
+        request = call.request
+        tokens = estimate_request_tokens(request)
+        price_in, price_out = call.price
+        most = Spend(
+            usd=(
+                (tokens - request.params.max_new_tokens) * price_in
+                + request.params.max_new_tokens * price_out
+            )
+            / 1e6,
+            calls=1,
+            tokens=tokens,
+        )
+        while not state.fits(most):
+            if not state.in_flight:
+                self.stop("budget", state.reached_message(request.role, request.purpose, most))
+                await anyio.lowlevel.checkpoint()  # the run's scope is cancelled: this raises
+                raise RunStopping(self.stop.stopped)
+            await state.changed()
+        state.hold(most)
+        spent = Spend()
+        try:
+            completion = await self.inner.complete(call)
+            spent = Spend(
+                usd=call.cost_usd,
+                calls=1,
+                tokens=completion.input_tokens + completion.output_tokens,
+            )
+            return completion
+        except CallFailed:
+            spent = Spend(calls=1)
+            raise
+        finally:
+            state.settle(most, spent)
 
 
 class Cost:

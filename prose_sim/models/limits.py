@@ -12,12 +12,15 @@ from collections.abc import Awaitable, Callable
 import anyio
 import msgspec
 
+from prose_sim.config.budget import ShardingSettings
+
 
 class EndpointLimits(msgspec.Struct, frozen=True, kw_only=True):
     """The limits of one endpoint, shared by every backend that calls it."""
 
-    rpm: int | None = None  # requests per window
-    tpm: int | None = None  # tokens (input + output) per window
+    # requests and tokens (input + output) per window; a shard's share may be a fraction
+    rpm: float | None = None
+    tpm: float | None = None
     window_s: float = 60.0
     max_concurrency: int = 100  # the adaptive cap never grows past this
     start_concurrency: int = 16
@@ -25,6 +28,36 @@ class EndpointLimits(msgspec.Struct, frozen=True, kw_only=True):
     # headroom for requests that reach the provider later than they left (new
     # connections, network jitter), so its bucket never sees more than ours did
     burst: float = 0.9
+    # a shard's share (``shard_share``): the account's limits divided by this many shards
+    divided_by: int = 1
+
+
+def shard_divisor(shard: tuple[int, int] | None, sharding: ShardingSettings | None) -> int:
+    """By how many shards each endpoint's limits are divided: N under ``--shard K/N``, unless
+    ``[sharding] split_limits = false``; 1 for a whole run."""
+    if shard is None or (sharding is not None and not sharding.split_limits):
+        return 1
+    return shard[1]
+
+
+def shard_share(limits: EndpointLimits, shards: int, *, cap_set: bool) -> EndpointLimits:
+    """One of ``shards`` shards' share of an endpoint's limits, so that the shards sending
+    at once stay within them together: ``rpm`` and ``tpm`` divided by ``shards`` (a
+    fraction is kept: a budget below one request per window per shard still has its rate,
+    and the bucket takes one request at a time), the concurrency cap divided and rounded
+    down, never below 1 (``cap_set``: only a ``max_concurrency`` the scenario set: the
+    default is this run's own concurrency, no account's)."""
+    if shards <= 1:
+        return limits
+    cap = max(1, limits.max_concurrency // shards) if cap_set else limits.max_concurrency
+    return msgspec.structs.replace(
+        limits,
+        rpm=limits.rpm / shards if limits.rpm else limits.rpm,
+        tpm=limits.tpm / shards if limits.tpm else limits.tpm,
+        max_concurrency=cap,
+        start_concurrency=min(limits.start_concurrency, cap),
+        divided_by=shards,
+    )
 
 
 class TokenBucket:
@@ -82,7 +115,7 @@ class TokenBucket:
         self._level = max(0.0, self._level + delta)
 
 
-def window_bucket(budget: int, limits: EndpointLimits) -> TokenBucket:
+def window_bucket(budget: float, limits: EndpointLimits) -> TokenBucket:
     """A leaky bucket with the budget's sustained rate and a burst of ``burst`` of it."""
     capacity = max(1.0, budget * limits.burst)
     return TokenBucket(capacity, budget / limits.window_s)
@@ -182,6 +215,9 @@ class EndpointLayers:
             "rpm": self.limits.rpm,
             "tpm": self.limits.tpm,
             "window_s": self.limits.window_s,
+            "max_concurrency": self.limits.max_concurrency,
+            # under run --shard K/N: this shard's share, the account's limits divided by N
+            "divided_by": self.limits.divided_by,
             "throttled": self.throttled,
             "concurrency_limit": c.limit,
             "concurrency_peak": c.peak,

@@ -29,6 +29,7 @@ from prose_sim.events import (
     ParseFailed,
 )
 from prose_sim.metrics.registry import summary_metrics
+from prose_sim.models.budget import Spend
 from prose_sim.untrusted import csv_cell
 
 ID_COLUMNS = [
@@ -118,6 +119,8 @@ class ResultsCollector:
         # method -> [finished instances, their model calls]: calls per instance as run so far
         self.finished_by_method: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         self.events = 0
+        # what the run spent (USD, calls sent to a model, their tokens): models.budget
+        self.spend = Spend()
 
     def observe(self, event: Event) -> None:
         self.events += 1
@@ -127,6 +130,7 @@ class ResultsCollector:
                 self._instance_usage[(event.episode_id, event.instance)][event.role].add(event)
                 method = self._episodes[event.episode_id].method
                 self.usage_by_method[(method, event.role, event.purpose)].add(event)
+                self.spend.observe(event)
             case ParseFailed():
                 self.usage_by_role_purpose[(event.role, event.purpose)].parse_failures += 1
                 method = self._episodes[event.episode_id].method

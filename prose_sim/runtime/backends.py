@@ -19,7 +19,7 @@ from prose_sim.models.backends.faulty import FaultyBackend
 from prose_sim.models.backends.pool import MemberLayers
 from prose_sim.models.gateway import RoleModel
 from prose_sim.models.kinds.replay import ReplayKind
-from prose_sim.models.limits import EndpointLayers, EndpointLimits
+from prose_sim.models.limits import EndpointLayers, EndpointLimits, shard_divisor, shard_share
 from prose_sim.models.protocol import ROLES, Backend, ModelServer, SamplingParams
 from prose_sim.models.registry import Parts, backend_kind
 
@@ -72,7 +72,10 @@ def check_credentials(scenario: Scenario, where: str = "scenario") -> None:
 
 
 def build_models(
-    scenario: Scenario, concurrency: int | None = None, replay: bool = False
+    scenario: Scenario,
+    concurrency: int | None = None,
+    replay: bool = False,
+    shard: tuple[int, int] | None = None,
 ) -> BuiltModels:
     """The backends, role models and shared layers a scenario names.
 
@@ -85,12 +88,16 @@ def build_models(
     ``replay``: the same roles (model names, sampling, prefixes: hence the same
     requests), all served by the replay kind (``models.kinds.replay``: answers come
     from the recorded log); no model is loaded and no key is read.
+
+    ``shard`` (K, N): this run is shard K of N, and takes 1/N of each endpoint's limits
+    (``models.limits.shard_share``) unless ``[sharding] split_limits = false``.
     """
     default_cap = max(1, concurrency or scenario.concurrency or 100)
     parts = Parts(default_cap)
     roles: dict[str, RoleModel] = {}
     limits: dict[str, EndpointLimits] = {}
     aliases: dict[str, str] = {}  # fault-injecting wrapper key -> the wrapped backend's key
+    shards = shard_divisor(shard, scenario.sharding)
     for role in ROLES:
         spec: ModelSpec = scenario.models.of(role)
         kind = backend_kind(spec.backend)
@@ -110,6 +117,7 @@ def build_models(
                 max_concurrency=cap,
                 start_concurrency=min(16, cap),
             )
+            mine = shard_share(mine, shards, cap_set=spec.max_concurrency is not None)
             # each pool member: its own
             for endpoint in served.endpoints or [aliases.get(key, key)]:
                 limits[endpoint] = _tighter(limits[endpoint], mine) if endpoint in limits else mine
@@ -160,4 +168,5 @@ def _tighter(a: EndpointLimits, b: EndpointLimits) -> EndpointLimits:
         window_s=max(a.window_s, b.window_s),
         max_concurrency=min(a.max_concurrency, b.max_concurrency),
         start_concurrency=min(a.start_concurrency, b.start_concurrency),
+        divided_by=max(a.divided_by, b.divided_by),
     )

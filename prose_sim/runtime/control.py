@@ -1,9 +1,10 @@
 """Stopping a run early: why it stopped, and the scope that stopping cancels.
 
-Four things stop a run before its episodes are done: a signal (SIGINT,
+Five things stop a run before its episodes are done: a signal (SIGINT,
 SIGTERM, SIGHUP), a fatal model error (a wrong key, an unknown model, an
 endpoint that cannot be reached), the circuit breaker (a role whose calls keep
-failing) and an I/O error (a full disk). Each calls ``stop`` once; the first
+failing), an I/O error (a full disk) and the ``[budget]`` reached (no call in
+flight is cut off then: see ``models.budget``). Each calls ``stop`` once; the first
 reason wins. Stopping cancels the episodes only: the event log's writer drains
 what was published, the run's last event says why it stopped, and the summary
 of what is done is written, so the run resumes from where it stopped.
@@ -16,12 +17,18 @@ from collections.abc import Callable
 import anyio
 
 # kind -> RunFinished status and the CLI's exit code
-STATUS = {"signal": "interrupted", "fatal": "stopped", "breaker": "stopped", "io_error": "stopped"}
+STATUS = {
+    "signal": "interrupted",
+    "fatal": "stopped",
+    "breaker": "stopped",
+    "io_error": "stopped",
+    "budget": "stopped",
+}
 
 
 class RunControl:
     def __init__(self) -> None:
-        self.kind = ""  # "" (not stopped) | signal | fatal | breaker | io_error
+        self.kind = ""  # "" (not stopped) | signal | fatal | breaker | io_error | budget
         self.message = ""
         self.signal = 0  # the signal number, for kind "signal"
         self._scope: anyio.CancelScope | None = None

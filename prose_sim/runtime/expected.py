@@ -57,11 +57,29 @@ def instance_calls(
     judge: bool,
 ) -> float:
     """Estimated model calls of one instance with ``earlier`` instances before it in its episode."""
+    return sum(
+        instance_calls_by_role(method, settings, agent_model, earlier, components, judge).values()
+    )
+
+
+def instance_calls_by_role(
+    method: str,
+    settings: MethodSettings,
+    agent_model: str,
+    earlier: int,
+    components: int,
+    judge: bool,
+) -> dict[str, float]:
+    """``instance_calls`` by role: the user's text (user), the draft (writer), the method's
+    own calls (agent: PROSE's candidates, which the writer writes, are counted here too) and
+    the judge's questions."""
     estimate = method_class(method).expected_calls(settings, agent_model, earlier, components)
-    calls = 2.0 + estimate.calls  # the user's text and the draft, then the method's
-    if judge:
-        calls += components + 1 + estimate.has_preferences
-    return calls
+    return {
+        "user": 1.0,
+        "writer": 1.0,
+        "agent": estimate.calls,
+        "judge": float(components + 1 + estimate.has_preferences) if judge else 0.0,
+    }
 
 
 def plan_totals(

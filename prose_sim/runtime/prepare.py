@@ -96,7 +96,9 @@ def prepare(
     if prior is None:
         RunFolder(run_dir).check_new()  # refused before any model loads
     # checks API keys (and loads models) before anything is written
-    built = build_models(scenario, limit, replay=replay is not None).with_given(doubles.backends)
+    built = build_models(scenario, limit, replay=replay is not None, shard=shard).with_given(
+        doubles.backends
+    )
     scorer = doubles.scorer if doubles.scorer is not None else default_scorer(scenario)
     embedder = doubles.embedder if doubles.embedder is not None else default_embedder(scenario)
     recorded = replay if replay is not None else (prior.recorded_answers() if prior else None)

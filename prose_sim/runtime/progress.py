@@ -40,7 +40,9 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.live import Live
 from rich.text import Text
 
+from prose_sim.config import BudgetSettings
 from prose_sim.models.backends.local import ServerLive
+from prose_sim.models.budget import Spend, budget_text
 from prose_sim.results.collector import ResultsCollector
 from prose_sim.runtime.expected import PlanTotals
 from prose_sim.untrusted import terminal_text
@@ -71,6 +73,11 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True):
     failed_instances: int
     failed_episodes: int
     servers: list[ServerLive] = []
+    # what the run has spent so far (models.budget), and its [budget] as text ("" without one);
+    # shown when a role is priced or a budget is set (``show_spend``)
+    spend: Spend = msgspec.field(default_factory=Spend)
+    budget: str = ""
+    show_spend: bool = False
 
 
 class Tracker:
@@ -82,7 +89,12 @@ class Tracker:
         totals: PlanTotals,
         servers: Sequence = (),
         clock=time.monotonic,
+        *,
+        budget: BudgetSettings | None = None,
+        priced: bool = False,
     ):
+        self.budget = budget if budget is not None and budget.limited else None
+        self.show_spend = priced or self.budget is not None
         self.collector = collector
         self.totals = totals
         self.servers = list(servers)
@@ -131,6 +143,7 @@ class Tracker:
         if finished:
             eta = 0.0
         failed_calls = sum(u.failed for u in list(c.usage_by_role_purpose.values()))
+        spend = msgspec.structs.replace(c.spend)  # a copy: the loop's thread adds to it
         return Snapshot(
             elapsed_s=now - self.started,
             episodes_done=len(c.episodes_finished),
@@ -148,6 +161,9 @@ class Tracker:
             failed_instances=c.instances_failed,
             failed_episodes=list(c.episodes_finished.values()).count("failed"),
             servers=servers,
+            spend=spend,
+            budget=budget_text(spend, self.budget) if self.budget is not None else "",
+            show_spend=self.show_spend,
         )
 
 
@@ -197,6 +213,11 @@ def failures_text(s: Snapshot) -> str:
     return f"{s.failed_calls} calls, {s.failed_instances} instances, {s.failed_episodes} episodes"
 
 
+def spend_text(s: Snapshot) -> str:
+    """``spent $0.0123`` (of the budget, where one is set)."""
+    return f"spent {s.budget}" if s.budget else f"spent ${s.spend.usd:,.4f}"
+
+
 def render_line(s: Snapshot) -> str:
     """The whole progress line, uncut (the log's and the tests' view of the bar)."""
     return " · ".join([head_text(s), *detail_parts(s)])
@@ -213,9 +234,10 @@ def detail_parts(s: Snapshot) -> list[str]:
     parts = [
         f"calls {s.calls_done:,}/~{s.calls_expected:,} ({s.in_flight:,} in flight)",
         f"failed {failures_text(s)}",
-        f"{s.calls_per_s:,.1f} calls/s",
-        f"{s.tokens_per_s:,.0f} tok/s",
     ]
+    if s.show_spend:
+        parts.append(spend_text(s))
+    parts += [f"{s.calls_per_s:,.1f} calls/s", f"{s.tokens_per_s:,.0f} tok/s"]
     # a model's name is the scenario's text: no control characters
     return parts + [f"{terminal_text(live.model)}: {server_text(live)}" for live in s.servers]
 
@@ -268,6 +290,8 @@ def log_fields(s: Snapshot) -> dict[str, object]:
         "failed_instances": s.failed_instances,
         "elapsed_s": round(s.elapsed_s, 1),
     }
+    if s.show_spend:
+        fields["spent"] = spend_text(s).removeprefix("spent ")
     for live in s.servers:
         fields[f"server[{terminal_text(live.model)}]"] = server_text(live)
     return fields
@@ -294,12 +318,20 @@ class ProgressDisplay:
         interval_s: float | None = None,
         servers: Sequence = (),
         console: Console | None = None,
+        *,
+        header: Sequence[str] = (),
+        budget: BudgetSettings | None = None,
+        priced: bool = False,
     ):
+        """``header``: lines said once before the first tick (the cost projection, what a
+        shard takes of the limits): above the bar, or as fields of the first log line.
+        ``budget`` and ``priced``: the spend is shown when a budget is set or a role priced."""
         if mode == "auto":
             mode = "bar" if sys.stderr.isatty() else "log"
         self.mode = mode
         self.interval_s = interval_s or (0.2 if mode == "bar" else 5.0)
-        self.tracker = Tracker(collector, totals, servers)
+        self.tracker = Tracker(collector, totals, servers, budget=budget, priced=priced)
+        self.header = list(header)
         self.console = console or Console(stderr=True)
         self._stopping = threading.Event()
         self._thread = threading.Thread(
@@ -331,6 +363,8 @@ class ProgressDisplay:
 
     def _bar(self) -> None:
         view = _BarView(self.tracker.snapshot())
+        for line in self.header:  # a run's text (model names): no control characters, no markup
+            self.console.print(Text(terminal_text(line)), soft_wrap=True)
         with Live(view, console=self.console, auto_refresh=False, transient=False) as live:
             live.refresh()
             while not self._stopping.wait(self.interval_s):
@@ -340,8 +374,10 @@ class ProgressDisplay:
             live.refresh()
 
     def _lines(self) -> None:
+        first = {"header": " | ".join(self.header)} if self.header else {}
         while True:  # the first line at once: totals from the first second
-            log.info("progress", **log_fields(self.tracker.snapshot()))
+            log.info("progress", **log_fields(self.tracker.snapshot()), **first)
+            first = {}
             if self._stopping.wait(self.interval_s):
                 return
 

@@ -12,8 +12,8 @@ Run folder (``prose_sim.runfolder``): ``scenario.toml`` (resolved),
 goes only into a folder that is new or empty; the folder is locked for the run's
 life.
 
-A signal, a fatal model error, the circuit breaker or a write that fails (a
-full disk) stops the run early (``control``): the episodes are cancelled, the
+A signal, a fatal model error, the circuit breaker, a write that fails (a
+full disk) or the ``[budget]`` reached stops the run early (``control``): the episodes are cancelled, the
 log gets every event published until then and a ``run_finished`` saying why,
 and ``results.csv`` and ``summary.json`` hold what is done; ``run --resume``
 continues from there.
@@ -32,9 +32,11 @@ import msgspec
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from prose_sim import __version__
+from prose_sim.config import BudgetSettings
 from prose_sim.errors import RunIOError
 from prose_sim.eventlog import EventLogWriter
 from prose_sim.events import BatchServed, BatchStats, Event, RunFinished, RunResumed, RunStarted
+from prose_sim.models.budget import BudgetState, Spend
 from prose_sim.models.cache import ResponseCache
 from prose_sim.models.recorded import RecordedResponses
 from prose_sim.results.collector import MethodSummary, ResultsCollector, Usage, summarize_methods
@@ -43,6 +45,7 @@ from prose_sim.runfolder import RunFolder
 from prose_sim.runtime.backends import BuiltModels
 from prose_sim.runtime.bus import EpisodeBus
 from prose_sim.runtime.control import RunControl
+from prose_sim.runtime.cost import Projection, prior_spend, project, projection_line, shard_line
 from prose_sim.runtime.episode import run_episode
 from prose_sim.runtime.expected import plan_totals
 from prose_sim.runtime.prepare import PreparedRun
@@ -96,6 +99,13 @@ class RunOutcome(msgspec.Struct, kw_only=True):
     # "smoke test: ... not research results" when a role runs on the scripted or embedded model
     notice: str = ""
     instances_unfinished: int = 0
+    # what the run spent (usd, calls sent to a model, their tokens; models.budget), the whole
+    # run's, before a resume too; the [budget] it ran within (its limits set); what was
+    # projected before the first call (runtime.cost); the shard it was ("K/N")
+    spend: Spend = msgspec.field(default_factory=Spend)
+    budget: dict[str, object] = {}
+    projected: dict[str, object] = {}
+    shard: str = ""
 
 
 async def execute(
@@ -161,7 +171,20 @@ async def _run_locked(
         raise RunIOError(exc.filename or run_dir, exc) from None
     servers = built.servers
     control = RunControl()
-    gateway = open_gateway(built, scenario, cache=cache, recorded=recorded, on_stop=control.stop)
+    budget = run_budget(scenario, prior)
+    gateway = open_gateway(
+        built, scenario, cache=cache, recorded=recorded, on_stop=control.stop, budget=budget
+    )
+    projected = project(
+        plans,
+        scenario.demonstrations_per_user,
+        run.catalog,
+        run.corpus,
+        built.roles,
+        built.layers,
+        scenario.metrics.judge,
+        {role: scenario.models.of(role) for role in built.roles},
+    )
     roles = built.roles
     run_id = run_dir.name
     world = episode_world(
@@ -203,6 +226,9 @@ async def _run_locked(
             limit,
             control,
             recorded,
+            projected=projected,
+            budget=scenario.budget,
+            shard=shard,
         )
 
     display: ProgressDisplay | None = None  # the progress bar or lines, drawn from a thread
@@ -245,7 +271,14 @@ async def _run_locked(
                         scenario.metrics.judge,
                     )
                     display = ProgressDisplay(
-                        collector, totals, prepared.options.progress, None, servers
+                        collector,
+                        totals,
+                        prepared.options.progress,
+                        None,
+                        servers,
+                        header=run_header(projected, shard, built),
+                        budget=scenario.budget,
+                        priced=projected.priced,
                     )
                     stack.callback(display.stop)  # at the run's end, before the servers stop
                     display.start()
@@ -314,6 +347,10 @@ def _conclude(
     limit: int,
     control: RunControl,
     recorded: RecordedResponses | None,
+    *,
+    projected: Projection | None = None,
+    budget: BudgetSettings | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> RunOutcome:
     """Write ``results.csv`` and ``summary.json`` of the run (its log closed); the outcome."""
     wall = time.perf_counter() - started
@@ -325,11 +362,39 @@ def _conclude(
     outcome.servers = [server.stats.summary() for server in built.servers]
     outcome.endpoints = [{"endpoint": key, **layer.stats()} for key, layer in built.layers.items()]
     outcome.notice = smoke_notice(run.scenario)
+    outcome.spend = collector.spend.rounded()
+    outcome.budget = _drop_none(msgspec.to_builtins(budget)) if budget is not None else {}
+    if projected is not None:
+        outcome.projected = msgspec.to_builtins(projected)
+    outcome.shard = f"{shard[0]}/{shard[1]}" if shard else ""
     _stopped(outcome, control)
     if control.kind != "io_error":
         summary = msgspec.json.format(msgspec.json.encode(outcome))
         _write(folder.write_summary, folder.summary_path, summary, control)
     return _stopped(outcome, control)
+
+
+def run_budget(scenario, prior) -> BudgetState | None:
+    """The run's spend against its ``[budget]`` (None without one), counting what a resumed
+    run spent before (``cost.prior_spend``)."""
+    budget = scenario.budget
+    if budget is None or not budget.limited:
+        return None
+    return BudgetState(budget, prior_spend(prior) if prior is not None else None)
+
+
+def run_header(
+    projected: Projection, shard: tuple[int, int] | None, built: BuiltModels
+) -> list[str]:
+    """The lines said before the first call: the cost projection of a run with priced models,
+    what a shard takes of each endpoint's limits."""
+    lines = [projection_line(projected)] if projected.priced else []
+    share = shard_line(shard, built.roles, built.layers)
+    return lines + ([share] if share else [])
+
+
+def _drop_none(table: dict[str, object]) -> dict[str, object]:
+    return {k: v for k, v in table.items() if v is not None}
 
 
 def _stopped(outcome: RunOutcome, control: RunControl) -> RunOutcome:

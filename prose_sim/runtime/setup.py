@@ -13,6 +13,7 @@ from pathlib import Path
 from prose_sim.actors.judge import TextScorer
 from prose_sim.config import Scenario
 from prose_sim.metrics.bertscore import BertScorer
+from prose_sim.models.budget import BudgetState
 from prose_sim.models.cache import ResponseCache, default_cache_path
 from prose_sim.models.embeddings import CachedEmbedder, Embedder, Retrieval, make_encoder
 from prose_sim.models.gateway import Gateway, StopRun
@@ -88,8 +89,10 @@ def open_gateway(
     cache: ResponseCache | None,
     recorded: RecordedResponses | None,
     on_stop: StopRun,
+    budget: BudgetState | None = None,
 ) -> Gateway:
-    """The run's one gateway over the built backends, reading ``cache`` (if any)."""
+    """The run's one gateway over the built backends, reading ``cache`` (if any), keeping
+    the run within ``budget`` (if any)."""
     return Gateway(
         built.backends,
         scenario.retry,
@@ -98,6 +101,7 @@ def open_gateway(
         cache_ids=built.cache_ids,
         recorded=recorded,
         on_stop=on_stop,
+        budget=budget,
     )
 
 

@@ -26,6 +26,7 @@ from prose_sim.config import (
     DEFAULT_BACKEND,
     LABEL_PATTERN,
     NAME_MAX,
+    BudgetSettings,
     MethodSettings,
     Models,
     ModelSpec,
@@ -371,3 +372,22 @@ def _drop_none(value: Any) -> Any:
     if isinstance(value, list):
         return [_drop_none(v) for v in value]
     return value
+
+
+def with_budget_overrides(scenario: Scenario, overrides: Sequence[str], origin: str) -> Scenario:
+    """``scenario`` with ``--set budget.KEY=VALUE`` overrides applied to its ``[budget]`` alone
+    (what a resumed run may change: see ``split_budget_overrides``)."""
+    if not overrides:
+        return scenario
+    raw: dict[str, Any] = {"budget": _drop_none(msgspec.to_builtins(scenario.budget or {}))}
+    for item in overrides:
+        apply_override(raw, item)
+    budget = _convert(raw["budget"], BudgetSettings, origin, "budget")
+    return msgspec.structs.replace(scenario, budget=budget)
+
+
+def split_budget_overrides(overrides: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(``--set budget.*`` overrides, the others): a resumed run may raise its budget (the
+    budget is not part of what the run computes), and nothing else."""
+    budget = [o for o in overrides if o.strip().startswith("budget.")]
+    return budget, [o for o in overrides if o not in budget]
