@@ -40,6 +40,10 @@ def run(*args: object) -> int:
     return main([*map(str, args), "--progress", "off", "--no-report"])
 
 
+def resume(out, *args: str) -> int:
+    return main(["run", "--resume", str(out), "--progress", "off", "--no-report", *args])
+
+
 def summary(run_dir) -> dict:
     return json.loads((run_dir / "summary.json").read_text())
 
@@ -124,15 +128,11 @@ def test_resuming_a_run_stopped_at_its_budget_is_refused_until_the_budget_is_rai
     assert run("run", scenario, "--out", out, "--set=budget.max_calls=30") == EXIT_BUDGET
     capsys.readouterr()
     before = (out / "events.jsonl").read_bytes()
-    assert main(["run", "--resume", str(out), "--progress", "off", "--no-report"]) == 2
+    assert resume(out) == 2
     err = capsys.readouterr().err
     assert "max_calls reached" in err and "--set budget.max_calls=" in err
     assert (out / "events.jsonl").read_bytes() == before  # refused before anything is written
-    resumed = main(
-        ["run", "--resume", str(out), "--progress", "off", "--no-report"]
-        + ["--set", "budget.max_calls=100000"]
-    )
-    assert resumed == 0
+    assert resume(out, "--set", "budget.max_calls=100000") == 0
     assert (out / "results.csv").read_bytes() == (whole / "results.csv").read_bytes()
     # the spend is the whole run's: the same as the uninterrupted run's
     assert summary(out)["spend"] == summary(whole)["spend"]
@@ -144,11 +144,7 @@ def test_the_budget_counts_the_spend_before_the_resume(write_scenario, tmp_path)
     assert run("run", scenario, "--out", out, "--set=budget.max_calls=30") == EXIT_BUDGET
     first = summary(out)["spend"]["calls"]
     assert 0 < first <= 30
-    code = main(
-        ["run", "--resume", str(out), "--progress", "off", "--no-report"]
-        + ["--set", "budget.max_calls=60"]
-    )
-    assert code == EXIT_BUDGET
+    assert resume(out, "--set", "budget.max_calls=60") == EXIT_BUDGET
     s = summary(out)
     assert first < s["spend"]["calls"] <= 60  # 60 in all, not 60 more
     assert s["spend"]["calls"] == logged_spend(out).calls
@@ -159,11 +155,7 @@ def test_a_resumed_run_may_change_its_budget_and_nothing_else(write_scenario, tm
     out = tmp_path / "run"
     assert run("run", scenario, "--out", out, "--set=budget.max_calls=30") == EXIT_BUDGET
     capsys.readouterr()
-    code = main(
-        ["run", "--resume", str(out), "--progress", "off"]
-        + ["--set", "budget.max_calls=100000", "--set", "seeds=[7]"]
-    )
-    assert code == 2
+    assert resume(out, "--set", "budget.max_calls=100000", "--set", "seeds=[7]") == 2
     assert "seeds" in capsys.readouterr().err
 
 
