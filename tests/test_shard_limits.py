@@ -23,6 +23,7 @@ from prose_sim.config import ShardingSettings
 from prose_sim.models.limits import EndpointLimits, shard_divisor, shard_share
 from prose_sim.runtime.backends import build_models
 from prose_sim.scenario import scenario_from_dict
+from prose_sim.scenario.loading import dump_scenario
 from prose_sim.testing.chat_server import ChatServer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,20 +113,18 @@ def served_share(server: ChatServer, shards: int, budget_per_s: float) -> float:
 @pytest.mark.parametrize("shards", [3])
 async def test_shards_at_once_against_one_budget_get_no_429(tmp_path, shards):
     with ChatServer(rpm=60, window_s=1.0, latency_s=0.01, retry_after_s=0.2) as server:
-        path = tmp_path / "s.json"
         # about 7 calls an instance: ~670 calls, ~11 s at 60 a second
-        seeds = 24
-        path.write_text(json.dumps(scenario(server.base_url, seeds)))
         toml = tmp_path / "s.toml"
-        _write_toml(path, toml)
+        toml.write_text(dump_scenario(scenario_from_dict(scenario(server.base_url, 24), "t")))
         results: dict[int, subprocess.CompletedProcess] = {}
 
         async def shard(k: int) -> None:
             env = {**os.environ, KEY_ENV: f"sk-shard-{k}", "PYTHONPATH": str(ROOT)}
-            out = str(tmp_path / f"s{k}")
+            command = [sys.executable, "-m", "prose_sim", "run", str(toml)]
+            command += ["--out", str(tmp_path / f"s{k}"), "--shard", f"{k}/{shards}"]
+            command += ["--no-cache", "--progress", "log", "--no-report"]
             results[k] = await anyio.run_process(
-                [sys.executable, "-m", "prose_sim", "run", str(toml), "--out", out]
-                + ["--shard", f"{k}/{shards}", "--no-cache", "--progress", "log", "--no-report"],
+                command,
                 env=env,
                 check=False,
             )
@@ -153,11 +152,3 @@ async def test_shards_at_once_against_one_budget_get_no_429(tmp_path, shards):
     )
     share = served_share(server, shards, 60.0)
     print(f"{shards} shards used {share:.1%} of the budget together")  # the note's figure
-
-
-def _write_toml(source: Path, target: Path) -> None:
-    """The scenario as TOML (the command reads TOML)."""
-    from prose_sim.scenario.loading import dump_scenario
-
-    scenario = scenario_from_dict(json.loads(source.read_text()), "t")
-    target.write_text(dump_scenario(scenario))
