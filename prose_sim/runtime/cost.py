@@ -1,6 +1,6 @@
 """What a run is projected to cost, before its first call: calls, tokens, USD and time.
 
-The projection assumes (docs/operations.md, "Cost and budget", says the same):
+The projection assumes (docs/cost.md says the same):
 
 - calls: the expected calls per task instance of ``runtime.expected`` (by role: the
   user's text, the draft, the method's own calls, the judge's questions), for the
