@@ -49,6 +49,9 @@ class RunStarted(Event, frozen=True, tag="run_started"):
     # report and view (logs of earlier versions: empty, and scenario.toml is read instead)
     scenario: dict[str, Any] = {}
     personas: list[dict[str, Any]] = []
+    # a rescore: the run (its folder name and scenario digest) whose user, writer and agent
+    # answers this run was served from its log, only the judge and the metrics run again
+    derived_from: str = ""
 
 
 class RunResumed(Event, frozen=True, tag="run_resumed"):

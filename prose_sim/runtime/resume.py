@@ -84,9 +84,14 @@ class PriorRun(msgspec.Struct, kw_only=True):
 
 
 def load_prior(
-    run_dir: Path, scenario_path: Path | None = None, overrides: Sequence[str] = ()
+    run_dir: Path,
+    scenario_path: Path | None = None,
+    overrides: Sequence[str] = (),
+    *,
+    templates: bool = True,
 ) -> PriorRun:
-    """Read a run folder; refuse (naming what changed) a scenario that differs from the run's."""
+    """Read a run folder; refuse (naming what changed) a scenario that differs from the run's,
+    and (``templates``) a template of the user's that changed since the run began."""
     folder = RunFolder(run_dir)
     recorded_run = folder.load_run()
     recorded_path = folder.scenario_path
@@ -107,7 +112,7 @@ def load_prior(
             f"{run_dir}: the personas the run uses changed since it began (a persona file or an "
             f"installed plugin: {', '.join(recorded.persona_files) or 'plugins'}); restore them to resume"
         )
-    if started is not None and started.templates:
+    if templates and started is not None and started.templates:
         check_templates(started.templates, recorded_run.template_hashes())
     run = recorded_run
     if scenario_path is not None or overrides:

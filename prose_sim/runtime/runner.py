@@ -273,6 +273,7 @@ async def _run_locked(
                                 episodes=len(all_plans),
                                 version=__version__,
                                 shard=f"{shard[0]}/{shard[1]}" if shard else "",
+                                derived_from=prepared.derived_from,
                             )
                         )
                     limiter = anyio.CapacityLimiter(limit)
