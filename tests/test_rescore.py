@@ -121,10 +121,8 @@ def test_a_rescore_without_the_judge_asks_no_model(recorded, tmp_path):
 
 def test_an_override_that_changes_the_simulation_is_refused_naming_it(recorded, tmp_path, capsys):
     out = tmp_path / "refused"
-    code = main(
-        ["rescore", str(recorded), "--out", str(out)]
-        + ["--set", "seeds=[1]", "--set", "models.agent.temperature=0.5"]
-    )
+    overrides = ["--set", "seeds=[1]", "--set", "models.agent.temperature=0.5"]
+    code = main(["rescore", str(recorded), "--out", str(out), *overrides])
     err = capsys.readouterr().err
     assert code == 2
     assert "models.agent.temperature" in err and "seeds" in err
