@@ -25,6 +25,8 @@ from prose_sim.gc_policy import relaxed_gc
 from prose_sim.metrics.registry import console_metrics
 from prose_sim.untrusted import terminal_text
 
+EXTEND_WITH_SET = Path("<the run's scenario with --set>")
+
 
 def add_run(commands) -> None:
 
@@ -38,6 +40,16 @@ def add_run(commands) -> None:
         metavar="RUN_DIR",
         help="continue an interrupted run in its folder: finished episodes are kept, the others "
         "start again with the answers they already got served from the log",
+    )
+    run.add_argument(
+        "--extend",
+        nargs="?",
+        const=EXTEND_WITH_SET,
+        type=Path,
+        metavar="SCENARIO",
+        help="with --resume: grow the run to a larger scenario (more seeds, users, tasks, "
+        "methods or demonstrations per user; given as a file, or with --set on the run's own) "
+        "and run only what is new, every answer already given served from the log",
     )
     run.add_argument("--out", type=Path, help="run folder (default: runs/<name>-<timestamp>)")
     run.add_argument("--concurrency", type=int, help="episodes in flight at once (default: all)")
@@ -91,7 +103,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         if args.out is not None and args.out != args.resume:
             raise UsageError("--resume continues in the run's own folder; leave out --out")
-        prior = load_prior(args.resume, args.scenario, args.overrides)
+        if args.extend is not None:
+            from prose_sim.runtime.extend import load_extension
+
+            if args.scenario is not None:
+                raise UsageError(
+                    "--extend takes the larger scenario: run --resume RUN_DIR --extend S.toml"
+                )
+            larger = None if args.extend == EXTEND_WITH_SET else args.extend
+            prior = load_extension(args.resume, larger, args.overrides)
+            assert prior.extension is not None
+            print(f"extending {args.resume}: adds {prior.extension.added}", file=sys.stderr)
+        else:
+            prior = load_prior(args.resume, args.scenario, args.overrides)
         run, run_dir = prior.run, args.resume
         if prior.nothing_to_resume:
             print(
@@ -106,6 +130,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 f"{prior.torn.length} bytes) left by the interruption",
                 file=sys.stderr,
             )
+    elif args.extend is not None:
+        raise UsageError("--extend grows a recorded run: run --resume RUN_DIR --extend S.toml")
     elif args.scenario is None:
         raise UsageError("run needs a scenario file (or --resume RUN_DIR)")
     else:
@@ -146,6 +172,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         )
         return EXIT_INTERRUPTED
     resume = f"python -m prose_sim run --resume {run_dir}"
+    if prior is not None:
+        print(
+            f"resumed: {len(prior.finished)} finished episodes kept; {outcome.calls_made:,} "
+            f"model calls made, {outcome.answers_from_log:,} answers served from the log",
+            file=sys.stderr,
+        )
     if outcome.stop == "signal":
         return _say_interrupted(outcome)
     if outcome.stop:
