@@ -49,6 +49,12 @@ class RunStarted(Event, frozen=True, tag="run_started"):
     # report and view (logs of earlier versions: empty, and scenario.toml is read instead)
     scenario: dict[str, Any] = {}
     personas: list[dict[str, Any]] = []
+    # a rescore: the run (its folder name and scenario digest) whose user, writer and agent
+    # answers this run was served from its log, only the judge and the metrics run again
+    derived_from: str = ""
+    # run --resume --extend: the digests of the smaller scenarios this run grew from, oldest
+    # first (its scenario is the larger one's)
+    extended_from: list[str] = []
 
 
 class RunResumed(Event, frozen=True, tag="run_resumed"):
@@ -59,6 +65,7 @@ class RunResumed(Event, frozen=True, tag="run_resumed"):
     episodes_rerun: int
     answers_recorded: int
     torn_line: int = 0  # the torn last line dropped from the log (0: none)
+    extended: str = ""  # run --resume --extend: what the larger scenario added ("" when none)
 
 
 class RunFinished(Event, frozen=True, tag="run_finished"):

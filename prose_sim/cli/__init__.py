@@ -6,7 +6,7 @@ error (a wrong key, an unknown model, an unreachable endpoint), one line on
 stderr, no traceback; 128 + the signal's number when stopped by a signal (130
 SIGINT, 143 SIGTERM, 129 SIGHUP).
 
-One module per command group (``run``; ``replay`` with ``merge``; ``outputs``: report,
+One module per command group (``run``; ``replay`` with ``merge`` and ``rescore``; ``outputs``: report,
 prompts, view, export; ``catalog``: personas, methods, corpus), each adding its commands to
 the parser; this module builds the parser and runs the chosen command. The benchmarks are
 not a command: ``python -m benchmarks`` in a source checkout (docs/benchmarks.md).
@@ -31,7 +31,7 @@ from prose_sim.cli.common import (
     Signalled,
 )
 from prose_sim.cli.outputs import add_prompts, add_report, add_view_and_export
-from prose_sim.cli.replay import add_merge, add_replay
+from prose_sim.cli.replay import add_merge, add_replay, add_rescore
 from prose_sim.cli.run import add_run
 from prose_sim.errors import RunIOError, UsageError
 
@@ -49,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     add_run(commands)
     add_merge(commands)
     add_replay(commands)
+    add_rescore(commands)
     add_report(commands)
     add_personas(commands)
     add_methods(commands)

@@ -1,4 +1,5 @@
-"""``merge`` and ``replay``: join a sharded grid's run folders; re-run a run from its log."""
+"""``merge``, ``replay`` and ``rescore``: join a sharded grid's run folders; re-run a run from
+its log; judge and measure it again."""
 
 from __future__ import annotations
 
@@ -45,6 +46,41 @@ def add_replay(commands) -> None:
     replay.set_defaults(handler=_cmd_replay)
 
 
+def add_rescore(commands) -> None:
+    rescore = commands.add_parser(
+        "rescore",
+        help="judge and measure a finished run again, its simulation served from its log",
+        description="Write a new run folder in which every user, writer and agent answer comes "
+        "from RUN_DIR's log and only the judge and the metrics run again, with the [metrics], "
+        "[models.judge] and judge-prompt settings given with --set (or the recorded ones). Only "
+        "the judge's model is called. A setting that would change the simulation is refused. "
+        "Exit 0 when done with the simulation reproduced, 1 when it was not (naming where) or "
+        "task instances failed, 2 on bad input.",
+    )
+    rescore.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    rescore.add_argument("--out", type=Path, required=True, help="the new run folder")
+    rescore.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change a judge or metrics setting, e.g. --set models.judge.model=gpt-4o "
+        "--set metrics.bertscore= --set prompts.dir=my_judge_prompts",
+    )
+    rescore.add_argument("--progress", choices=["auto", "bar", "log", "off"], default="auto")
+    rescore.add_argument(
+        "--no-cache",
+        dest="use_cache",
+        action="store_false",
+        help="do not answer the judge's API requests from the response cache",
+    )
+    rescore.add_argument(
+        "--no-report", dest="write_report", action="store_false", help="skip the report files"
+    )
+    rescore.set_defaults(handler=_cmd_rescore)
+
+
 def _cmd_merge(args: argparse.Namespace) -> int:
     from prose_sim.runtime.merge import merge_runs
 
@@ -84,3 +120,50 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"DIVERGED: {result.divergence}", file=sys.stderr)
     return EXIT_RUN_FAILED
+
+
+def _cmd_rescore(args: argparse.Namespace) -> int:
+    from prose_sim.runtime.rescore import rescore_run
+
+    with relaxed_gc():
+        result = anyio.run(
+            lambda: rescore_run(
+                args.run_dir,
+                args.out,
+                args.overrides,
+                progress=args.progress,
+                use_cache=args.use_cache,
+            )
+        )
+    run = result.run
+    changed = "; ".join(result.changes) if result.changes else "nothing (the recorded settings)"
+    print(f"rescored {run.instances} task instances of {run.episodes} episodes; changed: {changed}")
+    print(
+        f"model calls: {result.judge_calls:,} by the judge; {result.answers_from_log:,} user, "
+        f"writer and agent answers served from the log; {result.unrecorded_calls} requests "
+        f"not in the log"
+    )
+    if run.stop:
+        print(f"error: {run.stop_reason}", file=sys.stderr)
+        return EXIT_RUN_FAILED
+    if args.write_report:
+        from prose_sim.report.build import Report
+
+        Report([args.out]).write(args.out)
+    print(
+        f"results: {args.out}/results.csv"
+        + (f"  report: {args.out}/report.md" if args.write_report else "")
+    )
+    if run.notice:
+        print(run.notice)
+    if not result.faithful:
+        print(f"DIVERGED: {result.difference}", file=sys.stderr)
+        return EXIT_RUN_FAILED
+    if run.instances_failed:
+        print(
+            f"error: {run.instances_failed} of {run.instances} task instances failed; "
+            f"see {args.out}/events.jsonl",
+            file=sys.stderr,
+        )
+        return EXIT_RUN_FAILED
+    return EXIT_OK

@@ -27,6 +27,8 @@ from prose_sim.gc_policy import relaxed_gc
 from prose_sim.metrics.registry import console_metrics
 from prose_sim.untrusted import terminal_text
 
+EXTEND_WITH_SET = Path("<the run's scenario with --set>")
+
 
 def add_run(commands) -> None:
 
@@ -48,6 +50,16 @@ def add_run(commands) -> None:
         metavar="RUN_DIR",
         help="continue an interrupted run in its folder: finished episodes are kept, the others "
         "start again with the answers they already got served from the log",
+    )
+    run.add_argument(
+        "--extend",
+        nargs="?",
+        const=EXTEND_WITH_SET,
+        type=Path,
+        metavar="SCENARIO",
+        help="with --resume: grow the run to a larger scenario (more seeds, users, tasks, "
+        "methods or demonstrations per user; given as a file, or with --set on the run's own) "
+        "and run only what is new, every answer already given served from the log",
     )
     run.add_argument("--out", type=Path, help="run folder (default: runs/<name>-<timestamp>)")
     run.add_argument("--concurrency", type=int, help="episodes in flight at once (default: all)")
@@ -99,7 +111,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.resume is not None:
         if args.out is not None and args.out != args.resume:
             raise UsageError("--resume continues in the run's own folder; leave out --out")
-        prior = _resumed(args)
+        if args.extend is not None:
+            from prose_sim.runtime.extend import load_extension
+
+            if args.scenario is not None:
+                raise UsageError(
+                    "--extend takes the larger scenario: run --resume RUN_DIR --extend S.toml"
+                )
+            larger = None if args.extend == EXTEND_WITH_SET else args.extend
+            prior = load_extension(args.resume, larger, args.overrides)
+            assert prior.extension is not None
+            print(f"extending {args.resume}: adds {prior.extension.added}", file=sys.stderr)
+        else:
+            prior = _resumed(args)
+        _check_budget_left(prior)
         run, run_dir = prior.run, args.resume
         if prior.nothing_to_resume:
             print(
@@ -114,6 +139,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 f"{prior.torn.length} bytes) left by the interruption",
                 file=sys.stderr,
             )
+    elif args.extend is not None:
+        raise UsageError("--extend grows a recorded run: run --resume RUN_DIR --extend S.toml")
     elif args.scenario is None:
         raise UsageError("run needs a scenario file (or --resume RUN_DIR)")
     else:
@@ -154,6 +181,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         )
         return EXIT_INTERRUPTED
     resume = f"python -m prose_sim run --resume {run_dir}"
+    if prior is not None:
+        print(
+            f"resumed: {len(prior.finished)} finished episodes kept; {outcome.calls_made:,} "
+            f"model calls made, {outcome.answers_from_log:,} answers served from the log",
+            file=sys.stderr,
+        )
     if outcome.stop == "signal":
         return _say_interrupted(outcome)
     if outcome.stop == "budget":
@@ -189,8 +222,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _resumed(args: argparse.Namespace):
     """The run to resume, its ``--set budget.*`` overrides applied (a resumed run may raise its
-    budget, nothing else), refused when its spend so far has reached its budget."""
-    from prose_sim.runtime.cost import check_budget_left
+    budget, nothing else)."""
     from prose_sim.runtime.resume import load_prior
     from prose_sim.scenario.loading import split_budget_overrides, with_budget_overrides
 
@@ -199,9 +231,16 @@ def _resumed(args: argparse.Namespace):
     if budget_sets:
         scenario = with_budget_overrides(prior.run.scenario, budget_sets, "--set")
         prior.run = msgspec.structs.replace(prior.run, scenario=scenario)
+    return prior
+
+
+def _check_budget_left(prior) -> None:
+    """Refuse a resumed run whose spend so far has reached its budget (exit 2, naming how to
+    raise it); the budget counts the whole run's spend."""
+    from prose_sim.runtime.cost import check_budget_left
+
     if not prior.nothing_to_resume:
         check_budget_left(prior, prior.run.scenario.budget)
-    return prior
 
 
 def _say_budget(outcome, resume: str) -> int:

@@ -11,7 +11,7 @@ exactly the recorded requests.
 from __future__ import annotations
 
 from collections import defaultdict, deque
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from prose_sim.errors import NotRecorded
 from prose_sim.events import Event, ModelFailed, ModelRequested, ModelResponded
@@ -31,18 +31,24 @@ class RecordedResponses:
     exactly); resume leaves them out, so a step that failed is tried again.
     """
 
-    def __init__(self, failures: bool = False):
+    def __init__(self, failures: bool = False, roles: Collection[str] | None = None):
         self.failures = failures
+        self.roles = roles  # None: every role's calls
         self._calls: dict[Key, deque[Outcome]] = defaultdict(deque)
         self._pending: dict[str, Key] = {}  # request id -> key, until its outcome is seen
         self.served = 0
 
     @classmethod
     def from_events(
-        cls, events: Iterable[Event], episodes: set[str] | None = None, failures: bool = False
+        cls,
+        events: Iterable[Event],
+        episodes: set[str] | None = None,
+        failures: bool = False,
+        roles: Collection[str] | None = None,
     ) -> RecordedResponses:
-        """Index the model calls of ``episodes`` (default: all) in a log's events."""
-        recorded = cls(failures)
+        """Index the model calls of ``episodes`` (default: all) in a log's events; ``roles``:
+        only those roles' calls (a rescore leaves the judge's out: it is asked again)."""
+        recorded = cls(failures, roles)
         for event in events:
             if episodes is None or event.episode_id in episodes:
                 recorded.observe(event)
@@ -50,7 +56,7 @@ class RecordedResponses:
 
     def observe(self, event: Event) -> None:
         match event:
-            case ModelRequested():
+            case ModelRequested() if self.roles is None or event.role in self.roles:
                 self._pending[event.request_id] = (
                     event.episode_id,
                     event.purpose,

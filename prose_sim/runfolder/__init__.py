@@ -120,7 +120,16 @@ class RunFolder:
     # --- the scenario --------------------------------------------------------------
 
     def write_scenario(self, scenario: Scenario) -> None:
-        self.scenario_path.write_text(dump_scenario(scenario), encoding="utf-8")
+        """Write ``scenario.toml`` atomically (an extension replaces it: a crash leaves the
+        old file or the new one, whole)."""
+        path = self.scenario_path
+        tmp = path.with_suffix(".toml.tmp")
+        try:
+            tmp.write_text(dump_scenario(scenario), encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise
 
     def copy_scenario_from(self, other: RunFolder) -> None:
         """Take another run's ``scenario.toml`` as it is (a merge of its shards)."""

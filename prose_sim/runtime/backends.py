@@ -10,7 +10,7 @@ backend that holds nothing serves every role.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 import msgspec
 
@@ -63,10 +63,13 @@ class BuiltModels(msgspec.Struct, kw_only=True):
 REPLAY = ReplayKind()
 
 
-def check_credentials(scenario: Scenario, where: str = "scenario") -> None:
+def check_credentials(
+    scenario: Scenario, where: str = "scenario", roles: Collection[str] = ROLES
+) -> None:
     """Raise a UsageError naming how to fix it when a role's backend cannot start (an
-    openai model whose key is not set); nothing is built."""
-    for role in ROLES:
+    openai model whose key is not set); nothing is built. ``roles``: those that will call
+    their models (a rescore's judge)."""
+    for role in roles:
         spec: ModelSpec = scenario.models.of(role)
         backend_kind(spec.backend).check(spec, f"{where}: models.{role}")
 
@@ -74,7 +77,7 @@ def check_credentials(scenario: Scenario, where: str = "scenario") -> None:
 def build_models(
     scenario: Scenario,
     concurrency: int | None = None,
-    replay: bool = False,
+    replay: Collection[str] = (),
     shard: tuple[int, int] | None = None,
 ) -> BuiltModels:
     """The backends, role models and shared layers a scenario names.
@@ -85,9 +88,10 @@ def build_models(
     ``concurrency`` (the run's episodes in flight) sizes the HTTP pools and the
     adaptive concurrency caps where ``max_concurrency`` is not set.
 
-    ``replay``: the same roles (model names, sampling, prefixes: hence the same
-    requests), all served by the replay kind (``models.kinds.replay``: answers come
-    from the recorded log); no model is loaded and no key is read.
+    ``replay``: these roles (``ROLES`` for a replay; every role but the judge for a
+    rescore) keep their model names, sampling and prefixes (hence the same requests) and
+    are served by the replay kind (``models.kinds.replay``: answers come from the
+    recorded log); no model is loaded and no key is read for them.
 
     ``shard`` (K, N): this run is shard K of N, and takes 1/N of each endpoint's limits
     (``models.limits.shard_share``) unless ``[sharding] split_limits = false``.
@@ -103,13 +107,14 @@ def build_models(
         kind = backend_kind(spec.backend)
         name = spec.model or kind.default_model or spec.backend
         cap = spec.max_concurrency or default_cap
-        served = (REPLAY if replay else kind).build(role, spec, name, parts)
+        replayed = role in replay
+        served = (REPLAY if replayed else kind).build(role, spec, name, parts)
         key = served.key
-        if spec.faults is not None and not replay:  # this role's calls only; limits shared
+        if spec.faults is not None and not replayed:  # this role's calls only; limits shared
             inner, key = key, f"{key}+faults:{role}"
             parts.add(key, FaultyBackend(parts.backends[inner], spec.faults))
             aliases[key] = inner
-        if not replay and (kind.limited or spec.rpm or spec.tpm or spec.max_concurrency):
+        if not replayed and (kind.limited or spec.rpm or spec.tpm or spec.max_concurrency):
             mine = EndpointLimits(
                 rpm=spec.rpm,
                 tpm=spec.tpm,

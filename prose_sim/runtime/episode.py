@@ -76,41 +76,49 @@ class EpisodeWorld:
         self.sink_full: Callable[[], object] = lambda: None
 
     def instances(self, plan: EpisodePlan) -> list[tuple[str, Document]]:
-        """The (persona, document) sequence of an episode, fixed by seed and user.
+        """The (persona, document) sequence of an episode (``episode_instances``)."""
+        return episode_instances(plan, self.catalog, self.corpus, self.demonstrations_per_user)
 
-        An episode over several users interleaves their instances in an order
-        fixed by the seed (the same for every method).
-        """
-        out = []
-        for name in plan.personas:
-            persona = self.catalog.get(plan.framework, plan.task, name)
-            key = f"{plan.framework}/{plan.task}/{name}"
-            for doc in self.corpus.draw(
-                persona.document_source,
-                self.demonstrations_per_user,
-                plan.seed,
-                key,
-                task=plan.task,
-            ):
-                out.append((name, doc))
-        if len(plan.personas) > 1:
-            released = self._released_order(plan, out)
-            if released is not None:
-                return released
-            rng_for(plan.seed, "order", plan.framework, plan.task, *plan.personas).shuffle(out)
-        return out
 
-    def _released_order(
-        self, plan: EpisodePlan, instances: list[tuple[str, Document]]
-    ) -> list[tuple[str, Document]] | None:
-        """The instances in the order the released code interleaves the users (the paper's
-        datasets, one user per source), or None where the corpus has no such order."""
-        order = self.corpus.interleaving(plan.task, plan.seed)
-        if order is None:
-            return None
-        by_key = {(doc.source, doc.id): (name, doc) for name, doc in instances}
-        placed = [by_key[key] for key in order if key in by_key]
-        return placed if len(placed) == len(instances) == len(by_key) else None
+def episode_instances(
+    plan: EpisodePlan, catalog: PersonaCatalog, corpus: Corpus, demonstrations_per_user: int
+) -> list[tuple[str, Document]]:
+    """The (persona, document) sequence of an episode, fixed by seed and user.
+
+    An episode over several users interleaves their instances in an order
+    fixed by the seed (the same for every method).
+    """
+    out = []
+    for name in plan.personas:
+        persona = catalog.get(plan.framework, plan.task, name)
+        key = f"{plan.framework}/{plan.task}/{name}"
+        for doc in corpus.draw(
+            persona.document_source,
+            demonstrations_per_user,
+            plan.seed,
+            key,
+            task=plan.task,
+        ):
+            out.append((name, doc))
+    if len(plan.personas) > 1:
+        released = _released_order(plan, out, corpus)
+        if released is not None:
+            return released
+        rng_for(plan.seed, "order", plan.framework, plan.task, *plan.personas).shuffle(out)
+    return out
+
+
+def _released_order(
+    plan: EpisodePlan, instances: list[tuple[str, Document]], corpus: Corpus
+) -> list[tuple[str, Document]] | None:
+    """The instances in the order the released code interleaves the users (the paper's
+    datasets, one user per source), or None where the corpus has no such order."""
+    order = corpus.interleaving(plan.task, plan.seed)
+    if order is None:
+        return None
+    by_key = {(doc.source, doc.id): (name, doc) for name, doc in instances}
+    placed = [by_key[key] for key in order if key in by_key]
+    return placed if len(placed) == len(instances) == len(by_key) else None
 
 
 def _as_run(persona: Persona, framework: str) -> Persona:

@@ -10,7 +10,7 @@ and, for a resumed or replayed run, the answers recorded in its log.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +18,7 @@ from prose_sim.actors.judge import TextScorer
 from prose_sim.config import RunOptions, Scenario
 from prose_sim.errors import UsageError
 from prose_sim.models.embeddings import Embedder, Retrieval
-from prose_sim.models.protocol import Backend
+from prose_sim.models.protocol import ROLES, Backend
 from prose_sim.models.recorded import RecordedResponses
 from prose_sim.runfolder import RunFolder
 from prose_sim.runtime.backends import BuiltModels, build_models
@@ -59,6 +59,7 @@ class PreparedRun:
     scorer: TextScorer | None
     prior: PriorRun | None  # the run resumed in its folder
     recorded: RecordedResponses | None  # answers served before any model is asked
+    derived_from: str = ""  # a rescore: the run its simulation's answers come from
 
     @property
     def scenario(self) -> Scenario:
@@ -72,6 +73,8 @@ def prepare(
     *,
     prior: PriorRun | None = None,
     replay: RecordedResponses | None = None,
+    replay_roles: Collection[str] = ROLES,
+    derived_from: str = "",
     doubles: Doubles = NO_DOUBLES,
 ) -> PreparedRun:
     """Every load and check of a run into ``run_dir``, nothing written.
@@ -80,6 +83,9 @@ def prepare(
     ``prior``: resume that run in its folder (finished episodes are kept, the rest run
     again, served the answers they already had from the log). ``replay``: answer every
     request from these recorded answers, through the replay backend; no model is built.
+    ``replay_roles``: the roles a replay serves from the log (a rescore: every role but the
+    judge, whose model is built and asked). ``derived_from``: the run whose recorded answers
+    a rescore serves, as its ``RunStarted`` says.
     """
     if not isinstance(run, ResolvedRun):
         run = assemble(run)
@@ -96,9 +102,8 @@ def prepare(
     if prior is None:
         RunFolder(run_dir).check_new()  # refused before any model loads
     # checks API keys (and loads models) before anything is written
-    built = build_models(scenario, limit, replay=replay is not None, shard=shard).with_given(
-        doubles.backends
-    )
+    replayed = tuple(replay_roles) if replay is not None else ()
+    built = build_models(scenario, limit, replay=replayed, shard=shard).with_given(doubles.backends)
     scorer = doubles.scorer if doubles.scorer is not None else default_scorer(scenario)
     embedder = doubles.embedder if doubles.embedder is not None else default_embedder(scenario)
     recorded = replay if replay is not None else (prior.recorded_answers() if prior else None)
@@ -116,4 +121,5 @@ def prepare(
         scorer=scorer,
         prior=prior,
         recorded=recorded,
+        derived_from=derived_from,
     )

@@ -40,7 +40,7 @@ class ReplayOutcome(msgspec.Struct, kw_only=True):
 
 
 async def replay_run(run_dir: Path, out: Path, progress: str = "auto") -> ReplayOutcome:
-    prior = _finished_run(run_dir, out)
+    prior = finished_run(run_dir, out)
     assert prior.started is not None  # a finished run has begun
     recorded = RecordedResponses.from_events(prior.events, failures=True)
     options = RunOptions(
@@ -67,9 +67,11 @@ async def replay_run(run_dir: Path, out: Path, progress: str = "auto") -> Replay
     )
 
 
-def _finished_run(run_dir: Path, out: Path) -> PriorRun:
-    """The recorded run, refused unless it finished and ``out`` is another folder."""
-    prior = load_prior(run_dir)
+def finished_run(run_dir: Path, out: Path, *, templates: bool = True) -> PriorRun:
+    """The recorded run, refused unless it finished and ``out`` is another folder.
+    ``templates``: refuse a template of the user's that changed since (a rescore checks
+    them itself: the judge's may change)."""
+    prior = load_prior(run_dir, templates=templates)
     if prior.torn is not None or prior.started is None or not _finished(prior.events):
         raise UsageError(
             f"{run_dir}: the run did not finish; resume it first (run --resume {run_dir})"

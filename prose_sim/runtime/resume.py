@@ -22,16 +22,28 @@ from prose_sim.events import EpisodeFinished, Event, RunFinished, RunStarted
 from prose_sim.models.recorded import RecordedResponses
 from prose_sim.runfolder import RunFolder
 from prose_sim.runfolder.legacy import flat_digest
-from prose_sim.scenario.loading import flatten_settings, load_run
+from prose_sim.scenario.loading import flatten_settings, load_run, run_from_dict
 from prose_sim.world.assembly import ResolvedRun
+
+
+class Extension(msgspec.Struct, frozen=True, kw_only=True):
+    """A run continued as a run of a larger scenario (``runtime.extend``)."""
+
+    added: str  # what the larger scenario adds, in words
+    # finished episodes that the larger grid changes: they run again, served from the log
+    regrown: frozenset[str] = frozenset()
 
 
 class PriorRun(msgspec.Struct, kw_only=True):
     run_dir: Path
-    run: ResolvedRun  # the run's scenario, checked and assembled again
+    run: ResolvedRun  # the run's scenario, checked and assembled again (an extension's: the larger)
     events: list[Event]
     torn: TornTail | None
     started: RunStarted | None
+    extension: Extension | None = None
+    # scenario.toml is older than the log's RunStarted: an extension was interrupted between
+    # rewriting the log and the scenario file; the runner writes it again
+    stale_scenario: bool = False
 
     @property
     def scenario(self) -> Scenario:
@@ -45,10 +57,14 @@ class PriorRun(msgspec.Struct, kw_only=True):
         kept failing, a breaker that tripped), runs again: what failed may be
         fixed by now, and its answers that were given are served from the log.
         """
+        regrown = self.extension.regrown if self.extension is not None else frozenset()
         return {
             e.episode_id: e.status
             for e in self.events
-            if isinstance(e, EpisodeFinished) and e.status == "completed" and not e.instances_failed
+            if isinstance(e, EpisodeFinished)
+            and e.status == "completed"
+            and not e.instances_failed
+            and e.episode_id not in regrown
         }
 
     @property
@@ -57,7 +73,9 @@ class PriorRun(msgspec.Struct, kw_only=True):
         instance ok, its results written. Resuming it would change nothing, so it is not
         resumed (a finished run that lost its results.csv or summary.json gets them back)."""
         return (
-            self.torn is None
+            self.extension is None
+            and not self.stale_scenario
+            and self.torn is None
             and RunFolder(self.run_dir).summary_path.is_file()
             and RunFolder(self.run_dir).results_path.is_file()
             and self.started is not None
@@ -84,20 +102,32 @@ class PriorRun(msgspec.Struct, kw_only=True):
 
 
 def load_prior(
-    run_dir: Path, scenario_path: Path | None = None, overrides: Sequence[str] = ()
+    run_dir: Path,
+    scenario_path: Path | None = None,
+    overrides: Sequence[str] = (),
+    *,
+    templates: bool = True,
 ) -> PriorRun:
-    """Read a run folder; refuse (naming what changed) a scenario that differs from the run's."""
+    """Read a run folder; refuse (naming what changed) a scenario that differs from the run's,
+    and (``templates``) a template of the user's that changed since the run began."""
     folder = RunFolder(run_dir)
     recorded_run = folder.load_run()
     recorded_path = folder.scenario_path
     recorded = recorded_run.scenario
     events, torn = folder.read_log()
     started = next((e for e in events if isinstance(e, RunStarted)), None)
+    stale = False
     if started is not None and started.scenario_digest not in (
         recorded.digest(),
         flat_digest(recorded),  # a run begun by a version with flat settings tables
     ):
-        raise UsageError(f"{recorded_path}: was edited after the run began; restore it to resume")
+        if not (started.extended_from and started.extended_from[-1] == recorded.digest()):
+            raise UsageError(
+                f"{recorded_path}: was edited after the run began; restore it to resume"
+            )
+        # an extension stopped before it wrote the larger scenario's file: the log has it
+        recorded_run = run_from_dict(started.scenario, str(recorded_path), base_dir=run_dir)
+        recorded, stale = recorded_run.scenario, True
     if (
         started is not None
         and started.personas_digest
@@ -107,7 +137,7 @@ def load_prior(
             f"{run_dir}: the personas the run uses changed since it began (a persona file or an "
             f"installed plugin: {', '.join(recorded.persona_files) or 'plugins'}); restore them to resume"
         )
-    if started is not None and started.templates:
+    if templates and started is not None and started.templates:
         check_templates(started.templates, recorded_run.template_hashes())
     run = recorded_run
     if scenario_path is not None or overrides:
@@ -123,7 +153,9 @@ def load_prior(
                 f"({'; '.join(changed[:5])}{'; ...' if len(changed) > 5 else ''}); "
                 f"a resumed run must keep its scenario"
             )
-    return PriorRun(run_dir=run_dir, run=run, events=events, torn=torn, started=started)
+    return PriorRun(
+        run_dir=run_dir, run=run, events=events, torn=torn, started=started, stale_scenario=stale
+    )
 
 
 def check_templates(recorded: dict[str, str], now: dict[str, str]) -> None:

@@ -99,6 +99,9 @@ class RunOutcome(msgspec.Struct, kw_only=True):
     # "smoke test: ... not research results" when a role runs on the scripted or embedded model
     notice: str = ""
     instances_unfinished: int = 0
+    # answers a model (or the response cache) gave in this session: not those kept from before
+    # a resume, nor those served from a recorded log (a resumed, extended or rescored run)
+    calls_made: int = 0
     # what the run spent (usd, calls sent to a model, their tokens; models.budget), the whole
     # run's, before a resume too; the [budget] it ran within (its limits set); what was
     # projected before the first call (runtime.cost); the shard it was ("K/N")
@@ -149,20 +152,28 @@ async def _run_locked(
         prepared.recorded,
     )
     scenario = run.scenario
-    all_plans, plans, done, limit, shard = (
+    all_plans, plans, done, limit = (
         prepared.all_plans,
         prepared.plans,
         prepared.done,
         prepared.limit,
-        prepared.shard,
     )
+    shard = prepared.shard
     folder = RunFolder(run_dir)
     collector = ResultsCollector()
+    calls_kept = 0  # answers in the log from before a resume
     try:
         if prior is not None:
             kept = prior.kept_events()
+            if prior.extension is not None and prior.started is not None:
+                # the log's RunStarted becomes the larger scenario's, in its place
+                grown = _run_started(prepared, extended=prior.started)
+                kept = [grown if e is prior.started else e for e in kept]
             folder.rewrite_log(kept)  # the unfinished episodes start afresh
             collector.observe_all(kept)
+            calls_kept = sum(u.calls for u in collector.usage_by_role_purpose.values())
+            if prior.extension is not None or prior.stale_scenario:
+                folder.write_scenario(scenario)  # after the log, which holds it too
         else:
             folder.write_scenario(scenario)
     except OSError as exc:
@@ -226,6 +237,7 @@ async def _run_locked(
             limit,
             control,
             recorded,
+            calls_kept,
             projected=projected,
             budget=scenario.budget,
             shard=shard,
@@ -289,25 +301,11 @@ async def _run_locked(
                                 episodes_rerun=len(plans),
                                 answers_recorded=len(recorded) if recorded is not None else 0,
                                 torn_line=prior.torn.lineno if prior.torn else 0,
+                                extended=prior.extension.added if prior.extension else "",
                             )
                         )
                     else:
-                        await run_bus.publish(
-                            RunStarted(
-                                scenario_name=scenario.name,
-                                scenario_digest=scenario.digest(),
-                                personas_digest=run.personas_digest(),
-                                prompts_dir=scenario.prompts.dir,
-                                templates=run.template_hashes(),
-                                scenario=scenario_tables(scenario),
-                                personas=msgspec.to_builtins(
-                                    scenario_personas(scenario, run.catalog)
-                                ),
-                                episodes=len(all_plans),
-                                version=__version__,
-                                shard=f"{shard[0]}/{shard[1]}" if shard else "",
-                            )
-                        )
+                        await run_bus.publish(_run_started(prepared))
                     limiter = anyio.CapacityLimiter(limit)
 
                     async def one(plan) -> None:
@@ -347,18 +345,21 @@ def _conclude(
     limit: int,
     control: RunControl,
     recorded: RecordedResponses | None,
+    calls_kept: int = 0,
     *,
     projected: Projection | None = None,
     budget: BudgetSettings | None = None,
     shard: tuple[int, int] | None = None,
 ) -> RunOutcome:
-    """Write ``results.csv`` and ``summary.json`` of the run (its log closed); the outcome."""
+    """Write ``results.csv`` and ``summary.json`` of the run (its log closed); the outcome.
+    ``calls_kept``: the answers in the log from before a resume."""
     wall = time.perf_counter() - started
     folder = RunFolder(run_dir)
     if control.kind != "io_error":
         _write(folder.write_results, folder.results_path, collector.results_csv().encode(), control)
     outcome = _outcome(run_dir, collector, episodes, statuses, wall, limit)
     outcome.answers_from_log = recorded.served if recorded is not None else 0
+    outcome.calls_made = outcome.model_calls - calls_kept - outcome.answers_from_log
     outcome.servers = [server.stats.summary() for server in built.servers]
     outcome.endpoints = [{"endpoint": key, **layer.stats()} for key, layer in built.layers.items()]
     outcome.notice = smoke_notice(run.scenario)
@@ -422,6 +423,36 @@ def _batch_reporter(run_bus: EpisodeBus, model: str):
         await run_bus.publish(BatchServed(model=model, batch=stats))
 
     return report
+
+
+def _run_started(prepared: PreparedRun, extended: RunStarted | None = None) -> RunStarted:
+    """The run's first event. ``extended``: the RunStarted of the smaller run that this one
+    grows (``run --resume --extend``), whose place in the log the larger one takes."""
+    run, shard = prepared.run, prepared.shard
+    scenario = run.scenario
+    started = RunStarted(
+        scenario_name=scenario.name,
+        scenario_digest=scenario.digest(),
+        personas_digest=run.personas_digest(),
+        prompts_dir=scenario.prompts.dir,
+        templates=run.template_hashes(),
+        scenario=scenario_tables(scenario),
+        personas=msgspec.to_builtins(scenario_personas(scenario, run.catalog)),
+        episodes=len(prepared.all_plans),
+        version=__version__,
+        shard=f"{shard[0]}/{shard[1]}" if shard else "",
+        derived_from=prepared.derived_from,
+    )
+    if extended is None:
+        return started
+    return msgspec.structs.replace(
+        started,
+        run_id=extended.run_id,
+        seq=extended.seq,
+        ts=extended.ts,
+        derived_from=extended.derived_from,
+        extended_from=[*extended.extended_from, extended.scenario_digest],
+    )
 
 
 class _Consumer:
