@@ -138,6 +138,22 @@ def test_resuming_a_run_stopped_at_its_budget_is_refused_until_the_budget_is_rai
     assert summary(out)["spend"] == summary(whole)["spend"]
 
 
+def test_a_run_its_budget_stopped_short_of_the_limit_resumes_only_with_a_raised_budget(
+    write_scenario, tmp_path, capsys
+):
+    # the budget stops the run when the next call may not fit: the spend is then below the
+    # limit, and a resume with the same budget would stop again at once
+    out = tmp_path / "run"
+    args = ("run", write_scenario(SCENARIO), "--out", out, *PRICES, "--set=budget.max_usd=0.05")
+    assert run(*args) == EXIT_BUDGET
+    assert summary(out)["spend"]["usd"] < 0.05
+    capsys.readouterr()
+    assert resume(out) == 2
+    err = capsys.readouterr().err
+    assert "stopped at its [budget]" in err and "--set budget.max_usd=" in err
+    assert resume(out, "--set", "budget.max_usd=1000") == 0
+
+
 def test_the_budget_counts_the_spend_before_the_resume(write_scenario, tmp_path):
     scenario = write_scenario(SCENARIO)
     out = tmp_path / "run"

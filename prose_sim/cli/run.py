@@ -124,7 +124,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             print(f"extending {args.resume}: adds {prior.extension.added}", file=sys.stderr)
         else:
             prior = _resumed(args)
-        _check_budget_left(prior)
+        _check_budget_left(prior, raised=any(o.startswith("budget.") for o in args.overrides))
         run, run_dir = prior.run, args.resume
         if prior.nothing_to_resume:
             print(
@@ -234,13 +234,13 @@ def _resumed(args: argparse.Namespace):
     return prior
 
 
-def _check_budget_left(prior) -> None:
-    """Refuse a resumed run whose spend so far has reached its budget (exit 2, naming how to
-    raise it); the budget counts the whole run's spend."""
+def _check_budget_left(prior, *, raised: bool) -> None:
+    """Refuse a resumed run that its budget stopped, its budget not raised (exit 2, naming how
+    to raise it); the budget counts the whole run's spend."""
     from prose_sim.runtime.cost import check_budget_left
 
     if not prior.nothing_to_resume:
-        check_budget_left(prior, prior.run.scenario.budget)
+        check_budget_left(prior, prior.run.scenario.budget, raised=raised)
 
 
 def _say_budget(outcome, resume: str) -> int:

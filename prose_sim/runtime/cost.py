@@ -37,6 +37,7 @@ from prose_sim.models.gateway import RoleModel
 from prose_sim.models.limits import EndpointLayers
 from prose_sim.models.protocol import ROLES
 from prose_sim.models.tokens import estimate_tokens
+from prose_sim.runfolder import RunFolder
 from prose_sim.runtime.expected import instance_calls_by_role
 from prose_sim.runtime.plan import EpisodePlan
 from prose_sim.runtime.progress import duration
@@ -204,20 +205,25 @@ def prior_spend(prior: PriorRun) -> Spend:
     return spend
 
 
-def check_budget_left(prior: PriorRun, budget: BudgetSettings | None) -> None:
+def check_budget_left(prior: PriorRun, budget: BudgetSettings | None, *, raised: bool) -> None:
     """Refuse (naming the limit and how to raise it) to resume a run whose spend so far has
-    reached its ``[budget]``: the budget counts the whole run's spend, before the resume too."""
-    if budget is None:
+    reached its ``[budget]``, or that its budget stopped and whose budget was not changed
+    (``raised``): the budget counts the whole run's spend, before the resume too, so the
+    resumed run would stop again at once."""
+    if budget is None or not budget.limited:
         return
     spent = prior_spend(prior)
     reached = spent.reached(budget)
-    if not reached:
+    stopped = (RunFolder(prior.run_dir).summary() or {}).get("stop") == "budget"
+    if not reached and (raised or not stopped):
         return
+    keys = reached or [key for key, value in msgspec.structs.asdict(budget).items() if value]
+    why = f"{', '.join(reached)} reached" if reached else "the next call did not fit"
     raise UsageError(
-        f"{prior.run_dir}: the run has spent {budget_text(spent, budget)} of its [budget], "
-        f"counting what it spent before it stopped ({', '.join(reached)} reached); to go on, "
-        f"raise it, e.g. python -m prose_sim run --resume {prior.run_dir} "
-        + " ".join(f"--set budget.{key}={_raised(key, spent)}" for key in reached)
+        f"{prior.run_dir}: the run stopped at its [budget], having spent "
+        f"{budget_text(spent, budget)} ({why}; the budget counts the whole run's spend, before "
+        f"a resume too); to go on, raise it, e.g. python -m prose_sim run --resume "
+        f"{prior.run_dir} " + " ".join(f"--set budget.{key}={_raised(key, spent)}" for key in keys)
     )
 
 
