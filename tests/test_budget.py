@@ -85,7 +85,7 @@ def test_the_run_stops_before_its_spend_passes_the_budget(
     )
     assert code == EXIT_BUDGET == 3
     err = capsys.readouterr().err
-    assert "budget reached" in err and f"--resume {out}" in err
+    assert "stopped: the [budget] is reached" in err and f"--resume {out}" in err
     s = summary(out)
     assert s["stop"] == "budget" and s["status"] == "stopped"
     assert s["budget"] == {key: value}

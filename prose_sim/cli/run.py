@@ -247,7 +247,7 @@ def _say_budget(outcome, resume: str) -> int:
     """What the run spent when its budget stopped it, and how to go on; the exit code."""
     _print_summary(outcome)
     print(
-        f"budget reached: {terminal_text(outcome.stop_reason)}; no call was cut off, the event "
+        f"stopped: {terminal_text(outcome.stop_reason)}; no call was cut off, the event "
         f"log is closed and summary.json holds the spend; to go on, raise the budget: "
         f"{resume} --set budget.KEY=VALUE",
         file=sys.stderr,
