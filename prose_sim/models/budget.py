@@ -27,6 +27,8 @@ import msgspec
 
 from prose_sim.config.budget import BudgetSettings
 from prose_sim.events import Event, ModelFailed, ModelResponded
+from prose_sim.models.protocol import ModelRequest
+from prose_sim.models.tokens import estimate_request_tokens
 
 
 class Spend(msgspec.Struct, kw_only=True):
@@ -112,6 +114,15 @@ class BudgetState:
         self.in_flight = 0
         self._changed = anyio.Event()
 
+    @staticmethod
+    def most(request: ModelRequest, price: tuple[float, float]) -> Spend:
+        """The most a call can cost: one call, its prompt's estimated tokens and its
+        ``max_new_tokens``, at ``price`` (USD per million input / output tokens)."""
+        tokens = estimate_request_tokens(request)  # the prompt's estimate + max_new_tokens
+        answer = request.params.max_new_tokens
+        usd = ((tokens - answer) * price[0] + answer * price[1]) / 1e6
+        return Spend(usd=usd, calls=1, tokens=tokens)
+
     def fits(self, most: Spend) -> bool:
         total = Spend()
         total.add(self.spent)
@@ -128,11 +139,15 @@ class BudgetState:
         self.held.take(most)
         self.spent.add(spent)
         self.in_flight -= 1
-        self._changed.set()
-        self._changed = anyio.Event()
+        self.wake()
 
     async def changed(self) -> None:
         await self._changed.wait()
+
+    def wake(self) -> None:
+        """Every call waiting looks again (the run was stopped)."""
+        self._changed.set()
+        self._changed = anyio.Event()
 
     def reached_message(self, role: str, purpose: str, most: Spend) -> str:
         return (

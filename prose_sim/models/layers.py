@@ -313,9 +313,9 @@ class Cache:
 
 
 class Budget:
-    """Sends a call on only while it fits the run's ``[budget]`` (see ``models.budget``), or
-    waits for calls in flight to end; stops the
-    run (``stop("budget", message)``) when one does not fit and nothing is in flight."""
+    """Sends a call on only while it fits the run's ``[budget]``, else waits for calls in
+    flight to end; when one does not fit and nothing is in flight, stops the run
+    (``stop("budget", message)``). See ``models.budget``."""
 
     def __init__(self, inner: Layer, state: BudgetState, stop: RunStop):
         self.inner = inner
@@ -325,20 +325,11 @@ class Budget:
     async def complete(self, call: Call) -> Completion:
         state = self.state
         request = call.request
-        tokens = estimate_request_tokens(request)
-        price_in, price_out = call.price
-        most = Spend(
-            usd=(
-                (tokens - request.params.max_new_tokens) * price_in
-                + request.params.max_new_tokens * price_out
-            )
-            / 1e6,
-            calls=1,
-            tokens=tokens,
-        )
+        most = state.most(request, call.price)
         while not state.fits(most):
             if not state.in_flight:
                 self.stop("budget", state.reached_message(request.role, request.purpose, most))
+                state.wake()  # every call waiting here stops too
                 await anyio.lowlevel.checkpoint()  # the run's scope is cancelled: this raises
                 raise RunStopping(self.stop.stopped)
             await state.changed()
@@ -346,14 +337,11 @@ class Budget:
         spent = Spend()
         try:
             completion = await self.inner.complete(call)
-            spent = Spend(
-                usd=call.cost_usd,
-                calls=1,
-                tokens=completion.input_tokens + completion.output_tokens,
-            )
+            tokens = completion.input_tokens + completion.output_tokens
+            spent = Spend(usd=call.cost_usd, calls=1, tokens=tokens)
             return completion
         except CallFailed:
-            spent = Spend(calls=1)
+            spent = Spend(calls=1)  # asked, and failed after its retries
             raise
         finally:
             state.settle(most, spent)
