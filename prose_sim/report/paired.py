@@ -262,8 +262,8 @@ def cell(c: Comparison) -> str:
         c.difference_low, c.difference_high, decimals
     )
     if not math.isnan(c.relative):
-        text += f" · {c.relative * 100:+.0f}%" + _interval(
-            c.relative_low, c.relative_high, 0, percent=True
+        text += f" · {c.relative * 100:+.1f}%" + _interval(
+            c.relative_low, c.relative_high, 1, percent=True
         )
     return text
 

@@ -94,6 +94,27 @@ class EpisodeView(msgspec.Struct, kw_only=True):
     instances: list[InstanceView] = []
 
 
+class CompareMember(msgspec.Struct, array_like=True):
+    """One method's take on an instance: where its episode keeps it."""
+
+    method: str
+    episode: str  # the episode id
+    instance: int  # the instance's number in that episode
+    chunk: int  # the chunk that holds the episode
+
+
+class CompareGroup(msgspec.Struct, array_like=True):
+    """One task instance (a document of a user under a seed) that several methods ran: the
+    page shows their drafts side by side with their verdicts."""
+
+    task: str
+    framework: str
+    seed: int
+    user: str
+    document_id: str
+    members: list[CompareMember]
+
+
 class RunSummary(msgspec.Struct, kw_only=True):
     run: str
     scenario: str
