@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import importlib
 import io
 import math
 from collections.abc import Iterator
@@ -71,8 +72,8 @@ class OpenRun:
     def results(self) -> Any:
         """``results.csv``, one row per task instance: a pandas DataFrame when pandas is
         installed, else ``result_rows()``."""
-        try:
-            import pandas
+        try:  # an optional library, found at run time (no dependency, no stubs needed)
+            pandas = importlib.import_module("pandas")
         except ImportError:
             return self.result_rows()
         return pandas.read_csv(

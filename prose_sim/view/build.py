@@ -165,8 +165,8 @@ class ViewBuilder:
         view = self._episode_view(episode)
         self.rows.append(_row(view, episode, len(self.chunks)))
         for inst in view.instances:
-            key = (view.task, view.framework, view.seed, inst.user, inst.document_id)
-            self._instances.setdefault(key, []).append(
+            where = (view.task, view.framework, view.seed, inst.user, inst.document_id)
+            self._instances.setdefault(where, []).append(
                 CompareMember(view.method, view.id, inst.instance, len(self.chunks))
             )
         data = _encoder.encode(view)
