@@ -13,6 +13,7 @@ import pytest
 from prose_sim.cli import main
 from prose_sim.report.paired import (
     BOOTSTRAP,
+    NO_RELATIVE_INTERVAL,
     LabeledRows,
     compare,
     comparisons_csv,
@@ -112,6 +113,14 @@ def _noisy(seeds=(1, 2, 3), users=("u", "v", "w"), documents=2):
                 rows.append(row("base", s, u, f"{u}{d}", base))
                 rows.append(row("new", s, u, f"{u}{d}", base + rng.uniform(-0.2, 0.6)))
     return rows
+
+
+def test_no_interval_of_the_relative_change_when_a_resample_has_no_positive_baseline_mean():
+    rows = [row("base", 1, "u", "d", 1.0), row("base", 2, "u", "d", -0.5)]
+    rows += [row("new", 1, "u", "d", 1.5), row("new", 2, "u", "d", 0.0)]
+    c = one(compare(groups(rows)), "new", "base")
+    assert c.relative == pytest.approx(0.5 / 0.25) and not math.isnan(c.difference_low)
+    assert math.isnan(c.relative_low) and c.interval == f"{BOOTSTRAP}; {NO_RELATIVE_INTERVAL}"
 
 
 def test_the_interval_is_the_same_each_time_and_whatever_the_rows_order():

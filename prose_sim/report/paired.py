@@ -23,6 +23,7 @@ For each pair and headline metric (the metric registry's ``headline_metrics``):
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import math
 from collections import defaultdict
@@ -38,6 +39,7 @@ from prose_sim.untrusted import csv_cell, markdown_cell
 RESAMPLES = 2000
 LEVEL = 0.95
 RANDOM_SEED = 20250613  # every comparison's draws start here: the report is deterministic
+DRAWS_PER_BATCH = 4_000_000  # user draws made at once (bounds the memory of a large population)
 
 # (task, framework, seed, user, document id): the instances two methods are matched on
 InstanceKey = tuple[str, str, object, str, str]
@@ -85,6 +87,9 @@ class Comparison(msgspec.Struct, kw_only=True):
 
 
 BOOTSTRAP = f"paired bootstrap, {RESAMPLES} resamples of seeds, then users within seeds"
+NO_RELATIVE_INTERVAL = (
+    "no interval of the relative change where the baseline's mean is not positive in every resample"
+)
 
 
 def pairs(labels: Sequence[str], baseline: str = "") -> list[tuple[str, str]]:
@@ -196,7 +201,7 @@ def _comparison(
     count = np.array([len(clusters[k]) for k in keys], dtype=float)
     diff_sum = np.array([(method_values - base_values)[clusters[k]].sum() for k in keys])
     base_sum = np.array([base_values[clusters[k]].sum() for k in keys])
-    weights = _resample_weights(users_per_seed)
+    weights = _resample_weights(tuple(users_per_seed))
     differences = (weights @ diff_sum) / (weights @ count)
     tail = (1 - LEVEL) / 2 * 100
     low, high = np.percentile(differences, [tail, 100 - tail])
@@ -207,6 +212,8 @@ def _comparison(
         if bool((bases > 0).all()):
             low, high = np.percentile((weights @ diff_sum) / bases, [tail, 100 - tail])
             result.relative_low, result.relative_high = float(low), float(high)
+        else:
+            result.interval = f"{BOOTSTRAP}; {NO_RELATIVE_INTERVAL}"
     return result
 
 
@@ -221,21 +228,32 @@ def _sort_key(key: InstanceKey) -> tuple:
     )
 
 
-def _resample_weights(users_per_seed: list[int]) -> np.ndarray:
+@functools.lru_cache(maxsize=64)
+def _resample_weights(users_per_seed: tuple[int, ...]) -> np.ndarray:
     """(RESAMPLES, clusters): how often each (seed, user) cluster is drawn in each resample:
-    the seeds drawn with replacement, then each drawn seed's users with replacement."""
+    the seeds drawn with replacement, then in each drawn seed its users with replacement.
+    The same for every comparison of the same shape (seeds and their users), so it is made
+    once per shape; read-only."""
     rng = np.random.default_rng(RANDOM_SEED)
-    seeds = len(users_per_seed)
-    offsets = np.concatenate([[0], np.cumsum(users_per_seed)[:-1]])
-    weights = np.zeros((RESAMPLES, sum(users_per_seed)))
-    drawn = rng.integers(0, seeds, size=(RESAMPLES, seeds))
-    for position in range(seeds):
-        for seed, users in enumerate(users_per_seed):
-            resamples = np.nonzero(drawn[:, position] == seed)[0]
-            if not resamples.size:
-                continue
-            picks = rng.integers(0, users, size=(resamples.size, users))
-            np.add.at(weights, (np.repeat(resamples, users), offsets[seed] + picks.ravel()), 1)
+    users = np.array(users_per_seed)
+    seeds, most, clusters = len(users), int(users.max()), int(users.sum())
+    offsets = np.concatenate([[0], np.cumsum(users)[:-1]])
+    counts = np.zeros(RESAMPLES * clusters, dtype=np.int64)
+    batch = max(1, DRAWS_PER_BATCH // (seeds * most))  # resamples drawn at once
+    for first in range(0, RESAMPLES, batch):
+        n = min(batch, RESAMPLES - first)
+        drawn = rng.integers(0, seeds, size=(n, seeds))  # the seeds of each resample
+        size = users[drawn][..., None]  # (n, seeds, 1): each drawn seed's users
+        picks = np.floor(rng.random((n, seeds, most)) * size).astype(np.int64)
+        taken = np.arange(most)[None, None, :] < size  # a seed draws as many as it has
+        cells = (
+            (np.arange(first, first + n)[:, None, None] * clusters)
+            + offsets[drawn][..., None]
+            + picks
+        )
+        counts += np.bincount(cells[taken], minlength=RESAMPLES * clusters)
+    weights = counts.reshape(RESAMPLES, clusters).astype(float)
+    weights.flags.writeable = False
     return weights
 
 
