@@ -98,7 +98,9 @@ class ViewBuilder:
         self.run_finished: RunFinished | None = None
         self.models: dict[str, str] = {}
         # (task, framework, seed, user, document id) -> the methods' episodes that ran it
-        self._instances: dict[tuple[str, str, int, str, str], list[CompareMember]] = {}
+        # (task, framework, seed, user, document id) -> (method, episode id, instance) of each
+        # episode that ran it
+        self._instances: dict[tuple[str, str, int, str, str], list[tuple[str, str, int]]] = {}
 
     def observe(self, event: Event) -> None:
         if isinstance(event, EpisodeStarted):
@@ -166,9 +168,7 @@ class ViewBuilder:
         self.rows.append(_row(view, episode, len(self.chunks)))
         for inst in view.instances:
             where = (view.task, view.framework, view.seed, inst.user, inst.document_id)
-            self._instances.setdefault(where, []).append(
-                CompareMember(view.method, view.id, inst.instance, len(self.chunks))
-            )
+            self._instances.setdefault(where, []).append((view.method, view.id, inst.instance))
         data = _encoder.encode(view)
         key = _encoder.encode(view.id)
         self._packed.append(key + b":" + data)
@@ -177,12 +177,18 @@ class ViewBuilder:
             self._seal()
 
     def _compare_groups(self) -> list[CompareGroup]:
-        """The instances run by more than one method, in a fixed order (members by method)."""
+        """The instances run by more than one method, in a fixed order (members by method);
+        after the rows are sorted, which the members point into."""
+        position = {row.id: i for i, row in enumerate(self.rows)}
         groups = []
         for key in sorted(self._instances):
-            members = sorted(self._instances[key], key=lambda m: (m.method, m.episode))
-            if len({m.method for m in members}) > 1:
-                groups.append(CompareGroup(*key, members=members))
+            members = sorted(self._instances[key])
+            if len({method for method, _, _ in members}) > 1:
+                groups.append(
+                    CompareGroup(
+                        *key, members=[CompareMember(position[e], n) for _, e, n in members]
+                    )
+                )
         return groups
 
     def _seal(self) -> None:

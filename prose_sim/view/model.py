@@ -95,12 +95,11 @@ class EpisodeView(msgspec.Struct, kw_only=True):
 
 
 class CompareMember(msgspec.Struct, array_like=True):
-    """One method's take on an instance: where its episode keeps it."""
+    """One method's take on an instance: its episode's row (its method, id and chunk are
+    there) and the instance's number in that episode."""
 
-    method: str
-    episode: str  # the episode id
-    instance: int  # the instance's number in that episode
-    chunk: int  # the chunk that holds the episode
+    row: int  # index into the episode rows
+    instance: int
 
 
 class CompareGroup(msgspec.Struct, array_like=True):

@@ -11,10 +11,10 @@
   const rows = index.rows.map((a) => Object.fromEntries(ROW.map((k, i) => [k, a[i]])));
   const byId = new Map(rows.map((r) => [r.id, r]));
   // instances several methods ran: [task, framework, seed, user, document id, members], each
-  // member [method, episode id, instance, chunk]; (episode, instance) -> its group's index
+  // member [its episode's row index, instance]; (episode, instance) -> its group's index
   const compare = index.compare;
   const compareOf = new Map();
-  compare.forEach((g, n) => { for (const [, id, inst] of g[5]) compareOf.set(id + "\u0000" + inst, n); });
+  compare.forEach((g, n) => { for (const [r, inst] of g[5]) compareOf.set(rows[r].id + "\u0000" + inst, n); });
   let documents = null; // parsed on first use
   const DOC_RE = new RegExp(index.doc_open + "(\\d+)" + index.doc_close, "g");
   const chunkCache = new Map();
@@ -343,8 +343,8 @@
     detail.replaceChildren(h("p", { class: "muted" }, "unpacking…"));
     let instances;
     try {
-      instances = await Promise.all(members.map(async ([, id, number, c]) =>
-        ((await chunk(c))[id].instances || []).find((i) => i.instance === number)));
+      instances = await Promise.all(members.map(async ([r, number]) =>
+        ((await chunk(rows[r].chunk))[rows[r].id].instances || []).find((i) => i.instance === number)));
     } catch (err) {
       detail.replaceChildren(h("p", { class: "problems" }, `Cannot unpack these episodes: ${err} (a browser without DecompressionStream?)`));
       return;
@@ -357,7 +357,7 @@
           h("span", { class: "chip" }, `user ${user}`), h("span", { class: "chip" }, `document ${documentId}`))),
       h("details", { class: "doc" }, h("summary", {}, h("span", { class: "docref" }, `the document (${words(doc)} words)`)), h("div", { class: "text" }, doc)),
       h("section", { class: "block compare", "data-methods": String(members.length) },
-        members.map(([method, id], i) => compareColumn(method, id, instances[i]))));
+        members.map(([r], i) => compareColumn(rows[r].method, rows[r].id, instances[i]))));
     detail.scrollTop = 0;
     document.body.dataset.openCompare = String(n);
   }
