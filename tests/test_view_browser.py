@@ -108,6 +108,7 @@ def test_the_summary_shows_the_report_and_a_screenshot_is_saved(page, tmp_path):
     for name, hash_ in (
         ("viewer_summary.png", "summary"),
         ("viewer_episode.png", "e=" + urllib.parse.quote(EPISODE, safe="")),
+        ("viewer_compare.png", "c=0"),
     ):
         shot = folder / name
         _chromium(f"--screenshot={shot}", "--window-size=1400,1000", _url(page, hash_))

@@ -302,8 +302,9 @@
   // --- one instance, every method's draft side by side ------------------------------
   const segmentsText = (diff, keep) => diff.filter(([op]) => keep(op)).map(([, t]) => t).join("");
 
-  function compareMetrics(inst) {
-    const known = index.metric_labels.filter(([name]) => name in inst.metrics);
+  // the metrics any of the compared instances has, each column showing the same rows
+  function compareMetrics(inst, names) {
+    const known = index.metric_labels.filter(([name]) => names.has(name));
     if (!known.length) return h("p", { class: "muted" }, "No metrics recorded.");
     const arrow = { higher: " ↑", lower: " ↓" };
     return h("table", { class: "grid metrics" }, known.map(([name, label, direction]) =>
@@ -318,7 +319,7 @@
         h("td", { class: "num" + (v.parsed ? "" : " bad-cell") }, v.parsed ? fmt(v.score, 0) : fmt(v.score, 0) + " (unparsed)"))));
   }
 
-  function compareColumn(method, id, inst) {
+  function compareColumn(method, id, inst, names) {
     if (!inst) return h("div", { class: "compare-col" }, h("h3", {}, method), h("p", { class: "problems" }, "This instance is not in the episode."));
     const draft = inst.has_user_text ? segmentsText(inst.diff, (op) => op <= 0)
       : inst.has_draft ? "(the draft is kept with the user's text, which was not produced)" : "(no draft)";
@@ -326,7 +327,7 @@
       h("h3", {}, method, h("span", { class: "chip " + (inst.status === "ok" ? "ok" : "bad") }, inst.status)),
       h("a", { class: "calllink", href: "#e=" + encodeURIComponent(id) }, "its episode ↗"),
       h("h4", {}, "the writer's draft"), h("div", { class: "text compare-draft" }, draft),
-      h("h4", {}, "metrics"), compareMetrics(inst),
+      h("h4", {}, "metrics"), compareMetrics(inst, names),
       h("h4", {}, "judge verdicts"), compareVerdicts(inst),
       h("h4", {}, "preferences used for the draft"), preferenceList(inst.used ? [inst.used] : []),
       inst.has_user_text ? h("details", { class: "doc" }, h("summary", {}, "the user's text for this draft"),
@@ -350,6 +351,7 @@
       return;
     }
     const first = instances.find(Boolean);
+    const names = new Set(instances.filter(Boolean).flatMap((i) => Object.keys(i.metrics)));
     const doc = first ? docs()[first.document] : "";
     detail.replaceChildren(
       h("div", { class: "ep-head" }, h("h2", {}, `${members.length} methods on one document`),
@@ -357,7 +359,7 @@
           h("span", { class: "chip" }, `user ${user}`), h("span", { class: "chip" }, `document ${documentId}`))),
       h("details", { class: "doc" }, h("summary", {}, h("span", { class: "docref" }, `the document (${words(doc)} words)`)), h("div", { class: "text" }, doc)),
       h("section", { class: "block compare", "data-methods": String(members.length) },
-        members.map(([r], i) => compareColumn(rows[r].method, rows[r].id, instances[i]))));
+        members.map(([r], i) => compareColumn(rows[r].method, rows[r].id, instances[i], names))));
     detail.scrollTop = 0;
     document.body.dataset.openCompare = String(n);
   }
