@@ -308,7 +308,8 @@ def markdown(comparisons: list[Comparison], baseline: str = "") -> str:
         + ", on the task instances both finished (same task, framework, seed, user and document). "
         "Each cell: the mean difference (method − baseline) [95% interval] · the relative change "
         "(the difference over the baseline's mean on those instances; none when that mean is not "
-        "positive) [95% interval]. ↑: higher is better, ↓: lower is better. Intervals: "
+        "positive) [95% interval]. ↑: higher is better, ↓: lower is better. Shared and unpaired "
+        "instances: the first metric's (report_paired.csv has each metric's). Intervals: "
         + "; ".join(markdown_cell(i) for i in intervals)
         + ".",
         "",
