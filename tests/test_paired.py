@@ -263,6 +263,21 @@ def test_the_scenarios_report_baseline_and_the_command_lines_choose_the_baseline
     assert "--baseline 'prose': not a method of the report" in capsys.readouterr().err
 
 
+def test_a_runs_report_compares_with_its_scenarios_baseline_unless_told_otherwise(
+    write_scenario, tmp_path
+):
+    path = write_scenario(SCENARIO + '[report]\nbaseline = "cipher1"\n')
+    out = tmp_path / "run"
+    assert main(["run", str(path), "--out", str(out), "--progress", "off"]) == 0
+    assert {(r["method"], r["baseline"]) for r in _paired_csv(out)} == {
+        ("no_learning", "cipher1"),
+        ("oracle", "cipher1"),
+    }
+    assert "Each method against the baseline cipher1" in (out / "report.md").read_text()
+    assert main(["report", str(out), "--out", str(tmp_path / "all"), "--baseline", ""]) == 0
+    assert len({(r["method"], r["baseline"]) for r in _paired_csv(tmp_path / "all")}) == 3
+
+
 def test_a_baseline_that_names_no_method_is_a_load_error(write_scenario, tmp_path, capsys):
     path = write_scenario(SCENARIO + '[report]\nbaseline = "cipher"\n')
     assert main(["run", str(path), "--out", str(tmp_path / "run"), "--progress", "off"]) == 2
