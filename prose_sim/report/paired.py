@@ -261,14 +261,15 @@ def _resample_weights(users_per_seed: tuple[int, ...]) -> np.ndarray:
 
 
 def _signed(value: float, decimals: int) -> str:
-    return f"{value:+.{decimals}f}"
+    """``+0.125``; a value that rounds to zero is ``+0.000`` (never ``-0.000``)."""
+    return f"{round(value, decimals) + 0.0:+.{decimals}f}"
 
 
 def _interval(low: float, high: float, decimals: int, percent: bool = False) -> str:
     if math.isnan(low):
         return ""
     scale, unit = (100, "%") if percent else (1, "")
-    return f" [{low * scale:+.{decimals}f}{unit}, {high * scale:+.{decimals}f}{unit}]"
+    return f" [{_signed(low * scale, decimals)}{unit}, {_signed(high * scale, decimals)}{unit}]"
 
 
 def cell(c: Comparison) -> str:
@@ -280,7 +281,7 @@ def cell(c: Comparison) -> str:
         c.difference_low, c.difference_high, decimals
     )
     if not math.isnan(c.relative):
-        text += f" · {c.relative * 100:+.1f}%" + _interval(
+        text += f" · {_signed(c.relative * 100, 1)}%" + _interval(
             c.relative_low, c.relative_high, 1, percent=True
         )
     return text
