@@ -10,7 +10,7 @@ documents is the world assembly's (``prose_sim.world.assembly``).
 from __future__ import annotations
 
 import hashlib
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -18,6 +18,7 @@ from prose_sim.config.common import NAME_MAX, Framework, Positive, Strict
 from prose_sim.config.methods import MethodSettings
 from prose_sim.config.metrics import MetricsSettings
 from prose_sim.config.models import Models
+from prose_sim.config.report import ReportSettings
 from prose_sim.config.retrieval import RetrievalSettings
 from prose_sim.config.retry import RetryPolicy
 
@@ -77,9 +78,24 @@ class Scenario(Strict, kw_only=True):
     retrieval: RetrievalSettings = msgspec.field(default_factory=RetrievalSettings)
     # your own prompt templates, overriding the built-in ones by name
     prompts: PromptSettings = msgspec.field(default_factory=PromptSettings)
+    # how the report compares methods (paired comparisons); the run itself ignores it
+    report: ReportSettings = msgspec.field(default_factory=ReportSettings)
 
     def method_of(self, label: str) -> str:
         return self.methods[label].method or label
 
     def digest(self) -> str:
-        return hashlib.blake2b(msgspec.json.encode(self), digest_size=8).hexdigest()
+        return hashlib.blake2b(msgspec.json.encode(self.digest_tables()), digest_size=8).hexdigest()
+
+    def digest_tables(self) -> dict[str, Any]:
+        """The tables the digest covers: all but those that never change what a run does
+        (``NOT_DIGESTED``), so that editing them, or a version that adds them, does not make a
+        run's folder read as edited."""
+        tables: dict[str, Any] = msgspec.to_builtins(self)
+        for key in NOT_DIGESTED:
+            tables.pop(key, None)
+        return tables
+
+
+# the scenario tables that only the outputs read: left out of the scenario's digest
+NOT_DIGESTED = ("report",)

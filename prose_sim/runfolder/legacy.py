@@ -83,7 +83,7 @@ def _model_defaults() -> dict[str, Any]:
 
 def flat_digest(scenario: Scenario) -> str:
     """The scenario's digest as versions with flat method and model tables computed it."""
-    tables = msgspec.to_builtins(scenario)
+    tables = scenario.digest_tables()
     tables["methods"] = {
         label: {f: table.get(f) for f in FLAT_METHOD_FIELDS}
         for label, table in tables["methods"].items()
