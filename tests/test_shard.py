@@ -69,7 +69,7 @@ def test_merge_refuses_an_incomplete_or_mixed_set(write_scenario, tmp_path, caps
             == 0
         )
     assert run("merge", tmp_path / "s1", tmp_path / "s2", "--out", tmp_path / "m") == 2
-    assert "missing [3]" in capsys.readouterr().err
+    assert "missing 3" in capsys.readouterr().err
     assert run("run", scenario, "--out", tmp_path / "whole", "--no-report") == 0
     assert run("merge", tmp_path / "s1", tmp_path / "whole", "--out", tmp_path / "m2") == 2
     assert "not a shard" in capsys.readouterr().err
@@ -79,3 +79,86 @@ def test_merge_refuses_an_incomplete_or_mixed_set(write_scenario, tmp_path, caps
 def test_a_bad_shard_is_a_clear_error(text):
     with pytest.raises(UsageError):
         parse_shard(text)
+
+
+# 102 episodes of one instance each: 100 shards of one or two episodes
+MANY = """
+name = "many"
+seeds = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17]
+demonstrations_per_user = 1
+[tasks.summarization]
+personas = ["cnn_dailymail", "imdb", "wikipedia"]
+[methods.no_learning]
+[methods.cipher1]
+[metrics]
+bertscore = ""
+"""
+
+
+@pytest.fixture(scope="module")
+def hundred(tmp_path_factory):
+    """A grid run whole and as 100 shards."""
+    root = tmp_path_factory.mktemp("hundred")
+    scenario = root / "many.toml"
+    scenario.write_text(MANY, encoding="utf-8")
+    assert run("run", scenario, "--out", root / "whole", "--no-report") == 0
+    for k in range(1, 101):
+        out = root / f"s{k}"
+        assert run("run", scenario, "--out", out, "--shard", f"{k}/100", "--no-report") == 0
+    return root
+
+
+def shards(root, ks):
+    return [root / f"s{k}" for k in ks]
+
+
+def test_a_hundred_shards_merge_into_the_unsharded_runs_results(hundred, capsys):
+    out = hundred / "merged"
+    assert run("merge", *shards(hundred, range(100, 0, -1)), "--out", out) == 0
+    assert (out / "results.csv").read_bytes() == (hundred / "whole" / "results.csv").read_bytes()
+    assert "merged 100 shards: 102 episodes" in capsys.readouterr().out
+
+
+def test_the_merged_run_is_a_run_that_view_rescore_and_replay_accept(hundred, tmp_path):
+    out = tmp_path / "merged"
+    assert run("merge", *shards(hundred, range(1, 101)), "--out", out) == 0
+    assert run("view", out, "--out", tmp_path / "view.html") == 0
+    assert run("rescore", out, "--out", tmp_path / "rescored", "--progress", "off") == 0
+    assert (tmp_path / "rescored" / "results.csv").read_bytes() == (
+        out / "results.csv"
+    ).read_bytes()
+    assert run("replay", out, "--out", tmp_path / "replayed", "--progress", "off") == 0
+
+
+def test_merge_names_the_missing_shards_and_those_given_twice(hundred, capsys, tmp_path):
+    given = [k for k in range(1, 101) if k not in (7, 8, 9, 50)] + [3]
+    assert run("merge", *shards(hundred, given), "--out", tmp_path / "m") == 2
+    err = capsys.readouterr().err
+    assert "missing 7-9, 50" in err
+    assert f"3/100 given twice ({hundred / 's3'}, {hundred / 's3'})" in err
+    assert err.count("\n") == 1
+    assert not (tmp_path / "m").exists()  # nothing written
+
+
+def test_merge_refuses_an_unfinished_shard_naming_it(hundred, tmp_path, capsys):
+    import shutil
+
+    torn = tmp_path / "s5"
+    shutil.copytree(hundred / "s5", torn)
+    log = torn / "events.jsonl"
+    log.write_bytes(log.read_bytes().rsplit(b"\n", 2)[0] + b"\n")  # its end not logged
+    given = [*shards(hundred, [k for k in range(1, 101) if k != 5]), torn]
+    assert run("merge", *given, "--out", tmp_path / "m") == 2
+    assert f"{torn}: the shard did not finish" in capsys.readouterr().err
+
+
+def test_merge_refuses_an_edited_shard_scenario_naming_it(hundred, tmp_path, capsys):
+    import shutil
+
+    edited = tmp_path / "s9"
+    shutil.copytree(hundred / "s9", edited)
+    scenario = edited / "scenario.toml"
+    scenario.write_text(scenario.read_text() + "\n# edited\n")
+    given = [*shards(hundred, [k for k in range(1, 101) if k != 9]), edited]
+    assert run("merge", *given, "--out", tmp_path / "m") == 2
+    assert f"{edited}/scenario.toml: differs" in capsys.readouterr().err

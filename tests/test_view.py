@@ -76,6 +76,24 @@ def test_an_instance_has_its_diff_preferences_verdicts_metrics_and_calls(run_dir
     assert second["used"] or not kept  # the second draft uses what the first kept
 
 
+def test_an_instance_several_methods_ran_is_one_group_of_the_side_by_side_view(run_dir):
+    data = read_view_data(run_dir)
+    episodes = _episodes(data)
+    # 2 seeds x 2 users x 2 documents, each run by both methods
+    assert len(data.compare) == 8
+    for group in data.compare:
+        rows = [data.rows[m.row] for m in group.members]
+        assert [r.method for r in rows] == ["no_learning", "prose"]
+        for member, row in zip(group.members, rows, strict=True):
+            assert row.id in json.loads(gzip.decompress(base64.b64decode(data.chunks[row.chunk])))
+            (inst,) = [i for i in episodes[row.id]["instances"] if i["instance"] == member.instance]
+            assert (inst["user"], inst["document_id"]) == (group.user, group.document_id)
+            assert (row.seed, row.task, row.framework) == (group.seed, group.task, group.framework)
+    html = render_view(run_dir)
+    assert '"compare":[["summarization","plume",1235,' in html  # in the page's index
+    assert "function openCompare" in html and 'hash.startsWith("c=")' in html
+
+
 def test_prompts_refer_to_the_documents_stored_once(run_dir):
     data = read_view_data(run_dir)
     episode = _episodes(data)["summarization/plume/no_learning/1235/imdb"]

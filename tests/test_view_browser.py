@@ -84,6 +84,21 @@ def test_the_page_lists_the_episodes_and_opens_one_with_its_diff_and_prompts(pag
     assert "agent/validate" in detail and "Preferences over time" in detail
 
 
+def test_an_instance_opens_side_by_side_with_every_methods_draft_and_verdicts(page):
+    dom = _chromium("--dump-dom", _url(page, "c=0"))
+    assert 'data-ready="1"' in dom and 'data-open-compare="0"' in dom
+    block = dom[dom.index('class="block compare"') :]
+    assert 'data-methods="2"' in dom
+    for method in ("no_learning", "prose"):
+        assert f'class="compare-col" data-method="{method}"' in block
+    assert block.count('class="text compare-draft"') == 2
+    assert block.count('class="grid verdicts"') == 2 and block.count('class="grid metrics"') == 2
+    assert "PPCM ↑" in block and "Lev. norm ↓" in block
+    # an episode's instance links to it
+    episode = _chromium("--dump-dom", _url(page, "e=" + urllib.parse.quote(EPISODE, safe="")))
+    assert 'class="calllink compare-link" href="#c=' in episode
+
+
 def test_the_summary_shows_the_report_and_a_screenshot_is_saved(page, tmp_path):
     dom = _chromium("--dump-dom", _url(page, "summary"))
     assert "smoke test: " in dom and "<table" in dom and "ppcm_by_method.png" in dom
@@ -93,6 +108,7 @@ def test_the_summary_shows_the_report_and_a_screenshot_is_saved(page, tmp_path):
     for name, hash_ in (
         ("viewer_summary.png", "summary"),
         ("viewer_episode.png", "e=" + urllib.parse.quote(EPISODE, safe="")),
+        ("viewer_compare.png", "c=0"),
     ):
         shot = folder / name
         _chromium(f"--screenshot={shot}", "--window-size=1400,1000", _url(page, hash_))

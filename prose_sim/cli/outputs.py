@@ -19,13 +19,21 @@ def add_report(commands) -> None:
         "report",
         help="tables, judge Q&A and plots from recorded runs",
         description="Build the paper-style report from one or more run folders' event logs: "
-        "Markdown on stdout; report.md, report.csv, judge_qa.csv and PNG plots in the output folder.",
+        "Markdown on stdout; report.md, report.csv, report_paired.csv, judge_qa.csv and PNG plots "
+        "in the output folder. Several runs of the same grid (say, two agent models) are paired "
+        "instance by instance, their methods labelled RUN/method.",
     )
     report.add_argument(
         "runs", type=Path, nargs="+", metavar="RUN_DIR", help="run folders to combine"
     )
     report.add_argument(
         "--out", type=Path, help="output folder (default: the run folder, when there is one)"
+    )
+    report.add_argument(
+        "--baseline",
+        metavar="LABEL",
+        help="compare every method with this one in the paired comparisons (a method label; "
+        "RUN/method for several runs; default: the scenario's [report] baseline, else every pair)",
     )
     report.set_defaults(handler=_cmd_report)
 
@@ -89,7 +97,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     if args.out is None and len(args.runs) > 1:
         raise UsageError("several runs: say where the combined report goes with --out DIR")
-    report = Report(args.runs)
+    report = Report(args.runs, baseline=args.baseline)
     sys.stdout.write(report.markdown())
     out = args.out or args.runs[0]
     written = report.write(out)

@@ -34,6 +34,7 @@ from prose_sim.config.models import (
     OpenAISpec,
     ScriptedSpec,
 )
+from prose_sim.config.report import ReportSettings
 from prose_sim.config.retrieval import RetrievalSettings
 from prose_sim.config.retry import RetryPolicy
 from prose_sim.config.run import RunOptions
@@ -60,6 +61,7 @@ __all__ = [
     "Positive",
     "PromptSettings",
     "ProseSettings",
+    "ReportSettings",
     "RetrievalMode",
     "RetrievalSettings",
     "RetryPolicy",

@@ -19,6 +19,7 @@ from prose_sim.config.common import NAME_MAX, Framework, Positive, Strict
 from prose_sim.config.methods import MethodSettings
 from prose_sim.config.metrics import MetricsSettings
 from prose_sim.config.models import Models
+from prose_sim.config.report import ReportSettings
 from prose_sim.config.retrieval import RetrievalSettings
 from prose_sim.config.retry import RetryPolicy
 
@@ -78,6 +79,8 @@ class Scenario(Strict, kw_only=True):
     retrieval: RetrievalSettings = msgspec.field(default_factory=RetrievalSettings)
     # your own prompt templates, overriding the built-in ones by name
     prompts: PromptSettings = msgspec.field(default_factory=PromptSettings)
+    # how the report compares methods (paired comparisons); the run itself ignores it
+    report: ReportSettings = msgspec.field(default_factory=ReportSettings)
     # stop the run before it spends more than this (USD, calls, tokens); unset: no limit
     budget: BudgetSettings | None = None
     # how `run --shard K/N` shares each endpoint's limits among the shards
@@ -87,18 +90,18 @@ class Scenario(Strict, kw_only=True):
         return self.methods[label].method or label
 
     def digest(self) -> str:
-        """The hash of what the run computes: every table but those that only say how it is
-        run (``OUTSIDE_DIGEST``), so a scenario without them hashes as it did before they were."""
-        return hashlib.blake2b(msgspec.json.encode(digest_tables(self)), digest_size=8).hexdigest()
+        return hashlib.blake2b(msgspec.json.encode(self.digest_tables()), digest_size=8).hexdigest()
+
+    def digest_tables(self) -> dict[str, Any]:
+        """The tables the digest covers: all but those that never change what a run does
+        (``NOT_DIGESTED``), so that editing them, or a version that adds them, does not make a
+        run's folder read as edited."""
+        tables: dict[str, Any] = msgspec.to_builtins(self)
+        for key in NOT_DIGESTED:
+            tables.pop(key, None)
+        return tables
 
 
-# tables that change how a run is run, not what it computes: left out of the digest
-OUTSIDE_DIGEST = ("budget", "sharding")
-
-
-def digest_tables(scenario: Scenario) -> dict[str, Any]:
-    """The scenario's tables as its digest covers them."""
-    tables: dict[str, Any] = msgspec.to_builtins(scenario)
-    for key in OUTSIDE_DIGEST:
-        tables.pop(key, None)
-    return tables
+# the scenario tables that never change what a run computes, left out of its digest: those
+# only the outputs read ([report]), and those that only say how it is run ([budget], [sharding])
+NOT_DIGESTED = ("report", "budget", "sharding")

@@ -271,6 +271,12 @@ def console_metrics() -> list[str]:
     ]
 
 
+def headline_metrics() -> list[Metric]:
+    """The headline metrics (those of the run's closing table), in that order: the report's
+    paired comparisons compare methods on these."""
+    return [BY_NAME[name] for name in console_metrics()]
+
+
 def study_metrics(kind: Literal["preference", "writing"]) -> list[Metric]:
     """The metric study's preference measures or writing metrics, in the released code's order."""
     return sorted((m for m in METRICS if m.study == kind), key=lambda m: m.study_rank)

@@ -14,7 +14,7 @@ from pathlib import Path
 from prose_sim.errors import RunIOError, UsageError
 from prose_sim.events import EpisodeStarted, ModelResponded, ParseFailed, RunStarted
 from prose_sim.metrics.bertscore import DEFAULT_MODEL, comparable_with_paper
-from prose_sim.report import aggregation, metric_study
+from prose_sim.report import aggregation, metric_study, paired
 from prose_sim.report.judge_qa import JudgeQACollector
 from prose_sim.report.plots import write_plots
 from prose_sim.report.rows import Row
@@ -33,8 +33,14 @@ NO_PREFERENCES_NOTE = (
 
 
 class Report:
-    def __init__(self, run_dirs: list[Path]):
+    def __init__(self, run_dirs: list[Path], baseline: str | None = None):
+        """``baseline``: the label the paired comparisons compare every other method with
+        (one run's: a method label; several runs': ``RUN/method``); default: one run's
+        ``[report] baseline``, else every pair."""
         self.run_dirs = run_dirs
+        # the paired comparisons' groups: a method's rows, by label (RUN/method for several runs)
+        self.labeled: list[paired.LabeledRows] = []
+        self.baselines: list[str] = []  # each run's [report] baseline
         self.rows: list[Row] = []
         self.qa = JudgeQACollector()
         self.scenarios: list[str] = []
@@ -51,6 +57,21 @@ class Report:
             self._load(run_dir)
         self.summaries = summarize(self.rows)
         self.correlations = metric_study.correlations(self.rows)
+        self.baseline = self._baseline(baseline)
+        self.comparisons = paired.compare(self.labeled, self.baseline)
+
+    def _baseline(self, given: str | None) -> str:
+        """The paired comparisons' baseline label ("" for every pair); a UsageError naming the
+        labels when the given one is none of them."""
+        labels = list(dict.fromkeys(g.label for g in self.labeled))
+        if given is None:
+            return self.baselines[0] if len(self.run_dirs) == 1 and self.baselines else ""
+        if given and given not in labels:
+            raise UsageError(
+                f"--baseline {given!r}: not a method of the report (its methods: "
+                f"{', '.join(labels) or 'none'})"
+            )
+        return given
 
     def bertscore_note(self) -> str:
         """A line saying which BERTScore the tables show, and whether the paper's numbers compare."""
@@ -93,9 +114,29 @@ class Report:
         notice = run_dir_notice(run_dir)
         if notice:
             self.notices.append(notice)
-        self.rows += results.rows()
+        rows = results.rows()
+        self.rows += rows
+        self._label(run_dir, rows)
         self.bertscore_models.add(_bertscore_of(run_dir))
         self.judge_parsings.add(_judge_parsing_of(run_dir))
+
+    def _label(self, run_dir: Path, rows: list[Row]) -> None:
+        """Group a run's rows by method for the paired comparisons, in the scenario's order of
+        methods, labelled ``RUN/method`` when the report combines several runs."""
+        scenario = _scenario_of(run_dir)
+        methods = scenario.get("methods")
+        order = list(methods) if isinstance(methods, dict) else []
+        order += sorted({str(r["method"]) for r in rows} - set(order))
+        report = scenario.get("report")
+        self.baselines += [str(report.get("baseline", ""))] if isinstance(report, dict) else [""]
+        several = len(self.run_dirs) > 1
+        names = [d.name for d in self.run_dirs]
+        run = run_dir.name if names.count(run_dir.name) == 1 else str(run_dir)
+        for method in order:
+            mine = [r for r in rows if r["method"] == method]
+            if mine:
+                label = f"{run}/{method}" if several else method
+                self.labeled.append(paired.LabeledRows(label, mine))
 
     def markdown(self) -> str:
         instances = len(self.rows)
@@ -116,6 +157,7 @@ class Report:
             *([self.judge_parsing_note(), ""] if self.judge_parsing_note() else []),
             *([reuse, ""] if (reuse := document_reuse_line(self.rows)) else []),
             markdown_tables(self.summaries),
+            paired.markdown(self.comparisons, self.baseline),
             aggregation.markdown(self.rows),
             metric_study.markdown(self.correlations, self.bertscore_note()),
             agreement_table(self.qa.agreement),
@@ -161,6 +203,11 @@ class Report:
             *(
                 [("correlations.csv", metric_study.correlations_csv(self.correlations))]
                 if self.correlations
+                else []
+            ),
+            *(
+                [("report_paired.csv", paired.comparisons_csv(self.comparisons))]
+                if self.comparisons
                 else []
             ),
         ):
@@ -234,12 +281,17 @@ def judge_parsing_note(parsings: set[str]) -> str:
     )
 
 
-def _metrics_of(run_dir: Path) -> dict:
-    """The [metrics] table of a run's resolved scenario ({} when it cannot be read)."""
+def _scenario_of(run_dir: Path) -> dict:
+    """A run's resolved scenario tables ({} when they cannot be read)."""
     try:
-        metrics = RunFolder(run_dir).resolved_scenario().get("metrics", {})
+        return RunFolder(run_dir).resolved_scenario()
     except UsageError:
         return {}
+
+
+def _metrics_of(run_dir: Path) -> dict:
+    """The [metrics] table of a run's resolved scenario ({} when it cannot be read)."""
+    metrics = _scenario_of(run_dir).get("metrics", {})
     return metrics if isinstance(metrics, dict) else {}
 
 

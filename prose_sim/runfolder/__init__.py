@@ -22,7 +22,7 @@ import msgspec
 
 from prose_sim.config import Scenario
 from prose_sim.errors import UsageError
-from prose_sim.eventlog import EventLogWriter, TornTail, read_events, read_log
+from prose_sim.eventlog import EventLogWriter, TornTail, decode_event, read_events, read_log
 from prose_sim.events import Event, RunStarted
 from prose_sim.runfolder.lock import LOCK_NAME, RunLock
 from prose_sim.scenario.loading import dump_scenario, load_run
@@ -183,6 +183,33 @@ class RunFolder:
         except (OSError, UsageError):
             return None
         return first if isinstance(first, RunStarted) else None
+
+    def last_event(self) -> Event | None:
+        """The log's last whole event, read from its end (None when the log is empty, or its
+        last line is torn or not an event): whether a run ended, without reading it all."""
+        try:
+            with open(self.log_path, "rb") as handle:
+                size = handle.seek(0, os.SEEK_END)
+                chunk = b""
+                step = 1 << 16
+                while True:  # back until the chunk holds a whole last line
+                    start = max(0, size - len(chunk) - step)
+                    handle.seek(start)
+                    chunk = handle.read(size - start)
+                    body = chunk.rstrip(b"\n")
+                    if b"\n" in body or start == 0 or not body:
+                        break
+        except FileNotFoundError:
+            raise UsageError(f"{self.log_path}: no event log here") from None
+        except OSError as exc:
+            raise UsageError(f"{self.log_path}: cannot read the event log: {exc}") from None
+        if not chunk.endswith(b"\n"):
+            return None  # torn: the writer stopped mid-line
+        line = chunk.rstrip(b"\n").rsplit(b"\n", 1)[-1]
+        try:
+            return decode_event(line) if line.strip() else None
+        except msgspec.DecodeError:
+            return None
 
     def log_writer(self) -> EventLogWriter:
         return EventLogWriter(self.log_path)

@@ -15,7 +15,6 @@ from typing import Any
 import msgspec
 
 from prose_sim.config import BUILTIN_SPECS, Scenario
-from prose_sim.config.scenario import digest_tables
 
 # the flat tables' fields, in their order then
 FLAT_METHOD_FIELDS = (
@@ -84,7 +83,7 @@ def _model_defaults() -> dict[str, Any]:
 
 def flat_digest(scenario: Scenario) -> str:
     """The scenario's digest as versions with flat method and model tables computed it."""
-    tables = digest_tables(scenario)  # the tables left out of the digest: out here too
+    tables = scenario.digest_tables()
     tables["methods"] = {
         label: {f: table.get(f) for f in FLAT_METHOD_FIELDS}
         for label, table in tables["methods"].items()

@@ -253,6 +253,13 @@ def check_values(scenario: Scenario, origin: str) -> None:
                 f"{spec.tpm} tokens per window is less than one request "
                 f"(max_new_tokens = {spec.max_new_tokens}, and its prompt): no call could be sent",
             )
+    if scenario.report.baseline and scenario.report.baseline not in scenario.methods:
+        raise ScenarioError(
+            origin,
+            "report.baseline",
+            f"{scenario.report.baseline!r} is not a method label of the scenario "
+            f"({', '.join(scenario.methods)})",
+        )
     if scenario.prompts.dir:
         problem = check_prompt_folder(Path(scenario.prompts.dir))
         if problem:

@@ -38,7 +38,15 @@ from prose_sim.events import (
 from prose_sim.report.calls import ModelCall, pair_calls
 from prose_sim.runfolder import RunFolder
 from prose_sim.view.diff import word_diff
-from prose_sim.view.model import CallView, EpisodeRow, EpisodeView, InstanceView, VerdictView
+from prose_sim.view.model import (
+    CallView,
+    CompareGroup,
+    CompareMember,
+    EpisodeRow,
+    EpisodeView,
+    InstanceView,
+    VerdictView,
+)
 
 CHUNK_EPISODES = 64  # episodes per gzipped chunk (the page unpacks one chunk to open an episode)
 CHUNK_BYTES = 1 << 20  # or fewer, once their JSON reaches this size
@@ -56,6 +64,8 @@ class ViewData(msgspec.Struct, kw_only=True):
     run_started: RunStarted | None
     run_finished: RunFinished | None
     models: dict[str, str] = {}  # role -> model name, as the first episode served them
+    # the instances that more than one method ran, each method's draft shown side by side
+    compare: list[CompareGroup] = []
 
 
 class _Episode:
@@ -87,6 +97,10 @@ class ViewBuilder:
         self.run_started: RunStarted | None = None
         self.run_finished: RunFinished | None = None
         self.models: dict[str, str] = {}
+        # (task, framework, seed, user, document id) -> the methods' episodes that ran it
+        # (task, framework, seed, user, document id) -> (method, episode id, instance) of each
+        # episode that ran it
+        self._instances: dict[tuple[str, str, int, str, str], list[tuple[str, str, int]]] = {}
 
     def observe(self, event: Event) -> None:
         if isinstance(event, EpisodeStarted):
@@ -119,6 +133,7 @@ class ViewBuilder:
         self._seal()
         self.rows.sort(key=lambda r: (r.task, r.framework, r.method, r.seed, r.id))
         return ViewData(
+            compare=self._compare_groups(),
             rows=self.rows,
             chunks=self.chunks,
             documents=self.documents,
@@ -151,12 +166,30 @@ class ViewBuilder:
     def _close(self, episode: _Episode) -> None:
         view = self._episode_view(episode)
         self.rows.append(_row(view, episode, len(self.chunks)))
+        for inst in view.instances:
+            where = (view.task, view.framework, view.seed, inst.user, inst.document_id)
+            self._instances.setdefault(where, []).append((view.method, view.id, inst.instance))
         data = _encoder.encode(view)
         key = _encoder.encode(view.id)
         self._packed.append(key + b":" + data)
         self._packed_bytes += len(data)
         if len(self._packed) >= CHUNK_EPISODES or self._packed_bytes >= CHUNK_BYTES:
             self._seal()
+
+    def _compare_groups(self) -> list[CompareGroup]:
+        """The instances run by more than one method, in a fixed order (members by method);
+        after the rows are sorted, which the members point into."""
+        position = {row.id: i for i, row in enumerate(self.rows)}
+        groups = []
+        for key in sorted(self._instances):
+            members = sorted(self._instances[key])
+            if len({method for method, _, _ in members}) > 1:
+                groups.append(
+                    CompareGroup(
+                        *key, members=[CompareMember(position[e], n) for _, e, n in members]
+                    )
+                )
+        return groups
 
     def _seal(self) -> None:
         if not self._packed:

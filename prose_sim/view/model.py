@@ -94,6 +94,26 @@ class EpisodeView(msgspec.Struct, kw_only=True):
     instances: list[InstanceView] = []
 
 
+class CompareMember(msgspec.Struct, array_like=True):
+    """One method's take on an instance: its episode's row (its method, id and chunk are
+    there) and the instance's number in that episode."""
+
+    row: int  # index into the episode rows
+    instance: int
+
+
+class CompareGroup(msgspec.Struct, array_like=True):
+    """One task instance (a document of a user under a seed) that several methods ran: the
+    page shows their drafts side by side with their verdicts."""
+
+    task: str
+    framework: str
+    seed: int
+    user: str
+    document_id: str
+    members: list[CompareMember]
+
+
 class RunSummary(msgspec.Struct, kw_only=True):
     run: str
     scenario: str

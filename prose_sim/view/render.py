@@ -21,7 +21,7 @@ import msgspec
 from markdown_it import MarkdownIt
 
 from prose_sim.errors import UsageError
-from prose_sim.metrics.registry import BY_NAME
+from prose_sim.metrics.registry import BY_NAME, METRICS, headline_metrics
 from prose_sim.report.plots import PLOTS
 from prose_sim.results.notice import table_notice
 from prose_sim.runfolder import RunFolder
@@ -174,6 +174,11 @@ def render_view(run_dir: Path) -> str:
     tables, plots = _report_html(run_dir)
     # the metrics an episode row shows, labelled as the metric registry labels them
     labels = {name: BY_NAME[name].label for name in ("ppcm", "fpm", "levenshtein_norm")}
+    # the side-by-side view's metrics: the headline ones first, as the registry labels them
+    metric_labels = [
+        (m.name, m.label, m.direction)
+        for m in [*headline_metrics(), *(m for m in METRICS if m not in headline_metrics())]
+    ]
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     page = env.from_string(_template("viewer.html.j2"))
     return page.render(
@@ -184,7 +189,14 @@ def render_view(run_dir: Path) -> str:
         js=_template("viewer.js"),
         labels=labels,
         index_json=_script_json(
-            {"rows": data.rows, "doc_open": DOC_OPEN, "doc_close": DOC_CLOSE, "labels": labels}
+            {
+                "rows": data.rows,
+                "doc_open": DOC_OPEN,
+                "doc_close": DOC_CLOSE,
+                "labels": labels,
+                "compare": data.compare,
+                "metric_labels": metric_labels,
+            }
         ),
         documents_json=_script_json(data.documents),
         chunks=data.chunks,

@@ -10,6 +10,11 @@
   const index = JSON.parse(document.getElementById("data-index").textContent);
   const rows = index.rows.map((a) => Object.fromEntries(ROW.map((k, i) => [k, a[i]])));
   const byId = new Map(rows.map((r) => [r.id, r]));
+  // instances several methods ran: [task, framework, seed, user, document id, members], each
+  // member [its episode's row index, instance]; (episode, instance) -> its group's index
+  const compare = index.compare;
+  const compareOf = new Map();
+  compare.forEach((g, n) => { for (const [r, inst] of g[5]) compareOf.set(rows[r].id + "\u0000" + inst, n); });
   let documents = null; // parsed on first use
   const DOC_RE = new RegExp(index.doc_open + "(\\d+)" + index.doc_close, "g");
   const chunkCache = new Map();
@@ -237,7 +242,11 @@
     const block = h("section", { class: "block instance", id: "instance-" + inst.instance },
       h("h3", {}, `Instance ${inst.instance}`, h("span", { class: "muted" }, `user ${inst.user} · document ${inst.document_id}`),
         h("span", { class: "chip " + (inst.status === "ok" ? "ok" : "bad") }, inst.status),
-        inst.accepted ? h("span", { class: "chip" }, "user accepted the draft") : null),
+        inst.accepted ? h("span", { class: "chip" }, "user accepted the draft") : null,
+        compareOf.has(ep.id + "\u0000" + inst.instance)
+          ? h("a", { class: "calllink compare-link", href: "#c=" + compareOf.get(ep.id + "\u0000" + inst.instance) },
+              `every method on this document (${compare[compareOf.get(ep.id + "\u0000" + inst.instance)][5].length}) ↗`)
+          : null),
       h("details", { class: "doc" }, h("summary", {}, h("span", { class: "docref" }, `the document (${words(doc)} words)`)), h("div", { class: "text" }, doc)));
     if (inst.problems.length) block.append(h("ul", { class: "problems" }, inst.problems.map((p) => h("li", {}, p))));
     if (inst.has_user_text) {
@@ -290,10 +299,76 @@
     document.body.dataset.openEpisode = id;
   }
 
-  // --- navigation: #summary, #episodes, #e=<episode id> ------------------------------
+  // --- one instance, every method's draft side by side ------------------------------
+  const segmentsText = (diff, keep) => diff.filter(([op]) => keep(op)).map(([, t]) => t).join("");
+
+  // the metrics any of the compared instances has, each column showing the same rows
+  function compareMetrics(inst, names) {
+    const known = index.metric_labels.filter(([name]) => names.has(name));
+    if (!known.length) return h("p", { class: "muted" }, "No metrics recorded.");
+    const arrow = { higher: " ↑", lower: " ↓" };
+    return h("table", { class: "grid metrics" }, known.map(([name, label, direction]) =>
+      h("tr", {}, h("th", {}, label + (arrow[direction] || "")), h("td", { class: "num" }, fmt(inst.metrics[name], 3)))));
+  }
+
+  function compareVerdicts(inst) {
+    if (!inst.verdicts.length) return h("p", { class: "muted" }, "No judge verdicts.");
+    return h("table", { class: "grid verdicts" }, h("tr", {}, h("th", {}, "metric"), h("th", {}, "component"), h("th", {}, "score")),
+      inst.verdicts.map((v) => h("tr", {}, h("td", {}, v.metric),
+        h("td", {}, v.component || (v.metric === "fpm" ? "(all components)" : "(inferred vs true)")),
+        h("td", { class: "num" + (v.parsed ? "" : " bad-cell") }, v.parsed ? fmt(v.score, 0) : fmt(v.score, 0) + " (unparsed)"))));
+  }
+
+  function compareColumn(method, id, inst, names) {
+    if (!inst) return h("div", { class: "compare-col" }, h("h3", {}, method), h("p", { class: "problems" }, "This instance is not in the episode."));
+    const draft = inst.has_user_text ? segmentsText(inst.diff, (op) => op <= 0)
+      : inst.has_draft ? "(the draft is kept with the user's text, which was not produced)" : "(no draft)";
+    return h("div", { class: "compare-col", "data-method": method },
+      h("h3", {}, method, h("span", { class: "chip " + (inst.status === "ok" ? "ok" : "bad") }, inst.status)),
+      h("a", { class: "calllink", href: "#e=" + encodeURIComponent(id) }, "its episode ↗"),
+      h("h4", {}, "the writer's draft"), h("div", { class: "text compare-draft" }, draft),
+      h("h4", {}, "metrics"), compareMetrics(inst, names),
+      h("h4", {}, "judge verdicts"), compareVerdicts(inst),
+      h("h4", {}, "preferences used for the draft"), preferenceList(inst.used ? [inst.used] : []),
+      inst.has_user_text ? h("details", { class: "doc" }, h("summary", {}, "the user's text for this draft"),
+        h("div", { class: "text" }, segmentsText(inst.diff, (op) => op >= 0))) : null);
+  }
+
+  async function openCompare(n) {
+    const detail = document.getElementById("detail");
+    const group = compare[n];
+    if (!group) { detail.replaceChildren(h("p", { class: "muted" }, `No compared instance ${n} in this run.`)); return; }
+    const [task, framework, seed, user, documentId, members] = group;
+    selected = null;
+    drawList();
+    detail.replaceChildren(h("p", { class: "muted" }, "unpacking…"));
+    let instances;
+    try {
+      instances = await Promise.all(members.map(async ([r, number]) =>
+        ((await chunk(rows[r].chunk))[rows[r].id].instances || []).find((i) => i.instance === number)));
+    } catch (err) {
+      detail.replaceChildren(h("p", { class: "problems" }, `Cannot unpack these episodes: ${err} (a browser without DecompressionStream?)`));
+      return;
+    }
+    const first = instances.find(Boolean);
+    const names = new Set(instances.filter(Boolean).flatMap((i) => Object.keys(i.metrics)));
+    const doc = first ? docs()[first.document] : "";
+    detail.replaceChildren(
+      h("div", { class: "ep-head" }, h("h2", {}, `${members.length} methods on one document`),
+        h("div", { class: "chips" }, h("span", { class: "chip" }, `${task} · ${framework}`), h("span", { class: "chip" }, `seed ${seed}`),
+          h("span", { class: "chip" }, `user ${user}`), h("span", { class: "chip" }, `document ${documentId}`))),
+      h("details", { class: "doc" }, h("summary", {}, h("span", { class: "docref" }, `the document (${words(doc)} words)`)), h("div", { class: "text" }, doc)),
+      h("section", { class: "block compare", "data-methods": String(members.length) },
+        members.map(([r], i) => compareColumn(rows[r].method, rows[r].id, instances[i], names))));
+    detail.scrollTop = 0;
+    document.body.dataset.openCompare = String(n);
+  }
+
+  // --- navigation: #summary, #episodes, #e=<episode id>, #c=<compared instance> ------
   function route() {
     const hash = decodeURIComponent(location.hash.slice(1));
     if (hash.startsWith("e=")) { showTab("episodes"); return openEpisode(hash.slice(2)); }
+    if (hash.startsWith("c=")) { showTab("episodes"); return openCompare(Number(hash.slice(2))); }
     showTab(hash === "episodes" ? "episodes" : "summary");
     return Promise.resolve();
   }
