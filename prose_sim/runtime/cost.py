@@ -5,10 +5,11 @@ The projection assumes (docs/cost.md says the same):
 - calls: the expected calls per task instance of ``runtime.expected`` (by role: the
   user's text, the draft, the method's own calls, the judge's questions), for the
   episodes still to run;
-- input tokens: each call reads about one document (the document, or a draft or text of
-  about its length) plus ``PROMPT_TOKENS`` of instructions and preferences; a document's
-  tokens are the mean of its source's documents, by the gateway's estimate
-  (``models.tokens``);
+- input tokens: the user's and the writer's calls read the document, the judge's a text
+  (the draft), the agent's two (the draft and the user's text), each text as long as the
+  user's and writer's answers (below), plus ``PROMPT_TOKENS`` of instructions and
+  preferences; a document's tokens are the mean of its source's documents, by the
+  gateway's estimate (``models.tokens``);
 - output tokens: the user's texts and the drafts about a document's length, the agent's
   and the judge's answers ``SHORT_ANSWER_TOKENS`` (preference lists, verdicts), each at
   most the role's ``max_new_tokens``; a scripted role's answers its mean length
@@ -43,10 +44,12 @@ from prose_sim.runtime.plan import EpisodePlan
 from prose_sim.runtime.progress import duration
 from prose_sim.runtime.resume import PriorRun
 
-PROMPT_TOKENS = 150  # instructions and preferences of a prompt, beyond its text
+PROMPT_TOKENS = 150  # instructions and preferences of a prompt, beyond its texts
 SHORT_ANSWER_TOKENS = 100  # an agent's or judge's answer: a preference list, a verdict
 # roles whose answers are texts about a document's length
 TEXT_ROLES = ("user", "writer")
+# the texts a call reads: the document (None), or this many of the user's and writer's texts
+TEXTS_READ: dict[str, int | None] = {"user": None, "writer": None, "judge": 1, "agent": 2}
 
 
 class Projection(msgspec.Struct, kw_only=True):
@@ -100,13 +103,16 @@ def project(
             if source not in doc_tokens:
                 doc_tokens[source] = document_tokens(corpus, source)
             document = doc_tokens[source]
+            answers = {role: _answer_tokens(role, document, roles[role], specs) for role in ROLES}
+            text = (answers["user"] + answers["writer"]) / 2
             by_role = instance_calls_by_role(
                 plan.method, plan.settings, agent_model, i, len(persona.components), judge
             )
             for role, c in by_role.items():
+                read = TEXTS_READ.get(role)
                 calls[role] += c
-                inputs[role] += c * (document + PROMPT_TOKENS)
-                outputs[role] += c * _answer_tokens(role, document, roles[role], specs)
+                inputs[role] += c * ((document if read is None else read * text) + PROMPT_TOKENS)
+                outputs[role] += c * answers[role]
     ceiling = {role: calls[role] * roles[role].params.max_new_tokens for role in ROLES}
     usd_in = sum(inputs[r] * roles[r].input_price for r in ROLES) / 1e6
     usd_out = sum(outputs[r] * roles[r].output_price for r in ROLES) / 1e6
