@@ -37,7 +37,15 @@ from prose_sim.scenario.loading import load_run
 from prose_sim.world.assembly import ResolvedRun
 
 # what an extension may change; each is checked to only grow below
-GROWING = ("seeds", "demonstrations_per_user", "persona_files", "concurrency", "report")
+GROWING = (
+    "seeds",
+    "demonstrations_per_user",
+    "persona_files",
+    "concurrency",
+    "report",
+    "budget",
+    "sharding",
+)
 
 
 def load_extension(run_dir: Path, scenario_path: Path | None, overrides: Sequence[str]) -> PriorRun:

@@ -38,7 +38,7 @@ JUDGE = "judge"
 SIMULATING = tuple(role for role in ROLES if role != JUDGE)
 # what a rescore may change: the judge's model, the metrics and their settings, the
 # judge's prompts (checked template by template), and what does not change any answer
-RESCORABLE = ("metrics.", f"models.{JUDGE}.", "retry.", "report.")
+RESCORABLE = ("metrics.", f"models.{JUDGE}.", "retry.", "report.", "budget.", "sharding.")
 RESCORABLE_KEYS = ("name", "concurrency", "prompts.dir")
 JUDGE_TEMPLATES = "judge_"  # the judge's templates' names start with it
 # the columns of results.csv that the simulation alone decides: equal in a rescore
