@@ -297,7 +297,15 @@ def markdown(comparisons: list[Comparison], baseline: str = "") -> str:
         m = BY_NAME[name]
         arrow = {"higher": " ↑", "lower": " ↓"}.get(m.direction, "")
         headers.append(m.label + arrow)
-    intervals = sorted({c.interval for c in comparisons if c.interval})
+    # each comparison's procedure, and what it could not give; every phrase said once
+    intervals = list(
+        dict.fromkeys(
+            part
+            for c in sorted(comparisons, key=lambda c: c.interval)
+            for part in c.interval.split("; ")
+            if part
+        )
+    )
     lines = [
         "## Paired comparisons",
         "",
