@@ -175,6 +175,11 @@ def test_two_shards_through_one_proxy_share_its_budget_and_its_cache(
     offset = started - min(r["t"] for r in upstream.requests)
     per_minute = collections.Counter(int((r["t"] + offset) // 60) for r in upstream.requests)
     assert max(per_minute.values()) <= PROXY_RPM
+    print(
+        f"gateway: {len(answered)} answers to the shards, {upstream.served} requests upstream, "
+        f"{sum(e.attempts > 1 for e in answered)} answers after a 429 of the proxy, "
+        f"upstream per calendar minute {sorted(per_minute.values())} (proxy rpm {PROXY_RPM})"
+    )
     # every distinct request reached the upstream once: the second shard's requests that the
     # first had asked were answered from the proxy's cache
     assert upstream.served == len(asked) < len(answered)
