@@ -39,6 +39,8 @@ if workers := os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
 # of one running test_real_server.py's minute and a half alone at the end. A file not named
 # here keeps its place after them.
 SLOWEST_FIRST = (
+    "test_gateway_proxy.py",  # mostly waiting: LiteLLM's start, a calendar minute's turn
+    "test_slurm.py",  # mostly waiting: Slurm's jobs
     "test_real_server.py",
     "test_resume_matrix.py",
     "test_hostile_input.py",
@@ -54,6 +56,14 @@ SLOWEST_FIRST = (
     "test_fuzz.py",
     "test_hf_datasets.py",
 )
+
+
+def pytest_xdist_auto_num_workers(config):
+    """A worker per core, and one more (up to ``--maxprocesses``): the tests against real
+    services (Slurm's jobs, LiteLLM's proxy, a server starting) mostly wait, and meanwhile the
+    extra worker keeps the cores busy."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return (cores or 1) + 1
 
 
 def pytest_collection_modifyitems(config, items):

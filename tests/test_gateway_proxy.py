@@ -166,20 +166,41 @@ def test_two_shards_through_one_proxy_share_its_budget_and_its_cache(
     answered = [e for e in events if isinstance(e, ModelResponded)]
     asked = {e.request_hash for e in events if isinstance(e, ModelRequested)}
     assert not [e for e in events if isinstance(e, ModelFailed)]
-    # the shards asked more than the proxy's minute allows: the budget was put to the test
-    assert len(answered) > PROXY_RPM
-    assert sum(e.attempts > 1 for e in answered) > 0  # 429s of the proxy, waited out
-    # the upstream never refused: it never saw more than its budget, and within each calendar
-    # minute no more than the proxy's
+    assert len(answered) > PROXY_RPM  # the shards asked more than the proxy's minute allows
+    # every distinct request reached the upstream once: the second shard's requests that the
+    # first had asked were answered from the proxy's cache
+    assert upstream.served == len(asked) < len(answered)
+    served_by_shards = upstream.served
+    # the proxy's limit itself, whatever the minute the shards' calls fell in: more requests
+    # at once, until the proxy refuses one
+    refused = burst_until_refused(proxy_url)
+    assert refused is not None, f"the proxy sent {3 * PROXY_RPM} requests upstream in a row"
+    assert "rate" in refused.lower()
+    # the upstream never refused (it never saw more than its budget), and no calendar minute
+    # carried more than the proxy's budget
     assert upstream.budget_rejections == 0 and upstream.count(429) == 0
     offset = started - min(r["t"] for r in upstream.requests)
     per_minute = collections.Counter(int((r["t"] + offset) // 60) for r in upstream.requests)
     assert max(per_minute.values()) <= PROXY_RPM
     print(
-        f"gateway: {len(answered)} answers to the shards, {upstream.served} requests upstream, "
-        f"{sum(e.attempts > 1 for e in answered)} answers after a 429 of the proxy, "
-        f"upstream per calendar minute {sorted(per_minute.values())} (proxy rpm {PROXY_RPM})"
+        f"gateway: {len(answered)} answers to the shards, {served_by_shards} requests upstream, "
+        f"{sum(e.attempts > 1 for e in answered)} answers after a 429 of the proxy; then "
+        f"{upstream.served - served_by_shards} more before the proxy refused; upstream per "
+        f"calendar minute {sorted(per_minute.values())} (proxy rpm {PROXY_RPM})"
     )
-    # every distinct request reached the upstream once: the second shard's requests that the
-    # first had asked were answered from the proxy's cache
-    assert upstream.served == len(asked) < len(answered)
+
+
+def burst_until_refused(proxy_url: str) -> str | None:
+    """Distinct requests to the proxy one after another until it answers 429 (its body), at
+    most three minutes' budget of them (None: it never refused)."""
+    with httpx.Client(base_url=f"{proxy_url}/v1", timeout=60) as client:
+        for i in range(3 * PROXY_RPM):
+            answer = client.post(
+                "/chat/completions",
+                headers={"Authorization": f"Bearer {KEY}"},
+                json={"model": "gpt-4o", "messages": [{"role": "user", "content": f"burst {i}"}]},
+            )
+            if answer.status_code == 429:
+                return answer.text
+            assert answer.status_code == 200, answer.text[:300]
+    return None
