@@ -171,3 +171,17 @@ def test_an_unfinished_run_is_refused(tmp_path, write_scenario, capsys):
     )
     assert main(["rescore", str(run), "--out", str(tmp_path / "out")]) == 2
     assert "did not finish" in capsys.readouterr().err
+
+
+def test_a_simulating_request_the_log_lacks_is_counted_and_named(recorded, tmp_path):
+    import shutil
+
+    copy = tmp_path / "lacking"
+    shutil.copytree(recorded, copy)
+    folder = RunFolder(copy)
+    events, _ = folder.read_log()
+    lost = next(e for e in events if isinstance(e, ModelResponded) and e.role == "user")
+    folder.rewrite_log([e for e in events if e is not lost])  # the log lacks that answer
+    result = rescore(copy, tmp_path / "out")
+    assert result.unrecorded_calls >= 1 and not result.faithful
+    assert lost.episode_id in result.difference

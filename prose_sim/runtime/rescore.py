@@ -20,6 +20,7 @@ import msgspec
 
 from prose_sim.config import RunOptions
 from prose_sim.errors import UsageError
+from prose_sim.events import Event, ModelFailed, ModelRequested, ModelResponded
 from prose_sim.models.kinds.replay import REPLAY_KEY
 from prose_sim.models.protocol import ROLES
 from prose_sim.models.recorded import RecordedResponses, UnrecordedBackend
@@ -155,8 +156,8 @@ async def rescore_run(
     if unrecorded.calls and not difference:
         replayed, _ = RunFolder(out).read_log()
         difference = first_divergence(
-            [e for e in prior.events if getattr(e, "role", "") != JUDGE],
-            [e for e in replayed if getattr(e, "role", "") != JUDGE],
+            [e for e in prior.events if not _judges(e)],
+            [e for e in replayed if not _judges(e)],
         ) or ("requests the log does not hold")
     judge_calls = sum(int(u["calls"]) for u in outcome.usage if u["role"] == JUDGE)  # type: ignore[call-overload]
     return RescoreOutcome(
@@ -167,6 +168,14 @@ async def rescore_run(
         unrecorded_calls=unrecorded.calls,
         difference=difference,
     )
+
+
+def _judges(event: Event) -> bool:
+    """Whether an event is the judge's model traffic (which a rescore changes on purpose)."""
+    match event:
+        case ModelRequested(role=role) | ModelResponded(role=role) | ModelFailed(role=role):
+            return role == JUDGE
+    return False
 
 
 def simulation_difference(recorded: bytes, rescored: bytes) -> str:
