@@ -3,8 +3,9 @@
 Exit codes: 0 success; 1 a run with failed task instances, stopped by the
 circuit breaker or by an I/O error (a full disk); 2 bad input or a fatal model
 error (a wrong key, an unknown model, an unreachable endpoint), one line on
-stderr, no traceback; 128 + the signal's number when stopped by a signal (130
-SIGINT, 143 SIGTERM, 129 SIGHUP).
+stderr, no traceback; 3 the run's ``[budget]`` was reached (resumable with a raised
+budget); 128 + the signal's number when stopped by a signal (130 SIGINT, 143 SIGTERM,
+129 SIGHUP).
 
 One module per command group (``run``; ``replay`` with ``merge`` and ``rescore``; ``outputs``: report,
 prompts, view, export; ``catalog``: personas, methods, corpus), each adding its commands to
