@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import anyio
 import pytest
 from conftest import MINIMAL
 
 from prose_sim.cli import main
+from prose_sim.config import RunOptions
 from prose_sim.errors import UsageError
 from prose_sim.eventlog import read_events
 from prose_sim.events import EpisodeStarted
 from prose_sim.runtime.plan import expand, parse_shard, select_shard
-from prose_sim.scenario import load_scenario
+from prose_sim.runtime.prepare import prepare
+from prose_sim.runtime.runner import execute
+from prose_sim.scenario import load_run, load_scenario
 
 GRID = MINIMAL.replace("seeds = [1235]", "seeds = [1, 2, 3]").replace(
     "[methods.oracle]", '[methods.oracle]\n[methods.prose]\n[metrics]\nbertscore = ""\n'
@@ -97,14 +101,17 @@ bertscore = ""
 
 @pytest.fixture(scope="module")
 def hundred(tmp_path_factory):
-    """A grid run whole and as 100 shards."""
+    """A grid run whole (the command) and as 100 shards (the three phases from Python, the
+    scenario loaded once: a command's run collects the test process's garbage each time)."""
     root = tmp_path_factory.mktemp("hundred")
     scenario = root / "many.toml"
     scenario.write_text(MANY, encoding="utf-8")
     assert run("run", scenario, "--out", root / "whole", "--no-report") == 0
+    grid = load_run(scenario)
     for k in range(1, 101):
-        out = root / f"s{k}"
-        assert run("run", scenario, "--out", out, "--shard", f"{k}/100", "--no-report") == 0
+        options = RunOptions(shard=(k, 100), progress="off")
+        outcome = anyio.run(lambda: execute(prepare(grid, root / f"s{k}", options)))  # noqa: B023
+        assert outcome.status == "completed"
     return root
 
 
