@@ -7,6 +7,7 @@ import io
 
 import anyio
 import pytest
+from test_extend import SMALL
 
 from prose_sim.cli import main
 from prose_sim.eventlog import read_events
@@ -15,17 +16,7 @@ from prose_sim.runfolder import RunFolder
 from prose_sim.runtime.rescore import SIMULATION_COLUMNS, rescore_run, simulation_difference
 from prose_sim.templating import template_dir
 
-SCENARIO = """
-name = "tiny"
-seeds = [1, 2]
-demonstrations_per_user = 2
-[tasks.summarization]
-personas = ["cnn_dailymail", "imdb"]
-[methods.no_learning]
-[methods.cipher1]
-[metrics]
-bertscore = ""
-"""
+SCENARIO = SMALL.replace("seeds = [1]", "seeds = [1, 2]")  # two seeds, two methods
 
 # what a changed judge may change in results.csv: its verdicts' metrics, its name and the
 # whole instance's accounting (which counts the judge's calls and tokens)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT
+from test_resume import SLOW as RESUME_SLOW
 
 from prose_sim.cli import main
 from prose_sim.runfolder import RunFolder
@@ -33,25 +34,9 @@ personas = ["cnn_dailymail", "imdb", "wikipedia"]
 bertscore = ""
 """
 
-# paced by a simulated latency, so that a shard can be requeued while it runs
-SLOW = """
-name = "slow"
-seeds = [1, 2]
-demonstrations_per_user = 3
-concurrency = 2
-[tasks.summarization]
-personas = ["cnn_dailymail", "imdb", "wikipedia"]
-[methods.no_learning]
-[methods.prose]
-[metrics]
-bertscore = ""
-[models.user]
-latency_s = 0.05
-[models.agent]
-latency_s = 0.05
-[models.judge]
-latency_s = 0.05
-"""
+# paced by a simulated latency (five times test_resume's), so that a shard can be requeued
+# while it runs
+SLOW = RESUME_SLOW.replace("latency_s = 0.01", "latency_s = 0.05")
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""What every command shares: the exit codes, the console, the early-signal exception."""
+"""What every command shares: the exit codes, the console, the early-signal exception, the
+options several commands take (``--set``, ``--progress``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,23 @@ from rich.console import Console
 EXIT_OK, EXIT_RUN_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 # run: the [budget] was reached and the run stopped there (resumable, with a raised budget)
 EXIT_BUDGET = 3
+
+
+def add_overrides(parser, help: str) -> None:
+    """``--set KEY=VALUE`` (repeatable) into ``args.overrides``."""
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help
+    )
+
+
+def add_progress(parser) -> None:
+    """``--progress auto|bar|log|off`` into ``args.progress``."""
+    parser.add_argument(
+        "--progress",
+        choices=["auto", "bar", "log", "off"],
+        default="auto",
+        help="progress display (auto: a bar on a terminal, log lines otherwise)",
+    )
 
 
 def console() -> Console:

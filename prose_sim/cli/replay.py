@@ -9,7 +9,7 @@ from pathlib import Path
 
 import anyio
 
-from prose_sim.cli.common import EXIT_OK, EXIT_RUN_FAILED
+from prose_sim.cli.common import EXIT_OK, EXIT_RUN_FAILED, add_overrides, add_progress
 from prose_sim.gc_policy import relaxed_gc
 
 
@@ -42,7 +42,7 @@ def add_replay(commands) -> None:
         action="store_true",
         help="do not re-run: rebuild results.csv and the report files in RUN_DIR from its log",
     )
-    replay.add_argument("--progress", choices=["auto", "bar", "log", "off"], default="auto")
+    add_progress(replay)
     replay.set_defaults(handler=_cmd_replay)
 
 
@@ -59,16 +59,12 @@ def add_rescore(commands) -> None:
     )
     rescore.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     rescore.add_argument("--out", type=Path, required=True, help="the new run folder")
-    rescore.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="change a judge or metrics setting, e.g. --set models.judge.model=gpt-4o "
+    add_overrides(
+        rescore,
+        "change a judge or metrics setting, e.g. --set models.judge.model=gpt-4o "
         "--set metrics.bertscore= --set prompts.dir=my_judge_prompts",
     )
-    rescore.add_argument("--progress", choices=["auto", "bar", "log", "off"], default="auto")
+    add_progress(rescore)
     rescore.add_argument(
         "--no-cache",
         dest="use_cache",

@@ -63,20 +63,10 @@ def add_run(commands) -> None:
     )
     run.add_argument("--out", type=Path, help="run folder (default: runs/<name>-<timestamp>)")
     run.add_argument("--concurrency", type=int, help="episodes in flight at once (default: all)")
-    run.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a scenario key, e.g. --set seeds=[1,2] --set models.user.latency_s=0.1",
+    common.add_overrides(
+        run, "override a scenario key, e.g. --set seeds=[1,2] --set models.user.latency_s=0.1"
     )
-    run.add_argument(
-        "--progress",
-        choices=["auto", "bar", "log", "off"],
-        default="auto",
-        help="progress display (auto: a bar on a terminal, log lines otherwise)",
-    )
+    common.add_progress(run)
     run.add_argument(
         "--no-cache",
         dest="use_cache",

@@ -122,14 +122,7 @@ class RunFolder:
     def write_scenario(self, scenario: Scenario) -> None:
         """Write ``scenario.toml`` atomically (an extension replaces it: a crash leaves the
         old file or the new one, whole)."""
-        path = self.scenario_path
-        tmp = path.with_suffix(".toml.tmp")
-        try:
-            tmp.write_text(dump_scenario(scenario), encoding="utf-8")
-            os.replace(tmp, path)
-        except OSError:
-            tmp.unlink(missing_ok=True)
-            raise
+        _replace_whole(self.scenario_path, dump_scenario(scenario).encode("utf-8"))
 
     def copy_scenario_from(self, other: RunFolder) -> None:
         """Take another run's ``scenario.toml`` as it is (a merge of its shards)."""
@@ -217,21 +210,11 @@ class RunFolder:
     def rewrite_log(self, events: list[Event]) -> None:
         """Replace the log with ``events``, atomically (a crash leaves the old log whole)."""
         encoder = msgspec.json.Encoder()
-        path = self.log_path
-        tmp = path.with_suffix(".jsonl.tmp")
-        try:
-            with open(tmp, "wb") as handle:
-                buffer = bytearray()
-                for event in events:
-                    encoder.encode_into(event, buffer, -1)
-                    buffer.extend(b"\n")
-                handle.write(buffer)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except OSError:  # a full disk: the old log stays, the partial copy goes
-            tmp.unlink(missing_ok=True)
-            raise
+        buffer = bytearray()
+        for event in events:
+            encoder.encode_into(event, buffer, -1)
+            buffer.extend(b"\n")
+        _replace_whole(self.log_path, buffer)
 
     # --- results and summary -------------------------------------------------------
 
@@ -263,6 +246,22 @@ class RunFolder:
         """Whether the run's summary says it ran to its end (an interrupted or stopped one did not)."""
         summary = self.summary()
         return summary is not None and summary.get("status") in ("completed", "failed")
+
+
+def _replace_whole(path: Path, data: bytes | bytearray) -> None:
+    """Replace ``path`` with ``data`` atomically: written beside it, synced, then renamed over
+    it, so a crash leaves the old file or the new one whole; on an OSError (a full disk) the
+    old file stays, the partial copy goes, and it is raised."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _write_whole(path: Path, data: bytes) -> None:

@@ -93,18 +93,19 @@ def project(
     calls = dict.fromkeys(ROLES, 0.0)
     inputs = dict.fromkeys(ROLES, 0.0)
     outputs = dict.fromkeys(ROLES, 0.0)
-    doc_tokens: dict[str, float] = {}
+    # by document source: a document's tokens, each role's answer's, the texts' mean
+    by_source: dict[str, tuple[float, dict[str, float], float]] = {}
     agent_model = roles["agent"].model
     for plan in plans:
         n = demonstrations_per_user * len(plan.personas)
         for i in range(n):
             persona = catalog.get(plan.framework, plan.task, plan.personas[i % len(plan.personas)])
             source = persona.document_source
-            if source not in doc_tokens:
-                doc_tokens[source] = document_tokens(corpus, source)
-            document = doc_tokens[source]
-            answers = {role: _answer_tokens(role, document, roles[role], specs) for role in ROLES}
-            text = (answers["user"] + answers["writer"]) / 2
+            if source not in by_source:
+                document = document_tokens(corpus, source)
+                answers = {r: _answer_tokens(r, document, roles[r], specs) for r in ROLES}
+                by_source[source] = (document, answers, (answers["user"] + answers["writer"]) / 2)
+            document, answers, text = by_source[source]
             by_role = instance_calls_by_role(
                 plan.method, plan.settings, agent_model, i, len(persona.components), judge
             )

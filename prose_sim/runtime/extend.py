@@ -87,6 +87,7 @@ def load_extension(run_dir: Path, scenario_path: Path | None, overrides: Sequenc
 
 def refusals(old: Scenario, new: Scenario) -> list[str]:
     """Every difference of ``new`` from ``old`` that is not an addition, one line each."""
+    changes = scenario_changes(old, new)
     out = []
     if dropped := [s for s in old.seeds if s not in new.seeds]:
         out.append(f"seeds: {dropped} dropped")
@@ -111,13 +112,9 @@ def refusals(old: Scenario, new: Scenario) -> list[str]:
             out.append(f"methods.{label}: dropped")
         elif new.methods[label] != settings:
             out.extend(
-                c
-                for c in scenario_changes(old, new)
-                if c.startswith(f"methods.{label}.") or c.startswith(f"methods.{label}:")
+                c for c in changes if c.startswith((f"methods.{label}.", f"methods.{label}:"))
             )
-    out.extend(
-        c for c in scenario_changes(old, new) if not _grows(c.partition(":")[0].partition(".")[0])
-    )
+    out.extend(c for c in changes if not _grows(c.partition(":")[0].partition(".")[0]))
     return out
 
 
