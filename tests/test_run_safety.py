@@ -314,6 +314,8 @@ def test_a_full_disk_is_one_line_exit_1_the_log_whole_and_resume_works_once_free
         return real_write(fd, data)
 
     monkeypatch.setattr(eventlog.os, "write", filling_up)
+    # batches by size, not by the consumer's polls: a third batch on any machine's speed
+    monkeypatch.setattr(eventlog, "FLUSH_BYTES", 4096)
     out = tmp_path / "run"
     capsys.readouterr()
     assert run(path, "--out", out) == 1

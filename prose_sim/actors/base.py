@@ -11,10 +11,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Protocol, TypeVar
 
-from anyio.streams.memory import MemoryObjectReceiveStream
-
 from prose_sim.errors import describe_error
 from prose_sim.events import Event, StepFailed
+from prose_sim.inbox import Inbox
 from prose_sim.models.embeddings import Embedder, Retrieval
 from prose_sim.models.gateway import ModelClient
 from prose_sim.world.personas import Persona
@@ -24,7 +23,7 @@ E = TypeVar("E", bound=Event)
 
 
 class Bus(Protocol):
-    def subscribe(self, kinds: Iterable[type[Event]]) -> MemoryObjectReceiveStream[Event]: ...
+    def subscribe(self, kinds: Iterable[type[Event]]) -> Inbox[Event]: ...
 
     async def publish(self, event: E) -> E:
         """Stamp the envelope of an event built with its own fields, and deliver it."""

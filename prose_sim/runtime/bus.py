@@ -1,7 +1,7 @@
 """The event bus of one episode.
 
 Actors subscribe to event kinds and receive them in their own bounded inbox
-(an anyio memory stream). A publisher builds the event with its own fields;
+(``prose_sim.inbox``). A publisher builds the event with its own fields;
 publishing stamps it with the run id, episode id, a per-episode sequence
 number and the time, forwards it to the run's sink (the single writer of the
 event log) and then to every subscriber.
@@ -17,9 +17,10 @@ from typing import TypeVar
 
 import anyio
 import msgspec
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectSendStream
 
 from prose_sim.events import Event
+from prose_sim.inbox import Inbox
 
 INBOX_SIZE = 16
 
@@ -52,17 +53,17 @@ class EpisodeBus:
         self.episode_id = episode_id
         self._sink = sink
         self._seq = 0
-        self._subscribers: dict[type[Event], list[MemoryObjectSendStream[Event]]] = {}
-        self._inboxes: list[MemoryObjectSendStream[Event]] = []
+        self._subscribers: dict[type[Event], list[Inbox[Event]]] = {}
+        self._inboxes: list[Inbox[Event]] = []
         self.closed = False
 
-    def subscribe(self, kinds: Iterable[type[Event]]) -> MemoryObjectReceiveStream[Event]:
+    def subscribe(self, kinds: Iterable[type[Event]]) -> Inbox[Event]:
         """A new inbox receiving every later event of the given kinds."""
-        send, receive = anyio.create_memory_object_stream[Event](INBOX_SIZE)
-        self._inboxes.append(send)
+        inbox = Inbox[Event](INBOX_SIZE)
+        self._inboxes.append(inbox)
         for kind in kinds:
-            self._subscribers.setdefault(kind, []).append(send)
-        return receive
+            self._subscribers.setdefault(kind, []).append(inbox)
+        return inbox
 
     def _stamped(self, event: E) -> E:
         """``event`` with this bus's envelope: run, episode, the next sequence number, time."""
@@ -89,7 +90,8 @@ class EpisodeBus:
             self._sink_full()
             await _deliver(self._sink, stamped)
         for inbox in self._subscribers.get(type(stamped), ()):
-            await _deliver(inbox, stamped)
+            if not inbox.put_nowait(stamped):  # only a full inbox makes the publisher wait
+                await inbox.put(stamped)
         return stamped
 
     def publish_nowait(self, event: E) -> E:
@@ -106,5 +108,5 @@ class EpisodeBus:
             return
         self.closed = True
         for inbox in self._inboxes:
-            await inbox.aclose()
+            inbox.close()
         await self._sink.aclose()

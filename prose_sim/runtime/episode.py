@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 
 import anyio
 import msgspec
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectSendStream
 
 from prose_sim.actors.agent import WritingAgent
 from prose_sim.actors.base import ActorContext
@@ -30,6 +30,7 @@ from prose_sim.events import (
     PreferencesInferred,
     StepFailed,
 )
+from prose_sim.inbox import Inbox
 from prose_sim.models.embeddings import Embedder, Retrieval
 from prose_sim.models.gateway import Gateway, ModelClient, RoleModel
 from prose_sim.runtime.bus import EpisodeBus
@@ -227,7 +228,7 @@ def _first_leaf(exc: BaseException) -> BaseException:
     return exc
 
 
-async def _await_instance(inbox: MemoryObjectReceiveStream[Event], index: int) -> bool:
+async def _await_instance(inbox: Inbox[Event], index: int) -> bool:
     """Wait until instance ``index`` is both learned from and scored, or a step of it
     failed; True when no step failed."""
     pending = {"learn", "score"}
