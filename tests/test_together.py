@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from prose_sim.actors.together import run_together
@@ -35,3 +36,24 @@ async def test_no_failure_means_every_call_ran():
 
     await run_together([lambda i=i: call(i) for i in range(3)])
     assert sorted(ran) == [0, 1, 2]
+
+
+@pytest.mark.anyio
+async def test_cancelling_the_caller_cancels_every_call():
+    started, ended = [], []
+
+    async def waits(i: int) -> None:
+        started.append(i)
+        try:
+            await anyio.sleep_forever()
+        finally:
+            ended.append(i)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run_together, [lambda i=i: waits(i) for i in range(3)])
+        while len(started) < 3:
+            await anyio.lowlevel.checkpoint()
+        tg.cancel_scope.cancel()
+    for _ in range(3):  # a cancelled call ends at its next step
+        await anyio.lowlevel.checkpoint()
+    assert sorted(ended) == [0, 1, 2]
