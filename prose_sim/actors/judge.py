@@ -41,6 +41,7 @@ from prose_sim.events import (
     ParseFailed,
     PreferencesRetrieved,
 )
+from prose_sim.metrics.offloop import OffLoop
 from prose_sim.metrics.text import word_levenshtein
 from prose_sim.metrics.verifiable import checker_for
 from prose_sim.models.answers import Choice
@@ -133,13 +134,13 @@ class Judge(Actor):
         settings: MetricsSettings = TEXT_METRICS_ONLY,
         scorer: TextScorer | None = None,
         population: Sequence[Persona] = (),
-        metrics_threads: anyio.CapacityLimiter | None = None,
+        offloop: OffLoop | None = None,
     ):
         """``population``: every user of this task in the run (for preference accuracy);
-        ``metrics_threads``: the worker threads the text metrics may use (None: anyio's
-        default)."""
+        ``offloop``: where the text metrics are computed off the event loop (None: a worker
+        thread of anyio's each time)."""
         super().__init__(ctx)
-        self.metrics_threads = metrics_threads
+        self.offloop = offloop
         self.settings = settings
         self.scorer = scorer if settings.bertscore else None
         self.population = list(population)
@@ -172,14 +173,11 @@ class Judge(Actor):
     ) -> None:
         # tokenizing and checking long texts is CPU work: off the event loop (at once, all the
         # episodes' scoring would also advance together and hold more memory at its peak)
-        text, checked, verifiable = await anyio.to_thread.run_sync(
-            text_metrics,
-            draft.text,
-            demo.text,
-            persona.components,
-            draft.preferences,
-            self.settings.verifiable,
-            limiter=self.metrics_threads,
+        args = (draft.text, demo.text, persona.components, draft.preferences)
+        text, checked, verifiable = (
+            await self.offloop.call(text_metrics, *args, self.settings.verifiable)
+            if self.offloop is not None
+            else await anyio.to_thread.run_sync(text_metrics, *args, self.settings.verifiable)
         )
         metrics = {**text, "accepted": float(demo.accepted)}
         if retrieved:  # share of the earlier instances drawn on that were this user's

@@ -31,6 +31,7 @@ from prose_sim.events import (
     StepFailed,
 )
 from prose_sim.inbox import Inbox
+from prose_sim.metrics.offloop import OffLoop
 from prose_sim.models.embeddings import Embedder, Retrieval
 from prose_sim.models.gateway import Gateway, ModelClient, RoleModel
 from prose_sim.runtime.bus import EpisodeBus
@@ -71,8 +72,8 @@ class EpisodeWorld:
         self.demonstrations_per_user = demonstrations_per_user
         # runs before each event an episode publishes (see RunControl.checkpoint)
         self.checkpoint: Callable[[], None] = lambda: None
-        # the worker threads of the judges' text metrics (None: anyio's default, 40)
-        self.metrics_threads: anyio.CapacityLimiter | None = None
+        # where the judges' text metrics are computed, off the loop (None: a thread each time)
+        self.offloop: OffLoop | None = None
         # runs when the run's sink is full, before an episode waits for room in it
         self.sink_full: Callable[[], object] = lambda: None
 
@@ -165,7 +166,7 @@ async def run_episode(
                     world.catalog.get(plan.framework, plan.task, name)
                     for name in world.populations.get((plan.framework, plan.task), plan.personas)
                 ],
-                world.metrics_threads,
+                world.offloop,
             ),
         ]
         await bus.publish(

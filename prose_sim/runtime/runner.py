@@ -36,6 +36,7 @@ from prose_sim.config import BudgetSettings
 from prose_sim.errors import RunIOError
 from prose_sim.eventlog import EventLogWriter
 from prose_sim.events import BatchServed, BatchStats, Event, RunFinished, RunResumed, RunStarted
+from prose_sim.metrics.offloop import OffLoop
 from prose_sim.models.budget import BudgetState, Spend
 from prose_sim.models.cache import ResponseCache
 from prose_sim.models.recorded import RecordedResponses
@@ -57,7 +58,6 @@ from prose_sim.templating import using_prompts
 from prose_sim.world.assembly import ResolvedRun, scenario_personas
 
 SINK_BUFFER = 8192
-METRICS_THREADS = 1
 
 
 class RunOutcome(msgspec.Struct, kw_only=True):
@@ -202,9 +202,8 @@ async def _run_locked(
         run, run_id, gateway, built, embedder=prepared.embedder, scorer=prepared.scorer
     )
     world.checkpoint = control.checkpoint
-    # one thread for the judges' text metrics: under the GIL more threads compute no faster,
-    # and every thread more adds hand-overs of the GIL (bench overhead: CPU per call, memory)
-    world.metrics_threads = anyio.CapacityLimiter(METRICS_THREADS)
+    # the judges' text metrics, in one worker thread a batch at a time (metrics.offloop)
+    world.offloop = offloop = OffLoop()
     writer = folder.log_writer()
     statuses: list[str] = list(done.values())
     started = time.perf_counter()
@@ -319,9 +318,12 @@ async def _run_locked(
                             finally:  # closed also when stopped, so the consumer can end
                                 sink.close()
 
-                    async with anyio.create_task_group() as episodes:
-                        for plan in plans:
-                            episodes.start_soon(one, plan)
+                    async with anyio.create_task_group() as metrics:
+                        metrics.start_soon(offloop.serve)  # until every episode has ended
+                        async with anyio.create_task_group() as episodes:
+                            for plan in plans:
+                                episodes.start_soon(one, plan)
+                        metrics.cancel_scope.cancel()
                 await run_bus.publish(finished())
                 await run_bus.aclose()
             # the sink is closed: the consumer drains what is left, then ends
