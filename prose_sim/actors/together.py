@@ -18,11 +18,10 @@ from collections.abc import Awaitable, Callable, Sequence
 async def run_together(calls: Sequence[Callable[[], Awaitable[object]]]) -> None:
     """Await every call concurrently; then raise the first failure, in order, if any.
 
-    The calls after the first run as asyncio tasks gathered with their exceptions kept
-    (``asyncio.gather(..., return_exceptions=True)``), the first in this task: an anyio task
-    group's task costs a cancel scope, a handle and an event more (bench overhead: the judge
-    starts four a scored instance). Cancelling this task cancels them all, as a group would."""
-    errors: list[BaseException | None] = [None] * len(calls)
+    The first runs in this task, the others as asyncio tasks, gathered: an anyio task group's
+    task costs a cancel scope, a handle and an event more (bench overhead: the judge starts
+    four a scored instance). Cancelling this task cancels them all, as a group would."""
+    errors: list[Exception | None] = [None] * len(calls)
 
     async def one(index: int, call: Callable[[], Awaitable[object]]) -> None:
         try:
