@@ -171,8 +171,8 @@ class Judge(Actor):
         persona: Persona,
         retrieved: list[str],
     ) -> None:
-        # tokenizing and checking long texts is CPU work: off the event loop (at once, all the
-        # episodes' scoring would also advance together and hold more memory at its peak)
+        # tokenizing and checking long texts is CPU work: off the event loop, in the run's
+        # worker thread a batch at a time (metrics.offloop)
         args = (draft.text, demo.text, persona.components, draft.preferences)
         text, checked, verifiable = (
             await self.offloop.call(text_metrics, *args, self.settings.verifiable)
