@@ -93,6 +93,12 @@ class RunIOError(Exception):
         super().__init__(f"{path}: cannot write: {code}{reason}")
 
 
+class MetricFailed(Exception):
+    """A metric job (``metrics.offloop``) raised: its message is that error as "Type: message",
+    the same whether the job ran in the worker thread or the worker process. The judge records
+    a failed step."""
+
+
 # ----------------------------------------------------------------------------- model calls
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from harness import BASE, FakeModel, by_purpose, context, demo, draft, drain, instance
 
-from prose_sim.actors.judge import Judge, preference_accuracy, verifiable_share
+from prose_sim.actors.judge import Judge, preference_accuracy
 from prose_sim.config.metrics import MetricsSettings
 from prose_sim.events import (
     JudgeVerdict,
@@ -14,6 +14,7 @@ from prose_sim.events import (
     ParseFailed,
     PreferencesRetrieved,
 )
+from prose_sim.metrics.scoring import verifiable_share
 from prose_sim.world.personas import builtin_catalog
 
 pytestmark = pytest.mark.anyio

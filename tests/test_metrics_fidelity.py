@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 from harness import BASE, FakeModel, by_purpose, context, demo, draft, drain, instance
 
-from prose_sim.actors.judge import Judge, preference_accuracy, true_components_share
+from prose_sim.actors.judge import Judge, preference_accuracy
 from prose_sim.config.metrics import MetricsSettings
 from prose_sim.errors import UsageError
 from prose_sim.events import MetricsComputed, PreferencesRetrieved
+from prose_sim.metrics.scoring import true_components_share
 from prose_sim.metrics.text import word_levenshtein, word_tokens
 from prose_sim.parsing import parse_verdict
 from prose_sim.scales import SIMILARITY_SCALE

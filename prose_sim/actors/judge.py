@@ -42,10 +42,10 @@ from prose_sim.events import (
     PreferencesRetrieved,
 )
 from prose_sim.metrics.offloop import OffLoop
-from prose_sim.metrics.text import word_levenshtein
+from prose_sim.metrics.scoring import NO_PREFERENCES, text_metrics
 from prose_sim.metrics.verifiable import checker_for
 from prose_sim.models.answers import Choice
-from prose_sim.parsing import parse_verdict, parse_verdict_released, split_preferences
+from prose_sim.parsing import parse_verdict, parse_verdict_released
 from prose_sim.scales import FPM_RELEASED_KEYS, FPM_SCALE, PPCM_SCALE, SIMILARITY_SCALE
 from prose_sim.templating import render, render_repeated
 from prose_sim.world.personas import Persona
@@ -59,9 +59,6 @@ SCALES: dict[str, tuple[dict[str, int], dict[str, int]]] = {
     "judge_fpm": (FPM_SCALE, FPM_RELEASED_KEYS),
     "judge_similarity": (SIMILARITY_SCALE, SIMILARITY_SCALE),
 }
-# What the released code scores when the agent has inferred nothing (its empty
-# preference set's string falls back to "None").
-NO_PREFERENCES = "None"
 # the judge's default: text metrics only (no judge model, no BERTScore)
 TEXT_METRICS_ONLY = MetricsSettings(judge=False, bertscore="")
 
@@ -72,17 +69,6 @@ class TextScorer(Protocol):
         ...
 
 
-def component_checks(components: Sequence[str], text: str) -> dict[str, bool]:
-    """Each checkable component -> whether ``text`` satisfies it."""
-    return {c: k.check(text) for c in components if (k := checker_for(c)) is not None}
-
-
-def verifiable_share(components: Sequence[str], text: str) -> float | None:
-    """The share of checkable components ``text`` satisfies (None: none is checkable)."""
-    checks = component_checks(components, text)
-    return sum(checks.values()) / len(checks) if checks else None
-
-
 def preference_accuracy(scores: dict[str, float], own: str, ties: str = "strict") -> float:
     """1 when ``own``'s true preferences score highest of all users' (``scores`` in the task's
     user order). ``ties``: "strict", own must beat every other user; "first", the released
@@ -91,36 +77,6 @@ def preference_accuracy(scores: dict[str, float], own: str, ties: str = "strict"
         best = max(scores.values())
         return float(next(name for name, s in scores.items() if s == best) == own)
     return float(all(scores[own] > s for name, s in scores.items() if name != own))
-
-
-def true_components_share(components: Sequence[str], preferences: str) -> float:
-    """The share of the user's true components that the preference string names verbatim
-    (case-insensitive): the metric-validity study's "share of true components given"."""
-    given = {c.casefold() for c in split_preferences(preferences)}
-    return sum(c.casefold() in given for c in components) / len(components) if components else 0.0
-
-
-def text_metrics(
-    draft: str, user_text: str, components: Sequence[str], preferences: str, verifiable: bool
-) -> tuple[dict[str, float], dict[str, bool], dict[str, float]]:
-    """The metrics that need no model: (Levenshtein, preference length and share of true
-    components), the component checks of the draft (component -> passes, when ``verifiable``;
-    reused by the PPCM verdicts) and the verifiable shares of draft and user text."""
-    distance, normalized = word_levenshtein(draft, user_text)
-    metrics = {
-        "levenshtein": float(distance),
-        "levenshtein_norm": normalized,
-        "preference_length": float(len(preferences or NO_PREFERENCES)),
-        "true_components_share": true_components_share(components, preferences),
-    }
-    checked = component_checks(components, draft) if verifiable else {}
-    shares: dict[str, float] = {}
-    if checked:
-        shares["verifiable_share"] = sum(checked.values()) / len(checked)
-        user_share = verifiable_share(components, user_text)
-        if user_share is not None:  # always, as the same components are checked
-            shares["user_verifiable_share"] = user_share
-    return metrics, checked, shares
 
 
 class Judge(Actor):

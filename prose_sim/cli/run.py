@@ -63,6 +63,13 @@ def add_run(commands) -> None:
     )
     run.add_argument("--out", type=Path, help="run folder (default: runs/<name>-<timestamp>)")
     run.add_argument("--concurrency", type=int, help="episodes in flight at once (default: all)")
+    run.add_argument(
+        "--metrics-worker",
+        choices=("auto", "thread", "process"),
+        default="auto",
+        help="where the judges' text metrics are computed (default auto: a worker process from "
+        "64 episodes in flight on two cores or more, else a thread; the results are the same)",
+    )
     common.add_overrides(
         run, "override a scenario key, e.g. --set seeds=[1,2] --set models.user.latency_s=0.1"
     )
@@ -154,6 +161,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                         run_dir,
                         RunOptions(
                             concurrency=args.concurrency,
+                            metrics_worker=args.metrics_worker,
                             progress=args.progress,
                             use_cache=args.use_cache,
                             shard=shard,

@@ -20,3 +20,7 @@ class RunOptions(msgspec.Struct, frozen=True, kw_only=True):
     cache_path: str | None = None
     # (K, N): shard K of N of the grid (``merge`` joins the shards' folders)
     shard: tuple[int, int] | None = None
+    # where the judges' text metrics are computed off the event loop (metrics.offloop):
+    # auto, the run's worker process from 64 episodes in flight on two cores or more, else a
+    # worker thread; results are the same either way
+    metrics_worker: Literal["auto", "thread", "process"] = "auto"

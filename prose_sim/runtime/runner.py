@@ -36,7 +36,7 @@ from prose_sim.config import BudgetSettings
 from prose_sim.errors import RunIOError
 from prose_sim.eventlog import EventLogWriter
 from prose_sim.events import BatchServed, BatchStats, Event, RunFinished, RunResumed, RunStarted
-from prose_sim.metrics.offloop import OffLoop
+from prose_sim.metrics.offloop import OffLoop, choose_worker
 from prose_sim.models.budget import BudgetState, Spend
 from prose_sim.models.cache import ResponseCache
 from prose_sim.models.recorded import RecordedResponses
@@ -202,8 +202,10 @@ async def _run_locked(
         run, run_id, gateway, built, embedder=prepared.embedder, scorer=prepared.scorer
     )
     world.checkpoint = control.checkpoint
-    # the judges' text metrics, in one worker thread a batch at a time (metrics.offloop)
-    world.offloop = offloop = OffLoop()
+    # the judges' text metrics, a batch at a time in a worker thread or process (metrics.offloop)
+    world.offloop = offloop = OffLoop(
+        choose_worker(prepared.options.metrics_worker, min(limit, len(plans)))
+    )
     writer = folder.log_writer()
     statuses: list[str] = list(done.values())
     started = time.perf_counter()
