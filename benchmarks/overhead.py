@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -157,13 +158,15 @@ def run(quick: bool = False) -> SuiteResult:
             "episode, judge questions (PPCM per component + FPM) and verifiable checks on, BERTScore off; "
             "every episode in flight at once",
             "outside_backend_share: 1 - (time inside the backend's complete) / wall, at zero latency; "
-            "cpu_us_per_call: the process's CPU time per model call",
+            "cpu_us_per_call: CPU time per model call of the process and its children (the metrics "
+            "worker process, which a run of 64 episodes or more in flight uses on two cores)",
             "latency 1.0: uniform in [0.5, 1.5] s per call",
             "CPU µs per call by component: the headline case's CPU per call split by where a "
             "profile (cProfile, in its own process) of the same case spent it: each function's own "
             "time goes to the component of its file; time in the standard library or a dependency "
             "goes to the prose_sim code that called it (in proportion to its calls' time); what no "
-            "prose_sim code called is the event loop's; worker-thread work runs inline there. "
+            "prose_sim code called is the event loop's; the text metrics run inline there (in a "
+            "thread's place; in the run they are in the worker process). "
             + "; ".join(f"{name}: {', '.join(prefixes)}" for name, prefixes in COMPONENTS),
         ],
     )
@@ -305,7 +308,7 @@ def profile_components(episodes: int) -> dict[str, object]:
     profiler = cProfile.Profile()
     with relaxed_gc(), unittest.mock.patch("anyio.to_thread.run_sync", inline):
         profiler.enable()
-        anyio.run(_full_stack, episodes, 0.0)
+        anyio.run(_full_stack, episodes, 0.0, "thread")  # the metrics where the profiler sees them
         profiler.disable()
     shares = component_shares(pstats.Stats(profiler))
     return {"case": "components", "episodes": episodes, "shares": shares}
@@ -319,7 +322,8 @@ def _in_subprocess(case: Case) -> CaseFigures:
 
 
 class PeakRSS:
-    """Samples this process's resident memory every few milliseconds, in a thread."""
+    """Samples the resident memory of this process and its children (the run's metrics worker)
+    every few milliseconds, in a thread."""
 
     def __init__(self) -> None:
         self.start_mb = self.peak_mb = _rss_mb()
@@ -341,8 +345,33 @@ class PeakRSS:
 
 
 def _rss_mb() -> float:
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    """Resident memory of this process and its child processes (MB)."""
+    return sum(_statm_mb(pid) for pid in ("self", *_children()))
+
+
+def _statm_mb(pid: str) -> float:
+    try:
+        with open(f"/proc/{pid}/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, IndexError, ValueError):  # a child that has just ended
+        return 0.0
+
+
+def _children() -> list[str]:
+    pids: list[str] = []
+    for task in Path("/proc/self/task").glob("*/children"):
+        try:
+            pids += task.read_text().split()
+        except OSError:
+            continue
+    return pids
+
+
+def _cpu_s() -> float:
+    """CPU time of this process and of its children that have ended (the metrics worker
+    ends with the run)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
 
 
 def measure(case: Case) -> CaseFigures:
@@ -352,14 +381,14 @@ def measure(case: Case) -> CaseFigures:
     if case["case"] != "reference":
         _import_full_stack()  # as the reference's anyio and msgspec: imported before the clock
     with PeakRSS() as memory:
-        cpu0, t0 = time.process_time(), time.perf_counter()
+        cpu0, t0 = _cpu_s(), time.perf_counter()
         with relaxed_gc():  # both cases under a run's GC setting, to compare like with like
             if case["case"] == "reference":
                 calls, events, backend_s = anyio.run(_reference, episodes)
             else:
                 latency_s = case.get("latency_s", 0.0)
                 calls, events, backend_s = anyio.run(_full_stack, episodes, latency_s)
-        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        wall, cpu = time.perf_counter() - t0, _cpu_s() - cpu0
     grown = max(0.0, memory.peak_mb - memory.start_mb)
     return {
         "case": case["case"],
@@ -460,7 +489,9 @@ def _import_full_stack() -> None:
     import prose_sim.runtime.runner  # noqa: F401
 
 
-async def _full_stack(episodes: int, latency_s: float) -> tuple[int, int, float]:
+async def _full_stack(
+    episodes: int, latency_s: float, metrics_worker: str = "auto"
+) -> tuple[int, int, float]:
     from prose_sim.config import RunOptions
     from prose_sim.models.backends.scripted import ScriptedSettings
     from prose_sim.models.protocol import ROLES
@@ -485,7 +516,7 @@ async def _full_stack(episodes: int, latency_s: float) -> tuple[int, int, float]
             prepare(
                 scenario,
                 Path(tmp) / "run",
-                RunOptions(progress="off"),
+                RunOptions(progress="off", metrics_worker=metrics_worker),
                 doubles=Doubles(backends={r: backend for r in ROLES}),
             )
         )

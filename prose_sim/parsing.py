@@ -51,6 +51,8 @@ _BULLET = re.compile(r"^\s*(?:[-*+•]|\d{1,3}[.)])\s+")
 _TRAILING_COMMA = re.compile(r",\s*([\]}])")
 _CURLY_QUOTES = str.maketrans({"“": '"', "”": '"', "‘": "'", "’": "'"})
 _QUOTE_PAIRS = (('"', '"'), ("'", "'"), ("“", "”"), ("‘", "’"), ("`", "`"))
+# what may wrap an answer (``_unwrap`` strips it): emphasis, backticks, quotes
+_WRAPPING = frozenset("*_`").union(*(left[0] + right[-1] for left, right in _QUOTE_PAIRS))
 
 # Bounds on how much work a pathological text can cause.
 _MAX_LIST_CANDIDATES = 200
@@ -83,6 +85,14 @@ def _last_labelled_line(lines: list[str], label: re.Pattern[str]) -> tuple[int, 
 
 def _unwrap(text: str) -> str:
     """Strip whitespace, markdown emphasis, backticks and quotes around an answer."""
+    stripped = text.strip()
+    if not stripped or (stripped[0] not in _WRAPPING and stripped[-1] not in _WRAPPING):
+        return stripped  # nothing around it (most answers): what ``_unwrap_all`` gives
+    return _unwrap_all(stripped)
+
+
+def _unwrap_all(text: str) -> str:
+    """``_unwrap`` step by step: strip, then one pair of quotes or emphasis, until none is left."""
     previous = None
     while text != previous:
         previous = text
@@ -346,6 +356,7 @@ def _keyword_pattern_of(keywords: tuple[str, ...]) -> tuple[re.Pattern[str], dic
     return pattern, normal
 
 
+@functools.lru_cache(maxsize=1024)  # the keywords of a few scales, said thousands of times
 def _normal(words: str) -> str:
     """A keyword or a match of one, lower-case, words joined by single spaces."""
     return " ".join(part for part in re.split(r"[\s_\-]+", words.lower()) if part)

@@ -85,3 +85,46 @@ async def test_once_the_reader_has_left_a_put_fails_even_a_waiting_one():
         async with inbox:  # the reader takes nothing and leaves
             pass
     assert len(failed) == 1
+
+
+async def test_a_quiet_item_waits_for_the_next_one_that_wakes_the_reader():
+    inbox = Inbox[int](4)
+    got: list[int] = []
+
+    async def reader() -> None:
+        async for item in inbox:
+            got.append(item)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(reader)
+        await anyio.lowlevel.checkpoint()  # the reader is waiting now
+        inbox.put_nowait(1, wake=False)
+        inbox.put_nowait(2, wake=False)
+        for _ in range(5):
+            await anyio.lowlevel.checkpoint()
+        assert got == []  # not woken for them
+        inbox.put_nowait(3)
+        await anyio.lowlevel.checkpoint()
+        assert got == [1, 2, 3]  # all of them, in order, on the next wake
+        inbox.put_nowait(4, wake=False)
+        inbox.close()  # closing wakes the reader: it takes what is in, then ends
+    assert got == [1, 2, 3, 4]
+
+
+async def test_quiet_items_that_fill_the_inbox_wake_the_reader():
+    inbox = Inbox[int](3)
+    got: list[int] = []
+
+    async def reader() -> None:
+        async for item in inbox:
+            got.append(item)
+
+    with anyio.fail_after(10):  # before the rule, the publisher waited forever
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(reader)
+            await anyio.lowlevel.checkpoint()
+            for i in range(5):  # a publisher of quiet items only never waits forever
+                await inbox.put(i, wake=False)
+            await anyio.lowlevel.checkpoint()
+            inbox.close()
+    assert got == [0, 1, 2, 3, 4]

@@ -24,7 +24,7 @@ from prose_sim.scenario import load_scenario
 
 pytestmark = pytest.mark.anyio
 
-DRAFT = 'Short. Use bullet points: - one\n- two. "Quoted," she said. Isn\'t it Mr. Smith\'s?'
+DRAFT = "Short. Use bullet points: - one\n- two. \"Quoted,\" she said. Isn't it Mr. Smith's?"
 USER = "A longer text 🎉 with emojis, a question? And a list:\n- first\n- second."
 COMPONENTS = ["use bullet points", "include emojis", "adopt a playful tone"]
 # (arguments of text_metrics) ; the last one raises inside the job (components is no list)

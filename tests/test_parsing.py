@@ -515,3 +515,16 @@ def test_a_preference_string_splits_at_semicolon_space_only_and_drops_empty_part
         "formal",
     ]
     assert split_preferences("") == []
+
+
+# ---------------------------------------------------------------- unwrapping an answer
+
+WRAPPED = st.text(alphabet=st.sampled_from(list(" \n*_`\"'“”‘’ab.")), max_size=12)
+
+
+@settings(max_examples=500)
+@given(WRAPPED)
+def test_unwrapping_takes_its_shortcut_only_where_the_loop_would_change_nothing(text):
+    from prose_sim.parsing import _unwrap, _unwrap_all
+
+    assert _unwrap(text) == _unwrap_all(text)

@@ -16,6 +16,7 @@ from prose_sim.events import DraftProduced, Event, InstanceStarted, PreferencesR
 class WritingAgent(Actor):
     name = "agent"
     subscribes = (InstanceStarted, PreferencesRetrieved)
+    quiet = (InstanceStarted,)
     stages: ClassVar[dict[type[Event], str]] = {PreferencesRetrieved: "draft"}
 
     def __init__(self, ctx: ActorContext):

@@ -23,7 +23,11 @@ E = TypeVar("E", bound=Event)
 
 
 class Bus(Protocol):
-    def subscribe(self, kinds: Iterable[type[Event]]) -> Inbox[Event]: ...
+    def subscribe(
+        self, kinds: Iterable[type[Event]], quiet: Iterable[type[Event]] = ()
+    ) -> Inbox[Event]:
+        """An inbox for ``kinds``; those of ``quiet`` do not wake its reader."""
+        ...
 
     async def publish(self, event: E) -> E:
         """Stamp the envelope of an event built with its own fields, and deliver it."""
@@ -49,10 +53,14 @@ class Actor:
     subscribes: ClassVar[tuple[type[Event], ...]]
     # the protocol stage each handled event kind starts (for StepFailed)
     stages: ClassVar[dict[type[Event], str]] = {}
+    # kinds of ``subscribes`` this actor only records (no model call, nothing published):
+    # they do not wake it, and are handled, in order, before the next event that does. A
+    # subclass that acts on one of them takes it out of ``quiet``
+    quiet: ClassVar[tuple[type[Event], ...]] = ()
 
     def __init__(self, ctx: ActorContext):
         self.ctx = ctx
-        self._inbox = ctx.bus.subscribe(self.subscribes)
+        self._inbox = ctx.bus.subscribe(self.subscribes, self.quiet)
 
     async def run(self) -> None:
         async with self._inbox:

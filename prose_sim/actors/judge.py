@@ -82,6 +82,7 @@ def preference_accuracy(scores: dict[str, float], own: str, ties: str = "strict"
 class Judge(Actor):
     name = "judge"
     subscribes = (InstanceStarted, PreferencesRetrieved, DraftProduced, DemonstrationProduced)
+    quiet = (InstanceStarted, PreferencesRetrieved, DraftProduced)
     stages: ClassVar[dict[type[Event], str]] = {DemonstrationProduced: "score"}
 
     def __init__(

@@ -26,6 +26,7 @@ from prose_sim.world.personas import Persona
 class SimulatedUser(Actor):
     name = "user"
     subscribes = (InstanceStarted, DraftProduced)
+    quiet = (InstanceStarted,)
     stages: ClassVar[dict[type[Event], str]] = {DraftProduced: "demonstrate"}
 
     def __init__(self, ctx: ActorContext):

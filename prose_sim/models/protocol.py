@@ -7,6 +7,7 @@ concurrency cap) wraps backends once, in the gateway.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -62,7 +63,7 @@ class SamplingParams(msgspec.Struct, frozen=True, kw_only=True):
     seed: int = 0
 
 
-class ModelRequest(msgspec.Struct, frozen=True, kw_only=True):
+class ModelRequest(msgspec.Struct, frozen=True, kw_only=True, dict=True):
     """One chat completion asked for by an actor.
 
     ``role`` is who asks (user, writer, agent, judge) and ``purpose`` why (draft,
@@ -88,8 +89,12 @@ class ModelRequest(msgspec.Struct, frozen=True, kw_only=True):
         """Hash of what the model sees: model, messages, sampling, prefix (and the answer's
         shape when it has one: hashes of unconstrained requests are those they always were).
 
-        Independent of who asked, so identical prompts share cache entries.
-        """
+        Independent of who asked, so identical prompts share cache entries. Computed once
+        per request (the gateway's log and the backend both ask)."""
+        return self._content_hash
+
+    @functools.cached_property
+    def _content_hash(self) -> str:
         seen: tuple[object, ...] = (self.model, self.messages, self.params, self.response_prefix)
         payload = msgspec.json.encode(seen if self.answer is None else (*seen, self.answer))
         return hashlib.blake2b(payload, digest_size=12).hexdigest()

@@ -22,6 +22,7 @@ from prose_sim.events import (
     Event,
     InstanceFinished,
     InstanceStarted,
+    JudgeVerdict,
     MetricsComputed,
     ModelFailed,
     ModelRequested,
@@ -124,7 +125,11 @@ class ResultsCollector:
 
     def observe(self, event: Event) -> None:
         self.events += 1
-        match event:
+        match event:  # the kinds a run has most of first (each case is a type check)
+            case ModelRequested():
+                self.requests += 1
+            case JudgeVerdict():
+                pass  # in the judge's MetricsComputed
             case ModelResponded() | ModelFailed():
                 self.usage_by_role_purpose[(event.role, event.purpose)].add(event)
                 self._instance_usage[(event.episode_id, event.instance)][event.role].add(event)
@@ -156,8 +161,6 @@ class ResultsCollector:
                 }
             case MetricsComputed():
                 self._rows[(event.episode_id, event.instance)].update(event.metrics)
-            case ModelRequested():
-                self.requests += 1
             case InstanceFinished():
                 key = (event.episode_id, event.instance)
                 self._rows[key]["status"] = event.status

@@ -53,16 +53,21 @@ class EpisodeBus:
         self.episode_id = episode_id
         self._sink = sink
         self._seq = 0
-        self._subscribers: dict[type[Event], list[Inbox[Event]]] = {}
+        # kind -> (inbox, whether a delivery wakes its reader)
+        self._subscribers: dict[type[Event], list[tuple[Inbox[Event], bool]]] = {}
         self._inboxes: list[Inbox[Event]] = []
         self.closed = False
 
-    def subscribe(self, kinds: Iterable[type[Event]]) -> Inbox[Event]:
-        """A new inbox receiving every later event of the given kinds."""
+    def subscribe(
+        self, kinds: Iterable[type[Event]], quiet: Iterable[type[Event]] = ()
+    ) -> Inbox[Event]:
+        """A new inbox receiving every later event of the given kinds; those of ``quiet``
+        are put in without waking its reader (``Inbox.put_nowait``)."""
         inbox = Inbox[Event](INBOX_SIZE)
         self._inboxes.append(inbox)
+        quiet = frozenset(quiet)
         for kind in kinds:
-            self._subscribers.setdefault(kind, []).append(inbox)
+            self._subscribers.setdefault(kind, []).append((inbox, kind not in quiet))
         return inbox
 
     def _stamped(self, event: E) -> E:
@@ -89,9 +94,9 @@ class EpisodeBus:
         except anyio.WouldBlock:
             self._sink_full()
             await _deliver(self._sink, stamped)
-        for inbox in self._subscribers.get(type(stamped), ()):
-            if not inbox.put_nowait(stamped):  # only a full inbox makes the publisher wait
-                await inbox.put(stamped)
+        for inbox, wake in self._subscribers.get(type(stamped), ()):
+            if not inbox.put_nowait(stamped, wake):  # only a full inbox makes the publisher wait
+                await inbox.put(stamped, wake)
         return stamped
 
     def publish_nowait(self, event: E) -> E:

@@ -82,6 +82,7 @@ class Inferrer(Actor):
 
     name = "inferrer"
     subscribes = (InstanceStarted, DraftProduced, DemonstrationProduced)
+    quiet = (DraftProduced,)
     stages: ClassVar[dict[type[Event], str]] = {
         InstanceStarted: "retrieve",
         DemonstrationProduced: "learn",
