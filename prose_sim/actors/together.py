@@ -18,10 +18,15 @@ from collections.abc import Awaitable, Callable, Sequence
 async def run_together(calls: Sequence[Callable[[], Awaitable[object]]]) -> None:
     """Await every call concurrently; then raise the first failure, in order, if any.
 
-    The first runs in this task, the others as asyncio tasks, gathered: an anyio task group's
-    task costs a cancel scope, a handle and an event more (bench overhead: the judge starts
-    four a scored instance). Cancelling this task cancels them all, as a group would."""
-    errors: list[Exception | None] = [None] * len(calls)
+    The first runs in this task, the others as asyncio tasks: an anyio task group's task
+    costs a cancel scope, a handle and an event more (bench overhead: the judge starts five a
+    scored instance), and gathering them a done-callback each; here the last to end wakes
+    this task once. Cancelling this task cancels them all, as a group would."""
+    errors: list[BaseException | None] = [None] * len(calls)
+    if not calls:
+        return
+    running = len(calls) - 1
+    all_ended = asyncio.get_running_loop().create_future()
 
     async def one(index: int, call: Callable[[], Awaitable[object]]) -> None:
         try:
@@ -29,18 +34,27 @@ async def run_together(calls: Sequence[Callable[[], Awaitable[object]]]) -> None
         except Exception as exc:  # kept for after the others; cancellation still propagates
             errors[index] = exc
 
-    if not calls:
-        return
+    async def task(index: int, call: Callable[[], Awaitable[object]]) -> None:
+        nonlocal running
+        try:
+            await one(index, call)
+        except BaseException as exc:  # cancelled (with the caller) or worse: raised after
+            errors[index] = exc
+        finally:
+            running -= 1
+            if not running and not all_ended.done():
+                all_ended.set_result(None)
+
     # started in order, after the first (which runs in this task until it first waits, as a
     # task group's first task would)
-    rest = [asyncio.ensure_future(one(index, call)) for index, call in enumerate(calls[1:], 1)]
+    rest = [asyncio.ensure_future(task(index, call)) for index, call in enumerate(calls[1:], 1)]
     try:
         await one(0, calls[0])
         if rest:
-            await asyncio.gather(*rest)
+            await all_ended
     except BaseException:  # this task was cancelled: so are they (a group's would be)
-        for task in rest:
-            task.cancel()
+        for pending in rest:
+            pending.cancel()
         raise
     for error in errors:
         if error is not None:

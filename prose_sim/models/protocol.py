@@ -7,7 +7,6 @@ concurrency cap) wraps backends once, in the gateway.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -90,14 +89,21 @@ class ModelRequest(msgspec.Struct, frozen=True, kw_only=True, dict=True):
         shape when it has one: hashes of unconstrained requests are those they always were).
 
         Independent of who asked, so identical prompts share cache entries. Computed once
-        per request (the gateway's log and the backend both ask)."""
-        return self._content_hash
-
-    @functools.cached_property
-    def _content_hash(self) -> str:
-        seen: tuple[object, ...] = (self.model, self.messages, self.params, self.response_prefix)
-        payload = msgspec.json.encode(seen if self.answer is None else (*seen, self.answer))
-        return hashlib.blake2b(payload, digest_size=12).hexdigest()
+        per request (the gateway's log and the backend both ask), kept in the instance's
+        ``__dict__`` as ``functools.cached_property`` would (whose lock costs more here)."""
+        known = self.__dict__.get("_content_hash")
+        if known is None:
+            seen: tuple[object, ...] = (
+                self.model,
+                self.messages,
+                self.params,
+                self.response_prefix,
+            )
+            payload = msgspec.json.encode(seen if self.answer is None else (*seen, self.answer))
+            known = self.__dict__["_content_hash"] = hashlib.blake2b(
+                payload, digest_size=12
+            ).hexdigest()
+        return known
 
 
 class Completion(msgspec.Struct, frozen=True, kw_only=True):
