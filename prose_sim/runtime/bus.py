@@ -17,17 +17,17 @@ from typing import TypeVar
 
 import anyio
 import msgspec
-from anyio.streams.memory import MemoryObjectSendStream
 
 from prose_sim.events import Event
 from prose_sim.inbox import Inbox
+from prose_sim.runtime.sink import EventSender
 
 INBOX_SIZE = 16
 
 E = TypeVar("E", bound=Event)
 
 
-async def _deliver(stream: MemoryObjectSendStream[Event], event: Event) -> None:
+async def _deliver(stream: EventSender, event: Event) -> None:
     """Deliver without yielding while there is room; only a full buffer makes the sender wait."""
     try:
         stream.send_nowait(event)
@@ -40,7 +40,7 @@ class EpisodeBus:
         self,
         run_id: str,
         episode_id: str,
-        sink: MemoryObjectSendStream[Event],
+        sink: EventSender,
         checkpoint: Callable[[], None] = lambda: None,
         sink_full: Callable[[], object] = lambda: None,
     ):

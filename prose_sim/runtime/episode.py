@@ -11,7 +11,6 @@ from collections.abc import Callable, Mapping
 
 import anyio
 import msgspec
-from anyio.streams.memory import MemoryObjectSendStream
 
 from prose_sim.actors.agent import WritingAgent
 from prose_sim.actors.base import ActorContext
@@ -36,6 +35,7 @@ from prose_sim.models.embeddings import Embedder, Retrieval
 from prose_sim.models.gateway import Gateway, ModelClient, RoleModel
 from prose_sim.runtime.bus import EpisodeBus
 from prose_sim.runtime.plan import EpisodePlan
+from prose_sim.runtime.sink import EventSender
 from prose_sim.seeding import rng_for
 from prose_sim.world.corpus import Corpus, Document
 from prose_sim.world.personas import Persona, PersonaCatalog
@@ -133,9 +133,7 @@ def _as_run(persona: Persona, framework: str) -> Persona:
     )
 
 
-async def run_episode(
-    plan: EpisodePlan, world: EpisodeWorld, sink: MemoryObjectSendStream[Event]
-) -> str:
+async def run_episode(plan: EpisodePlan, world: EpisodeWorld, sink: EventSender) -> str:
     """Run one episode to its end; returns its status. Never raises for its own failures."""
     bus = EpisodeBus(world.run_id, plan.episode_id, sink, world.checkpoint, world.sink_full)
     instances = world.instances(plan)

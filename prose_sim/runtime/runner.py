@@ -29,13 +29,12 @@ from pathlib import Path
 
 import anyio
 import msgspec
-from anyio.streams.memory import MemoryObjectReceiveStream
 
 from prose_sim import __version__
 from prose_sim.config import BudgetSettings
 from prose_sim.errors import RunIOError
 from prose_sim.eventlog import EventLogWriter
-from prose_sim.events import BatchServed, BatchStats, Event, RunFinished, RunResumed, RunStarted
+from prose_sim.events import BatchServed, BatchStats, RunFinished, RunResumed, RunStarted
 from prose_sim.metrics.offloop import OffLoop, choose_worker
 from prose_sim.models.budget import BudgetState, Spend
 from prose_sim.models.cache import ResponseCache
@@ -53,6 +52,7 @@ from prose_sim.runtime.prepare import PreparedRun
 from prose_sim.runtime.progress import ProgressDisplay
 from prose_sim.runtime.setup import episode_world, open_cache, open_gateway
 from prose_sim.runtime.signals import stop_on_signals
+from prose_sim.runtime.sink import EventSink
 from prose_sim.scenario.loading import scenario_tables
 from prose_sim.templating import using_prompts
 from prose_sim.world.assembly import ResolvedRun, scenario_personas
@@ -209,8 +209,9 @@ async def _run_locked(
     writer = folder.log_writer()
     statuses: list[str] = list(done.values())
     started = time.perf_counter()
-    send, receive = anyio.create_memory_object_stream[Event](SINK_BUFFER)
-    consumer = _Consumer(receive, writer, collector, control)
+    sink = EventSink(SINK_BUFFER)
+    send = sink.sender()
+    consumer = _Consumer(sink, writer, collector, control)
     # a publisher that finds the sink full drains it itself rather than waiting for the
     # consumer's next poll (with thousands of episodes a pass of the loop fills it)
     world.sink_full = consumer.drain
@@ -314,11 +315,11 @@ async def _run_locked(
                             # the limiter's checkpoint is shielded: a run stopped meanwhile
                             # starts no more episodes
                             await anyio.lowlevel.checkpoint_if_cancelled()
-                            sink = send.clone()
+                            sender = send.clone()
                             try:
-                                statuses.append(await run_episode(plan, world, sink))
+                                statuses.append(await run_episode(plan, world, sender))
                             finally:  # closed also when stopped, so the consumer can end
-                                sink.close()
+                                sender.close()
 
                     async with anyio.create_task_group() as metrics:
                         metrics.start_soon(offloop.serve)  # until every episode has ended
@@ -475,42 +476,42 @@ class _Consumer:
 
     def __init__(
         self,
-        receive: MemoryObjectReceiveStream[Event],
+        sink: EventSink,
         writer: EventLogWriter,
         collector: ResultsCollector,
         control: RunControl,
     ):
-        self._receive = receive
+        self._sink = sink
         self._writer = writer
         self._collector = collector
         self._control = control
         self._ended = False
 
     async def run(self) -> None:
-        async with self._receive:
+        try:
             while self.drain():  # noqa: ASYNC110 (polls: see the docstring)
                 await anyio.sleep(self.IDLE_POLL_S)
+        finally:
+            self._sink.close()
 
     def drain(self) -> bool:
         """Log every event published so far and flush; whether more can come."""
-        writer = self._writer
-        while True:
-            try:
-                event = self._receive.receive_nowait()
-            except anyio.WouldBlock:
-                _guarded(writer.flush, self._control)
-                return True
-            except anyio.EndOfStream:
-                _guarded(writer.flush, self._control)
-                return False
+        writer, observe = self._writer, self._collector.observe
+        events, more = self._sink.take()
+        for event in events:
             if self._ended:
-                continue  # episodes unwinding after a signal's quick exit
+                break  # episodes unwinding after a signal's quick exit
             if writer.broken is None:
-                _guarded(writer.write, self._control, event)
-                self._collector.observe(event)
+                try:
+                    writer.write(event)
+                except RunIOError as exc:
+                    self._control.stop("io_error", str(exc))
+                observe(event)
             match event:
                 case RunFinished(episode_id=""):
                     self._ended = True
+        _guarded(writer.flush, self._control)
+        return more
 
 
 def _guarded(write, control: RunControl, *args: object) -> None:
