@@ -5,8 +5,15 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from prose_sim.models.backends.scripted import ScriptedBackend, ScriptedSettings
+from prose_sim.models.backends.scripted import (
+    ScriptedBackend,
+    ScriptedSettings,
+    simulated_prompt_usage,
+    simulated_usage,
+)
 from prose_sim.models.protocol import ModelRequest, SamplingParams
 from prose_sim.scales import PPCM_SCALE, VALIDATION_SCALE
 
@@ -71,3 +78,16 @@ async def test_each_answer_waits_the_simulated_latency_first(monkeypatch):
     )
     await ScriptedBackend().complete(request("draft"))  # no latency: no wait
     assert slept[0] == 0.05 and 0.025 <= slept[1] <= 0.075 and len(slept) == 2
+
+
+# the scripted answers of every run depend on these: a faster way to compute them must give
+# exactly what the plain way gives
+SPACES = [c for c in map(chr, range(0x3000 + 1)) if c.isspace()]
+PROMPT_TEXT = st.text(alphabet=st.sampled_from([*SPACES, "a", "b", '"', "'", "é"]), max_size=60)
+
+
+@settings(max_examples=300)
+@given(st.lists(PROMPT_TEXT, max_size=3))
+def test_prompt_usage_counts_the_joined_messages_words(contents):
+    messages = [{"role": "user", "content": c} for c in contents]
+    assert simulated_prompt_usage(messages) == simulated_usage(" ".join(contents))

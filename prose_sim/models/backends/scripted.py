@@ -42,6 +42,8 @@ _VERDICT_SCALES = {
     "judge_fpm": FPM_SCALE,
     "judge_similarity": SIMILARITY_SCALE,
 }
+# the keywords of each scale, in order (what ``rng.choice`` draws from)
+_VERDICT_KEYWORDS = {purpose: tuple(scale) for purpose, scale in _VERDICT_SCALES.items()}
 _PREFERENCE_PURPOSES = {"refine", "coalesce"}  # answered on a "Preferences:" line
 _PHRASE_PURPOSES = {"infer", "merge"}  # CIPHER: the whole reply is the preference
 _WRITING_PURPOSES = {"draft", "demonstrate", "edit", "candidate"}
@@ -68,6 +70,12 @@ def simulated_usage(text: str) -> int:
     return (len(text.split()) * 4 + 2) // 3
 
 
+def simulated_prompt_usage(messages: list[dict[str, str]]) -> int:
+    """``simulated_usage`` of the messages' contents joined by spaces (counted apart: the
+    same count, without the joined copy)."""
+    return (sum(len(m["content"].split()) for m in messages) * 4 + 2) // 3
+
+
 class ScriptedBackend:
     def __init__(self, settings: ScriptedSettings = DEFAULT_SCRIPTED):
         self.settings = settings
@@ -88,17 +96,16 @@ class ScriptedBackend:
     def compute(self, request: ModelRequest, rng: random.Random) -> Completion:
         """The answer itself (no waiting): all the work the test double does."""
         text = self._answer(request, rng)
-        prompt = " ".join(m["content"] for m in request.messages)
         return Completion(
             text=text,
-            input_tokens=simulated_usage(prompt),
+            input_tokens=simulated_prompt_usage(request.messages),
             output_tokens=simulated_usage(text),
         )
 
     def _answer(self, request: ModelRequest, rng: random.Random) -> str:
         purpose = request.purpose
         if purpose in _VERDICT_SCALES:
-            keyword = rng.choice(list(_VERDICT_SCALES[purpose]))
+            keyword = rng.choice(_VERDICT_KEYWORDS[purpose])
             return f"The text was compared with the description.\nVerdict: {keyword}"
         if purpose in _PREFERENCE_PURPOSES or purpose == "breakdown":
             picks = rng.sample(STYLE_PHRASES, rng.randint(1, 4))
