@@ -10,6 +10,7 @@ Every answer depends only on (seed, request content), never on call order.
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 
@@ -76,9 +77,21 @@ def simulated_prompt_usage(messages: list[dict[str, str]]) -> int:
     return (sum(len(m["content"].split()) for m in messages) * 4 + 2) // 3
 
 
+def _words_of(prompt: str) -> tuple[int, tuple[str, ...]]:
+    """(how many words ``prompt`` has, its words but those holding triple quotes)."""
+    words = prompt.split()
+    if '"""' in prompt:
+        return len(words), tuple(w for w in words if '"""' not in w)
+    return len(words), tuple(words)
+
+
 class ScriptedBackend:
     def __init__(self, settings: ScriptedSettings = DEFAULT_SCRIPTED):
         self.settings = settings
+        # a writing prompt recurs in every seed of its user and document (a draft's with the
+        # same preferences, a PLUME user's always): its words are cut once (this backend's own
+        # cache; a judge's prompts, each with its own draft, do not go through it)
+        self._words = functools.lru_cache(maxsize=1024)(_words_of)
 
     async def aclose(self) -> None:
         """Holds nothing."""
@@ -98,9 +111,18 @@ class ScriptedBackend:
         text = self._answer(request, rng)
         return Completion(
             text=text,
-            input_tokens=simulated_prompt_usage(request.messages),
+            input_tokens=self._prompt_usage(request),
             output_tokens=simulated_usage(text),
         )
+
+    def _prompt_usage(self, request: ModelRequest) -> int:
+        """``simulated_prompt_usage`` of the request, a writing prompt's words counted once."""
+        messages = request.messages
+        if request.purpose not in _WRITING_PURPOSES or not messages:
+            return simulated_prompt_usage(messages)
+        words = self._words(messages[-1]["content"])[0]
+        words += sum(len(m["content"].split()) for m in messages[:-1])
+        return (words * 4 + 2) // 3
 
     def _answer(self, request: ModelRequest, rng: random.Random) -> str:
         purpose = request.purpose
@@ -122,9 +144,7 @@ class ScriptedBackend:
         """Words drawn in short runs from the last message: overlapping prompts
         give overlapping texts, as real writers of the same document would."""
         prompt = request.messages[-1]["content"] if request.messages else ""
-        words = prompt.split()
-        if '"""' in prompt:
-            words = [w for w in words if '"""' not in w]
+        words = self._words(prompt)[1]
         if not words:
             return "Nothing to write about."
         n = rng.randint(
