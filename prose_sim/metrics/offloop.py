@@ -17,7 +17,7 @@ Where they run (``worker``):
 - ``"process"``: the run's metrics worker process (``metrics.worker``), on a core of its own:
   the 1,000-episode case of bench overhead made 17-28% more model calls a second so (the same
   sitting, alternated). It costs a process start (about 0.1 s, while the first episodes
-  draft) and its memory (about 40 MB). Only the jobs ``metrics.worker.JOBS`` names go there.
+  draft) and its memory (a peak of about 50 MB). Only the jobs ``metrics.worker.JOBS`` names go there.
   If the process cannot start or ends mid-run, one warning says why and the thread takes over,
   beginning with the batch that was lost: nothing is lost and every result is the same.
 
