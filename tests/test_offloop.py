@@ -3,6 +3,8 @@ worker process, each caller its own result or error, the same wherever it ran.""
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import threading
 
@@ -139,7 +141,11 @@ ANSWERS_ONCE = (
 )
 BROKEN_WORKERS = {
     "cannot start": ["/nonexistent/python3"],
-    "ends at once": [sys.executable, "-c", "import sys; sys.exit(3)"],
+    "ends at once": [
+        sys.executable,
+        "-c",
+        "import sys; sys.stderr.write('starting\\nno luck: it broke\\n'); sys.exit(3)",
+    ],
     "answers garbage": [
         sys.executable,
         "-c",
@@ -160,7 +166,7 @@ async def test_a_broken_worker_gives_way_to_the_thread_with_one_warning(broken):
     assert len(warnings) == 1 and offloop.gave_up in warnings[0]["reason"]
     expected = {
         "cannot start": "could not start",
-        "ends at once": "exit code 3",
+        "ends at once": "exit code 3: no luck: it broke",  # its last line on stderr
         "answers garbage": "DecodeError",
         "ends mid-run": "exit code 5",
     }[broken]
@@ -186,3 +192,29 @@ def test_a_run_scores_the_same_in_the_thread_and_the_process(tmp_path):
         assert not [e for e in logs if e["event"] == "metrics_worker_gave_up"]
         results[worker] = (run_dir / "results.csv").read_bytes()
     assert results["thread"] == results["process"]
+
+
+async def test_the_worker_ignores_the_signals_the_run_acts_on():
+    worker = await WorkerProcess.start()
+    try:
+        await worker.run([(text_metrics, JOBS[2])])  # it is serving (its handlers are set)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            os.kill(worker.pid, sig)  # as Ctrl-C, a scheduler or a closed terminal would
+        assert await worker.run([(text_metrics, JOBS[0])]) == [(True, text_metrics(*JOBS[0]))]
+    finally:
+        await worker.aclose()
+    assert worker.returncode == 0
+
+
+async def test_a_worker_that_writes_much_on_stderr_is_not_held_up():
+    # 2 MB before it serves: a pipe nobody read (64 KB) would have stopped it for good
+    chatty = [
+        sys.executable,
+        "-c",
+        "import sys; sys.stderr.write('x' * 2_000_000); sys.stderr.flush()\n"
+        "from prose_sim.metrics.worker import main; main()",
+    ]
+    offloop = OffLoop("process", command=chatty)
+    with anyio.fail_after(30):
+        got = await _outcomes(offloop, text_metrics, JOBS)
+    assert offloop.gave_up == "" and got == await _outcomes(OffLoop(), text_metrics, JOBS)

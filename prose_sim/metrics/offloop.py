@@ -31,10 +31,11 @@ import contextlib
 import os
 import subprocess
 import sys
+import tempfile
 from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import IO, Any, Literal, TypeVar
 
 import anyio
 import anyio.abc
@@ -99,8 +100,10 @@ class WorkerBroken(Exception):
 class WorkerProcess:
     """The run's end of a ``metrics.worker`` process: a batch out, its outcomes back."""
 
-    def __init__(self, process: anyio.abc.Process):
+    def __init__(self, process: anyio.abc.Process, stderr: IO[bytes] | None = None):
+        """``stderr``: the file its standard error goes to (read when it fails)."""
         self._process = process
+        self._stderr = stderr
         assert process.stdin is not None and process.stdout is not None
         self._stdin = process.stdin
         self._stdout = BufferedByteReceiveStream(process.stdout)
@@ -114,17 +117,24 @@ class WorkerProcess:
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (PACKAGE_ROOT, env.get("PYTHONPATH", "")) if p
         )
+        # its standard error in a file, never a pipe (a full pipe nobody reads would stop it)
+        stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed with the worker)
         try:
             process = await anyio.open_process(
                 list(command),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
+                stderr=stderr,
                 env=env,
             )
         except OSError as exc:
+            stderr.close()
             raise WorkerBroken(f"it could not start: {exc}") from exc
-        return cls(process)
+        return cls(process, stderr)
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
 
     @property
     def returncode(self) -> int | None:
@@ -160,10 +170,12 @@ class WorkerProcess:
         with anyio.move_on_after(STOP_WAIT_S):
             code = await self._process.wait()
         last = ""
-        if self._process.stderr is not None:
-            with anyio.move_on_after(0.5), contextlib.suppress(Exception):
-                tail = await self._process.stderr.receive(65536)
-                lines = [ln for ln in tail.decode(errors="replace").splitlines() if ln.strip()]
+        if self._stderr is not None:
+            with contextlib.suppress(OSError):
+                size = self._stderr.seek(0, os.SEEK_END)
+                self._stderr.seek(max(0, size - 65536))
+                tail = self._stderr.read().decode(errors="replace")
+                lines = [ln for ln in tail.splitlines() if ln.strip()]
                 last = f": {cut(lines[-1].strip(), 300)}" if lines else ""
         ended = "it is still running" if code is None else f"it ended with exit code {code}"
         return f"{ended}{last}"
@@ -180,6 +192,8 @@ class WorkerProcess:
                     self._process.kill()
             with contextlib.suppress(Exception):
                 await self._process.aclose()
+            if self._stderr is not None:
+                self._stderr.close()
 
 
 class OffLoop:

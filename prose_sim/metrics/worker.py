@@ -13,8 +13,9 @@ crosses the pipe: no pickle. ``metrics.offloop`` starts the worker and speaks th
 the same ``run_batch`` computes a batch in its thread when there is no worker, so each job's
 answer is the same either way.
 
-The worker ignores SIGINT (Ctrl-C on a terminal reaches the whole process group): the run
-decides when it ends, by closing the worker's input.
+The worker ignores SIGINT, SIGTERM and SIGHUP (Ctrl-C on a terminal, a scheduler's or a closed
+terminal's signal reach the whole process group): the run decides when it ends, by closing the
+worker's input; a run that dies closes it too, and a worker that does not end is killed.
 """
 
 from __future__ import annotations
@@ -79,7 +80,9 @@ def serve(stdin: Any, stdout: Any) -> None:
 
 
 def main() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):  # the run's to act on; it then closes our input
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing but frames may reach the pipe
     serve(stdin, stdout)
