@@ -30,7 +30,7 @@ import time
 import unittest.mock
 from collections.abc import Mapping
 from pathlib import Path
-from typing import NotRequired, TypedDict
+from typing import Literal, NotRequired, TypedDict
 
 import anyio
 import msgspec
@@ -470,7 +470,7 @@ def _import_full_stack() -> None:
 
 
 async def _full_stack(
-    episodes: int, latency_s: float, metrics_worker: str = "auto"
+    episodes: int, latency_s: float, metrics_worker: Literal["auto", "thread", "process"] = "auto"
 ) -> tuple[int, int, float]:
     from prose_sim.config import RunOptions
     from prose_sim.models.backends.scripted import ScriptedSettings
