@@ -11,6 +11,12 @@ from prose_sim.inbox import Inbox, InboxClosed
 pytestmark = pytest.mark.anyio
 
 
+async def read_into(inbox: Inbox[int], got: list[int]) -> None:
+    """The reader: every item, in order, until the inbox is closed and empty."""
+    async for item in inbox:
+        got.append(item)
+
+
 def taken_without_yielding(inbox: Inbox[int]) -> int:
     """The next item, read by driving ``__anext__`` by hand: it must finish on its first step
     (a coroutine that suspends, e.g. at a checkpoint, would not)."""
@@ -30,12 +36,8 @@ async def test_a_reader_waits_while_empty_and_wakes_on_the_next_put():
     inbox = Inbox[int](4)
     got: list[int] = []
 
-    async def reader() -> None:
-        async for item in inbox:
-            got.append(item)
-
     async with anyio.create_task_group() as tg:
-        tg.start_soon(reader)
+        tg.start_soon(read_into, inbox, got)
         await anyio.lowlevel.checkpoint()  # the reader is waiting now
         assert got == []
         inbox.put_nowait(7)
@@ -91,12 +93,8 @@ async def test_a_quiet_item_waits_for_the_next_one_that_wakes_the_reader():
     inbox = Inbox[int](4)
     got: list[int] = []
 
-    async def reader() -> None:
-        async for item in inbox:
-            got.append(item)
-
     async with anyio.create_task_group() as tg:
-        tg.start_soon(reader)
+        tg.start_soon(read_into, inbox, got)
         await anyio.lowlevel.checkpoint()  # the reader is waiting now
         inbox.put_nowait(1, wake=False)
         inbox.put_nowait(2, wake=False)
@@ -115,13 +113,9 @@ async def test_quiet_items_that_fill_the_inbox_wake_the_reader():
     inbox = Inbox[int](3)
     got: list[int] = []
 
-    async def reader() -> None:
-        async for item in inbox:
-            got.append(item)
-
     with anyio.fail_after(10):  # before the rule, the publisher waited forever
         async with anyio.create_task_group() as tg:
-            tg.start_soon(reader)
+            tg.start_soon(read_into, inbox, got)
             await anyio.lowlevel.checkpoint()
             for i in range(5):  # a publisher of quiet items only never waits forever
                 await inbox.put(i, wake=False)
