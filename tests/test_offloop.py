@@ -4,6 +4,7 @@ worker process, each caller its own result or error, the same wherever it ran.""
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import sys
 import threading
@@ -124,6 +125,7 @@ async def test_the_worker_process_takes_only_named_jobs():
 async def test_a_closed_worker_exits_by_itself():
     worker = await WorkerProcess.start()
     assert await worker.run([(text_metrics, JOBS[2])]) == [(True, text_metrics(*JOBS[2]))]
+    assert worker.peak_mb() > 5  # a Python process's memory, from the kernel
     await worker.aclose()
     assert worker.returncode == 0  # it read the end of its input; not killed
 
@@ -183,15 +185,20 @@ def test_auto_takes_the_process_for_many_episodes_on_two_cores():
 
 def test_a_run_scores_the_same_in_the_thread_and_the_process(tmp_path):
     scenario = load_scenario(SCENARIOS / "methods.toml", ["demonstrations_per_user=2"])
-    results = {}
+    results, peaks = {}, {}
     for worker in ("thread", "process"):
         options = RunOptions(progress="off", metrics_worker=worker)
         run_dir = tmp_path / worker
         with structlog.testing.capture_logs() as logs:
-            anyio.run(lambda: execute(prepare(scenario, run_dir, options)))  # noqa: B023
+            outcome = anyio.run(lambda: execute(prepare(scenario, run_dir, options)))  # noqa: B023
         assert not [e for e in logs if e["event"] == "metrics_worker_gave_up"]
         results[worker] = (run_dir / "results.csv").read_bytes()
+        peaks[worker] = (
+            outcome.peak_rss_mb - resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        )
     assert results["thread"] == results["process"]
+    # the summary's peak memory is this process's, and the worker's added where there is one
+    assert peaks["thread"] <= 1 and peaks["process"] > 5
 
 
 async def test_the_worker_ignores_the_signals_the_run_acts_on():

@@ -180,6 +180,18 @@ class WorkerProcess:
         ended = "it is still running" if code is None else f"it ended with exit code {code}"
         return f"{ended}{last}"
 
+    def peak_mb(self) -> float:
+        """Its peak resident memory so far (the kernel's high-water mark; 0.0 where /proc does
+        not say, or once it has ended)."""
+        try:
+            with open(f"/proc/{self.pid}/status") as status:
+                for line in status:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1]) / 1024  # kB
+        except (OSError, ValueError, IndexError):
+            pass
+        return 0.0
+
     async def aclose(self) -> None:
         """Close its input (it exits), wait a little, kill it if it has not."""
         with anyio.CancelScope(shield=True):
@@ -205,6 +217,8 @@ class OffLoop:
         self.worker = worker
         self.command = tuple(command)
         self.gave_up = ""  # why the worker process was given up for the thread ("" if not)
+        self._worker_peak_mb = 0.0  # of the worker processes that have ended
+        self._live: WorkerProcess | None = None  # the worker process while it serves
         self._pending: deque[_Job] = deque()
         self._arrived: asyncio.Event | None = None  # set when a call comes to an idle server
 
@@ -225,6 +239,7 @@ class OffLoop:
     async def serve(self) -> None:
         """Compute what is queued, batch after batch, until cancelled."""
         process = await self._start() if self.worker == "process" else None
+        self._live = process
         try:
             while True:
                 if not self._pending:
@@ -239,6 +254,8 @@ class OffLoop:
                     try:
                         outcomes = await process.run(jobs)
                     except WorkerBroken as exc:
+                        self._worker_peak_mb = max(self._worker_peak_mb, process.peak_mb())
+                        self._live = None
                         await process.aclose()
                         process = None
                         self._give_up(f"it stopped answering ({exc})")
@@ -248,8 +265,16 @@ class OffLoop:
                     if not future.done():  # else its caller was cancelled meanwhile
                         future.set_result(outcome)
         finally:
+            self._live = None
             if process is not None:
+                self._worker_peak_mb = max(self._worker_peak_mb, process.peak_mb())
                 await process.aclose()
+
+    def worker_peak_mb(self) -> float:
+        """The worker process's peak resident memory (MB; 0.0 with the thread): what a run's
+        own peak leaves out."""
+        live = self._live.peak_mb() if self._live is not None else 0.0
+        return max(self._worker_peak_mb, live)
 
     async def _start(self) -> WorkerProcess | None:
         try:

@@ -75,7 +75,7 @@ class RunOutcome(msgspec.Struct, kw_only=True):
     output_tokens: int
     wall_s: float
     model_calls_per_s: float
-    peak_rss_mb: float
+    peak_rss_mb: float  # the run's process's peak and its metrics worker's, added
     concurrency: int
     methods: list[MethodSummary]
     usage: list[dict[str, object]]  # by role and purpose
@@ -243,6 +243,7 @@ async def _run_locked(
             projected=projected,
             budget=scenario.budget,
             shard=shard,
+            helpers_rss_mb=offloop.worker_peak_mb(),
         )
 
     display: ProgressDisplay | None = None  # the progress bar or lines, drawn from a thread
@@ -355,14 +356,18 @@ def _conclude(
     projected: Projection | None = None,
     budget: BudgetSettings | None = None,
     shard: tuple[int, int] | None = None,
+    helpers_rss_mb: float = 0.0,
 ) -> RunOutcome:
     """Write ``results.csv`` and ``summary.json`` of the run (its log closed); the outcome.
-    ``calls_kept``: the answers in the log from before a resume."""
+    ``calls_kept``: the answers in the log from before a resume; ``helpers_rss_mb``: the peak
+    memory of the run's helper processes (the metrics worker), added to its own."""
     wall = time.perf_counter() - started
     folder = RunFolder(run_dir)
     if control.kind != "io_error":
         _write(folder.write_results, folder.results_path, collector.results_csv().encode(), control)
     outcome = _outcome(run_dir, collector, episodes, statuses, wall, limit)
+    # the run's own peak and its metrics worker's, added (an upper bound: they may not coincide)
+    outcome.peak_rss_mb = round(outcome.peak_rss_mb + helpers_rss_mb, 1)
     outcome.answers_from_log = recorded.served if recorded is not None else 0
     outcome.calls_made = outcome.model_calls - calls_kept - outcome.answers_from_log
     outcome.servers = [server.stats.summary() for server in built.servers]
