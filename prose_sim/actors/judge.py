@@ -129,7 +129,7 @@ class Judge(Actor):
         retrieved: list[str],
     ) -> None:
         # tokenizing and checking long texts is CPU work: off the event loop, in the run's
-        # worker thread a batch at a time (metrics.offloop)
+        # worker thread or process a batch at a time (metrics.offloop)
         args = (draft.text, demo.text, persona.components, draft.preferences)
         text, checked, verifiable = (
             await self.offloop.call(text_metrics, *args, self.settings.verifiable)

@@ -37,8 +37,8 @@ async def run_together(calls: Sequence[Callable[[], Awaitable[object]]]) -> None
     async def task(index: int, call: Callable[[], Awaitable[object]]) -> None:
         nonlocal running
         try:
-            await one(index, call)
-        except BaseException as exc:  # cancelled (with the caller) or worse: raised after
+            await call()
+        except BaseException as exc:  # kept for after the others (cancelled: with the caller)
             errors[index] = exc
         finally:
             running -= 1

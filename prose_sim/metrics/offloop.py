@@ -254,9 +254,7 @@ class OffLoop:
                     try:
                         outcomes = await process.run(jobs)
                     except WorkerBroken as exc:
-                        self._worker_peak_mb = max(self._worker_peak_mb, process.peak_mb())
-                        self._live = None
-                        await process.aclose()
+                        await self._retire(process)
                         process = None
                         self._give_up(f"it stopped answering ({exc})")
                 if outcomes is None:
@@ -265,10 +263,14 @@ class OffLoop:
                     if not future.done():  # else its caller was cancelled meanwhile
                         future.set_result(outcome)
         finally:
-            self._live = None
             if process is not None:
-                self._worker_peak_mb = max(self._worker_peak_mb, process.peak_mb())
-                await process.aclose()
+                await self._retire(process)
+
+    async def _retire(self, process: WorkerProcess) -> None:
+        """Keep the worker's peak memory, then close it."""
+        self._worker_peak_mb = max(self._worker_peak_mb, process.peak_mb())
+        self._live = None
+        await process.aclose()
 
     def worker_peak_mb(self) -> float:
         """The worker process's peak resident memory (MB; 0.0 with the thread): what a run's

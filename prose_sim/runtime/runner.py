@@ -507,7 +507,7 @@ class _Consumer:
             if self._ended:
                 break  # episodes unwinding after a signal's quick exit
             if writer.broken is None:
-                try:
+                try:  # _guarded's rule, inline: this runs once per event
                     writer.write(event)
                 except RunIOError as exc:
                     self._control.stop("io_error", str(exc))

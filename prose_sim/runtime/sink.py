@@ -53,19 +53,42 @@ class EventSink:
         self._senders += 1
         return SinkSender(self)
 
+    def put_nowait(self, item: Event) -> None:
+        """Put ``item`` in (``anyio.WouldBlock`` when the sink is full)."""
+        if self._reader_left:
+            raise anyio.BrokenResourceError
+        if len(self._events) >= self.size:
+            raise anyio.WouldBlock
+        self._events.append(item)
+
+    async def put(self, item: Event) -> None:
+        """Put ``item`` in, waiting while the sink is full."""
+        while True:
+            try:
+                self.put_nowait(item)
+                return
+            except anyio.WouldBlock:
+                if self._room is None:
+                    self._room = asyncio.Event()
+                await self._room.wait()
+
     def take(self) -> tuple[list[Event], bool]:
         """(every event in, in order; whether more can come)."""
         events = list(self._events)
         self._events.clear()
-        if self._room is not None:
-            self._room.set()
-            self._room = None
+        self._wake_senders()
         return events, bool(self._senders)
 
     def close(self) -> None:
         """The reader leaves: later sends raise ``anyio.BrokenResourceError``."""
         self._reader_left = True
         self._events.clear()
+        self._wake_senders()
+
+    def _sender_closed(self) -> None:
+        self._senders -= 1
+
+    def _wake_senders(self) -> None:
         if self._room is not None:
             self._room.set()
             self._room = None
@@ -85,26 +108,15 @@ class SinkSender:
 
     def send_nowait(self, item: Event) -> None:
         """Put ``item`` in (``anyio.WouldBlock`` when the sink is full)."""
-        sink = self._sink
         if self._closed:
             raise anyio.ClosedResourceError
-        if sink._reader_left:
-            raise anyio.BrokenResourceError
-        if len(sink._events) >= sink.size:
-            raise anyio.WouldBlock
-        sink._events.append(item)
+        self._sink.put_nowait(item)
 
     async def send(self, item: Event) -> None:
         """Put ``item`` in, waiting while the sink is full."""
-        sink = self._sink
-        while True:
-            try:
-                self.send_nowait(item)
-                return
-            except anyio.WouldBlock:
-                if sink._room is None:
-                    sink._room = asyncio.Event()
-                await sink._room.wait()
+        if self._closed:
+            raise anyio.ClosedResourceError
+        await self._sink.put(item)
 
     def clone(self) -> SinkSender:
         """Another open sender on the same sink."""
@@ -115,7 +127,7 @@ class SinkSender:
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            self._sink._senders -= 1
+            self._sink._sender_closed()
 
     async def aclose(self) -> None:
         self.close()
