@@ -140,11 +140,19 @@ def render(name: str, **context: object) -> str:
     return _template(name).render(**context).strip()
 
 
+def renders_builtin(template: str) -> bool:
+    """Whether ``template`` (a name or a ``.j2`` path, as ``render_template`` takes it) renders
+    from the built-in templates: a name, with no run prompt folder in use. Only those are
+    rendered once per distinct context: a user's files may change between two runs of one
+    process."""
+    return not template.endswith(SUFFIX) and not _PROMPT_DIR.get()
+
+
 def render_repeated(name: str, **context: Hashable) -> str:
     """``render`` for a template whose context repeats (the system messages): a built-in
     template is rendered once per distinct context. A run's prompt folder is rendered each
     time (its files may change between two runs of one process)."""
-    if _PROMPT_DIR.get():
+    if not renders_builtin(name):
         return render(name, **context)
     return _rendered(name, tuple(context.items()))
 

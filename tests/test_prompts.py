@@ -452,3 +452,47 @@ def test_a_repeated_system_prompt_is_the_same_text_as_rendered_and_a_run_folder_
         later = path.stat().st_mtime + 10  # a change the template loader's clock can see
         os.utime(path, (later, later))
         assert render_repeated("draft_system", task=task, framework="plume") == "edited"
+
+
+def test_a_recurring_task_prompt_is_the_same_text_as_rendered_and_a_users_file_is_read_each_time(
+    tmp_path,
+):
+    from prose_sim.actors.writing import task_messages
+    from prose_sim.templating import render_template, using_prompts
+
+    task = TASKS["email_writing"]
+    examples = [("notes one", "an email"), ["notes two", "another"]]  # pairs as decoded, too
+    for framework in FRAMEWORKS:
+        for components in (None, ["A-X; B-Y"]):
+            expected = render_template(
+                "draft",
+                task=task,
+                framework=framework,
+                document="the notes",
+                preferences="A-X; B-Y",
+                components=["A-X", "B-Y"] if components is None else components,
+                examples=examples,
+                examples_framed=False,
+            )
+            for _ in range(2):  # rendered, then remembered
+                _, text = task_messages(
+                    task, framework, "the notes", "A-X; B-Y", examples, components=components
+                )
+                assert text == expected
+    # a persona's own template file and a run's prompt folder are rendered each time
+    own = tmp_path / "mine.j2"
+    for content in ("first {{ document }}", "edited {{ document }}"):
+        own.write_text(content, encoding="utf-8")
+        later = own.stat().st_mtime + 10
+        os.utime(own, (later, later))
+        _, text = task_messages(task, "plume", "notes", "", template=str(own))
+        assert text == content.replace("{{ document }}", "notes")
+    folder = tmp_path / "prompts"
+    folder.mkdir()
+    draft = folder / "draft.j2"
+    for content in ("one", "two"):
+        draft.write_text(content, encoding="utf-8")
+        later = draft.stat().st_mtime + 10
+        os.utime(draft, (later, later))
+        with using_prompts(str(folder)):
+            assert task_messages(task, "plume", "notes", "")[1] == content

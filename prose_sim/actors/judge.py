@@ -59,6 +59,8 @@ SCALES: dict[str, tuple[dict[str, int], dict[str, int]]] = {
     "judge_fpm": (FPM_SCALE, FPM_RELEASED_KEYS),
     "judge_similarity": (SIMILARITY_SCALE, SIMILARITY_SCALE),
 }
+# purpose -> what the forgiving parser takes: both, the released keys after the options
+_FORGIVING = {purpose: {**labels, **released} for purpose, (labels, released) in SCALES.items()}
 # the judge's default: text metrics only (no judge model, no BERTScore)
 TEXT_METRICS_ONLY = MetricsSettings(judge=False, bertscore="")
 
@@ -219,7 +221,7 @@ class Judge(Actor):
         if self.settings.judge_parsing == "released":
             score = parse_verdict_released(completion.text, released)
         else:
-            score = parse_verdict(completion.text, {**labels, **released})
+            score = parse_verdict(completion.text, _FORGIVING[purpose])
         if score is None:
             await self._parse_failed(instance, purpose, completion.text)
         return score, completion.request_id

@@ -8,10 +8,11 @@ assistant). A PLUME answer is the text between triple quotes, when it has them.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from prose_sim.parsing import parse_delimited, split_preferences
-from prose_sim.templating import render_repeated, render_template
+from prose_sim.templating import render_repeated, render_template, renders_builtin
 from prose_sim.world.tasks import Task
 
 
@@ -31,17 +32,46 @@ def task_messages(
     at "; "); ``examples_framed``: the examples' framing is shown even with no example
     (the released prompt for a PROSE+ICL agent's empty example list)."""
     system = render_repeated("draft_system", task=task, framework=framework)
-    prompt = render_template(
-        template or "draft",
+    template = template or "draft"
+    shown = split_preferences(preferences) if components is None else components
+    if renders_builtin(template):  # a prompt that recurs (a user's text in every seed): once
+        pairs = tuple((document, text) for document, text in examples)
+        prompt = _builtin_prompt(
+            template, task, framework, document, preferences, tuple(shown), pairs, examples_framed
+        )
+    else:
+        prompt = _prompt(
+            template, task, framework, document, preferences, shown, examples, examples_framed
+        )
+    return system, prompt
+
+
+def _prompt(
+    template: str,
+    task: Task,
+    framework: str,
+    document: str,
+    preferences: str,
+    components: Sequence[str],
+    examples: Sequence[tuple[str, str]],
+    examples_framed: bool,
+) -> str:
+    return render_template(
+        template,
         task=task,
         framework=framework,
         document=document,
         preferences=preferences,
-        components=split_preferences(preferences) if components is None else list(components),
+        components=list(components),
         examples=list(examples),
         examples_framed=examples_framed,
     )
-    return system, prompt
+
+
+# a PLUME user's text of a document, and a no-learning draft, are asked for with the same
+# prompt in every seed and method of a run: rendered once (the key holds the run's own
+# document strings, no copy; 1,024 prompts of a few KB at most)
+_builtin_prompt = functools.lru_cache(maxsize=1024)(_prompt)
 
 
 def written_text(framework: str, answer: str) -> str:

@@ -89,8 +89,9 @@ class ScriptedBackend:
     def __init__(self, settings: ScriptedSettings = DEFAULT_SCRIPTED):
         self.settings = settings
         # a writing prompt recurs in every seed of its user and document (a draft's with the
-        # same preferences, a PLUME user's always): its words are cut once (this backend's own
-        # cache; a judge's prompts, each with its own draft, do not go through it)
+        # same preferences, a PLUME user's always), a system message in every call of its
+        # role: their words are cut once (this backend's own cache; a judge's prompts, each
+        # with its own draft, do not go through it)
         self._words = functools.lru_cache(maxsize=1024)(_words_of)
 
     async def aclose(self) -> None:
@@ -116,12 +117,15 @@ class ScriptedBackend:
         )
 
     def _prompt_usage(self, request: ModelRequest) -> int:
-        """``simulated_prompt_usage`` of the request, a writing prompt's words counted once."""
+        """``simulated_prompt_usage`` of the request, a writing prompt's and a system message's
+        words counted once."""
         messages = request.messages
-        if request.purpose not in _WRITING_PURPOSES or not messages:
+        if not messages:
             return simulated_prompt_usage(messages)
-        words = self._words(messages[-1]["content"])[0]
-        words += sum(len(m["content"].split()) for m in messages[:-1])
+        # the messages before the last (a system message) recur in every call of their role
+        words = sum(self._words(m["content"])[0] for m in messages[:-1])
+        last = messages[-1]["content"]
+        words += self._words(last)[0] if request.purpose in _WRITING_PURPOSES else len(last.split())
         return (words * 4 + 2) // 3
 
     def _answer(self, request: ModelRequest, rng: random.Random) -> str:
@@ -151,9 +155,10 @@ class ScriptedBackend:
             self.settings.min_words, max(self.settings.min_words, self.settings.max_words)
         )
         out: list[str] = []
+        randrange, randint, count = rng.randrange, rng.randint, len(words)
         while len(out) < n:
-            start = rng.randrange(len(words))
-            out.extend(words[start : start + rng.randint(3, 8)])
+            start = randrange(count)
+            out.extend(words[start : start + randint(3, 8)])
         text = " ".join(out[:n])
         # the task prompt asks for the text between triple quotes (as the released code's)
         return f'Here it is:\n"""\n{text}\n"""' if '"""' in prompt else text
