@@ -5,9 +5,10 @@ anyio memory stream did this job, but its ``receive`` passes through the event l
 every item, buffered or not (a checkpoint), and builds a waiter on each wait: with several
 deliveries per model call that was one of the largest costs of a run on the scripted backend
 (``bench overhead``). Here a buffered event is taken at once, and only an empty inbox makes
-its reader wait, on one event that the next delivery sets. The events are asyncio's: a run
-is on anyio's asyncio backend (as ``runtime.signals`` assumes), and an ``anyio.Event`` looks
-the backend up each time one is made (bench overhead: 254-262 against 239-241 µs a call).
+its reader wait, on one future that the next delivery resolves. The futures are asyncio's: a
+run is on anyio's asyncio backend (as ``runtime.signals`` assumes); an ``anyio.Event`` looks
+the backend up each time one is made (bench overhead: 254-262 against 239-241 µs a call), and
+an ``asyncio.Event`` makes a future and a coroutine for each wait besides itself.
 
 An item may be put in without waking the reader (``wake=False``): the actors' events they only
 record (``Actor.quiet``) wait for the next one they act on, which saves a pass of the loop each.
@@ -40,7 +41,7 @@ class Inbox(Generic[T]):
         self._items: deque[T] = deque()
         self._size = size
         self._closed = False
-        self._readable: asyncio.Event | None = None  # the reader waits on it while empty
+        self._readable: asyncio.Future[None] | None = None  # the reader waits on it while empty
         self._writable: asyncio.Event | None = None  # publishers wait on it while full
 
     def put_nowait(self, item: T, wake: bool = True) -> bool:
@@ -56,9 +57,14 @@ class Inbox(Generic[T]):
             return False
         items.append(item)
         if self._readable is not None and (wake or len(items) >= self._size):
-            self._readable.set()
-            self._readable = None
+            self._wake_reader()
         return True
+
+    def _wake_reader(self) -> None:
+        readable = self._readable
+        self._readable = None
+        if readable is not None and not readable.done():  # done: its waiter was cancelled
+            readable.set_result(None)
 
     async def put(self, item: T, wake: bool = True) -> None:
         """Put ``item`` in, waiting while the inbox is full."""
@@ -70,9 +76,7 @@ class Inbox(Generic[T]):
     def close(self) -> None:
         """No more items: the reader ends after those already in (a waiting reader wakes)."""
         self._closed = True
-        if self._readable is not None:
-            self._readable.set()
-            self._readable = None
+        self._wake_reader()
 
     async def __aenter__(self) -> Inbox[T]:
         return self
@@ -103,7 +107,7 @@ class Inbox(Generic[T]):
         while not self._items:
             if self._closed:
                 raise StopAsyncIteration
-            if self._readable is None:
-                self._readable = asyncio.Event()
-            await self._readable.wait()
+            if self._readable is None or self._readable.done():
+                self._readable = asyncio.get_running_loop().create_future()
+            await self._readable
         return self.get_nowait()
