@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 from hypothesis import given, settings
@@ -91,3 +92,31 @@ PROMPT_TEXT = st.text(alphabet=st.sampled_from([*SPACES, "a", "b", '"', "'", "é
 def test_prompt_usage_counts_the_joined_messages_words(contents):
     messages = [{"role": "user", "content": c} for c in contents]
     assert simulated_prompt_usage(messages) == simulated_usage(" ".join(contents))
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(PROMPT_TEXT, min_size=1, max_size=3),
+    st.sampled_from(["draft", "demonstrate", "judge_ppcm", "refine"]),
+)
+def test_the_backends_prompt_usage_with_its_word_cache_is_the_plain_count(contents, purpose):
+    backend = ScriptedBackend()
+    messages = [{"role": "system", "content": c} for c in contents[:-1]]
+    messages.append({"role": "user", "content": contents[-1]})
+    asked = ModelRequest(
+        role="user", purpose=purpose, episode_id="e", instance=0, model="m", messages=messages
+    )
+    for _ in range(2):  # counted, then remembered
+        assert backend._prompt_usage(asked) == simulated_usage(" ".join(contents))
+
+
+@settings(max_examples=300)
+@given(st.integers(min_value=0, max_value=2**64), st.integers(min_value=1, max_value=5000))
+def test_a_writing_answers_runs_are_drawn_as_randrange_and_randint_draw_them(seed, count):
+    from prose_sim.models.backends.scripted import _runs
+
+    ours, plain = random.Random(seed), random.Random(seed)
+    runs = _runs(ours, count)
+    for _ in range(12):
+        assert next(runs) == (plain.randrange(count), plain.randint(3, 8))
+    assert ours.getstate() == plain.getstate()

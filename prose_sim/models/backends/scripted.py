@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import random
+from collections.abc import Iterator
 
 import anyio
 import anyio.lowlevel
@@ -85,6 +86,22 @@ def _words_of(prompt: str) -> tuple[int, tuple[str, ...]]:
     return len(words), tuple(words)
 
 
+def _runs(rng: random.Random, count: int) -> Iterator[tuple[int, int]]:
+    """(start, length) of the runs of words a writing answer takes, drawn as
+    ``(rng.randrange(count), rng.randint(3, 8))`` would draw them (a property test holds the
+    two equal), from ``getrandbits`` directly as CPython's ``randrange`` does: its calls cost
+    a writing answer two thirds of its time. Endless: the caller takes what it needs."""
+    getrandbits, bits = rng.getrandbits, count.bit_length()
+    while True:
+        start = getrandbits(bits)
+        while start >= count:  # rejection sampling below ``count``, as randrange's
+            start = getrandbits(bits)
+        extra = getrandbits(3)  # randint(3, 8): 3 + one of 6
+        while extra >= 6:
+            extra = getrandbits(3)
+        yield start, 3 + extra
+
+
 class ScriptedBackend:
     def __init__(self, settings: ScriptedSettings = DEFAULT_SCRIPTED):
         self.settings = settings
@@ -155,10 +172,10 @@ class ScriptedBackend:
             self.settings.min_words, max(self.settings.min_words, self.settings.max_words)
         )
         out: list[str] = []
-        randrange, randint, count = rng.randrange, rng.randint, len(words)
+        runs = _runs(rng, len(words))
         while len(out) < n:
-            start = randrange(count)
-            out.extend(words[start : start + randint(3, 8)])
+            start, length = next(runs)
+            out.extend(words[start : start + length])
         text = " ".join(out[:n])
         # the task prompt asks for the text between triple quotes (as the released code's)
         return f'Here it is:\n"""\n{text}\n"""' if '"""' in prompt else text
