@@ -205,8 +205,9 @@ class ResultsCollector:
             out.append(row)
         return out
 
-    def results_csv(self) -> str:
-        rows = self.rows()
+    def results_csv(self, rows: list[dict[str, object]] | None = None) -> str:
+        """``results.csv``: ``rows`` (those of ``rows()``, computed when not given)."""
+        rows = self.rows() if rows is None else rows
         metric_names = sorted(
             {k for row in rows for k in row} - set(ID_COLUMNS) - set(ACCOUNT_COLUMNS) - NOT_IN_CSV
         )

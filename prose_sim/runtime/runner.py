@@ -363,9 +363,12 @@ def _conclude(
     memory of the run's helper processes (the metrics worker), added to its own."""
     wall = time.perf_counter() - started
     folder = RunFolder(run_dir)
+    rows = collector.rows()  # once, for results.csv and the summary
     if control.kind != "io_error":
-        _write(folder.write_results, folder.results_path, collector.results_csv().encode(), control)
-    outcome = _outcome(run_dir, collector, episodes, statuses, wall, limit)
+        _write(
+            folder.write_results, folder.results_path, collector.results_csv(rows).encode(), control
+        )
+    outcome = _outcome(run_dir, collector, rows, episodes, statuses, wall, limit)
     # the run's own peak and its metrics worker's, added (an upper bound: they may not coincide)
     outcome.peak_rss_mb = round(outcome.peak_rss_mb + helpers_rss_mb, 1)
     outcome.answers_from_log = recorded.served if recorded is not None else 0
@@ -529,12 +532,13 @@ def _guarded(write, control: RunControl, *args: object) -> None:
 def _outcome(
     run_dir: Path,
     collector: ResultsCollector,
+    rows: list[dict[str, object]],
     episodes: int,
     statuses: list[str],
     wall: float,
     limit: int,
 ) -> RunOutcome:
-    rows = collector.rows()
+    """The run's outcome from its collector and ``rows`` (the collector's ``rows()``)."""
     total = Usage()
     usage = []
     for (role, purpose), u in sorted(collector.usage_by_role_purpose.items()):
