@@ -309,7 +309,12 @@ async def _run_locked(
                         )
                     else:
                         await run_bus.publish(_run_started(prepared))
-                    limiter = anyio.CapacityLimiter(limit)
+                    # none where every episode may run at once (the default)
+                    limiter = (
+                        anyio.CapacityLimiter(limit)
+                        if limit < len(plans)
+                        else contextlib.nullcontext()
+                    )
 
                     async def one(plan) -> None:
                         async with limiter:
