@@ -213,10 +213,9 @@ class ResultsCollector:
         )
         columns = ID_COLUMNS + metric_names + ACCOUNT_COLUMNS
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: _cell(row.get(k, "")) for k in columns})
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([_cell(row.get(k, "")) for k in columns] for row in rows)
         return buffer.getvalue()
 
 
