@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -123,6 +124,8 @@ def run(quick: bool = False) -> SuiteResult:
             met=headline["cpu_us_per_call"] <= CPU_US_PER_CALL_TARGET,
         ),
     ]
+    instructions = instructions_per_call()
+    checks += instruction_checks(instructions)
     checks += [
         Check(
             name=f"CPU µs per call: {component}",
@@ -171,8 +174,126 @@ def run(quick: bool = False) -> SuiteResult:
             "prose_sim code called is the event loop's; the text metrics run inline there (in a "
             "thread's place; in the run they are in the worker process). "
             + "; ".join(f"{name}: {', '.join(prefixes)}" for name, prefixes in COMPONENTS),
+            INSTRUCTIONS_NOTE
+            if instructions is not None
+            else "instructions per call: not measured (valgrind is not installed)",
         ],
     )
+
+
+# --- instructions per call (valgrind), where it is installed ---------------------------
+
+# (smaller, larger) sizes of each case: the difference of their counts is per call, without
+# the start-up both pay (Python, imports, the scenario's preparation)
+INSTRUCTION_SIZES = {"full": (54, 216), "reference": (40, 160)}
+INSTRUCTIONS_NOTE = (
+    "instructions per call: what the run's own process executes per model call (valgrind's "
+    "cachegrind, no cache simulation; PYTHONHASHSEED=0), the count of a smaller run taken from "
+    "a larger one's so that start-up cancels out; the metrics worker, a child process on the "
+    "other core, is not counted. Unlike calls/s it does not move with the machine's speed "
+    "(repeat runs agree within 0.1%): a regression of a few % shows in it. It misses what the "
+    "processor's caches cost: the full stack's calls/s ratio is lower than its instructions "
+    "ratio"
+)
+
+INSTRUCTIONS_FULL = "instructions per call, full stack (its own process; valgrind)"
+INSTRUCTIONS_REFERENCE = "instructions per call, bare reference (valgrind)"
+INSTRUCTIONS_RATIO = "instructions ratio, reference / full stack"
+
+
+class Instructions(TypedDict):
+    """Instructions per model call of each case (its own process), and their ratio."""
+
+    full: float
+    reference: float
+    reference_over_full: float
+
+
+def instructions_per_call() -> Instructions | None:
+    """Both cases' instructions per model call, or None where valgrind is not installed."""
+    if shutil.which("valgrind") is None:
+        return None
+    per_call = {}
+    for case, (small, large) in INSTRUCTION_SIZES.items():
+        (a, calls_a), (b, calls_b) = (_instructions(case, n) for n in (small, large))
+        per_call[case] = round((b - a) / (calls_b - calls_a))
+    return {
+        "full": per_call["full"],
+        "reference": per_call["reference"],
+        "reference_over_full": round(per_call["reference"] / per_call["full"], 3),
+    }
+
+
+def instruction_checks(instructions: Instructions | None) -> list[Check]:
+    if instructions is None:
+        return []
+    return [
+        Check(
+            name=INSTRUCTIONS_FULL,
+            measured=instructions["full"],
+            target="",
+            met=None,
+        ),
+        Check(
+            name=INSTRUCTIONS_REFERENCE,
+            measured=instructions["reference"],
+            target="",
+            met=None,
+        ),
+        Check(
+            name=INSTRUCTIONS_RATIO,
+            measured=instructions["reference_over_full"],
+            target="",
+            met=None,
+        ),
+    ]
+
+
+def _instructions(case: str, episodes: int) -> tuple[int, int]:
+    """(instructions the case's process executed, model calls it made) under cachegrind."""
+    command = [
+        "valgrind",
+        "--tool=cachegrind",
+        "--cache-sim=no",
+        "--cachegrind-out-file=/dev/null",
+        sys.executable,
+        "-m",
+        "benchmarks.overhead",
+        json.dumps({"case": f"count_{case}", "episodes": episodes}),
+    ]
+    done = subprocess.run(
+        command,
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONHASHSEED": "0"},
+    )
+    refs = parse_instruction_refs(done.stderr)
+    if done.returncode != 0 or refs is None:
+        raise RuntimeError(f"bench overhead: valgrind on {case} failed:\n{done.stderr[-2000:]}")
+    return refs, int(done.stdout.strip().splitlines()[-1])
+
+
+def parse_instruction_refs(stderr: str) -> int | None:
+    """The total of cachegrind's summary line ("==PID== I   refs:      3,485,172,174")."""
+    for line in stderr.splitlines():
+        head, found, count = line.partition("I   refs:")
+        if found and head.startswith("=="):
+            return int(count.strip().replace(",", ""))
+    return None
+
+
+def _count_calls(case: str, episodes: int) -> int:
+    """Run one case bare (no measuring around it), as ``_instructions`` counts it."""
+    from prose_sim.gc_policy import relaxed_gc
+
+    with relaxed_gc():
+        if case == "reference":
+            return anyio.run(_reference, episodes)[0]
+        _import_full_stack()
+        # the worker process at every size (auto would keep small runs in a thread)
+        return anyio.run(_full_stack, episodes, 0.0, "process")[0]
 
 
 # --- the history of the headline figures --------------------------------------------
@@ -203,6 +324,14 @@ def record_history(result: SuiteResult, out_dir: Path, note: str = "") -> Path:
     )
     if row is None:
         return path
+    measured = {check.name: check.measured for check in result.checks}
+    full = measured.get(INSTRUCTIONS_FULL)
+    if full is not None:  # the machine-independent figure beside the ratio
+        counted = (
+            f"instructions per call {full:,} (reference {measured[INSTRUCTIONS_REFERENCE]:,}; "
+            f"ratio {measured[INSTRUCTIONS_RATIO]})"
+        )
+        note = f"{note}; {counted}" if note else counted
     text = path.read_text(encoding="utf-8") if path.exists() else _HISTORY_HEAD
     text += (
         f"| {result.date} | `{result.command}` | {result.machine.get('cpus', '')} "
@@ -507,5 +636,7 @@ if __name__ == "__main__":
     given = json.loads(sys.argv[1])
     if given["case"] == "components":
         print(json.dumps(profile_components(given["episodes"])))
+    elif given["case"].startswith("count_"):
+        print(_count_calls(given["case"].removeprefix("count_"), given["episodes"]))
     else:
         print(json.dumps(measure(msgspec.json.decode(sys.argv[1], type=Case))))

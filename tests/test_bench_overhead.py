@@ -68,3 +68,52 @@ def test_each_run_appends_its_headline_figures_to_the_history(tmp_path):
     assert len(rows) == 2
     assert "| 0.1 | 1,006 |" in rows[0] and "| 0.35 | 390 |" in rows[1]
     assert text.count("# bench overhead: history") == 1
+
+
+CACHEGRIND_STDERR = """==6329== Cachegrind, a high-precision tracing profiler
+==6329== Command: python -m benchmarks.overhead {}
+==6329==
+==6329== I   refs:      3,485,172,174
+"""
+
+
+def test_the_instruction_count_is_read_from_cachegrinds_summary_line():
+    from benchmarks.overhead import parse_instruction_refs
+
+    assert parse_instruction_refs(CACHEGRIND_STDERR) == 3_485_172_174
+    # a run's own output naming the same words is not the summary
+    assert parse_instruction_refs("I   refs: 12\nno summary\n") is None
+
+
+def test_instructions_per_call_take_the_smaller_runs_count_from_the_larger_ones(monkeypatch):
+    import benchmarks.overhead as overhead
+
+    counted = {  # (case, episodes) -> (instructions, calls): 1,000 a call over a start-up
+        ("full", 54): (5_000_000 + 864 * 1000, 864),
+        ("full", 216): (5_000_000 + 3456 * 1000, 3456),
+        ("reference", 40): (2_000_000 + 800 * 250, 800),
+        ("reference", 160): (2_000_000 + 3200 * 250, 3200),
+    }
+    monkeypatch.setattr(overhead.shutil, "which", lambda name: "/usr/bin/valgrind")
+    monkeypatch.setattr(overhead, "_instructions", lambda case, n: counted[(case, n)])
+    assert overhead.instructions_per_call() == {
+        "full": 1000,
+        "reference": 250,
+        "reference_over_full": 0.25,
+    }
+    monkeypatch.setattr(overhead.shutil, "which", lambda name: None)
+    assert overhead.instructions_per_call() is None  # not measured, and the notes say so
+
+
+def test_the_history_note_carries_the_instruction_counts_when_measured(tmp_path):
+    from benchmarks.overhead import instruction_checks
+
+    result = _result(0.3, 150.0)
+    result.checks = instruction_checks(
+        {"full": 646_705, "reference": 271_200, "reference_over_full": 0.419}
+    )
+    text = record_history(result, tmp_path, note="after the change").read_text(encoding="utf-8")
+    assert (
+        "| after the change; instructions per call 646,705 (reference 271,200; ratio 0.419) |"
+        in text
+    )
