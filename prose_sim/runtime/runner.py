@@ -309,12 +309,7 @@ async def _run_locked(
                         )
                     else:
                         await run_bus.publish(_run_started(prepared))
-                    # none where every episode may run at once (the default)
-                    limiter = (
-                        anyio.CapacityLimiter(limit)
-                        if limit < len(plans)
-                        else contextlib.nullcontext()
-                    )
+                    limiter = anyio.CapacityLimiter(limit)
 
                     async def one(plan) -> None:
                         async with limiter:
