@@ -204,8 +204,8 @@ INSTRUCTIONS_RATIO = "instructions ratio, reference / full stack"
 class Instructions(TypedDict):
     """Instructions per model call of each case (its own process), and their ratio."""
 
-    full: float
-    reference: float
+    full: int
+    reference: int
     reference_over_full: float
 
 
@@ -228,41 +228,25 @@ def instruction_checks(instructions: Instructions | None) -> list[Check]:
     if instructions is None:
         return []
     return [
-        Check(
-            name=INSTRUCTIONS_FULL,
-            measured=instructions["full"],
-            target="",
-            met=None,
-        ),
-        Check(
-            name=INSTRUCTIONS_REFERENCE,
-            measured=instructions["reference"],
-            target="",
-            met=None,
-        ),
-        Check(
-            name=INSTRUCTIONS_RATIO,
-            measured=instructions["reference_over_full"],
-            target="",
-            met=None,
-        ),
+        Check(name=name, measured=measured, target="", met=None)
+        for name, measured in (
+            (INSTRUCTIONS_FULL, instructions["full"]),
+            (INSTRUCTIONS_REFERENCE, instructions["reference"]),
+            (INSTRUCTIONS_RATIO, instructions["reference_over_full"]),
+        )
     ]
 
 
 def _instructions(case: str, episodes: int) -> tuple[int, int]:
     """(instructions the case's process executed, model calls it made) under cachegrind."""
-    command = [
+    valgrind = [
         "valgrind",
         "--tool=cachegrind",
         "--cache-sim=no",
         "--cachegrind-out-file=/dev/null",
-        sys.executable,
-        "-m",
-        "benchmarks.overhead",
-        json.dumps({"case": f"count_{case}", "episodes": episodes}),
     ]
     done = subprocess.run(
-        command,
+        valgrind + _case_command({"case": f"count_{case}", "episodes": episodes}),
         cwd=REPOSITORY,
         capture_output=True,
         text=True,
@@ -410,10 +394,15 @@ def _components_in_subprocess(episodes: int) -> dict[str, float]:
     return json.loads(_case_output(case))["shares"]
 
 
+def _case_command(case: Mapping[str, object]) -> list[str]:
+    """The command that runs one bench case in a fresh interpreter (from ``REPOSITORY``)."""
+    return [sys.executable, "-m", "benchmarks.overhead", json.dumps(case)]
+
+
 def _case_output(case: Mapping[str, object]) -> str:
     """Run one bench case in a fresh interpreter; its last line of output (JSON)."""
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.overhead", json.dumps(case)],
+        _case_command(case),
         cwd=REPOSITORY,  # where `benchmarks` is found, whatever the caller's folder
         capture_output=True,
         text=True,

@@ -149,8 +149,8 @@ def renders_builtin(template: str) -> bool:
 
 
 def render_repeated(name: str, **context: Hashable) -> str:
-    """``render`` for a template whose context repeats (the system messages): a built-in
-    template is rendered once per distinct context. A run's prompt folder is rendered each
+    """``render`` for a template whose context repeats (the system messages, a task prompt
+    that recurs in every seed): a built-in template is rendered once per distinct context. A run's prompt folder is rendered each
     time (its files may change between two runs of one process)."""
     if not renders_builtin(name):
         return render(name, **context)

@@ -8,7 +8,6 @@ assistant). A PLUME answer is the text between triple quotes, when it has them.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 
 from prose_sim.parsing import parse_delimited, split_preferences
@@ -35,43 +34,28 @@ def task_messages(
     template = template or "draft"
     shown = split_preferences(preferences) if components is None else components
     if renders_builtin(template):  # a prompt that recurs (a user's text in every seed): once
-        pairs = tuple((document, text) for document, text in examples)
-        prompt = _builtin_prompt(
-            template, task, framework, document, preferences, tuple(shown), pairs, examples_framed
+        prompt = render_repeated(
+            template,
+            task=task,
+            framework=framework,
+            document=document,
+            preferences=preferences,
+            components=tuple(shown),
+            examples=tuple((doc, text) for doc, text in examples),
+            examples_framed=examples_framed,
         )
-    else:
-        prompt = _prompt(
-            template, task, framework, document, preferences, shown, examples, examples_framed
+    else:  # a user's template, as documented: lists
+        prompt = render_template(
+            template,
+            task=task,
+            framework=framework,
+            document=document,
+            preferences=preferences,
+            components=list(shown),
+            examples=list(examples),
+            examples_framed=examples_framed,
         )
     return system, prompt
-
-
-def _prompt(
-    template: str,
-    task: Task,
-    framework: str,
-    document: str,
-    preferences: str,
-    components: Sequence[str],
-    examples: Sequence[tuple[str, str]],
-    examples_framed: bool,
-) -> str:
-    return render_template(
-        template,
-        task=task,
-        framework=framework,
-        document=document,
-        preferences=preferences,
-        components=list(components),
-        examples=list(examples),
-        examples_framed=examples_framed,
-    )
-
-
-# a PLUME user's text of a document, and a no-learning draft, are asked for with the same
-# prompt in every seed and method of a run: rendered once (the key holds the run's own
-# document strings, no copy; 1,024 prompts of a few KB at most)
-_builtin_prompt = functools.lru_cache(maxsize=1024)(_prompt)
 
 
 def written_text(framework: str, answer: str) -> str:
