@@ -25,10 +25,13 @@ import contextlib
 import contextvars
 import functools
 import hashlib
-from collections.abc import Hashable, Iterator
+import re
+import secrets
+from collections.abc import Hashable, Iterator, Mapping
 from pathlib import Path
 
 import jinja2
+from jinja2 import nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 _PACKAGE = Path(__file__).resolve().parent
@@ -160,6 +163,91 @@ def render_repeated(name: str, **context: Hashable) -> str:
 @functools.lru_cache(maxsize=1024)
 def _rendered(name: str, context: tuple[tuple[str, Hashable], ...]) -> str:
     return _template(name).render(**dict(context)).strip()
+
+
+def render_filled(name: str, texts: Mapping[str, str], **context: object) -> str:
+    """``render(name, **context, **texts)`` for a prompt around long texts that never repeat
+    (a judged draft, a description to compare): a built-in template that writes each of
+    ``texts`` out as it is (a plain ``{{ text }}``: no filter, test, condition or assignment
+    on it) is rendered once per distinct ``context``, with a marker in each text's place,
+    and the texts are put where the markers are. Concatenation is all the template does
+    with such a value, so the prompt is the same string (a test holds the two equal).
+
+    Any other template (one that does more with a text, or one of a run's prompt folder)
+    is rendered as ``render`` renders it."""
+    if renders_builtin(name) and _written_plainly(name, frozenset(texts)):
+        pieces = _pieces(name, tuple(texts), _Context(context))
+        # pieces: text, name of a hole, text, ... (the holes at odd places)
+        return "".join([texts[p] if i % 2 else p for i, p in enumerate(pieces)]).strip()
+    return render(name, **context, **texts)
+
+
+_MARK = f"\x00{secrets.token_hex(8)}:"  # a hole's marker: _MARK, its name, NUL
+_MARKS = re.compile(re.escape(_MARK) + "([^\x00]*)\x00")
+
+
+class _Context:
+    """A render's context as a cache key: a list or a dict compared by its items (a
+    persona's components, a verdict scale), the values themselves kept for the render."""
+
+    __slots__ = ("_key", "values")
+
+    def __init__(self, values: dict[str, object]):
+        self.values = values
+        self._key = tuple(
+            (k, tuple(v) if type(v) is list else tuple(v.items()) if type(v) is dict else v)
+            for k, v in values.items()
+        )
+
+    def __hash__(self) -> int:
+        return hash(self._key)  # a value holding something unhashable: TypeError
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Context) and self._key == other._key
+
+
+@functools.lru_cache(maxsize=4096)  # judge prompts: one per task and component or persona
+def _pieces(name: str, holes: tuple[str, ...], context: _Context) -> tuple[str, ...]:
+    marked = _template(name).render(**context.values, **{h: f"{_MARK}{h}\x00" for h in holes})
+    pieces = tuple(_MARKS.split(marked))
+    if _MARK in "".join(pieces[::2]):  # cannot be: the marker is this process's secret
+        raise AssertionError(f"template {name}: a hole's marker was altered")
+    return pieces
+
+
+_OPAQUE = (  # what could do more with a value than write it out
+    nodes.Macro,
+    nodes.CallBlock,
+    nodes.FilterBlock,
+    nodes.Include,
+    nodes.Extends,
+    nodes.Import,
+    nodes.FromImport,
+    nodes.Block,
+)
+
+
+@functools.lru_cache(maxsize=64)
+def _written_plainly(name: str, holes: frozenset[str]) -> bool:
+    """Whether the built-in template ``name`` does nothing with the ``holes`` variables but
+    write them out: each use a plain ``{{ name }}`` of an output, and nothing (a macro, an
+    include, a block) that could take a rendered piece further."""
+    env = environment()
+    source, _, _ = env.loader.get_source(env, f"{name}{SUFFIX}")  # type: ignore[union-attr]
+    return writes_plainly(env.parse(source), holes)
+
+
+def writes_plainly(tree: nodes.Template, holes: frozenset[str]) -> bool:
+    """``_written_plainly`` of a parsed template."""
+    if any(True for _ in tree.find_all(_OPAQUE)):
+        return False
+    plain = {
+        id(node)
+        for output in tree.find_all(nodes.Output)
+        for node in output.nodes
+        if isinstance(node, nodes.Name) and node.name in holes
+    }
+    return all(id(node) in plain for node in tree.find_all(nodes.Name) if node.name in holes)
 
 
 @functools.cache

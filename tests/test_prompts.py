@@ -10,6 +10,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from prose_sim.scales import FPM_SCALE, PPCM_SCALE, SIMILARITY_SCALE, VALIDATION_SCALE
 from prose_sim.templating import render, template_dir
@@ -496,3 +498,53 @@ def test_a_recurring_task_prompt_is_the_same_text_as_rendered_and_a_users_file_i
         os.utime(draft, (later, later))
         with using_prompts(str(folder)):
             assert task_messages(task, "plume", "notes", "")[1] == content
+
+
+_JUDGE_TEXTS = st.text(  # any text a judge is shown: spaces at its ends, braces, quotes, NULs
+    st.characters(blacklist_categories=("Cs",)), max_size=200
+) | st.sampled_from(["", " ", "\n", "{{ text }}", '"""', "\x00", " padded \n"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(text=_JUDGE_TEXTS, other=_JUDGE_TEXTS)
+def test_a_judge_prompt_around_a_text_is_the_text_rendered_in_full(text, other):
+    from prose_sim.actors.judge import SCALES
+    from prose_sim.templating import render_filled
+
+    for task in TASKS.values():
+        for name, texts, context in (
+            ("judge_ppcm", {"text": text}, {"component": "be brief"}),
+            ("judge_fpm", {"text": text}, {"components": ["be brief", "no jargon"]}),
+            ("judge_similarity", {"inferred": text, "true_preferences": other}, {}),
+        ):
+            full = dict(task=task, framework="plume", scale=SCALES[name][0], **context)
+            assert render_filled(name, texts, **full) == render(name, **full, **texts)
+
+
+def test_only_a_variable_written_out_as_it_is_makes_a_hole_in_a_template():
+    from prose_sim.templating import environment, writes_plainly
+
+    def plain(source: str) -> bool:
+        return writes_plainly(environment().parse(source), frozenset({"text"}))
+
+    assert plain('Here:\n"""\n{{ text }}\n"""\n{% if a %}{{ a }}{% endif %}')
+    assert plain("{% for x in xs %}{{ text }}{% endfor %}")  # written out, as often as it is
+    assert not plain("{{ text | trim }}")  # a filter changes it
+    assert not plain("{% if text %}{{ text }}{% endif %}")  # a condition reads it
+    assert not plain("{% set t = text %}{{ t }}")
+    assert not plain("{{ text ~ '!' }}")
+    assert not plain("{% macro m() %}{{ text }}{% endmacro %}{{ m() | upper }}")
+    assert not plain('{% include "other.j2" %}{{ text }}')
+
+
+def test_a_judge_prompt_from_a_run_folder_is_rendered_in_full_each_time(tmp_path):
+    from prose_sim.templating import render_filled, using_prompts
+
+    path = tmp_path / "judge_ppcm.j2"
+    path.write_text("{{ text | upper }} / {{ component }}", encoding="utf-8")
+    with using_prompts(str(tmp_path)):
+        assert render_filled("judge_ppcm", {"text": "a b"}, component="c") == "A B / c"
+        path.write_text("{{ text | length }}", encoding="utf-8")
+        later = path.stat().st_mtime + 10
+        os.utime(path, (later, later))
+        assert render_filled("judge_ppcm", {"text": "a b"}, component="c") == "3"

@@ -47,7 +47,7 @@ from prose_sim.metrics.verifiable import checker_for
 from prose_sim.models.answers import Choice
 from prose_sim.parsing import parse_verdict, parse_verdict_released
 from prose_sim.scales import FPM_RELEASED_KEYS, FPM_SCALE, PPCM_SCALE, SIMILARITY_SCALE
-from prose_sim.templating import render, render_repeated
+from prose_sim.templating import render_filled, render_repeated
 from prose_sim.world.personas import Persona
 
 EXCERPT_CHARS = 300
@@ -180,7 +180,7 @@ class Judge(Actor):
     ) -> None:
         checker = checker_for(component) if checked is not None else None
         verdict = await self._ask(
-            "judge_ppcm", draft.instance, component=component, text=draft.text
+            "judge_ppcm", draft.instance, {"text": draft.text}, component=component
         )
         out[slot] = _verdict(
             verdict,
@@ -193,7 +193,7 @@ class Judge(Actor):
 
     async def _fpm(self, out: list, slot: int, draft: DraftProduced, persona: Persona) -> None:
         verdict = await self._ask(
-            "judge_fpm", draft.instance, components=persona.components, text=draft.text
+            "judge_fpm", draft.instance, {"text": draft.text}, components=persona.components
         )
         out[slot] = _verdict(verdict, draft.instance, "fpm")
 
@@ -203,15 +203,21 @@ class Judge(Actor):
         verdict = await self._ask(
             "judge_similarity",
             draft.instance,
-            inferred=draft.preferences or NO_PREFERENCES,
-            true_preferences=persona.preferences,
+            {
+                "inferred": draft.preferences or NO_PREFERENCES,
+                "true_preferences": persona.preferences,
+            },
         )
         out[slot] = _verdict(verdict, draft.instance, "similarity")
 
-    async def _ask(self, purpose: str, instance: int, **context: object):
+    async def _ask(self, purpose: str, instance: int, texts: dict[str, str], **context: object):
+        """Ask one question; ``texts``: the long values the prompt is built around (the
+        draft, the descriptions compared), ``context`` the rest (which recurs)."""
         labels, released = SCALES[purpose]
         task, framework = self.ctx.task, self.ctx.framework
-        prompt = render(purpose, task=task, framework=framework, scale=labels, **context)
+        prompt = render_filled(
+            purpose, texts, task=task, framework=framework, scale=labels, **context
+        )
         # the released judge's system message, sent as a system message as it is there
         system = render_repeated("judge_system", task=task, framework=framework, purpose=purpose)
         # no response prefix: the judge reasons before its verdict line, as in the released code

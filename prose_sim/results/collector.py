@@ -303,8 +303,9 @@ def summarize(
         means, errors, pooled = {}, {}, {}
         for key, finished_only in measures:
             over = ok if finished_only else members
-            means[key], errors[key] = over_seeds(over, lambda r, k=key: value(r, k))
-            pooled[key] = mean([v for r in over if (v := value(r, key)) is not None])
+            seeded = [(r["seed"], value(r, key)) for r in over]  # each row's value read once
+            means[key], errors[key] = _over_seeds(seeded)
+            pooled[key] = mean([v for _, v in seeded if v is not None])
         out.append(
             Summary(
                 group=group,
@@ -336,11 +337,15 @@ class MethodSummary(msgspec.Struct):
 def over_seeds(rows: list[dict[str, object]], value) -> tuple[float, float]:
     """The mean over seeds of the per-seed means of ``value(row)`` (None: the row has no
     value), and its standard error over seeds, as the paper reports. NaN when no row has one."""
+    return _over_seeds([(row["seed"], value(row)) for row in rows])
+
+
+def _over_seeds(seeded: list[tuple[object, float | None]]) -> tuple[float, float]:
+    """``over_seeds`` of (seed, value) pairs, in the rows' order."""
     by_seed: dict[object, list[float]] = defaultdict(list)
-    for row in rows:
-        v = value(row)
+    for seed, v in seeded:
         if v is not None and not math.isnan(v):
-            by_seed[row["seed"]].append(v)
+            by_seed[seed].append(v)
     per_seed = [mean(values) for values in by_seed.values()]
     return mean(per_seed), stderr(per_seed)
 
