@@ -85,6 +85,9 @@ class Registry(Generic[T]):
     def load(self, name: str) -> T:
         """What ``name`` names, imported on first use: KeyError for an unknown name, a
         UsageError naming the entry point for one that cannot be loaded."""
+        target = self.builtin.get(name)
+        if target is not None and (name, target) in self._loaded:  # each episode asks
+            return self._loaded[name, target]
         ep = self.entry_point(name)
         key = (name, ep.value)
         if key not in self._loaded:
