@@ -198,14 +198,13 @@ def test_replay_names_the_first_diverging_event(baseline, tmp_path, monkeypatch)
     _, reference, _ = baseline
     import prose_sim.templating as templating
 
-    real = templating.render
+    real = templating.render_filled
 
-    def changed(name, **context):  # a prompt edited since the run was recorded
-        text = real(name, **context)
+    def changed(name, texts, **context):  # a judge prompt edited since the run was recorded
+        text = real(name, texts, **context)
         return text + "\nBe concise." if name == "judge_fpm" else text
 
-    monkeypatch.setattr("prose_sim.actors.judge.render", changed)
-    monkeypatch.setattr(templating, "render", changed)
+    monkeypatch.setattr("prose_sim.actors.judge.render_filled", changed)
     outcome = anyio.run(lambda: replay_run(reference, tmp_path / "replay", progress="off"))
     assert not outcome.identical and outcome.unrecorded_calls > 0
     assert "model_requested" in outcome.divergence and "request_hash" in outcome.divergence
