@@ -70,6 +70,21 @@ def test_round_trip(tmp_path):
     assert path.read_bytes().count(b"\n") == len(SAMPLES)
 
 
+def test_events_written_at_once_are_the_same_lines_as_written_one_by_one(tmp_path):
+    one_by_one, at_once = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    writer = EventLogWriter(one_by_one)
+    for event in SAMPLES:
+        writer.write(event)
+    writer.close()
+    writer = EventLogWriter(at_once)
+    writer.write_all(SAMPLES[:3])
+    writer.write_all([])
+    writer.write_all(SAMPLES[3:])
+    assert writer.events_written == len(SAMPLES)
+    writer.close()
+    assert at_once.read_bytes() == one_by_one.read_bytes()
+
+
 def test_every_event_kind_has_a_distinct_tag():
     tags = [t.__struct_config__.tag for t in EVENT_TYPES]
     assert len(set(tags)) == len(tags)

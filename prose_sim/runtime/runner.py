@@ -506,18 +506,18 @@ class _Consumer:
         """Log every event published so far and flush; whether more can come."""
         writer, observe = self._writer, self._collector.observe
         events, more = self._sink.take()
-        for event in events:
-            if self._ended:
-                break  # episodes unwinding after a signal's quick exit
-            if writer.broken is None:
-                try:  # _guarded's rule, inline: this runs once per event
-                    writer.write(event)
-                except RunIOError as exc:
-                    self._control.stop("io_error", str(exc))
+        # none after the run's RunFinished (episodes unwinding after a signal's quick exit),
+        # none once a write failed
+        if not self._ended and writer.broken is None:
+            kept = 0
+            for event in events:
                 observe(event)
-            match event:
-                case RunFinished(episode_id=""):
-                    self._ended = True
+                kept += 1
+                match event:
+                    case RunFinished(episode_id=""):
+                        self._ended = True
+                        break
+            _guarded(writer.write_all, self._control, events[:kept])
         _guarded(writer.flush, self._control)
         return more
 
