@@ -25,6 +25,7 @@ from prose_sim.errors import RunIOError, UsageError
 from prose_sim.events import AnyEvent, BatchStats, Event
 
 FLUSH_BYTES = 1 << 20
+WRITE_CHUNK = 256  # events encoded in one call by write_all
 
 
 class EventLogWriter:
@@ -52,12 +53,17 @@ class EventLogWriter:
     def write_all(self, events: list[Event]) -> None:
         """``write`` each of ``events``, in order, encoded in one call (the run's writer
         takes every event published since it last looked at once)."""
-        if self.broken is not None or not events:
-            return
-        self._buffer += self._encoder.encode_lines(events)  # each a line, as ``write``'s
-        self.events_written += len(events)
-        if len(self._buffer) >= FLUSH_BYTES:
-            self.flush()
+        encode_lines = self._encoder.encode_lines  # each a line, as ``write``'s
+        # a few hundred at a time: a drain at 10,000 episodes can take tens of MB of events,
+        # which would otherwise be encoded whole before a flush
+        for start in range(0, len(events), WRITE_CHUNK):
+            if self.broken is not None:
+                return
+            chunk = events[start : start + WRITE_CHUNK]
+            self._buffer += encode_lines(chunk)
+            self.events_written += len(chunk)
+            if len(self._buffer) >= FLUSH_BYTES:
+                self.flush()
 
     def flush(self) -> None:
         if not self._buffer or self.broken is not None:

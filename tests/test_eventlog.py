@@ -71,16 +71,19 @@ def test_round_trip(tmp_path):
 
 
 def test_events_written_at_once_are_the_same_lines_as_written_one_by_one(tmp_path):
+    from prose_sim.eventlog import WRITE_CHUNK
+
+    events = SAMPLES * (WRITE_CHUNK // len(SAMPLES) + 2)  # more than one chunk's worth
     one_by_one, at_once = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     writer = EventLogWriter(one_by_one)
-    for event in SAMPLES:
+    for event in events:
         writer.write(event)
     writer.close()
     writer = EventLogWriter(at_once)
-    writer.write_all(SAMPLES[:3])
+    writer.write_all(events[:3])
     writer.write_all([])
-    writer.write_all(SAMPLES[3:])
-    assert writer.events_written == len(SAMPLES)
+    writer.write_all(events[3:])
+    assert writer.events_written == len(events)
     writer.close()
     assert at_once.read_bytes() == one_by_one.read_bytes()
 
