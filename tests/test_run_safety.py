@@ -315,7 +315,9 @@ def test_a_full_disk_is_one_line_exit_1_the_log_whole_and_resume_works_once_free
 
     monkeypatch.setattr(eventlog.os, "write", filling_up)
     # batches by size, not by the consumer's polls: a third batch on any machine's speed
+    # (a few events encoded at a time, so that a batch ends near 4 KiB)
     monkeypatch.setattr(eventlog, "FLUSH_BYTES", 4096)
+    monkeypatch.setattr(eventlog, "WRITE_CHUNK", 4)
     out = tmp_path / "run"
     capsys.readouterr()
     assert run(path, "--out", out) == 1
