@@ -153,8 +153,9 @@ def renders_builtin(template: str) -> bool:
 
 def render_repeated(name: str, **context: Hashable) -> str:
     """``render`` for a template whose context repeats (the system messages, a task prompt
-    that recurs in every seed): a built-in template is rendered once per distinct context. A run's prompt folder is rendered each
-    time (its files may change between two runs of one process)."""
+    that recurs in every seed): a built-in template is rendered once per distinct context.
+    A run's prompt folder is rendered each time (its files may change between two runs of
+    one process)."""
     if not renders_builtin(name):
         return render(name, **context)
     return _rendered(name, tuple(context.items()))
@@ -175,10 +176,10 @@ def render_filled(name: str, texts: Mapping[str, str], **context: object) -> str
 
     Any other template (one that does more with a text, or one of a run's prompt folder)
     is rendered as ``render`` renders it."""
-    if renders_builtin(name) and _written_plainly(name, frozenset(texts)):
+    if renders_builtin(name):
         pieces = _pieces(name, tuple(texts), _Context(context))
-        # pieces: text, name of a hole, text, ... (the holes at odd places)
-        return "".join([texts[p] if i % 2 else p for i, p in enumerate(pieces)]).strip()
+        if pieces is not None:  # text, name of a hole, text, ... (the holes at odd places)
+            return "".join([texts[p] if i % 2 else p for i, p in enumerate(pieces)]).strip()
     return render(name, **context, **texts)
 
 
@@ -209,7 +210,11 @@ class _Context:
 
 
 @functools.lru_cache(maxsize=4096)  # judge prompts: one per task and component or persona
-def _pieces(name: str, holes: tuple[str, ...], context: _Context) -> tuple[str, ...]:
+def _pieces(name: str, holes: tuple[str, ...], context: _Context) -> tuple[str, ...] | None:
+    """The template rendered around markers, split at them; None where it does more with a
+    hole than write it out (``_written_plainly``)."""
+    if not _written_plainly(name, frozenset(holes)):
+        return None
     marked = _template(name).render(**context.values, **{h: f"{_MARK}{h}\x00" for h in holes})
     pieces = tuple(_MARKS.split(marked))
     if _MARK in "".join(pieces[::2]):  # cannot be: the marker is this process's secret

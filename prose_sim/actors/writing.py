@@ -33,28 +33,18 @@ def task_messages(
     system = render_repeated("draft_system", task=task, framework=framework)
     template = template or "draft"
     shown = split_preferences(preferences) if components is None else components
+    given = dict(
+        task=task,
+        framework=framework,
+        document=document,
+        preferences=preferences,
+        examples_framed=examples_framed,
+    )
     if renders_builtin(template):  # a prompt that recurs (a user's text in every seed): once
-        prompt = render_repeated(
-            template,
-            task=task,
-            framework=framework,
-            document=document,
-            preferences=preferences,
-            components=tuple(shown),
-            examples=tuple((doc, text) for doc, text in examples),
-            examples_framed=examples_framed,
-        )
+        pairs = tuple((doc, text) for doc, text in examples)
+        prompt = render_repeated(template, components=tuple(shown), examples=pairs, **given)
     else:  # a user's template, as documented: lists
-        prompt = render_template(
-            template,
-            task=task,
-            framework=framework,
-            document=document,
-            preferences=preferences,
-            components=list(shown),
-            examples=list(examples),
-            examples_framed=examples_framed,
-        )
+        prompt = render_template(template, components=list(shown), examples=list(examples), **given)
     return system, prompt
 
 
